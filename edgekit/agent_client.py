@@ -1,0 +1,107 @@
+"""Speaks the agent protocol (docs/protocol.md) over any AgentChannel."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from edgekit.errors import AGENT_INPUT_ERROR_TYPES, AgentError, DeviceError, ModelError
+from edgekit.transport.base import AgentChannel
+
+PROTOCOL_VERSION = 1
+ProgressCallback = Callable[[dict[str, Any]], None]
+
+
+class AgentClient:
+    def __init__(self, channel: AgentChannel, device_name: str) -> None:
+        self._channel = channel
+        self.device_name = device_name
+        self._ids = itertools.count(1)
+
+    def request(
+        self,
+        op: str,
+        params: dict[str, Any] | None = None,
+        *,
+        timeout_s: float = 60.0,
+        on_progress: ProgressCallback | None = None,
+    ) -> dict[str, Any]:
+        """Send one request; return its result or raise. `timeout_s` bounds silence, not the total."""
+        request_id = next(self._ids)
+        message: dict[str, Any] = {"id": request_id, "op": op}
+        if params is not None:
+            message["params"] = params
+        self._channel.send_line(json.dumps(message))
+        while True:
+            line = self._channel.read_line(timeout_s)
+            if line is None:
+                tail = self._channel.stderr_tail()
+                raise DeviceError(
+                    f"device {self.device_name!r}: the agent exited during {op!r}"
+                    + (f": {tail}" if tail else ""),
+                    device=self.device_name,
+                    op=op,
+                )
+            reply = self._decode(line)
+            if reply is None or reply.get("id") != request_id:
+                continue  # a stray line, or a reply to an earlier request: not ours
+            if reply.get("event") == "progress":
+                if on_progress is not None:
+                    on_progress(reply)
+                continue
+            if reply.get("ok") is True:
+                result = reply.get("result")
+                return result if isinstance(result, dict) else {"value": result}
+            raise self._error(op, reply.get("error"))
+
+    def _decode(self, line: str) -> dict[str, Any] | None:
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    def _error(self, op: str, error: Any) -> Exception:
+        error = error if isinstance(error, dict) else {}
+        error_type = str(error.get("type", "Unknown"))
+        message = str(error.get("message", "no message"))
+        data = error.get("data") if isinstance(error.get("data"), dict) else {}
+        if error_type in AGENT_INPUT_ERROR_TYPES:
+            # The device is fine; the model or its inputs are not (exit code 2).
+            return ModelError(f"{message}", device=self.device_name, error_type=error_type, **data)
+        return AgentError(
+            f"device {self.device_name!r}: {op} failed: {error_type}: {message}",
+            error_type=error_type,
+            device=self.device_name,
+            **data,
+        )
+
+    def hello(self) -> dict[str, Any]:
+        started = time.monotonic()
+        result = self.request("hello", timeout_s=30.0)
+        if result.get("protocol") != PROTOCOL_VERSION:
+            raise DeviceError(
+                f"device {self.device_name!r}: agent speaks protocol {result.get('protocol')!r}, "
+                f"this edgekit speaks {PROTOCOL_VERSION}",
+                device=self.device_name,
+            )
+        result["handshake_ms"] = (time.monotonic() - started) * 1000.0
+        return result
+
+    def sensors(self) -> dict[str, Any]:
+        return self.request("sensors", timeout_s=30.0)
+
+    def bench(self, params: dict[str, Any], on_progress: ProgressCallback | None = None) -> dict[str, Any]:
+        # Progress events arrive every second while timing; only a model load is silent this long.
+        return self.request("bench", params, timeout_s=600.0, on_progress=on_progress)
+
+    def close(self) -> None:
+        try:
+            self.request("bye", timeout_s=5.0)
+        except DeviceError:
+            pass
+        finally:
+            self._channel.close()

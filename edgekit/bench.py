@@ -1,0 +1,199 @@
+"""One benchmark run on one device -> one result (the JSON object DESIGN.md specifies)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from edgekit import __version__
+from edgekit.agent_client import AgentClient
+from edgekit.artifacts import Artifact, load_artifact, sha256_file
+from edgekit.budgets import evaluate
+from edgekit.devices import Device
+from edgekit.errors import UsageError
+from edgekit.fingerprint import build_fingerprint
+from edgekit.inputs import InputSpec, check_inputs_file, parse_shape_options, resolve_input_spec
+from edgekit.onnx_model import graph_inputs, load_onnx
+from edgekit.profiles import DeviceProfile
+from edgekit.stats import ns_to_ms, summarize_latencies
+from edgekit.thermal import thermal_summary
+
+RESULT_SCHEMA = 1
+EventCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    runs: int = 100
+    warmup: int = 10
+    min_seconds: float = 2.0
+    max_seconds: float = 600.0
+    threads: int | None = None  # None: the profile's default_threads
+    shapes: tuple[str, ...] = ()
+    inputs_file: Path | None = None
+    runtime: str = "auto"
+    seed: int = 0
+    budget_overrides: dict[str, float] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.runs < 1:
+            raise UsageError(f"--runs must be >= 1, got {self.runs}")
+        if self.warmup < 0:
+            raise UsageError(f"--warmup must be >= 0, got {self.warmup}")
+        if not 0 <= self.min_seconds <= self.max_seconds:
+            raise UsageError(
+                f"--min-seconds must be between 0 and {self.max_seconds:g}, got {self.min_seconds:g}"
+            )
+        if self.threads is not None and self.threads < 0:
+            raise UsageError(f"--threads must be >= 0 (0 = runtime default), got {self.threads}")
+
+
+@dataclass(frozen=True)
+class PreparedModel:
+    artifact: Artifact
+    inputs: InputSpec
+
+
+def prepare_model(path: Path, options: BenchOptions) -> PreparedModel:
+    """Everything that can be checked on the host, before any device is touched."""
+    options.validate()
+    artifact = load_artifact(path)
+    if artifact.format != "onnx":
+        raise UsageError(f"{artifact.path}: {artifact.format} artifacts are not supported yet")
+    declared = graph_inputs(load_onnx(artifact.path))
+    shapes = parse_shape_options(options.shapes, [i.name for i in declared])
+    if options.inputs_file is not None:
+        spec = check_inputs_file(options.inputs_file, declared, shapes)
+    else:
+        spec = resolve_input_spec(declared, shapes)
+    return PreparedModel(artifact, spec)
+
+
+def _threads(options: BenchOptions, profile: DeviceProfile) -> int | None:
+    threads = options.threads if options.threads is not None else profile.facts.default_threads
+    return threads or None  # 0 = let the runtime decide
+
+
+def run_bench(
+    model_path: Path,
+    device: Device,
+    profile: DeviceProfile,
+    options: BenchOptions,
+    on_event: EventCallback | None = None,
+) -> dict[str, Any]:
+    """Benchmark on a device and judge against the profile's budgets (plus overrides)."""
+    prepared = prepare_model(model_path, options)
+    emit = on_event or (lambda event: None)
+    transport = device.transport()
+    emit({"phase": "connect", "device": device.name})
+    channel = transport.start_agent()
+    client = AgentClient(channel, device.name)
+    try:
+        hello = client.hello()
+        staged = transport.stage_file(prepared.artifact.path, prepared.artifact.sha256)
+        inputs_path = None
+        if options.inputs_file is not None:
+            inputs_path = transport.stage_file(
+                options.inputs_file, sha256_file(options.inputs_file)
+            ).remote_path
+        params = {
+            "artifact": staged.remote_path,
+            "runtime": options.runtime,
+            "threads": _threads(options, profile),
+            "warmup": options.warmup,
+            "runs": options.runs,
+            "min_seconds": options.min_seconds,
+            "max_seconds": options.max_seconds,
+            "inputs": prepared.inputs,
+            "inputs_file": inputs_path,
+            "seed": options.seed,
+        }
+        raw = client.bench(params, on_progress=emit)
+    finally:
+        client.close()
+        transport.close()
+    result = build_result(
+        device=device,
+        profile=profile,
+        hello=hello,
+        prepared=prepared,
+        raw=raw,
+        options=options,
+        transfer={
+            "bytes_sent": staged.bytes_sent,
+            "skipped_cached": staged.skipped_cached,
+            "method": staged.method,
+        },
+    )
+    emit({"phase": "done", "device": device.name})
+    return result
+
+
+def build_result(
+    *,
+    device: Device,
+    profile: DeviceProfile,
+    hello: dict[str, Any],
+    prepared: PreparedModel,
+    raw: dict[str, Any],
+    options: BenchOptions,
+    transfer: dict[str, Any],
+) -> dict[str, Any]:
+    """Assemble the result JSON from the agent's raw bench reply (pure)."""
+    facts = dict(hello.get("facts") or {})
+    artifact = prepared.artifact
+    latency = summarize_latencies(ns_to_ms(raw["latencies_ns"]), seed=options.seed).to_dict()
+    memory_raw = raw.get("memory") or {}
+    peak, baseline = memory_raw.get("peak_rss_bytes"), memory_raw.get("baseline_rss_bytes")
+    thermal = thermal_summary(
+        raw.get("sensors_start") or {}, raw.get("sensors_end") or {}, profile.sensors.thermal_zone
+    )
+    runtime = dict(raw.get("runtime") or {})
+    fingerprint = build_fingerprint(
+        device.name, facts, runtime, artifact.sha256, thermal, raw.get("sensors_start") or {}
+    )
+    result: dict[str, Any] = {
+        "schema": RESULT_SCHEMA,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+        "edgekit_version": __version__,
+        "device": {
+            "name": device.name,
+            "profile": profile.name,
+            "kind": device.kind,
+            "agent_version": hello.get("agent_version"),
+            **facts,
+            "fingerprint": fingerprint["hash"],
+        },
+        "model": {"name": artifact.name, "path": str(artifact.path)},
+        "artifact": artifact.to_dict(),
+        "runtime": runtime,
+        "inputs": prepared.inputs,
+        "settings": {
+            "runs": options.runs,
+            "warmup": options.warmup,
+            "min_seconds": options.min_seconds,
+            "seed": options.seed,
+            "inputs_file": str(options.inputs_file) if options.inputs_file else None,
+        },
+        "latency_ms": latency,
+        "cold_start_ms": raw.get("cold_start_ms"),
+        "memory": {
+            "peak_rss_bytes": peak,
+            "model_rss_delta_bytes": (peak - baseline) if peak is not None and baseline is not None else None,
+            "baseline_rss_bytes": baseline,
+            "source": memory_raw.get("source"),
+        },
+        "energy": None,
+        "thermal": thermal,
+        "window": raw.get("window"),
+        "transfer": transfer,
+        "fingerprint": fingerprint,
+        "null_reasons": {"energy": "energy measurement is not available for this device yet"},
+    }
+    budget = profile.budget.with_overrides(options.budget_overrides)
+    result["budget"] = evaluate(result, budget)
+    result["budget"]["profile"] = profile.name
+    return result

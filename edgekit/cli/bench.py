@@ -1,0 +1,104 @@
+"""`edgekit bench` and `edgekit demo`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from edgekit.bench import BenchOptions, run_bench
+from edgekit.cli.common import DeviceOption, JsonOption, StoreOption, store_from_option
+from edgekit.cli.output import ProgressPrinter, print_json, print_result, stderr
+from edgekit.devices import resolve_device
+from edgekit.errors import EXIT_BUDGET, EXIT_OK
+from edgekit.profiles import load_profile, parse_budget_overrides
+
+
+def _benchmark(
+    model: Path,
+    device_name: str,
+    profile_name: str | None,
+    options: BenchOptions,
+    as_json: bool,
+    store: str | None,
+    save: bool,
+    strict: bool,
+) -> dict[str, Any]:
+    device = resolve_device(device_name)
+    profile = load_profile(profile_name or device.profile)
+    result = run_bench(model, device, profile, options, on_event=ProgressPrinter(enabled=True))
+    if save:
+        results_store = store_from_option(store)
+        try:
+            results_store.add_run(result)
+        finally:
+            results_store.close()
+    if as_json:
+        print_json(result)
+    else:
+        print_result(result)
+    verdict = result["budget"]["verdict"]
+    if verdict == "fail" or (strict and verdict == "unknown"):
+        raise typer.Exit(EXIT_BUDGET)
+    return result
+
+
+def bench(
+    model: Annotated[Path, typer.Argument(help="An .onnx model file or an artifact directory.")],
+    device: DeviceOption = "local",
+    profile: Annotated[
+        str | None, typer.Option(help="Profile name or .toml path (default: the device's).")
+    ] = None,
+    runs: Annotated[int, typer.Option(help="Timed inferences, at least.")] = 100,
+    warmup: Annotated[int, typer.Option(help="Untimed inferences before timing.")] = 10,
+    min_seconds: Annotated[float, typer.Option(help="Keep timing at least this long.")] = 2.0,
+    threads: Annotated[
+        int | None, typer.Option(help="Intra-op threads (default: profile's; 0 = runtime's).")
+    ] = None,
+    shape: Annotated[
+        list[str] | None, typer.Option(help="Input shape NAME=1x3x224x224 (repeatable).")
+    ] = None,
+    inputs: Annotated[Path | None, typer.Option(help=".npz with one array per model input.")] = None,
+    budget: Annotated[
+        list[str] | None, typer.Option(help="Override a budget: METRIC=VALUE (repeatable).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for generated inputs and bootstrap.")] = 0,
+    as_json: JsonOption = False,
+    store: StoreOption = None,
+    no_store: Annotated[bool, typer.Option("--no-store", help="Do not keep the result.")] = False,
+    strict: Annotated[bool, typer.Option(help="Exit 1 when a budgeted metric is unknown.")] = False,
+) -> None:
+    """Benchmark MODEL on a device and judge it against the device profile's budgets."""
+    options = BenchOptions(
+        runs=runs,
+        warmup=warmup,
+        min_seconds=min_seconds,
+        threads=threads,
+        shapes=tuple(shape or ()),
+        inputs_file=inputs,
+        seed=seed,
+        budget_overrides=parse_budget_overrides(budget or []),
+    )
+    _benchmark(model, device, profile, options, as_json, store, not no_store, strict)
+    raise typer.Exit(EXIT_OK)
+
+
+def demo(
+    as_json: JsonOption = False,
+    store: StoreOption = None,
+    min_seconds: Annotated[float, typer.Option(help="Keep timing at least this long.")] = 2.0,
+) -> None:
+    """Benchmark the bundled demo model (digits CNN) on `local` against the `local` profile."""
+    from edgekit.data import demo_metadata, demo_model_path, demo_test_set_path
+
+    meta = demo_metadata()
+    if not as_json:
+        accuracy = meta.get("test_accuracy")
+        stderr.print(
+            f"demo model: {demo_model_path().name} — CNN trained on scikit-learn digits"
+            + (f", held-out accuracy {accuracy * 100:.1f}%" if isinstance(accuracy, float) else "")
+        )
+    options = BenchOptions(min_seconds=min_seconds, inputs_file=demo_test_set_path())
+    _benchmark(demo_model_path(), "local", None, options, as_json, store, True, False)
+    raise typer.Exit(EXIT_OK)

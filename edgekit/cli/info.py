@@ -1,0 +1,146 @@
+"""`edgekit devices ...`, `edgekit profiles ...`, `edgekit history`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from edgekit.agent_client import AgentClient
+from edgekit.cli.common import DeviceOption, JsonOption, StoreOption, store_from_option
+from edgekit.cli.output import fmt, print_json, stdout, verdict_text
+from edgekit.devices import known_device_names, resolve_device
+from edgekit.profiles import list_profiles, load_profile
+
+devices_app = typer.Typer(help="Devices: list them, read their facts.", no_args_is_help=True)
+profiles_app = typer.Typer(help="Device profiles: board facts and budgets.", no_args_is_help=True)
+
+
+@devices_app.command("list")
+def devices_list(as_json: JsonOption = False) -> None:
+    """Known devices."""
+    rows = [
+        {"name": name, "profile": resolve_device(name).profile, "kind": resolve_device(name).kind}
+        for name in known_device_names()
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("device", "kind", "profile")
+    for row in rows:
+        table.add_row(row["name"], row["kind"], row["profile"])
+    stdout.print(table)
+
+
+@devices_app.command("facts")
+def devices_facts(device: DeviceOption = "local", as_json: JsonOption = False) -> None:
+    """What the device's agent reports: CPU, memory, runtimes, clocks, temperatures."""
+    target = resolve_device(device)
+    transport = target.transport()
+    client = AgentClient(transport.start_agent(), target.name)
+    try:
+        hello = client.hello()
+        sensors = client.sensors()
+    finally:
+        client.close()
+        transport.close()
+    facts = {
+        "device": target.name,
+        "agent_version": hello.get("agent_version"),
+        **hello.get("facts", {}),
+        "sensors": sensors,
+    }
+    if as_json:
+        print_json(facts)
+        return
+    table = Table("fact", "value", title=f"device {target.name}", title_justify="left")
+    for key, value in facts.items():
+        if key != "sensors":
+            table.add_row(key, _show(value))
+    for zone in sensors.get("thermal_zones") or []:
+        table.add_row(f"thermal {zone.get('zone')} ({zone.get('type')})", f"{fmt(zone.get('temp_c'), 1)} °C")
+    stdout.print(table)
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_show(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(_show(v) for v in value)
+    return str(value)
+
+
+@profiles_app.command("list")
+def profiles_list(as_json: JsonOption = False) -> None:
+    """Every profile (user profiles in $EDGEKIT_HOME/profiles shadow bundled ones)."""
+    profiles = list_profiles()
+    if as_json:
+        print_json([p.to_dict() for p in profiles])
+        return
+    table = Table("profile", "arch", "cores", "RAM MiB", "runtime", "int8", "p90 ms", "description")
+    for p in profiles:
+        table.add_row(
+            p.name,
+            p.facts.arch,
+            str(p.facts.cores or "host"),
+            str(p.facts.memory_mb or "host"),
+            p.facts.runtime,
+            p.facts.int8_scheme,
+            fmt(p.budget.limits.get("latency_p90_ms")),
+            p.description,
+        )
+    stdout.print(table)
+
+
+@profiles_app.command("show")
+def profiles_show(
+    name: Annotated[str, typer.Argument(help="Profile name or .toml path.")], as_json: JsonOption = False
+) -> None:
+    """One profile's facts, sensors, budgets and the sources of its numbers."""
+    profile = load_profile(name)
+    data = profile.to_dict()
+    if as_json:
+        print_json(data)
+        return
+    stdout.print(f"[bold]{profile.name}[/] — {profile.description}  ({profile.path})")
+    for section in ("facts", "sensors", "budgets", "sources"):
+        table = Table("key", "value", title=section, title_justify="left")
+        for key, value in data[section].items():
+            table.add_row(key, _show(value))
+        stdout.print(table)
+
+
+def history(
+    model: Annotated[str | None, typer.Option(help="Only runs of this model name.")] = None,
+    device: Annotated[str | None, typer.Option(help="Only runs on this device.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many runs, newest first.")] = 20,
+    as_json: JsonOption = False,
+    store: StoreOption = None,
+) -> None:
+    """Stored runs, newest first."""
+    results_store = store_from_option(store)
+    try:
+        runs = results_store.runs(device=device, model=model, limit=limit)
+    finally:
+        results_store.close()
+    if as_json:
+        print_json([run.result for run in runs])
+        return
+    table = Table("run", "when (UTC)", "device", "model", "p50 ms", "p90 ms", "peak RSS MiB", "verdict")
+    for run in runs:
+        latency, memory = run.result.get("latency_ms", {}), run.result.get("memory", {})
+        peak = memory.get("peak_rss_bytes")
+        table.add_row(
+            run.run_id[:12],
+            run.created_at[:19].replace("T", " "),
+            run.device,
+            run.model,
+            fmt(latency.get("p50")),
+            fmt(latency.get("p90")),
+            fmt(peak / 1048576 if peak is not None else None, 1),
+            verdict_text(run.verdict),
+        )
+    stdout.print(table if runs else "no stored runs match")

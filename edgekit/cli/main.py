@@ -1,0 +1,81 @@
+"""Entry point: builds the typer app and translates errors to exit codes, once, here."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from edgekit import __version__
+from edgekit.cli import bench as bench_commands
+from edgekit.cli.info import devices_app, history, profiles_app
+from edgekit.cli.output import stderr
+from edgekit.errors import EXIT_USAGE, EdgekitError
+
+EXIT_INTERNAL = 70  # a bug in edgekit (EX_SOFTWARE); never used for input or device problems
+
+app = typer.Typer(
+    name="edgekit",
+    help="Benchmark models on edge devices against per-device budgets.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command()(bench_commands.bench)
+app.command()(bench_commands.demo)
+app.command()(history)
+app.add_typer(devices_app, name="devices")
+app.add_typer(profiles_app, name="profiles")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"edgekit {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """edgekit: does this model fit on that board? Exit codes: 0 ok, 1 over budget,
+    2 usage or input error, 3 device or transport failure."""
+
+
+def run() -> None:
+    try:
+        # With standalone_mode=False click returns the code of a typer.Exit instead of exiting.
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except EdgekitError as exc:
+        stderr.print(f"edgekit: error: {exc.message}", markup=False)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        stderr.print("edgekit: aborted", markup=False)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        stderr.print("edgekit: interrupted", markup=False)
+        sys.exit(130)
+    except Exception as exc:  # the boundary: a bug must not become a traceback for the user
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(EXIT_USAGE)
+        if os.environ.get("EDGEKIT_DEBUG"):
+            raise
+        stderr.print(
+            f"edgekit: internal error: {exc.__class__.__name__}: {exc} "
+            "(set EDGEKIT_DEBUG=1 for the traceback)",
+            markup=False,
+        )
+        sys.exit(EXIT_INTERNAL)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,70 @@
+"""Typed errors. Every error carries data; the CLI maps the class to an exit code once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+EXIT_OK = 0
+EXIT_BUDGET = 1
+EXIT_USAGE = 2
+EXIT_DEVICE = 3
+
+
+class EdgekitError(Exception):
+    """Base class. `exit_code` follows DESIGN.md: 2 usage/input, 3 device/transport."""
+
+    exit_code: int = EXIT_USAGE
+
+    def __init__(self, message: str, **data: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.data = data
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(EdgekitError):
+    """A command-line option or argument is wrong."""
+
+
+class ConfigError(EdgekitError):
+    """A TOML file (profile, inventory, plan) is malformed or has a wrong key, type or unit."""
+
+
+class ModelError(EdgekitError):
+    """A model file is missing, not ONNX, truncated or otherwise unusable."""
+
+
+class InputSpecError(EdgekitError):
+    """Model inputs cannot be built from the given shapes / data file."""
+
+
+class UnknownDeviceError(EdgekitError):
+    """A device name that no inventory knows."""
+
+
+class UnknownProfileError(EdgekitError):
+    """A profile name with no TOML file behind it."""
+
+
+class StoreError(EdgekitError):
+    """The results store cannot be opened, migrated or queried."""
+
+
+class DeviceError(EdgekitError):
+    """The device, its transport or its agent failed."""
+
+    exit_code = EXIT_DEVICE
+
+
+class AgentError(DeviceError):
+    """The agent answered a request with an error reply."""
+
+    def __init__(self, message: str, *, error_type: str, **data: Any) -> None:
+        super().__init__(message, error_type=error_type, **data)
+        self.error_type = error_type
+
+
+# Agent error types that mean the *input* was wrong, not the device.
+AGENT_INPUT_ERROR_TYPES = frozenset({"ArtifactNotFound", "ModelLoadError", "InputError"})

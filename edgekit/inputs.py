@@ -1,0 +1,160 @@
+"""Turning a model's declared inputs plus user options into concrete input specs for the agent.
+
+Rules (documented in the README):
+- a symbolic or unknown *first* dimension is the batch and defaults to 1;
+- any other symbolic dimension must be given with ``--shape NAME=AxBxC``;
+- ``--shape`` must name a real input, have the model's rank and agree with fixed dimensions;
+- with ``--inputs data.npz`` every input must be present, with a matching dtype and rank.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.errors import InputSpecError, UsageError
+from edgekit.onnx_model import TensorInfo
+
+InputSpec = dict[str, dict[str, Any]]  # name -> {"shape": [...], "dtype": "float32"}
+
+
+def _parse_dims(text: str, option: str) -> list[int]:
+    parts = text.lower().replace(",", "x").split("x")
+    try:
+        dims = [int(p) for p in parts]
+    except ValueError:
+        raise UsageError(f"{option}: {text!r} is not a shape like 1x3x224x224") from None
+    if not dims or any(d <= 0 for d in dims):
+        raise UsageError(f"{option}: every dimension must be a positive integer, got {text!r}")
+    return dims
+
+
+def parse_shape_options(items: Sequence[str], input_names: Sequence[str]) -> dict[str, list[int]]:
+    """`["input=1x3x224x224"]` -> {"input": [1, 3, 224, 224]}; a bare shape is allowed for 1 input."""
+    shapes: dict[str, list[int]] = {}
+    for item in items:
+        option = f"--shape {item!r}"
+        name, sep, dims_text = item.rpartition("=")
+        if not sep:
+            if len(input_names) != 1:
+                raise UsageError(
+                    f"{option}: the model has {len(input_names)} inputs "
+                    f"({', '.join(input_names)}); write NAME=SHAPE"
+                )
+            name, dims_text = input_names[0], item
+        if name not in input_names:
+            raise UsageError(f"{option}: the model has no input {name!r}; inputs: {', '.join(input_names)}")
+        shapes[name] = _parse_dims(dims_text, option)
+    return shapes
+
+
+def _resolve_one(info: TensorInfo, given: list[int] | None) -> list[int]:
+    if given is not None:
+        if len(given) != len(info.dims):
+            raise InputSpecError(
+                f"--shape for input {info.name!r} has rank {len(given)}, the model expects "
+                f"rank {len(info.dims)} {_show(info.dims)}",
+                input=info.name,
+            )
+        for axis, (declared, size) in enumerate(zip(info.dims, given, strict=True)):
+            if isinstance(declared, int) and declared != size:
+                raise InputSpecError(
+                    f"--shape for input {info.name!r}: dimension {axis} is fixed at {declared} "
+                    f"in the model, got {size}",
+                    input=info.name,
+                )
+        return list(given)
+    shape: list[int] = []
+    open_axes: list[str] = []
+    for axis, declared in enumerate(info.dims):
+        if isinstance(declared, int) and declared > 0:
+            shape.append(declared)
+        elif axis == 0:
+            shape.append(1)  # batch
+        else:
+            open_axes.append(f"{axis}:{declared or '?'}")
+            shape.append(-1)
+    if open_axes:
+        example = "x".join("N" if s < 0 else str(s) for s in shape)
+        raise InputSpecError(
+            f"input {info.name!r} {_show(info.dims)} has dimensions the model leaves open "
+            f"({', '.join(open_axes)}); give them with --shape {info.name}={example}",
+            input=info.name,
+        )
+    return shape
+
+
+def _show(dims: Sequence[Any]) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
+
+
+def resolve_input_spec(inputs: Sequence[TensorInfo], shapes: dict[str, list[int]]) -> InputSpec:
+    """Concrete shapes and dtypes for generated inputs."""
+    return {
+        info.name: {"shape": _resolve_one(info, shapes.get(info.name)), "dtype": info.dtype}
+        for info in inputs
+    }
+
+
+def check_inputs_file(
+    path: Path, inputs: Sequence[TensorInfo], shapes: dict[str, list[int]] | None = None
+) -> InputSpec:
+    """Validate an .npz against the model inputs; returns the spec of what will be fed.
+
+    The file may hold more rows than one batch: the agent feeds the first `batch` rows, where
+    batch is the model's fixed first dimension, the one given with --shape, or 1.
+    """
+    shapes = shapes or {}
+    if not path.is_file():
+        raise InputSpecError(f"--inputs {path}: no such file", path=str(path))
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: (data[name].shape, data[name].dtype) for name in data.files}
+    except (OSError, ValueError) as exc:
+        raise InputSpecError(f"--inputs {path}: not a readable .npz file ({exc})", path=str(path)) from None
+    spec: InputSpec = {}
+    for info in inputs:
+        if info.name not in arrays:
+            raise InputSpecError(
+                f"--inputs {path}: no array named {info.name!r} (model inputs: "
+                f"{', '.join(i.name for i in inputs)}; file has: {', '.join(arrays) or 'nothing'})",
+                input=info.name,
+            )
+        shape, dtype = arrays[info.name]
+        if dtype.name != info.dtype:
+            raise InputSpecError(
+                f"--inputs {path}: array {info.name!r} is {dtype.name}, the model expects {info.dtype}",
+                input=info.name,
+            )
+        if len(shape) != len(info.dims):
+            raise InputSpecError(
+                f"--inputs {path}: array {info.name!r} has rank {len(shape)}, the model expects "
+                f"rank {len(info.dims)} {_show(info.dims)}",
+                input=info.name,
+            )
+        for axis, (declared, size) in enumerate(zip(info.dims, shape, strict=True)):
+            if axis > 0 and isinstance(declared, int) and declared != size:
+                raise InputSpecError(
+                    f"--inputs {path}: array {info.name!r} dimension {axis} is {size}, "
+                    f"the model fixes it at {declared}",
+                    input=info.name,
+                )
+        fed = list(shape)
+        if fed:
+            first = info.dims[0] if info.dims else None
+            batch = (
+                shapes[info.name][0]
+                if info.name in shapes
+                else (first if isinstance(first, int) and first > 0 else 1)
+            )
+            if shape[0] < batch:
+                raise InputSpecError(
+                    f"--inputs {path}: array {info.name!r} has {shape[0]} rows, a batch needs {batch}",
+                    input=info.name,
+                )
+            fed[0] = batch
+        spec[info.name] = {"shape": fed, "dtype": info.dtype}
+    return spec

@@ -1,0 +1,44 @@
+"""Where the files shipped beside the library live: the agent and the device profiles.
+
+In a wheel they are force-included under ``edgekit/_bundled``; in a source checkout
+(editable install) they are the top-level ``agents/`` and ``device_profiles/`` folders.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+_BUNDLED_DIR = _PACKAGE_DIR / "_bundled"
+_SOURCE_ROOT = _PACKAGE_DIR.parent
+
+
+def _shipped(relative: str) -> Path:
+    bundled = _BUNDLED_DIR / relative
+    if bundled.exists():
+        return bundled
+    return _SOURCE_ROOT / relative
+
+
+def agent_path() -> Path:
+    """The agent file that is started on (or uploaded to) a device."""
+    return _shipped("agents/edgekit_agent.py")
+
+
+def bundled_profiles_dir() -> Path:
+    return _shipped("device_profiles")
+
+
+def edgekit_home() -> Path:
+    """Per-user state: results store, user profiles, inventory. EDGEKIT_HOME overrides."""
+    override = os.environ.get("EDGEKIT_HOME")
+    return Path(override).expanduser() if override else Path.home() / ".edgekit"
+
+
+def user_profiles_dir() -> Path:
+    return edgekit_home() / "profiles"
+
+
+def default_store_path() -> Path:
+    return edgekit_home() / "results.sqlite"

@@ -1,0 +1,188 @@
+"""Latency statistics: pure functions over samples (numpy only), as asv / hyperfine keep them.
+
+Percentiles use numpy's "linear" method (Hyndman & Fan type 7, the default of numpy, R and
+most benchmark tools). Outliers are counted and reported, never dropped.
+
+When is a percentile worth reporting? MLPerf LoadGen's early-stopping rule asks for at least
+64 queries before it will state a 90th percentile and 662 before a 99th; both are close to
+6.6 / (1 - q) (66 and 660), i.e. about 6.6 samples expected beyond the percentile, so the
+tail is actually observed rather than extrapolated. The same rule gives 13 samples for the
+median. Below the minimum the value is None with a reason.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+MIN_SAMPLES_FOR_PERCENTILE: dict[float, int] = {50.0: 13, 90.0: 64, 99.0: 662}
+BOOTSTRAP_RESAMPLES = 1000
+# Bootstrap works on at most this many samples (a seeded systematic subsample beyond it): the
+# CI of a percentile from 20k samples is already far narrower than run-to-run drift on a board.
+BOOTSTRAP_MAX_SAMPLES = 20_000
+TUKEY_K = 1.5
+MAD_K = 3.0
+
+
+def ns_to_ms(latencies_ns: Sequence[int] | ArrayLike) -> NDArray[np.float64]:
+    return np.asarray(latencies_ns, dtype=np.float64) / 1e6
+
+
+def _array(samples: ArrayLike) -> NDArray[np.float64]:
+    array = np.asarray(samples, dtype=np.float64)
+    if array.ndim != 1 or array.size == 0:
+        raise ValueError("need a non-empty 1-D sequence of samples")
+    if not np.all(np.isfinite(array)):
+        raise ValueError("samples must be finite")
+    return array
+
+
+def percentile(samples: ArrayLike, q: float) -> float:
+    return float(np.percentile(_array(samples), q, method="linear"))
+
+
+def percentile_null_reason(n: int, q: float) -> str | None:
+    """Why the q-th percentile of n samples is not reported, or None when it is."""
+    needed = MIN_SAMPLES_FOR_PERCENTILE.get(q, math.ceil(6.6 / (1 - q / 100.0)))
+    if n >= needed:
+        return None
+    return f"p{q:g} needs >= {needed} samples, have {n} (raise --runs or --min-seconds)"
+
+
+def mad(samples: ArrayLike) -> float:
+    """Median absolute deviation, raw (not scaled by 1.4826 to estimate a normal sigma)."""
+    array = _array(samples)
+    return float(np.median(np.abs(array - np.median(array))))
+
+
+def iqr(samples: ArrayLike) -> float:
+    q1, q3 = np.percentile(_array(samples), [25, 75])
+    return float(q3 - q1)
+
+
+@dataclass(frozen=True)
+class Outliers:
+    low: int
+    high: int
+    beyond_3_mad: int
+    rule: str = "tukey-1.5iqr"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"low": self.low, "high": self.high, "beyond_3_mad": self.beyond_3_mad, "rule": self.rule}
+
+
+def outliers(samples: ArrayLike) -> Outliers:
+    """Counts below Q1 - 1.5 IQR and above Q3 + 1.5 IQR (Tukey), and beyond median +- 3 MAD."""
+    array = _array(samples)
+    q1, q3 = np.percentile(array, [25, 75])
+    spread = q3 - q1
+    median = np.median(array)
+    deviation = mad(array)
+    return Outliers(
+        low=int(np.sum(array < q1 - TUKEY_K * spread)),
+        high=int(np.sum(array > q3 + TUKEY_K * spread)),
+        beyond_3_mad=int(np.sum(np.abs(array - median) > MAD_K * deviation)) if deviation > 0 else 0,
+    )
+
+
+def bootstrap_ci(
+    samples: ArrayLike,
+    q: float,
+    *,
+    confidence: float = 0.95,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+) -> tuple[float, float] | None:
+    """Percentile-bootstrap confidence interval of the q-th percentile; None below the sample rule.
+
+    Deterministic for a seed. Memory stays bounded: resamples are drawn in chunks, and more than
+    BOOTSTRAP_MAX_SAMPLES samples are first thinned by a seeded systematic subsample.
+    """
+    array = _array(samples)
+    if percentile_null_reason(array.size, q) is not None:
+        return None
+    rng = np.random.default_rng(seed)
+    if array.size > BOOTSTRAP_MAX_SAMPLES:
+        step = array.size / BOOTSTRAP_MAX_SAMPLES
+        offset = rng.uniform(0, step)
+        array = array[(offset + step * np.arange(BOOTSTRAP_MAX_SAMPLES)).astype(np.int64)]
+    n = array.size
+    chunk = max(1, min(resamples, 4_000_000 // n))
+    estimates = np.empty(resamples)
+    for start in range(0, resamples, chunk):
+        count = min(chunk, resamples - start)
+        draws = array[rng.integers(0, n, size=(count, n))]
+        estimates[start : start + count] = np.percentile(draws, q, axis=1, method="linear")
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(estimates, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
+@dataclass(frozen=True)
+class LatencySummary:
+    n: int
+    p50: float | None
+    p90: float | None
+    p99: float | None
+    mean: float
+    std: float | None
+    min: float
+    max: float
+    mad: float
+    ci95: dict[str, tuple[float, float] | None]
+    outliers: Outliers
+    null_reasons: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "p50": self.p50,
+            "p90": self.p90,
+            "p99": self.p99,
+            "mean": self.mean,
+            "std": self.std,
+            "min": self.min,
+            "max": self.max,
+            "mad": self.mad,
+            "ci95": {k: (list(v) if v is not None else None) for k, v in self.ci95.items()},
+            "outliers": self.outliers.to_dict(),
+            "null_reasons": dict(self.null_reasons),
+        }
+
+
+def summarize_latencies(latencies_ms: ArrayLike, *, seed: int = 0) -> LatencySummary:
+    """Every statistic the result JSON carries, from per-inference latencies in ms."""
+    array = _array(latencies_ms)
+    n = int(array.size)
+    reasons: dict[str, str] = {}
+    quantiles: dict[str, float | None] = {}
+    for q in (50.0, 90.0, 99.0):
+        key = f"p{q:g}"
+        reason = percentile_null_reason(n, q)
+        if reason is None:
+            quantiles[key] = percentile(array, q)
+        else:
+            quantiles[key] = None
+            reasons[key] = reason
+    std: float | None = float(np.std(array, ddof=1)) if n >= 2 else None
+    if std is None:
+        reasons["std"] = "std needs >= 2 samples"
+    return LatencySummary(
+        n=n,
+        p50=quantiles["p50"],
+        p90=quantiles["p90"],
+        p99=quantiles["p99"],
+        mean=float(np.mean(array)),
+        std=std,
+        min=float(np.min(array)),
+        max=float(np.max(array)),
+        mad=mad(array),
+        ci95={"p50": bootstrap_ci(array, 50.0, seed=seed), "p90": bootstrap_ci(array, 90.0, seed=seed)},
+        outliers=outliers(array),
+        null_reasons=reasons,
+    )

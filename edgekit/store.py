@@ -1,0 +1,169 @@
+"""Results store: every run kept whole, in SQLite by default, schema versioned with migrations."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from edgekit.errors import StoreError
+
+# Append-only: never edit a shipped migration, add the next one.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        device TEXT NOT NULL,
+        model TEXT NOT NULL,
+        artifact_sha256 TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        fingerprint_hash TEXT NOT NULL,
+        fingerprint_json TEXT NOT NULL,
+        result_json TEXT NOT NULL
+    );
+    CREATE INDEX runs_device_model ON runs (device, model, created_at);
+    CREATE INDEX runs_artifact ON runs (artifact_sha256);
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    run_id: str
+    created_at: str
+    device: str
+    model: str
+    verdict: str
+    result: dict[str, Any]
+
+
+class SqliteStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"results store {path}: {exc}", path=str(path)) from None
+        except OSError as exc:
+            raise StoreError(f"results store {path}: {exc.strerror}", path=str(path)) from None
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        else:
+            self._conn.execute("COMMIT")
+
+    def schema_version(self) -> int:
+        row = self._conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+        return int(row[0] or 0)
+
+    def _migrate(self) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+            )
+            current = self.schema_version()
+            if current > SCHEMA_VERSION:
+                raise StoreError(
+                    f"results store {self.path} has schema {current}, newer than this edgekit "
+                    f"({SCHEMA_VERSION}); upgrade edgekit",
+                    path=str(self.path),
+                )
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in _statements(MIGRATIONS[version - 1]):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                    (version, _now()),
+                )
+
+    def add_run(self, result: dict[str, Any]) -> str:
+        """Store one whole result in one transaction; returns its run id (also set in result)."""
+        run_id = result.get("run_id") or uuid.uuid4().hex
+        result["run_id"] = run_id
+        created_at = result.setdefault("created_at", _now())
+        fingerprint = result.get("fingerprint") or {}
+        try:
+            with self._transaction() as conn:
+                conn.execute(
+                    "INSERT INTO runs (run_id, created_at, device, model, artifact_sha256, verdict, "
+                    "fingerprint_hash, fingerprint_json, result_json) VALUES (?,?,?,?,?,?,?,?,?)",
+                    (
+                        run_id,
+                        created_at,
+                        result["device"]["name"],
+                        result["model"]["name"],
+                        result["artifact"]["sha256"],
+                        result["budget"]["verdict"],
+                        fingerprint.get("hash", ""),
+                        json.dumps(fingerprint, sort_keys=True),
+                        json.dumps(result, sort_keys=True),
+                    ),
+                )
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"results store {self.path}: cannot store run: {exc}") from None
+        return str(run_id)
+
+    def runs(
+        self, *, device: str | None = None, model: str | None = None, limit: int = 50
+    ) -> list[StoredRun]:
+        """Newest first."""
+        clauses, args = [], []
+        if device is not None:
+            clauses.append("device = ?")
+            args.append(device)
+        if model is not None:
+            clauses.append("model = ?")
+            args.append(model)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._conn.execute(
+            f"SELECT run_id, created_at, device, model, verdict, result_json FROM runs {where} "
+            "ORDER BY created_at DESC, id DESC LIMIT ?",
+            (*args, limit),
+        ).fetchall()
+        return [StoredRun(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+
+    def get(self, run_id: str) -> StoredRun | None:
+        row = self._conn.execute(
+            "SELECT run_id, created_at, device, model, verdict, result_json FROM runs WHERE run_id = ?",
+            (run_id,),
+        ).fetchone()
+        return StoredRun(row[0], row[1], row[2], row[3], row[4], json.loads(row[5])) if row else None
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def open_store(location: str | Path) -> SqliteStore:
+    """A store from a path (SQLite). PostgreSQL URLs come with the team store."""
+    text = str(location)
+    if "://" in text:
+        raise StoreError(f"--store {text}: only SQLite file paths are supported so far", store=text)
+    return SqliteStore(Path(text).expanduser())

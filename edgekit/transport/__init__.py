@@ -1,0 +1,1 @@
+"""Ways to reach a device: `local` (a subprocess here) now, `ssh` later."""

@@ -1,0 +1,196 @@
+"""The `edgekit` command as a user runs it: real subprocesses, real agent, real onnxruntime."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+FAST = ["--runs", "30", "--warmup", "2", "--min-seconds", "0.1"]
+RESULT_KEYS = {
+    "schema",
+    "device",
+    "artifact",
+    "runtime",
+    "latency_ms",
+    "cold_start_ms",
+    "memory",
+    "energy",
+    "thermal",
+    "budget",
+    "transfer",
+}
+
+
+def edgekit(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "EDGEKIT_HOME": str(home), "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "edgekit.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int, fragment: str) -> None:
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("edgekit: error: ")
+    assert fragment in lines[0]
+    assert proc.stdout == ""
+
+
+def test_bench_json_is_one_result_object(mlp_model: Path, tmp_path: Path) -> None:
+    proc = edgekit(
+        "bench",
+        str(mlp_model),
+        "--json",
+        "--runs",
+        "100",
+        "--min-seconds",
+        "0",
+        "--budget",
+        "latency_p50_ms=10000",
+        home=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert set(result) >= RESULT_KEYS
+    assert result["schema"] == 1
+    assert result["latency_ms"]["n"] == 100  # --min-seconds 0: exactly --runs
+    assert 0 < result["latency_ms"]["p50"] <= result["latency_ms"]["p90"]
+    assert result["runtime"]["name"] == "onnxruntime"
+    assert result["runtime"]["threads"] == 1  # the local profile's default
+    assert result["memory"]["peak_rss_bytes"] > result["memory"]["model_rss_delta_bytes"] >= 0
+    assert result["transfer"] == {"bytes_sent": 0, "skipped_cached": False, "method": "in-place"}
+    assert result["energy"] is None and result["null_reasons"]["energy"]
+    checks = {c["metric"]: c for c in result["budget"]["checks"]}
+    assert checks["latency_p50_ms"] == {
+        "metric": "latency_p50_ms",
+        "limit": 10000.0,
+        "value": result["latency_ms"]["p50"],
+        "verdict": "pass",
+    }
+    # p99 needs more samples than 100: null with a reason, and an unknown verdict when budgeted
+    assert result["latency_ms"]["p99"] is None
+    assert "662" in result["latency_ms"]["null_reasons"]["p99"]
+    assert result["fingerprint"]["artifact_sha256"] == result["artifact"]["sha256"]
+    assert result["device"]["fingerprint"] == result["fingerprint"]["hash"]
+
+
+def test_budget_failure_exits_1_and_prints_table(mlp_model: Path, tmp_path: Path) -> None:
+    proc = edgekit("bench", str(mlp_model), *FAST, "--budget", "latency_p50_ms=0.000001", home=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert "latency_p50_ms" in proc.stdout and "FAIL" in proc.stdout
+    assert "verdict: FAIL" in proc.stdout
+
+
+def test_multi_input_model_needs_and_takes_shapes(multi_input_model: Path, tmp_path: Path) -> None:
+    proc = edgekit("bench", str(multi_input_model), *FAST, home=tmp_path)
+    assert_one_line_error(proc, 2, "--shape tokens=1xN")
+    proc = edgekit(
+        "bench",
+        str(multi_input_model),
+        "--json",
+        *FAST,
+        "--shape",
+        "tokens=2x16",
+        "--shape",
+        "mask=2x16",
+        home=tmp_path,
+    )
+    assert proc.returncode in (0, 1), proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["inputs"]["tokens"] == {"shape": [2, 16], "dtype": "int64"}
+    assert result["inputs"]["mask"] == {"shape": [2, 16], "dtype": "bool"}
+
+
+@pytest.mark.parametrize(
+    ("make", "fragment"),
+    [
+        (lambda d, m: d / "missing.onnx", "no such file"),
+        (lambda d, m: _write(d / "notes.onnx", b"hello, I am text\n"), "not a readable ONNX model"),
+        (lambda d, m: _write(d / "cut.onnx", m.read_bytes()[:300]), "not a readable ONNX model"),
+    ],
+    ids=["missing", "not-onnx", "truncated"],
+)
+def test_bad_model_files(make, fragment: str, mlp_model: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    proc = edgekit("bench", str(make(tmp_path, mlp_model)), *FAST, home=tmp_path)
+    assert_one_line_error(proc, 2, fragment)
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def test_wrong_shape_unknown_device_bad_profile(mlp_model: Path, tmp_path: Path) -> None:
+    assert_one_line_error(
+        edgekit("bench", str(mlp_model), "--shape", "input=1x65", home=tmp_path),
+        2,
+        "dimension 1 is fixed at 64",
+    )
+    assert_one_line_error(
+        edgekit("bench", str(mlp_model), "--device", "pi4-lab", home=tmp_path), 2, "unknown device 'pi4-lab'"
+    )
+    profile = tmp_path / "typo.toml"
+    profile.write_text(
+        (Path(__file__).parents[2] / "device_profiles" / "local.toml")
+        .read_text()
+        .replace('name = "local"', 'name = "typo"')
+        .replace("[budgets]", "[budgets]\nlatency_p9_ms = 3")
+    )
+    assert_one_line_error(
+        edgekit("bench", str(mlp_model), "--profile", str(profile), home=tmp_path),
+        2,
+        "unknown key 'latency_p9_ms' (did you mean",
+    )
+    assert_one_line_error(
+        edgekit("bench", str(mlp_model), "--budget", "p90=3", home=tmp_path), 2, "unknown metric 'p90'"
+    )
+
+
+def test_history_keeps_runs(mlp_model: Path, tmp_path: Path) -> None:
+    for _ in range(2):
+        assert (
+            edgekit(
+                "bench", str(mlp_model), *FAST, "--budget", "latency_p50_ms=10000", home=tmp_path
+            ).returncode
+            == 0
+        )
+    proc = edgekit("history", "--json", "--model", "mlp", home=tmp_path)
+    runs = json.loads(proc.stdout)
+    assert len(runs) == 2 and all(r["model"]["name"] == "mlp" for r in runs)
+    assert runs[0]["created_at"] > runs[1]["created_at"]
+    table = edgekit("history", home=tmp_path)
+    assert table.returncode == 0 and "mlp" in table.stdout and "PASS" in table.stdout
+    assert json.loads(edgekit("history", "--json", "--device", "elsewhere", home=tmp_path).stdout) == []
+
+
+def test_facts_and_profiles(tmp_path: Path) -> None:
+    facts = json.loads(edgekit("devices", "facts", "--json", home=tmp_path).stdout)
+    assert facts["device"] == "local"
+    assert facts["cores"] == os.cpu_count()
+    assert facts["runtimes"]["onnxruntime"]
+    profiles = json.loads(edgekit("profiles", "list", "--json", home=tmp_path).stdout)
+    assert "raspberry-pi-4" in {p["name"] for p in profiles}
+    shown = json.loads(edgekit("profiles", "show", "raspberry-pi-4", "--json", home=tmp_path).stdout)
+    assert shown["facts"]["arch"] == "aarch64"
+    assert_one_line_error(edgekit("profiles", "show", "raspberry-pi-9", home=tmp_path), 2, "unknown profile")
+
+
+def test_demo_passes_local_budgets(tmp_path: Path) -> None:
+    proc = edgekit("demo", "--min-seconds", "0.5", home=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "verdict: PASS" in proc.stdout
+    assert "held-out accuracy" in proc.stderr
