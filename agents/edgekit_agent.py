@@ -179,7 +179,7 @@ def parse_throttled(text: Optional[str]) -> Optional[Dict[str, Any]]:
     """ "throttled=0x50000" (vcgencmd) or "50000" / "0x50000" (sysfs) -> decoded bits."""
     if text is None:
         return None
-    match = re.search(r"(?:throttled=)?(0x[0-9a-fA-F]+|[0-9a-fA-F]+)\s*$", text.strip())
+    match = re.fullmatch(r"(?:throttled=)?(0x[0-9a-fA-F]+|[0-9a-fA-F]+)", text.strip())
     if not match:
         return None
     try:

@@ -156,9 +156,15 @@ def main(argv: list[str] | None = None) -> int:
         "dataset": "sklearn.datasets.load_digits (UCI ML hand-written digits, 8x8, 10 classes)",
         "sklearn_version": sklearn.__version__,
         "torch_version": torch.__version__,
-        "split": {"test_fraction": TEST_FRACTION, "stratified": True, "seed": args.seed,
-                  "train_rows": len(data["x_train"]), "test_rows": len(data["x_test"]),
-                  "calib_rows": CALIB_ROWS, "calib_from": "train"},
+        "split": {
+            "test_fraction": TEST_FRACTION,
+            "stratified": True,
+            "seed": args.seed,
+            "train_rows": len(data["x_train"]),
+            "test_rows": len(data["x_test"]),
+            "calib_rows": CALIB_ROWS,
+            "calib_from": "train",
+        },
         "preprocessing": "pixels / 16 -> float32 in [0, 1], shape [batch, 1, 8, 8]",
         "input": {"name": INPUT_NAME, "shape": ["batch", 1, 8, 8], "dtype": "float32"},
         "output": {"name": OUTPUT_NAME, "shape": ["batch", 10], "dtype": "float32"},
@@ -168,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         "epochs": args.epochs,
         "test_accuracy": round(accuracy, 4),
         "accuracy_measured_with": "onnxruntime on the exported ONNX, held-back test split",
-        "command": "python scripts/train_demo_model.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python scripts/train_demo_model.py "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
         "train_seconds": round(time.time() - started, 1),
     }
     (out / "demo_digits.json").write_text(json.dumps(metadata, indent=2) + "\n")

@@ -194,3 +194,37 @@ def test_demo_passes_local_budgets(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "verdict: PASS" in proc.stdout
     assert "held-out accuracy" in proc.stderr
+
+
+def test_runtime_crash_is_a_device_failure_and_nothing_is_stored(mlp_model: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "EDGEKIT_HOME": str(tmp_path), "EDGEKIT_AGENT_TEST_CRASH": "SIGKILL"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgekit.cli.main", "bench", str(mlp_model), *FAST],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "edgekit: error: device 'local': bench failed: ChildCrashed" in proc.stderr
+    assert "SIGKILL" in proc.stderr
+    assert json.loads(edgekit("history", "--json", home=tmp_path).stdout) == []
+
+
+def test_agent_that_cannot_start_is_exit_3(mlp_model: Path) -> None:
+    from edgekit.bench import BenchOptions, run_bench
+    from edgekit.devices import Device
+    from edgekit.errors import EXIT_DEVICE, DeviceError
+    from edgekit.profiles import load_profile
+    from edgekit.transport.local import LocalTransport
+
+    class BrokenPython(Device):
+        def transport(self) -> LocalTransport:
+            return LocalTransport(self.name, python="/nonexistent/python3")
+
+    with pytest.raises(DeviceError) as info:
+        run_bench(mlp_model, BrokenPython("lab-1", "local", "local"), load_profile("local"), BenchOptions())
+    assert info.value.exit_code == EXIT_DEVICE
+    assert "device 'lab-1': cannot start the agent" in str(info.value)
