@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
 
 from edgekit.agent_client import AgentClient
@@ -80,8 +81,15 @@ def profiles_list(as_json: JsonOption = False) -> None:
     if as_json:
         print_json([p.to_dict() for p in profiles])
         return
-    table = Table("profile", "arch", "cores", "RAM MiB", "runtime", "int8", "p90 ms", "description")
+    table = Table(
+        box=box.SIMPLE,
+        pad_edge=False,
+        caption="RAM, RSS: MiB; p50, p90: ms. Details: edgekit profiles show NAME",
+    )
+    for column in ("profile", "arch", "CPUs", "RAM", "runtime", "int8", "p50", "p90", "RSS"):
+        table.add_column(column, no_wrap=True)
     for p in profiles:
+        limits = p.budget.limits
         table.add_row(
             p.name,
             p.facts.arch,
@@ -89,8 +97,10 @@ def profiles_list(as_json: JsonOption = False) -> None:
             str(p.facts.memory_mb or "host"),
             p.facts.runtime,
             p.facts.int8_scheme,
-            fmt(p.budget.limits.get("latency_p90_ms")),
-            p.description,
+            *(
+                f"{limits[k]:g}" if k in limits else "—"
+                for k in ("latency_p50_ms", "latency_p90_ms", "peak_rss_mb")
+            ),
         )
     stdout.print(table)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -12,8 +13,11 @@ from rich.table import Table
 
 from edgekit.budgets import FAIL, PASS, metric_values
 
-stdout = Console(highlight=False, soft_wrap=True)
+stdout = Console(highlight=False)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+if not stdout.is_terminal and "COLUMNS" not in os.environ:
+    # Piped output (logs, CI) has no width; 80 columns would fold every table.
+    stdout = Console(highlight=False, width=160)
 
 _VERDICT_STYLE = {PASS: "bold green", FAIL: "bold red", "unknown": "yellow"}
 
