@@ -527,8 +527,19 @@ def build_feeds(params: Dict[str, Any], input_names: List[str]) -> Dict[str, Any
 
 def read_status_bytes(field: str) -> Optional[int]:
     """VmRSS / VmHWM of this process from the real /proc (not the fake device tree)."""
-    text = Host.read_text("/proc/self/status")
-    value = parse_meminfo(text).get(field)
+    return parse_meminfo(Host.read_text("/proc/self/status")).get(field)
+
+
+def current_rss() -> Optional[int]:
+    """Resident memory now: procfs, else psutil when installed (hosts without /proc)."""
+    value = read_status_bytes("VmRSS")
+    if value is None:
+        try:
+            import psutil
+
+            value = int(psutil.Process().memory_info().rss)
+        except Exception:
+            value = None
     return value
 
 
@@ -581,7 +592,7 @@ def run_bench(params: Dict[str, Any], host: Host, emit: Callable[[Dict[str, Any]
     if runtime == "onnxruntime":
         with contextlib.suppress(ImportError):  # open_model reports RuntimeMissing
             import onnxruntime  # noqa: F401
-    baseline_rss = read_status_bytes("VmRSS")
+    baseline_rss = current_rss()
 
     t0 = time.perf_counter_ns()
     model = open_model(artifact, runtime, threads)
@@ -594,7 +605,7 @@ def run_bench(params: Dict[str, Any], host: Host, emit: Callable[[Dict[str, Any]
     except Exception as exc:
         raise AgentFailure("InferenceError", "first inference failed: %s" % _first_line(exc)) from None
     first_ns = time.perf_counter_ns() - t0
-    after_load_rss = read_status_bytes("VmRSS")
+    after_load_rss = current_rss()
 
     def progress(phase: str, done: int, total: int) -> None:
         emit(

@@ -51,21 +51,23 @@ def parse_shape_options(items: Sequence[str], input_names: Sequence[str]) -> dic
     return shapes
 
 
+def _check_against_model(info: TensorInfo, shape: Sequence[int], what: str, *, first_axis: int) -> None:
+    """A user-given shape must have the model's rank and its fixed dimensions (from first_axis on)."""
+    if len(shape) != len(info.dims):
+        raise InputSpecError(
+            f"{what} has rank {len(shape)}, the model expects rank {len(info.dims)} {_show(info.dims)}",
+            input=info.name,
+        )
+    for axis, (declared, size) in enumerate(zip(info.dims, shape, strict=True)):
+        if axis >= first_axis and isinstance(declared, int) and declared != size:
+            raise InputSpecError(
+                f"{what}: dimension {axis} is {size}, the model fixes it at {declared}", input=info.name
+            )
+
+
 def _resolve_one(info: TensorInfo, given: list[int] | None) -> list[int]:
     if given is not None:
-        if len(given) != len(info.dims):
-            raise InputSpecError(
-                f"--shape for input {info.name!r} has rank {len(given)}, the model expects "
-                f"rank {len(info.dims)} {_show(info.dims)}",
-                input=info.name,
-            )
-        for axis, (declared, size) in enumerate(zip(info.dims, given, strict=True)):
-            if isinstance(declared, int) and declared != size:
-                raise InputSpecError(
-                    f"--shape for input {info.name!r}: dimension {axis} is fixed at {declared} "
-                    f"in the model, got {size}",
-                    input=info.name,
-                )
+        _check_against_model(info, given, f"--shape for input {info.name!r}", first_axis=0)
         return list(given)
     shape: list[int] = []
     open_axes: list[str] = []
@@ -129,19 +131,8 @@ def check_inputs_file(
                 f"--inputs {path}: array {info.name!r} is {dtype.name}, the model expects {info.dtype}",
                 input=info.name,
             )
-        if len(shape) != len(info.dims):
-            raise InputSpecError(
-                f"--inputs {path}: array {info.name!r} has rank {len(shape)}, the model expects "
-                f"rank {len(info.dims)} {_show(info.dims)}",
-                input=info.name,
-            )
-        for axis, (declared, size) in enumerate(zip(info.dims, shape, strict=True)):
-            if axis > 0 and isinstance(declared, int) and declared != size:
-                raise InputSpecError(
-                    f"--inputs {path}: array {info.name!r} dimension {axis} is {size}, "
-                    f"the model fixes it at {declared}",
-                    input=info.name,
-                )
+        # Rows beyond one batch are allowed: the batch axis is not checked here.
+        _check_against_model(info, shape, f"--inputs {path}: array {info.name!r}", first_axis=1)
         fed = list(shape)
         if fed:
             first = info.dims[0] if info.dims else None

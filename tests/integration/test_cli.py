@@ -138,7 +138,7 @@ def test_wrong_shape_unknown_device_bad_profile(mlp_model: Path, tmp_path: Path)
     assert_one_line_error(
         edgekit("bench", str(mlp_model), "--shape", "input=1x65", home=tmp_path),
         2,
-        "dimension 1 is fixed at 64",
+        "dimension 1 is 65, the model fixes it at 64",
     )
     assert_one_line_error(
         edgekit("bench", str(mlp_model), "--device", "pi4-lab", home=tmp_path), 2, "unknown device 'pi4-lab'"

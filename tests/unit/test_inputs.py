@@ -24,7 +24,7 @@ def test_batch_defaults_to_one_other_symbolic_dims_need_shape() -> None:
 def test_shape_option_fills_symbolic_and_checks_fixed() -> None:
     spec = resolve_input_spec([IMAGE], parse_shape_options(["image=2x3x64x48"], ["image"]))
     assert spec["image"]["shape"] == [2, 3, 64, 48]
-    with pytest.raises(InputSpecError, match="dimension 2 is fixed at 224 in the model, got 256"):
+    with pytest.raises(InputSpecError, match="dimension 2 is 256, the model fixes it at 224"):
         resolve_input_spec([FIXED], parse_shape_options(["1x3x256x224"], ["x"]))
     with pytest.raises(InputSpecError, match="rank 3, the model expects rank 4"):
         resolve_input_spec([FIXED], parse_shape_options(["x=1x3x224"], ["x"]))
@@ -78,7 +78,7 @@ def test_inputs_file_checks(tmp_path: Path, mlp_model: Path) -> None:
         ),
         "wrong_dim.npz": (
             {"input": np.zeros((1, 63), np.float32)},
-            "dimension 1 is 63, the model fixes it at 64",
+            ": dimension 1 is 63, the model fixes it at 64",
         ),
         "wrong_rank.npz": ({"input": np.zeros((64,), np.float32)}, "rank 1, the model expects rank 2"),
     }
