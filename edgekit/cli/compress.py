@@ -1,0 +1,107 @@
+"""`edgekit compress`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from edgekit.cli.common import JsonOption
+from edgekit.cli.output import fmt, print_json, stderr, stdout
+from edgekit.compress import RECIPES, CompressOptions, compress, parse_recipes
+from edgekit.errors import EXIT_BUDGET, EXIT_OK
+from edgekit.profiles import load_profile
+
+_RECIPE_HELP = (
+    "Recipe, e.g. int8-static, prune-channels:0.5, lowrank:energy=0.9; chain with + or repeat. "
+    + ("Known: " + ", ".join(RECIPES))
+)
+
+
+def compress_command(
+    model: Annotated[Path, typer.Argument(help="The float ONNX model.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Artifact directory to write.")],
+    recipe: Annotated[list[str], typer.Option(help=_RECIPE_HELP)],
+    calib: Annotated[Path | None, typer.Option(help="Calibration .npz (one array per model input).")] = None,
+    eval_data: Annotated[
+        Path | None, typer.Option("--eval", help="Evaluation .npz (inputs + optional 'labels').")
+    ] = None,
+    target: Annotated[str, typer.Option(help="Device profile whose int8 scheme is used.")] = "local",
+    max_accuracy_drop: Annotated[
+        float | None, typer.Option(help="Keep sensitive layers float until the drop <= this (points).")
+    ] = None,
+    calib_random: Annotated[
+        bool, typer.Option(help="Accept random calibration data (ruins accuracy).")
+    ] = False,
+    force: Annotated[bool, typer.Option(help="Replace an existing output directory.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed for anything random.")] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Compress MODEL with one or more recipes; write the artifact and manifest.json to OUT."""
+    options = CompressOptions(
+        steps=parse_recipes(recipe),
+        profile=load_profile(target),
+        calib=calib,
+        eval=eval_data,
+        max_accuracy_drop=max_accuracy_drop,
+        calib_random=calib_random,
+        force=force,
+        seed=seed,
+    )
+
+    def on_event(event: dict[str, Any]) -> None:
+        stderr.print(f"[dim]{event.get('phase')}: {event.get('message', '')}[/]")
+
+    manifest = compress(model, out, options, on_event=on_event)
+    if as_json:
+        print_json(manifest)
+    else:
+        _print_manifest(manifest)
+    guard = manifest.get("accuracy_guard")
+    if guard is not None and not guard["met"]:
+        stderr.print(
+            f"edgekit: accuracy drop {fmt(guard.get('loss_points'), 2)} points exceeds "
+            f"--max-accuracy-drop {guard['tolerance_points']:g}; kept the best artifact in {out}",
+            markup=False,
+        )
+        raise typer.Exit(EXIT_BUDGET)
+    raise typer.Exit(EXIT_OK)
+
+
+def _print_manifest(manifest: dict[str, Any]) -> None:
+    artifact, source = manifest["artifact"], manifest["source"]
+    stdout.print(
+        f"wrote {manifest['path']}/{artifact['file']}: {artifact['size_bytes']:,} bytes "
+        f"({manifest['size_ratio']:.2f}x smaller than {source['size_bytes']:,}), target {manifest['target']}"
+    )
+    for step in manifest["recipe"]:
+        report = step["report"]
+        details = ", ".join(f"{k}={v}" for k, v in report.items() if not isinstance(v, (dict, list)))
+        stdout.print(f"  {step['name']}: {details}")
+    fid = manifest.get("fidelity")
+    if not fid:
+        stdout.print(f"  fidelity: {manifest.get('fidelity_null_reason')}")
+        return
+    table = Table(
+        "fidelity",
+        "value",
+        title=f"fidelity on {fid['rows']} rows of {Path(fid['data']).name}",
+        title_justify="left",
+    )
+    if fid.get("accuracy"):
+        acc = fid["accuracy"]
+        table.add_row("accuracy before", f"{acc['before'] * 100:.2f}%")
+        table.add_row("accuracy after", f"{acc['after'] * 100:.2f}%")
+        table.add_row("accuracy drop", f"{acc['drop_points']:.2f} points")
+    if fid.get("top1_agreement") is not None:
+        table.add_row("top-1 agreement", f"{fid['top1_agreement'] * 100:.2f}%")
+    table.add_row("cosine (mean / min)", f"{fid['cosine_mean']:.5f} / {fid['cosine_min']:.5f}")
+    table.add_row("max abs error", fmt(fid["max_abs_error"], 5))
+    table.add_row("SQNR dB", fmt(fid["sqnr_db"], 2))
+    stdout.print(table)
+    guard = manifest.get("accuracy_guard")
+    if guard and guard.get("kept_float"):
+        names = ", ".join(item["node"] for item in guard["kept_float"])
+        stdout.print(f"  kept float by the accuracy guard ({guard.get('method')}): {names}")

@@ -1,0 +1,268 @@
+"""`compress`: run a chain of recipes, measure fidelity, write the artifact directory atomically."""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from edgekit import __version__
+from edgekit.artifacts import MANIFEST_NAME, load_artifact, sha256_file
+from edgekit.compress import guard
+from edgekit.compress.data import Dataset, load_dataset, random_dataset
+from edgekit.compress.fidelity import fidelity, quality_loss
+from edgekit.compress.quantize import check_quantizable, fp16, int8_dynamic, int8_static, preprocess
+from edgekit.compress.recipes import RECIPES, RecipeStep
+from edgekit.errors import InputSpecError, UsageError
+from edgekit.onnx_model import graph_inputs, load_onnx
+from edgekit.profiles import DeviceProfile
+
+ARTIFACT_FILE = "model.onnx"
+CALIB_RANDOM_ROWS = 64
+EventCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class CompressOptions:
+    steps: list[RecipeStep]
+    profile: DeviceProfile
+    calib: Path | None = None
+    eval: Path | None = None
+    max_accuracy_drop: float | None = None
+    calib_random: bool = False
+    force: bool = False
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Context:
+    options: CompressOptions
+    source: Path  # the user's float model: every accuracy drop is measured against it
+    calib: Dataset | None
+    workdir: Path
+    emit: EventCallback
+
+
+def _load_data(model: onnx.ModelProto, options: CompressOptions) -> tuple[Dataset | None, Dataset | None]:
+    inputs = graph_inputs(model)
+    calib = load_dataset(options.calib, inputs, "--calib") if options.calib else None
+    if calib is None and options.calib_random:
+        calib = random_dataset(inputs, CALIB_RANDOM_ROWS, options.seed)
+    evaluation = load_dataset(options.eval, inputs, "--eval") if options.eval else None
+    if options.max_accuracy_drop is not None:
+        if evaluation is None:
+            raise UsageError("--max-accuracy-drop needs --eval EVAL.npz with a 'labels' array")
+        if evaluation.labels is None:
+            raise InputSpecError(
+                f"--eval {options.eval}: no 'labels' array, but --max-accuracy-drop asks for accuracy"
+            )
+    return calib, evaluation
+
+
+def _check_plan(model: onnx.ModelProto, options: CompressOptions, calib: Dataset | None) -> None:
+    """Fail before any work: unquantizable model, missing calibration data."""
+    for step in options.steps:
+        if RECIPES[step.name].quantizes:
+            check_quantizable(model, step.name)
+        if step.name == "int8-static" and calib is None:
+            raise UsageError(
+                "int8-static needs calibration data: --calib CALIB.npz (one array per model input, "
+                "real samples). Random calibration silently ruins accuracy; --calib-random accepts that."
+            )
+        if step.name == "prune-channels" and step.params["reconstruct"] and calib is None:
+            raise UsageError(
+                "prune-channels reconstructs the next layers from calibration data: give --calib, "
+                "or prune-channels:RATIO,reconstruct=no"
+            )
+
+
+def _apply(step: RecipeStep, source: Path, out: Path, ctx: Context) -> dict[str, Any]:
+    profile, params = ctx.options.profile, step.params
+    if step.name == "int8-static":
+        prepared = ctx.workdir / "prepared.onnx"
+        report = preprocess(source, prepared)
+        return {**report, **int8_static(prepared, out, params, ctx.calib, profile)}
+    if step.name == "int8-dynamic":
+        return int8_dynamic(source, out, params, profile)
+    if step.name == "fp16":
+        return fp16(source, out, params)
+    if step.name == "prune-magnitude":
+        from edgekit.compress.prune import prune_magnitude
+
+        return prune_magnitude(source, out, params)
+    if step.name == "prune-channels":
+        from edgekit.compress.prune import prune_channels
+
+        return prune_channels(source, out, params, ctx.calib)
+    if step.name == "lowrank":
+        from edgekit.compress.lowrank import lowrank
+
+        return lowrank(source, out, params)
+    raise UsageError(f"recipe {step.name!r} is not implemented")
+
+
+def _guard(ctx: Context, artifact: Path, evaluation: Dataset, report: dict[str, Any]) -> dict[str, Any]:
+    """Keep sensitive nodes float until the accuracy drop <= --max-accuracy-drop."""
+    tolerance = float(ctx.options.max_accuracy_drop or 0.0)
+    loss = quality_loss(report)
+    result: dict[str, Any] = {"tolerance_points": tolerance, "loss_points": loss}
+    if loss is not None and loss <= tolerance:
+        return {**result, "met": True, "kept_float": []}
+    last = ctx.options.steps[-1]
+    if last.name != "int8-static":
+        return {**result, "met": False, "reason": f"no float fallback for {last.name}"}
+    prepared = ctx.workdir / "prepared.onnx"
+    ctx.emit(
+        {"phase": "guard", "message": f"accuracy drop {loss:.2f} > {tolerance:g} points: ranking layers"}
+    )
+    try:
+        ranked = guard.rank_by_sqnr(prepared, artifact, evaluation)
+        method = "per-layer SQNR"
+    except Exception:  # intermediate tensors unreadable: measure instead
+        nodes = [
+            n.name for n in onnx.load(str(prepared)).graph.node if n.op_type in ("Conv", "Gemm", "MatMul")
+        ]
+        ranked = guard.rank_one_at_a_time(
+            nodes, lambda keep: _attempt(ctx, prepared, last, keep, evaluation)[0]
+        )
+        method = "one-at-a-time"
+    attempts: dict[tuple[str, ...], Path] = {}
+
+    def attempt(excluded: list[str]) -> float:
+        loss_points, path = _attempt(ctx, prepared, last, excluded, evaluation)
+        attempts[tuple(excluded)] = path
+        ctx.emit(
+            {"phase": "guard", "message": f"{len(excluded)} node(s) float: drop {loss_points:.2f} points"}
+        )
+        return loss_points
+
+    search = guard.search_exclusions(ranked, tolerance, attempt)
+    best = search["best"]
+    shutil.copyfile(attempts[tuple(best["excluded"])], artifact)
+    drops = {s.node: s.sqnr_drop_db for s in ranked}
+    return {
+        **result,
+        "met": search["met"],
+        "method": method,
+        "loss_points": best["loss_points"],
+        "kept_float": [
+            {"node": node, "why": f"most sensitive by {method}", "score": round(drops[node], 3)}
+            for node in best["excluded"]
+        ],
+        "trail": search["trail"],
+    }
+
+
+def _attempt(
+    ctx: Context, prepared: Path, step: RecipeStep, excluded: list[str], evaluation: Dataset
+) -> tuple[float, Path]:
+    out = ctx.workdir / f"guard-{len(list(ctx.workdir.glob('guard-*')))}.onnx"
+    int8_static(prepared, out, step.params, ctx.calib, ctx.options.profile, exclude=excluded)
+    loss = quality_loss(fidelity(ctx.source, out, evaluation))
+    return (loss if loss is not None else float("inf")), out
+
+
+def _versions() -> dict[str, str | None]:
+    def version(name: str) -> str | None:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    return {
+        "edgekit": __version__,
+        "python": platform.python_version(),
+        **{name: version(name) for name in ("onnx", "onnxruntime", "numpy")},
+    }
+
+
+def _prepare_out_dir(out_dir: Path, force: bool) -> Path:
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not force:
+        raise UsageError(f"-o {out_dir}: exists and is not empty; pass --force to replace it")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+
+
+def _publish(staging: Path, out_dir: Path) -> None:
+    """Atomic from a reader's point of view: the directory appears whole or not at all."""
+    if out_dir.exists():
+        old = out_dir.with_name(f".{out_dir.name}.old-{staging.name.rsplit('-', 1)[-1]}")
+        out_dir.rename(old)
+        staging.rename(out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        staging.rename(out_dir)
+
+
+def compress(
+    model_path: Path, out_dir: Path, options: CompressOptions, on_event: EventCallback | None = None
+) -> dict[str, Any]:
+    emit = on_event or (lambda event: None)
+    source = load_artifact(model_path)
+    if source.format != "onnx":
+        raise UsageError(f"{source.path}: compress takes ONNX models, got {source.format}")
+    model = load_onnx(source.path)
+    calib, evaluation = _load_data(model, options)
+    _check_plan(model, options, calib)
+    staging = _prepare_out_dir(out_dir, options.force)
+    try:
+        with tempfile.TemporaryDirectory(prefix="edgekit-compress-") as scratch:
+            ctx = Context(options, source.path, calib, Path(scratch), emit)
+            current = source.path
+            reports = []
+            for index, step in enumerate(options.steps):
+                emit({"phase": "recipe", "message": f"{step.label()} ({index + 1}/{len(options.steps)})"})
+                out = ctx.workdir / f"step{index}.onnx"
+                report = _apply(step, current, out, ctx)
+                reports.append({"name": step.name, "params": step.params, "report": report})
+                current = out
+            artifact = staging / ARTIFACT_FILE
+            shutil.copyfile(current, artifact)
+            fidelity_data = evaluation or (calib if calib is not None and options.calib else None)
+            fidelity_report: dict[str, Any] | None = None
+            if fidelity_data is not None:
+                emit({"phase": "fidelity", "message": f"comparing on {fidelity_data.rows} rows"})
+                fidelity_report = fidelity(source.path, artifact, fidelity_data)
+                if evaluation is None:
+                    fidelity_report["note"] = "measured on the calibration data (no --eval given)"
+            guard_report = None
+            if options.max_accuracy_drop is not None and evaluation is not None and fidelity_report:
+                guard_report = _guard(ctx, artifact, evaluation, fidelity_report)
+                if guard_report.get("kept_float"):
+                    reports[-1]["report"]["kept_float"] = guard_report["kept_float"]
+                    fidelity_report = fidelity(source.path, artifact, evaluation)
+        manifest = {
+            "schema": 1,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "artifact": {
+                "file": ARTIFACT_FILE,
+                "sha256": sha256_file(artifact),
+                "size_bytes": artifact.stat().st_size,
+                "format": "onnx",
+            },
+            "source": {"path": str(source.path), "sha256": source.sha256, "size_bytes": source.size_bytes},
+            "size_ratio": source.size_bytes / max(artifact.stat().st_size, 1),
+            "target": options.profile.name,
+            "recipe": reports,
+            "fidelity": fidelity_report,
+            "fidelity_null_reason": None if fidelity_report else "no --eval or --calib data given",
+            "accuracy_guard": guard_report,
+            "tools": _versions(),
+        }
+        (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+        _publish(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    manifest["path"] = str(out_dir)
+    return manifest
