@@ -10,8 +10,10 @@ from typing import Any
 import onnx
 
 from edgekit.compress.data import Dataset
-from edgekit.compress.fidelity import per_layer_sqnr
-from edgekit.compress.graph import QUANTIZABLE_OPS, initializers
+from edgekit.compress.fidelity import run_outputs, sqnr_db, with_outputs
+from edgekit.compress.graph import QUANTIZABLE_OPS, consumers, initializers
+
+CLEAN_SQNR_DB = 120.0  # a tensor with no quantization noise (float32 rounding is ~150 dB)
 
 
 @dataclass(frozen=True)
@@ -20,30 +22,52 @@ class Sensitivity:
     sqnr_drop_db: float  # SQNR lost across this node: damage it adds itself
 
 
-def rank_by_sqnr(prepared: Path, quantized: Path, dataset: Dataset) -> list[Sensitivity]:
-    """Nodes ordered most-damaging first, by SQNR at their activation input minus at their output.
+def _after_qdq(tensor: str, readers: dict[str, list[onnx.NodeProto]]) -> str:
+    """The tensor as the next layer sees it: the output of its QuantizeLinear -> DequantizeLinear."""
+    for q in readers.get(tensor, []):
+        if q.op_type == "QuantizeLinear":
+            for dq in readers.get(q.output[0], []):
+                if dq.op_type == "DequantizeLinear":
+                    return str(dq.output[0])
+    return tensor
 
-    The float tensors keep their names in a QDQ graph (Q/DQ pairs are inserted after them), so
-    the same tensor can be read from both models; the difference isolates each node's own damage
-    from the error accumulated before it.
+
+def rank_by_sqnr(prepared: Path, quantized: Path, dataset: Dataset) -> list[Sensitivity]:
+    """Nodes ordered most-damaging first, by SQNR at their input minus SQNR at their output.
+
+    Each side compares the float tensor with what the quantized graph actually carries there:
+    the dequantized input the node reads, and its output after its own QuantizeLinear ->
+    DequantizeLinear (the quantizer may fuse a following Relu into that pair, or rename a graph
+    output). The difference isolates the node's own damage from the error accumulated before it.
     """
-    float_model = onnx.load(str(prepared))
+    float_model, quant_model = onnx.load(str(prepared)), onnx.load(str(quantized))
     weights = initializers(float_model)
-    graph_inputs = {i.name for i in float_model.graph.input}
-    nodes = [n for n in float_model.graph.node if n.op_type in QUANTIZABLE_OPS]
-    pairs = []
-    for node in nodes:
+    float_tensors = {t for n in float_model.graph.node for t in n.output} | {
+        i.name for i in float_model.graph.input
+    }
+    quant_nodes = {n.name: n for n in quant_model.graph.node}
+    quant_readers = consumers(quant_model)
+    pairs: list[tuple[str, tuple[str, str], tuple[str, str]]] = []
+    for node in float_model.graph.node:
+        quant = quant_nodes.get(node.name)
+        if node.op_type not in QUANTIZABLE_OPS or quant is None:
+            continue
         activation = next((name for name in node.input if name and name not in weights), None)
-        if activation is not None:
-            pairs.append((node.name, activation, node.output[0]))
-    tensors = sorted({t for _, a, o in pairs for t in (a, o) if t not in graph_inputs})
-    sqnr = per_layer_sqnr(float_model, onnx.load(str(quantized)), dataset, tensors)
-    ranked = [
-        Sensitivity(
-            name, (sqnr.get(activation, 200.0) if activation not in graph_inputs else 200.0) - sqnr[output]
-        )
-        for name, activation, output in pairs
-    ]
+        if activation is None:
+            continue
+        quant_in = quant.input[list(node.input).index(activation)]
+        quant_out = quant.output[0]
+        float_out = quant_out if quant_out in float_tensors else node.output[0]
+        pairs.append((node.name, (activation, quant_in), (float_out, _after_qdq(quant_out, quant_readers))))
+    float_names = sorted({f for _, a, o in pairs for f, _ in (a, o)})
+    quant_names = sorted({q for _, a, o in pairs for _, q in (a, o)})
+    float_values = run_outputs(with_outputs(float_model, float_names), dataset, float_names)
+    quant_values = run_outputs(with_outputs(quant_model, quant_names), dataset, quant_names)
+
+    def sqnr(side: tuple[str, str]) -> float:
+        return min(sqnr_db(float_values[side[0]], quant_values[side[1]]), CLEAN_SQNR_DB)
+
+    ranked = [Sensitivity(name, sqnr(a) - sqnr(o)) for name, a, o in pairs]
     return sorted(ranked, key=lambda s: s.sqnr_drop_db, reverse=True)
 
 

@@ -1,0 +1,318 @@
+"""`edgekit compress` on real models with onnxruntime's real quantizer; fidelity measured on real data."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from edgekit.artifacts import load_artifact
+from edgekit.compress import CompressOptions, compress, parse_recipes
+from edgekit.data import demo_calib_set_path, demo_model_path, demo_test_set_path
+from edgekit.profiles import load_profile
+
+pytestmark = pytest.mark.integration
+
+CALIB, EVAL = str(demo_calib_set_path()), str(demo_test_set_path())
+
+
+def run(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "EDGEKIT_HOME": str(home), "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "edgekit.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def lib_compress(recipe: str, out: Path, **options: Any) -> dict[str, Any]:
+    profile = load_profile(options.pop("target", "local"))
+    return compress(
+        Path(options.pop("model", demo_model_path())),
+        out,
+        CompressOptions(steps=parse_recipes([recipe]), profile=profile, **options),
+    )
+
+
+def zero_point_types(path: Path) -> set[int]:
+    model = onnx.load(str(path))
+    inits = {i.name: i for i in model.graph.initializer}
+    return {inits[n.input[2]].data_type for n in model.graph.node if n.op_type == "QuantizeLinear"}
+
+
+@pytest.fixture(scope="module")
+def int8_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("int8") / "demo-int8"
+    proc = run(
+        "compress",
+        str(demo_model_path()),
+        "-o",
+        str(out),
+        "--recipe",
+        "int8-static",
+        "--calib",
+        CALIB,
+        "--eval",
+        EVAL,
+        "--json",
+        home=out.parent,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def test_int8_static_artifact_and_manifest(int8_demo: Path) -> None:
+    manifest = json.loads((int8_demo / "manifest.json").read_text())
+    artifact = load_artifact(int8_demo)  # verifies the sha256 against the manifest
+    assert manifest["artifact"]["sha256"] == artifact.sha256
+    assert manifest["source"]["size_bytes"] / artifact.size_bytes >= 3.0
+    step = manifest["recipe"][0]
+    assert step["name"] == "int8-static" and step["params"]["per-channel"] is True
+    assert step["report"]["format"] == "QDQ" and step["report"]["scheme"] == "u8s8"  # local: x86
+    assert step["report"]["calibration"]["rows"] == 256
+    assert manifest["tools"]["onnxruntime"] and manifest["tools"]["onnx"]
+    fid = manifest["fidelity"]
+    assert fid["rows"] == 360 and fid["accuracy"]["before"] > 0.95
+    assert fid["accuracy"]["drop_points"] <= 2.0
+    assert fid["top1_agreement"] >= 0.97
+    assert zero_point_types(artifact.path) == {TensorProto.UINT8}
+    assert not list(int8_demo.parent.glob(".demo-int8.tmp-*"))
+
+
+def test_bench_takes_an_artifact_directory(int8_demo: Path, tmp_path: Path) -> None:
+    proc = run("bench", str(int8_demo), "--json", "--runs", "20", "--min-seconds", "0", home=tmp_path)
+    assert proc.returncode in (0, 1), proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["artifact"]["recipe"][0]["name"] == "int8-static"
+    assert result["artifact"]["sha256"] == load_artifact(int8_demo).sha256
+
+
+def test_scheme_follows_the_target(tmp_path: Path) -> None:
+    manifest = lib_compress("int8-static", tmp_path / "arm", calib=Path(CALIB), target="raspberry-pi-4")
+    assert manifest["recipe"][0]["report"]["scheme"] == "s8s8"
+    assert zero_point_types(tmp_path / "arm" / "model.onnx") == {TensorProto.INT8}
+
+
+def test_dynamic_and_fp16(tmp_path: Path) -> None:
+    fp16 = lib_compress("fp16", tmp_path / "fp16", eval=Path(EVAL))
+    assert 1.8 <= fp16["size_ratio"] <= 2.2
+    assert fp16["fidelity"]["top1_agreement"] == 1.0 and fp16["fidelity"]["sqnr_db"] > 40
+    dynamic = lib_compress("int8-dynamic", tmp_path / "dyn", eval=Path(EVAL))
+    assert dynamic["fidelity"]["accuracy"]["drop_points"] <= 2.0
+
+
+def test_magnitude_pruning_is_reported_honestly(tmp_path: Path) -> None:
+    manifest = lib_compress("prune-magnitude:0.5", tmp_path / "mag", eval=Path(EVAL))
+    report = manifest["recipe"][0]["report"]
+    assert abs(report["sparsity_achieved"] - 0.5) < 0.02
+    assert report["size_bytes_after"] == report["size_bytes_before"]
+    assert report["gzip_bytes_after"] < 0.8 * report["gzip_bytes_before"]
+    assert "no speed-up" in report["note"]
+
+
+def test_channel_pruning_with_reconstruction(tmp_path: Path) -> None:
+    refit = lib_compress("prune-channels:0.4", tmp_path / "refit", calib=Path(CALIB), eval=Path(EVAL))
+    plain = lib_compress("prune-channels:0.4,reconstruct=no", tmp_path / "plain", eval=Path(EVAL))
+    report = refit["recipe"][0]["report"]
+    assert report["parameters_after"] < 0.6 * report["parameters_before"]
+    assert [(layer["channels_before"], layer["channels_after"]) for layer in report["layers"]] == [
+        (32, 24),
+        (64, 40),
+        (64, 40),
+    ]
+    assert refit["fidelity"]["accuracy"]["drop_points"] <= 1.0
+    assert plain["fidelity"]["accuracy"]["drop_points"] > refit["fidelity"]["accuracy"]["drop_points"]
+    # the pruned graph is valid and smaller for real: its Conv weights have fewer channels
+    weights = {i.name: i for i in onnx.load(str(tmp_path / "refit" / "model.onnx")).graph.initializer}
+    assert sorted(tuple(w.dims) for w in weights.values() if len(w.dims) == 4) == [
+        (24, 1, 3, 3),
+        (40, 24, 3, 3),
+        (40, 40, 3, 3),
+    ]
+
+
+def low_rank_mlp(path: Path, rank: int = 8, features: int = 128, outputs: int = 96) -> Path:
+    rng = np.random.default_rng(0)
+    weight = (rng.standard_normal((features, rank)) @ rng.standard_normal((rank, outputs))).astype(np.float32)
+    weight += 0.01 * rng.standard_normal(weight.shape).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["input", "w"], ["out"])],
+        "lowrank",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", features])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", outputs])],
+        initializer=[numpy_helper.from_array(weight, "w")],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_lowrank_factorises_a_low_rank_layer(tmp_path: Path) -> None:
+    model = low_rank_mlp(tmp_path / "lr.onnx")
+    calib = tmp_path / "calib.npz"
+    np.savez(calib, input=np.random.default_rng(1).standard_normal((64, 128)).astype(np.float32))
+    manifest = lib_compress("lowrank:energy=0.999", tmp_path / "out", model=model, calib=calib)
+    (layer,) = manifest["recipe"][0]["report"]["layers"]
+    assert layer["rank"] == 8 and layer["parameters_after"] == 8 * (128 + 96)
+    assert manifest["fidelity"]["cosine_min"] > 0.999
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "out" / "model.onnx")).graph.node]
+    assert ops == ["MatMul", "MatMul"]
+
+
+def outlier_mlp(directory: Path) -> tuple[Path, Path, Path]:
+    """An MLP whose second layer has one huge weight: per-tensor int8 wipes out that layer's other
+    weights (known ground truth: fc2 is the sensitive node). Labels are the float model's own
+    predictions, so float accuracy is 100%."""
+    import onnxruntime as ort
+
+    rng = np.random.default_rng(0)
+    w1 = rng.standard_normal((64, 64)).astype(np.float32) * 0.2
+    w2 = rng.standard_normal((64, 10)).astype(np.float32) * 0.2
+    w2[0, 0] = 40.0
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["input", "w1"], ["h"], name="fc1"),
+            helper.make_node("Relu", ["h"], ["hr"], name="relu"),
+            helper.make_node("MatMul", ["hr", "w2"], ["logits"], name="fc2"),
+        ],
+        "outlier",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 64])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])],
+        initializer=[numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")],
+    )
+    model = directory / "outlier.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model))
+    x = rng.standard_normal((600, 64)).astype(np.float32)
+    labels = ort.InferenceSession(str(model)).run(None, {"input": x})[0].argmax(1)
+    calib, evaluation = directory / "calib.npz", directory / "eval.npz"
+    np.savez(calib, input=x[:200])
+    np.savez(evaluation, input=x[200:], labels=labels[200:])
+    return model, calib, evaluation
+
+
+def test_accuracy_guard_keeps_the_sensitive_node_float(tmp_path: Path) -> None:
+    model, calib, evaluation = outlier_mlp(tmp_path)
+    plain = lib_compress(
+        "int8-static:per-channel=no", tmp_path / "plain", model=model, calib=calib, eval=evaluation
+    )
+    assert plain["fidelity"]["accuracy"]["drop_points"] > 10  # the outlier really breaks per-tensor int8
+    manifest = lib_compress(
+        "int8-static:per-channel=no",
+        tmp_path / "guarded",
+        model=model,
+        calib=calib,
+        eval=evaluation,
+        max_accuracy_drop=2.0,
+    )
+    guard = manifest["accuracy_guard"]
+    assert guard["method"] == "per-layer SQNR" and guard["met"] is True
+    assert [item["node"] for item in guard["kept_float"]] == ["fc2"]
+    assert manifest["recipe"][0]["report"]["kept_float"] == guard["kept_float"]
+    assert manifest["fidelity"]["accuracy"]["drop_points"] == pytest.approx(guard["loss_points"])
+    assert guard["loss_points"] <= 2.0
+    # fc2 really is float in the artifact: its weight is a float initializer, fc1's is int8
+    weights = {
+        i.name: i.data_type for i in onnx.load(str(tmp_path / "guarded" / "model.onnx")).graph.initializer
+    }
+    assert weights["w2"] == TensorProto.FLOAT and "w2_quantized" not in weights
+    assert weights["w1_quantized"] == TensorProto.INT8
+
+
+def add_only_model(path: Path) -> Path:
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["a", "b"], ["c"])],
+        "add",
+        [
+            helper.make_tensor_value_info("a", TensorProto.FLOAT, [1, 4]),
+            helper.make_tensor_value_info("b", TensorProto.FLOAT, [1, 4]),
+        ],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, [1, 4])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_bad_input_is_exit_2_and_leaves_nothing(int8_demo: Path, tmp_path: Path) -> None:
+    wrong = tmp_path / "wrong.npz"
+    np.savez(wrong, image=np.zeros((4, 1, 8, 8), np.float32))
+    no_labels = tmp_path / "nolabels.npz"
+    np.savez(no_labels, input=np.zeros((4, 1, 8, 8), np.float32))
+    demo = str(demo_model_path())
+    cases = [
+        ([demo, "--recipe", "int8-static"], "int8-static needs calibration data"),
+        ([demo, "--recipe", "int8-static", "--calib", str(wrong)], "no array named 'input'"),
+        (
+            [
+                demo,
+                "--recipe",
+                "int8-static",
+                "--calib",
+                CALIB,
+                "--eval",
+                str(no_labels),
+                "--max-accuracy-drop",
+                "1",
+            ],
+            "no 'labels' array",
+        ),
+        ([demo, "--recipe", "int9-static"], "unknown recipe 'int9-static'"),
+        ([str(int8_demo), "--recipe", "int8-dynamic"], "already quantized"),
+        ([str(add_only_model(tmp_path / "add.onnx")), "--recipe", "int8-dynamic"], "nothing to quantize"),
+    ]
+    for index, (args, message) in enumerate(cases):
+        out = tmp_path / f"out{index}"
+        proc = run("compress", *args, "-o", str(out), home=tmp_path)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        assert not out.exists()
+    assert not list(tmp_path.glob(".out*"))
+
+
+def test_existing_output_needs_force(int8_demo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "fp16"
+    assert (
+        run("compress", str(demo_model_path()), "-o", str(out), "--recipe", "fp16", home=tmp_path).returncode
+        == 0
+    )
+    before = (out / "manifest.json").read_text()
+    again = run("compress", str(demo_model_path()), "-o", str(out), "--recipe", "fp16", home=tmp_path)
+    assert again.returncode == 2 and "--force" in again.stderr
+    assert (out / "manifest.json").read_text() == before
+    forced = run(
+        "compress", str(demo_model_path()), "-o", str(out), "--recipe", "fp16", "--force", home=tmp_path
+    )
+    assert (
+        forced.returncode == 0
+        and json.loads((out / "manifest.json").read_text())["recipe"][0]["name"] == "fp16"
+    )
+
+
+def test_unmet_tolerance_keeps_the_artifact_and_exits_1(tmp_path: Path) -> None:
+    out = tmp_path / "sparse"
+    proc = run(
+        "compress",
+        str(demo_model_path()),
+        "-o",
+        str(out),
+        "--recipe",
+        "prune-magnitude:0.9",
+        "--eval",
+        EVAL,
+        "--max-accuracy-drop",
+        "0.5",
+        home=tmp_path,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "exceeds --max-accuracy-drop 0.5" in proc.stderr
+    guard = json.loads((out / "manifest.json").read_text())["accuracy_guard"]
+    assert guard["met"] is False and guard["reason"] == "no float fallback for prune-magnitude"
