@@ -20,7 +20,14 @@ from edgekit.artifacts import MANIFEST_NAME, load_artifact, sha256_file
 from edgekit.compress import guard
 from edgekit.compress.data import Dataset, load_dataset, random_dataset
 from edgekit.compress.fidelity import fidelity, quality_loss
-from edgekit.compress.quantize import check_quantizable, fp16, int8_dynamic, int8_static, preprocess
+from edgekit.compress.quantize import (
+    check_quantizable,
+    fp16,
+    int8_dynamic,
+    int8_static,
+    missing_calibration,
+    preprocess,
+)
 from edgekit.compress.recipes import RECIPES, RecipeStep
 from edgekit.errors import InputSpecError, UsageError
 from edgekit.onnx_model import graph_inputs, load_onnx
@@ -75,10 +82,7 @@ def _check_plan(model: onnx.ModelProto, options: CompressOptions, calib: Dataset
         if RECIPES[step.name].quantizes:
             check_quantizable(model, step.name)
         if step.name == "int8-static" and calib is None:
-            raise UsageError(
-                "int8-static needs calibration data: --calib CALIB.npz (one array per model input, "
-                "real samples). Random calibration silently ruins accuracy; --calib-random accepts that."
-            )
+            raise missing_calibration()
         if step.name == "prune-channels" and step.params["reconstruct"] and calib is None:
             raise UsageError(
                 "prune-channels reconstructs the next layers from calibration data: give --calib, "

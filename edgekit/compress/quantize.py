@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,26 +82,30 @@ def scheme_for(params: dict[str, Any], profile: DeviceProfile) -> tuple[str, boo
     return scheme, reduce_range
 
 
+def missing_calibration() -> UsageError:
+    return UsageError(
+        "int8-static needs calibration data: --calib CALIB.npz (one array per model input, real "
+        "samples). Random calibration silently ruins accuracy; --calib-random accepts that."
+    )
+
+
 def int8_static(
-    source: Path,
+    prepared: Path,
     out: Path,
     params: dict[str, Any],
     calib: Dataset | None,
     profile: DeviceProfile,
     exclude: list[str] | None = None,
 ) -> dict[str, Any]:
-    model = onnx.load(str(source))
+    """Quantize a model already run through `preprocess`; `exclude` names nodes kept in float."""
+    model = onnx.load(str(prepared))
     check_quantizable(model, "int8-static")
     if calib is None:
-        raise UsageError(
-            "int8-static needs calibration data: --calib CALIB.npz (one array per model input, "
-            "real samples). Random calibration silently ruins accuracy; pass --calib-random to accept that."
-        )
+        raise missing_calibration()
     scheme, reduce_range = scheme_for(params, profile)
     activation_type, weight_type = _SCHEMES[scheme]
-    with tempfile.TemporaryDirectory(prefix="edgekit-q-") as scratch:
-        prepared = Path(scratch) / "prepared.onnx"
-        report = preprocess(source, prepared)
+    # onnxruntime's histogram calibrators print progress to stdout, which carries --json output.
+    with contextlib.redirect_stdout(sys.stderr):
         quantize_static(
             str(prepared),
             str(out),
@@ -114,7 +120,6 @@ def int8_static(
             extra_options={"ActivationSymmetric": bool(params.get("symmetric-activations", False))},
         )
     return {
-        **report,
         "format": "QDQ",
         "scheme": scheme,
         "activation_type": activation_type.name,

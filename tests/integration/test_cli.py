@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.cli_run import run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -28,16 +29,7 @@ RESULT_KEYS = {
 }
 
 
-def edgekit(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "EDGEKIT_HOME": str(home), "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "edgekit.cli.main", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-    )
+edgekit = run_cli
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int, fragment: str) -> None:
@@ -197,15 +189,7 @@ def test_demo_passes_local_budgets(tmp_path: Path) -> None:
 
 
 def test_runtime_crash_is_a_device_failure_and_nothing_is_stored(mlp_model: Path, tmp_path: Path) -> None:
-    env = {**os.environ, "EDGEKIT_HOME": str(tmp_path), "EDGEKIT_AGENT_TEST_CRASH": "SIGKILL"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "edgekit.cli.main", "bench", str(mlp_model), *FAST],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+    proc = run_cli("bench", str(mlp_model), *FAST, home=tmp_path, env={"EDGEKIT_AGENT_TEST_CRASH": "SIGKILL"})
     assert proc.returncode == 3, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "edgekit: error: device 'local': bench failed: ChildCrashed" in proc.stderr

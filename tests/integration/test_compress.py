@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +15,14 @@ from edgekit.artifacts import load_artifact
 from edgekit.compress import CompressOptions, compress, parse_recipes
 from edgekit.data import demo_calib_set_path, demo_model_path, demo_test_set_path
 from edgekit.profiles import load_profile
+from tests.cli_run import run_cli
 
 pytestmark = pytest.mark.integration
 
 CALIB, EVAL = str(demo_calib_set_path()), str(demo_test_set_path())
 
 
-def run(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "EDGEKIT_HOME": str(home), "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "edgekit.cli.main", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        stdin=subprocess.DEVNULL,
-    )
+run = run_cli
 
 
 def lib_compress(recipe: str, out: Path, **options: Any) -> dict[str, Any]:
@@ -316,3 +305,21 @@ def test_unmet_tolerance_keeps_the_artifact_and_exits_1(tmp_path: Path) -> None:
     assert "exceeds --max-accuracy-drop 0.5" in proc.stderr
     guard = json.loads((out / "manifest.json").read_text())["accuracy_guard"]
     assert guard["met"] is False and guard["reason"] == "no float fallback for prune-magnitude"
+
+
+def test_json_stdout_stays_clean_with_histogram_calibration(tmp_path: Path) -> None:
+    proc = run(
+        "compress",
+        str(demo_model_path()),
+        "-o",
+        str(tmp_path / "pct"),
+        "--recipe",
+        "int8-static:calib=percentile",
+        "--calib",
+        CALIB,
+        "--json",
+        home=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads(proc.stdout)  # onnxruntime's calibrator prints progress: not on stdout
+    assert manifest["recipe"][0]["report"]["calibration"]["method"] == "percentile"
