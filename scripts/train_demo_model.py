@@ -22,24 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.data.digits import TEST_FRACTION, load_digits_split
+
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
-TEST_FRACTION = 0.2
 CALIB_ROWS = 256
-
-
-def load_digits_split(seed: int) -> dict[str, np.ndarray]:
-    """Stratified train/test split; pixels 0..16 scaled to [0, 1], shape N x 1 x 8 x 8."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    digits = load_digits()
-    images = (digits.images / 16.0).astype(np.float32)[:, None, :, :]
-    labels = digits.target.astype(np.int64)
-    x_train, x_test, y_train, y_test = train_test_split(
-        images, labels, test_size=TEST_FRACTION, stratify=labels, random_state=seed
-    )
-    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
 
 
 def build_model() -> Any:
