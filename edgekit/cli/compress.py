@@ -24,10 +24,16 @@ def compress_command(
     model: Annotated[Path, typer.Argument(help="The float ONNX model.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="Artifact directory to write.")],
     recipe: Annotated[list[str], typer.Option(help=_RECIPE_HELP)],
-    calib: Annotated[Path | None, typer.Option(help="Calibration .npz (one array per model input).")] = None,
-    eval_data: Annotated[
-        Path | None, typer.Option("--eval", help="Evaluation .npz (inputs + optional 'labels').")
+    calib: Annotated[
+        Path | None, typer.Option(help="Calibration .npz (one array per model input) or image folder.")
     ] = None,
+    eval_data: Annotated[
+        Path | None,
+        typer.Option("--eval", help="Evaluation .npz (inputs + optional 'labels') or image folder."),
+    ] = None,
+    image_preprocess: Annotated[
+        str, typer.Option(help="Image folders: unit [0,1], imagenet mean/std, symmetric [-1,1] or raw.")
+    ] = "unit",
     target: Annotated[str, typer.Option(help="Device profile whose int8 scheme is used.")] = "local",
     max_accuracy_drop: Annotated[
         float | None, typer.Option(help="Keep sensitive layers float until the drop <= this (points).")
@@ -49,6 +55,7 @@ def compress_command(
         calib_random=calib_random,
         force=force,
         seed=seed,
+        image_preprocess=image_preprocess,
     )
 
     def on_event(event: dict[str, Any]) -> None:

@@ -7,7 +7,7 @@ import platform
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -20,6 +20,7 @@ from edgekit.artifacts import MANIFEST_NAME, load_artifact, sha256_file
 from edgekit.compress import guard
 from edgekit.compress.data import Dataset, load_dataset, random_dataset
 from edgekit.compress.fidelity import fidelity, quality_loss
+from edgekit.compress.images import load_image_folder
 from edgekit.compress.quantize import (
     check_quantizable,
     fp16,
@@ -30,7 +31,7 @@ from edgekit.compress.quantize import (
 )
 from edgekit.compress.recipes import RECIPES, RecipeStep
 from edgekit.errors import InputSpecError, UsageError
-from edgekit.onnx_model import graph_inputs, load_onnx
+from edgekit.onnx_model import TensorInfo, graph_inputs, load_onnx
 from edgekit.profiles import DeviceProfile
 
 ARTIFACT_FILE = "model.onnx"
@@ -48,7 +49,7 @@ class CompressOptions:
     calib_random: bool = False
     force: bool = False
     seed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    image_preprocess: str = "unit"  # for image-folder data: unit, imagenet, symmetric or raw
 
 
 @dataclass
@@ -60,12 +61,23 @@ class Context:
     emit: EventCallback
 
 
+def _dataset(path: Path, inputs: list[TensorInfo], option: str, options: CompressOptions) -> Dataset:
+    """An .npz file, or a folder of images for a one-input image model."""
+    if not path.is_dir():
+        return load_dataset(path, inputs, option)
+    if len(inputs) != 1:
+        raise InputSpecError(
+            f"{option} {path}: an image folder feeds one-input models; this one has {len(inputs)}"
+        )
+    return load_image_folder(path, inputs[0], options.image_preprocess, option)
+
+
 def _load_data(model: onnx.ModelProto, options: CompressOptions) -> tuple[Dataset | None, Dataset | None]:
     inputs = graph_inputs(model)
-    calib = load_dataset(options.calib, inputs, "--calib") if options.calib else None
+    calib = _dataset(options.calib, inputs, "--calib", options) if options.calib else None
     if calib is None and options.calib_random:
         calib = random_dataset(inputs, CALIB_RANDOM_ROWS, options.seed)
-    evaluation = load_dataset(options.eval, inputs, "--eval") if options.eval else None
+    evaluation = _dataset(options.eval, inputs, "--eval", options) if options.eval else None
     if options.max_accuracy_drop is not None:
         if evaluation is None:
             raise UsageError("--max-accuracy-drop needs --eval EVAL.npz with a 'labels' array")

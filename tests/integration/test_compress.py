@@ -323,3 +323,40 @@ def test_json_stdout_stays_clean_with_histogram_calibration(tmp_path: Path) -> N
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads(proc.stdout)  # onnxruntime's calibrator prints progress: not on stdout
     assert manifest["recipe"][0]["report"]["calibration"]["method"] == "percentile"
+
+
+def digit_folder(directory: Path, x: np.ndarray, labels: np.ndarray) -> Path:
+    """The held-out digits as 8-bit grayscale PNGs in class subfolders, the ImageFolder layout."""
+    from PIL import Image
+
+    for index, (image, label) in enumerate(zip(x, labels, strict=True)):
+        folder = directory / str(label)
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.round(image[0] * 255).astype(np.uint8), mode="L").save(folder / f"{index}.png")
+    return directory
+
+
+def test_image_folders_as_calibration_and_labelled_eval_data(tmp_path: Path) -> None:
+    with np.load(EVAL) as data:
+        images = digit_folder(tmp_path / "digits", data["input"], data["labels"])
+    manifest = lib_compress(
+        "int8-static", tmp_path / "out", calib=images, eval=images, image_preprocess="unit"
+    )
+    fid = manifest["fidelity"]
+    assert fid["rows"] == 360
+    assert fid["accuracy"]["before"] >= 0.98  # labels from folder names match the real digits
+    assert fid["accuracy"]["drop_points"] <= 2.0
+    proc = run(
+        "compress",
+        str(demo_model_path()),
+        "-o",
+        str(tmp_path / "bad"),
+        "--recipe",
+        "int8-static",
+        "--calib",
+        str(images),
+        "--image-preprocess",
+        "zscore",
+        home=tmp_path,
+    )
+    assert proc.returncode == 2 and "expected one of unit, imagenet, symmetric, raw" in proc.stderr
