@@ -24,6 +24,7 @@ from edgekit.compress.images import load_image_folder
 from edgekit.compress.quantize import (
     check_quantizable,
     fp16,
+    int4_weight,
     int8_dynamic,
     int8_static,
     missing_calibration,
@@ -110,6 +111,8 @@ def _apply(step: RecipeStep, source: Path, out: Path, ctx: Context) -> dict[str,
         return {**report, **int8_static(prepared, out, params, ctx.calib, profile)}
     if step.name == "int8-dynamic":
         return int8_dynamic(source, out, params, profile)
+    if step.name == "int4-weight":
+        return int4_weight(source, out, params)
     if step.name == "fp16":
         return fp16(source, out, params)
     if step.name == "prune-magnitude":

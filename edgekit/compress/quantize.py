@@ -162,3 +162,32 @@ def fp16(source: Path, out: Path, params: dict[str, Any]) -> dict[str, Any]:
     # The converter appends its input/output Casts at the end of the node list.
     onnx.save(topological_sort(converted), str(out))
     return {"keep_io_types": bool(params["keep-io"])}
+
+
+def int4_weight(source: Path, out: Path, params: dict[str, Any]) -> dict[str, Any]:
+    """4-bit block-wise weights for MatMul (onnxruntime's MatMulNBits); activations stay float."""
+    try:
+        from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+    except ImportError as exc:
+        raise UsageError(f"int4-weight needs {exc.name}: pip install onnx-ir") from None
+    model = onnx.load(str(source))
+    if is_quantized(model):
+        raise ModelError("int4-weight: the model is already quantized (integer or float16 weights found)")
+    matmuls = [n for n in model.graph.node if n.op_type == "MatMul"]
+    if not matmuls:
+        raise ModelError(
+            "int4-weight: no MatMul nodes (4-bit weight-only quantization targets MatMul-heavy models)"
+        )
+    block = int(params["block-size"])
+    quantizer = MatMulNBitsQuantizer(model, bits=4, block_size=block, is_symmetric=bool(params["symmetric"]))
+    quantizer.process()
+    converted = quantizer.model.model
+    onnx.save(converted, str(out))
+    packed = sum(1 for n in converted.graph.node if n.op_type == "MatMulNBits")
+    return {
+        "bits": 4,
+        "block_size": block,
+        "symmetric": bool(params["symmetric"]),
+        "matmuls": len(matmuls),
+        "packed": packed,
+    }

@@ -54,6 +54,15 @@ RECIPES: dict[str, RecipeSpec] = {
             quantizes=True,
         ),
         RecipeSpec(
+            "int4-weight",
+            "4-bit block-wise MatMul weights, float activations (MatMulNBits; for transformer-style models)",
+            {
+                "block-size": Param(int, 32, "weights per scale", minimum=16, maximum=256),
+                "symmetric": Param(bool, True, "zero-point-free 4-bit weights"),
+            },
+            quantizes=True,
+        ),
+        RecipeSpec(
             "fp16",
             "float16 weights and compute (keeps float32 inputs and outputs)",
             {"keep-io": Param(bool, True, "keep float32 model inputs and outputs")},

@@ -360,3 +360,15 @@ def test_image_folders_as_calibration_and_labelled_eval_data(tmp_path: Path) -> 
         home=tmp_path,
     )
     assert proc.returncode == 2 and "expected one of unit, imagenet, symmetric, raw" in proc.stderr
+
+
+def test_int4_weight_only(tmp_path: Path) -> None:
+    model = low_rank_mlp(tmp_path / "mlp.onnx")
+    calib = tmp_path / "calib.npz"
+    np.savez(calib, input=np.random.default_rng(1).standard_normal((64, 128)).astype(np.float32))
+    manifest = lib_compress("int4-weight", tmp_path / "int4", model=model, calib=calib)
+    assert manifest["recipe"][0]["report"]["packed"] == 1
+    assert manifest["size_ratio"] > 5  # 4-bit weights plus one scale per 32 of them
+    assert manifest["fidelity"]["cosine_mean"] > 0.98
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "int4" / "model.onnx")).graph.node}
+    assert "MatMulNBits" in ops and "MatMul" not in ops
