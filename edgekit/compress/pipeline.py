@@ -20,6 +20,7 @@ from edgekit.artifacts import MANIFEST_NAME, load_artifact, sha256_file
 from edgekit.compress import guard
 from edgekit.compress.data import Dataset, load_dataset, random_dataset
 from edgekit.compress.fidelity import fidelity, quality_loss
+from edgekit.compress.graph import QUANTIZABLE_OPS
 from edgekit.compress.images import load_image_folder
 from edgekit.compress.quantize import (
     check_quantizable,
@@ -135,7 +136,13 @@ def _guard(ctx: Context, artifact: Path, evaluation: Dataset, report: dict[str, 
     tolerance = float(ctx.options.max_accuracy_drop or 0.0)
     loss = quality_loss(report)
     result: dict[str, Any] = {"tolerance_points": tolerance, "loss_points": loss}
-    if loss is not None and loss <= tolerance:
+    if loss is None:
+        return {
+            **result,
+            "met": False,
+            "reason": "no accuracy measurable: the first output is not [N, classes]",
+        }
+    if loss <= tolerance:
         return {**result, "met": True, "kept_float": []}
     last = ctx.options.steps[-1]
     if last.name != "int8-static":
@@ -148,9 +155,7 @@ def _guard(ctx: Context, artifact: Path, evaluation: Dataset, report: dict[str, 
         ranked = guard.rank_by_sqnr(prepared, artifact, evaluation)
         method = "per-layer SQNR"
     except Exception:  # intermediate tensors unreadable: measure instead
-        nodes = [
-            n.name for n in onnx.load(str(prepared)).graph.node if n.op_type in ("Conv", "Gemm", "MatMul")
-        ]
+        nodes = [n.name for n in onnx.load(str(prepared)).graph.node if n.op_type in QUANTIZABLE_OPS]
         ranked = guard.rank_one_at_a_time(
             nodes, lambda keep: _attempt(ctx, prepared, last, keep, evaluation)[0]
         )
@@ -167,6 +172,8 @@ def _guard(ctx: Context, artifact: Path, evaluation: Dataset, report: dict[str, 
 
     search = guard.search_exclusions(ranked, tolerance, attempt)
     best = search["best"]
+    if best["loss_points"] >= loss:  # keeping nodes float did not help: the plain artifact stays
+        return {**result, "met": False, "method": method, "kept_float": [], "trail": search["trail"]}
     shutil.copyfile(attempts[tuple(best["excluded"])], artifact)
     drops = {s.node: s.sqnr_drop_db for s in ranked}
     return {
