@@ -61,8 +61,12 @@ def prepare_model(path: Path, options: BenchOptions) -> PreparedModel:
     """Everything that can be checked on the host, before any device is touched."""
     options.validate()
     artifact = load_artifact(path)
-    if artifact.format != "onnx":
-        raise UsageError(f"{artifact.path}: {artifact.format} artifacts are not supported yet")
+    if artifact.format == "tflite":
+        if options.shapes or options.inputs_file:
+            raise UsageError(f"{artifact.path}: --shape and --inputs are not supported for TFLite models yet")
+        from edgekit.tflite_model import input_spec
+
+        return PreparedModel(artifact, input_spec(artifact.path))
     declared = graph_inputs(load_onnx(artifact.path))
     shapes = parse_shape_options(options.shapes, [i.name for i in declared])
     if options.inputs_file is not None:

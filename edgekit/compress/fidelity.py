@@ -77,7 +77,12 @@ def fidelity(source: Path, artifact: Path, dataset: Dataset) -> dict[str, Any]:
     """Compare the first output of both models on every row of the dataset."""
     output = session(source).get_outputs()[0].name
     reference = run_outputs(source, dataset, [output])[output]
-    test = run_outputs(artifact, dataset, [output])[output]
+    if artifact.suffix == ".tflite":
+        from edgekit.tflite_model import run_first_output
+
+        test = run_first_output(artifact, dataset.inputs)
+    else:
+        test = run_outputs(artifact, dataset, [output])[output]
     return {"data": str(dataset.path), "output": output, **compare_outputs(reference, test, dataset.labels)}
 
 

@@ -32,11 +32,12 @@ from edgekit.compress.quantize import (
     preprocess,
 )
 from edgekit.compress.recipes import RECIPES, RecipeStep
+from edgekit.compress.tflite import require_converter, tflite_int8
 from edgekit.errors import InputSpecError, UsageError
 from edgekit.onnx_model import TensorInfo, graph_inputs, load_onnx
 from edgekit.profiles import DeviceProfile
 
-ARTIFACT_FILE = "model.onnx"
+ARTIFACT_STEM = "model"  # model.onnx, or model.tflite after tflite-int8
 CALIB_RANDOM_ROWS = 64
 EventCallback = Callable[[dict[str, Any]], None]
 
@@ -95,8 +96,10 @@ def _check_plan(model: onnx.ModelProto, options: CompressOptions, calib: Dataset
     for step in options.steps:
         if RECIPES[step.name].quantizes:
             check_quantizable(model, step.name)
-        if step.name == "int8-static" and calib is None:
-            raise missing_calibration()
+        if step.name in ("int8-static", "tflite-int8") and calib is None:
+            raise missing_calibration(step.name)
+        if step.name == "tflite-int8":
+            require_converter()
         if step.name == "prune-channels" and step.params["reconstruct"] and calib is None:
             raise UsageError(
                 "prune-channels reconstructs the next layers from calibration data: give --calib, "
@@ -112,6 +115,9 @@ def _apply(step: RecipeStep, source: Path, out: Path, ctx: Context) -> dict[str,
         return {**report, **int8_static(prepared, out, params, ctx.calib, profile)}
     if step.name == "int8-dynamic":
         return int8_dynamic(source, out, params, profile)
+    if step.name == "tflite-int8":
+        assert ctx.calib is not None  # _check_plan refuses a plan without it
+        return tflite_int8(source, out, ctx.calib, graph_inputs(load_onnx(source)), ctx.workdir)
     if step.name == "int4-weight":
         return int4_weight(source, out, params)
     if step.name == "fp16":
@@ -248,11 +254,11 @@ def compress(
             reports = []
             for index, step in enumerate(options.steps):
                 emit({"phase": "recipe", "message": f"{step.label()} ({index + 1}/{len(options.steps)})"})
-                out = ctx.workdir / f"step{index}.onnx"
+                out = ctx.workdir / f"step{index}{'.tflite' if step.name == 'tflite-int8' else '.onnx'}"
                 report = _apply(step, current, out, ctx)
                 reports.append({"name": step.name, "params": step.params, "report": report})
                 current = out
-            artifact = staging / ARTIFACT_FILE
+            artifact = staging / f"{ARTIFACT_STEM}{current.suffix}"
             shutil.copyfile(current, artifact)
             fidelity_data = evaluation or (calib if calib is not None and options.calib else None)
             fidelity_report: dict[str, Any] | None = None
@@ -271,10 +277,10 @@ def compress(
             "schema": 1,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "artifact": {
-                "file": ARTIFACT_FILE,
+                "file": artifact.name,
                 "sha256": sha256_file(artifact),
                 "size_bytes": artifact.stat().st_size,
-                "format": "onnx",
+                "format": artifact.suffix.lstrip("."),
             },
             "source": {"path": str(source.path), "sha256": source.sha256, "size_bytes": source.size_bytes},
             "size_ratio": source.size_bytes / max(artifact.stat().st_size, 1),

@@ -82,9 +82,9 @@ def scheme_for(params: dict[str, Any], profile: DeviceProfile) -> tuple[str, boo
     return scheme, reduce_range
 
 
-def missing_calibration() -> UsageError:
+def missing_calibration(recipe: str = "int8-static") -> UsageError:
     return UsageError(
-        "int8-static needs calibration data: --calib CALIB.npz (one array per model input, real "
+        f"{recipe} needs calibration data: --calib CALIB.npz (one array per model input, real "
         "samples). Random calibration silently ruins accuracy; --calib-random accepts that."
     )
 

@@ -63,6 +63,11 @@ RECIPES: dict[str, RecipeSpec] = {
             quantizes=True,
         ),
         RecipeSpec(
+            "tflite-int8",
+            "full-integer int8 TFLite through onnx2tf + TensorFlow, calibrated on --calib (tflite extra)",
+            quantizes=True,
+        ),
+        RecipeSpec(
             "fp16",
             "float16 weights and compute (keeps float32 inputs and outputs)",
             {"keep-io": Param(bool, True, "keep float32 model inputs and outputs")},

@@ -1,0 +1,102 @@
+"""TFLite full-integer int8: ONNX -> TensorFlow -> TFLite through onnx2tf, calibrated on the user's data.
+
+onnx2tf runs in a child process (it prints a great deal and loads all of TensorFlow); it turns
+NCHW image inputs into NHWC, so calibration arrays are transposed for it, and the artifact's
+inputs and outputs are int8 with the scale / zero point stored in the model. The calibration
+data is always given explicitly: onnx2tf would otherwise try to download a sample set. It
+also rewrites its input file in place, so it gets a copy.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.compress.data import Dataset
+from edgekit.errors import ModelError, UsageError
+from edgekit.onnx_model import TensorInfo
+
+TFLITE_EXTRA_HINT = "pip install -e '.[tflite]' (TensorFlow + onnx2tf, about 2.4 GB)"
+CONVERT_TIMEOUT_S = 1800
+
+
+def require_converter() -> None:
+    missing = [
+        name for name in ("onnx2tf", "tensorflow", "tf_keras") if importlib.util.find_spec(name) is None
+    ]
+    if missing:
+        raise UsageError(f"tflite-int8 needs {', '.join(missing)}: {TFLITE_EXTRA_HINT}")
+
+
+def is_nchw_image(info: TensorInfo) -> bool:
+    return len(info.dims) == 4 and isinstance(info.dims[1], int) and info.dims[1] in (1, 3)
+
+
+def _calibration_files(calib: Dataset, inputs: Sequence[TensorInfo], workdir: Path) -> list[list[Any]]:
+    entries = []
+    for info in inputs:
+        array = calib.inputs[info.name]
+        if is_nchw_image(info):
+            array = array.transpose(0, 2, 3, 1)  # onnx2tf converts NCHW inputs to NHWC
+        path = workdir / f"calib-{len(entries)}.npy"
+        np.save(path, np.ascontiguousarray(array.astype(np.float32)))
+        entries.append([info.name, str(path), 0.0, 1.0])  # data is already normalised: identity
+    return entries
+
+
+def tflite_int8(
+    source: Path, out: Path, calib: Dataset, inputs: Sequence[TensorInfo], workdir: Path
+) -> dict[str, Any]:
+    require_converter()
+    convert_dir = workdir / "onnx2tf"
+    # onnx2tf rewrites its input file in place (simplified by onnxsim): never hand it the user's.
+    copy = workdir / f"{source.stem}.onnx"
+    shutil.copyfile(source, copy)
+    arguments = {
+        "input_onnx_file_path": str(copy),
+        "output_folder_path": str(convert_dir),
+        "output_integer_quantized_tflite": True,
+        "custom_input_op_name_np_data_path": _calibration_files(calib, inputs, workdir),
+        "non_verbose": True,
+        "batch_size": 1,
+    }
+    script = f"import json, onnx2tf; onnx2tf.convert(**json.loads({json.dumps(json.dumps(arguments))}))"
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=workdir,
+            capture_output=True,
+            text=True,
+            timeout=CONVERT_TIMEOUT_S,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        raise ModelError(f"tflite-int8: onnx2tf did not finish within {CONVERT_TIMEOUT_S} s") from None
+    produced = convert_dir / f"{copy.stem}_full_integer_quant.tflite"
+    if proc.returncode != 0 or not produced.is_file():
+        tail = [line for line in (proc.stderr + proc.stdout).splitlines() if line.strip()][-1:]
+        raise ModelError(f"tflite-int8: onnx2tf could not convert the model: {' '.join(tail) or 'no output'}")
+    shutil.copyfile(produced, out)
+    return {
+        "converter": "onnx2tf",
+        "versions": {name: _version(name) for name in ("onnx2tf", "tensorflow")},
+        "quantization": "full integer (int8 weights, activations, inputs and outputs)",
+        "layout": "NHWC" if any(is_nchw_image(i) for i in inputs) else "as the ONNX model",
+        "calibration": {"rows": calib.rows, "data": str(calib.path)},
+    }
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
