@@ -42,6 +42,9 @@ def compress_command(
         bool, typer.Option(help="Accept random calibration data (ruins accuracy).")
     ] = False,
     force: Annotated[bool, typer.Option(help="Replace an existing output directory.")] = False,
+    per_layer: Annotated[
+        bool, typer.Option(help="Report the SQNR each int8 node loses (find the layer that breaks).")
+    ] = False,
     seed: Annotated[int, typer.Option(help="Seed for anything random.")] = 0,
     as_json: JsonOption = False,
 ) -> None:
@@ -56,6 +59,7 @@ def compress_command(
         force=force,
         seed=seed,
         image_preprocess=image_preprocess,
+        per_layer=per_layer,
     )
 
     def on_event(event: dict[str, Any]) -> None:
@@ -108,6 +112,10 @@ def _print_manifest(manifest: dict[str, Any]) -> None:
     table.add_row("max abs error", fmt(fid["max_abs_error"], 5))
     table.add_row("SQNR dB", fmt(fid["sqnr_db"], 2))
     stdout.print(table)
+    layers = fid.get("per_layer_sqnr_drop_db") or []
+    if layers:
+        worst = ", ".join(f"{item['node']} ({item['sqnr_drop_db']:.1f} dB)" for item in layers[:5])
+        stdout.print(f"  most damaged layers (SQNR lost): {worst}")
     guard = manifest.get("accuracy_guard")
     if guard and guard.get("kept_float"):
         names = ", ".join(item["node"] for item in guard["kept_float"])

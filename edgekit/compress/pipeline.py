@@ -53,6 +53,7 @@ class CompressOptions:
     force: bool = False
     seed: int = 0
     image_preprocess: str = "unit"  # for image-folder data: unit, imagenet, symmetric or raw
+    per_layer: bool = False  # add each quantized node's SQNR loss to the fidelity report
 
 
 @dataclass
@@ -267,6 +268,11 @@ def compress(
                 fidelity_report = fidelity(source.path, artifact, fidelity_data)
                 if evaluation is None:
                     fidelity_report["note"] = "measured on the calibration data (no --eval given)"
+            if options.per_layer and fidelity_report and options.steps[-1].name == "int8-static":
+                ranked = guard.rank_by_sqnr(ctx.workdir / "prepared.onnx", artifact, fidelity_data)
+                fidelity_report["per_layer_sqnr_drop_db"] = [
+                    {"node": item.node, "sqnr_drop_db": round(float(item.sqnr_drop_db), 3)} for item in ranked
+                ]
             guard_report = None
             if options.max_accuracy_drop is not None and evaluation is not None and fidelity_report:
                 guard_report = _guard(ctx, artifact, evaluation, fidelity_report)
