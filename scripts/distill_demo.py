@@ -24,24 +24,7 @@ from edgekit.artifacts import sha256_file
 from edgekit.compress.distill import distill, export_onnx, require_torch
 from edgekit.compress.fidelity import session
 from edgekit.data import demo_model_path
-from edgekit.data.digits import load_digits_split
-
-
-def student() -> Any:
-    from torch import nn
-
-    return nn.Sequential(
-        nn.Conv2d(1, 8, 3, padding=1, bias=False),
-        nn.BatchNorm2d(8),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(8, 16, 3, padding=1, bias=False),
-        nn.BatchNorm2d(16),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(16, 10),
-    )
+from edgekit.data.digits import digits_student, load_digits_split
 
 
 def accuracy(model: Path, x: np.ndarray, labels: np.ndarray) -> float:
@@ -85,7 +68,7 @@ def main() -> int:
     best: tuple[float, Any] | None = None
     with tempfile.TemporaryDirectory() as scratch:
         for seed in (int(s) for s in args.seeds.split(",")):
-            distilled = student()
+            distilled = digits_student()
             torch.manual_seed(seed)
             distill(
                 teacher,
@@ -99,7 +82,7 @@ def main() -> int:
                 seed=seed,
             )
             torch.manual_seed(seed)
-            baseline = student()
+            baseline = digits_student()
             train_hard_labels(baseline, data["x_train"], data["y_train"], args.epochs, seed)
             for name, model in (("distilled", distilled), ("hard labels", baseline)):
                 path = export_onnx(
@@ -111,7 +94,7 @@ def main() -> int:
             distilled_accuracy, hard_accuracy = results["distilled"][-1], results["hard labels"][-1]
             print(f"seed {seed}: distilled {distilled_accuracy:.4f}, hard labels {hard_accuracy:.4f}")
     teacher_accuracy = accuracy(teacher, data["x_test"], data["y_test"])
-    params = sum(p.numel() for p in student().parameters())
+    params = sum(p.numel() for p in digits_student().parameters())
     print(f"teacher (bundled CNN, 56,554 parameters): {teacher_accuracy:.4f}")
     for name, values in results.items():
         mean = statistics.mean(values)

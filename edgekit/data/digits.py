@@ -5,6 +5,8 @@ Needs scikit-learn (the `train` extra); the data itself ships inside the scikit-
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from edgekit.errors import UsageError
@@ -26,3 +28,21 @@ def load_digits_split(seed: int = 0) -> dict[str, np.ndarray]:
         images, labels, test_size=TEST_FRACTION, stratify=labels, random_state=seed
     )
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+
+
+def digits_student() -> Any:
+    """A 1,442-parameter CNN for the digits (39x smaller than the bundled teacher); needs torch."""
+    from torch import nn
+
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1, bias=False),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1, bias=False),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(16, 10),
+    )

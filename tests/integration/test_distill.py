@@ -10,26 +10,10 @@ import pytest
 from edgekit.compress.distill import distill, export_onnx, teacher_logits
 from edgekit.compress.fidelity import session
 from edgekit.data import demo_calib_set_path, demo_model_path, demo_test_set_path
+from edgekit.data.digits import digits_student
 
 torch = pytest.importorskip("torch", reason="the train extra (CPU PyTorch) is not installed")
 pytestmark = pytest.mark.integration
-
-
-def tiny_student() -> torch.nn.Module:
-    from torch import nn
-
-    return nn.Sequential(
-        nn.Conv2d(1, 8, 3, padding=1, bias=False),
-        nn.BatchNorm2d(8),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(8, 16, 3, padding=1, bias=False),
-        nn.BatchNorm2d(16),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(16, 10),
-    )
 
 
 def accuracy(model: Path, x: np.ndarray, labels: np.ndarray) -> float:
@@ -42,7 +26,7 @@ def test_student_learns_from_soft_targets_alone(tmp_path: Path) -> None:
     train = np.load(demo_calib_set_path())["input"]
     with np.load(demo_test_set_path()) as test:
         x_test, y_test = test["input"], test["labels"]
-    student = tiny_student()
+    student = digits_student()
     report = distill(
         demo_model_path(),
         student,
