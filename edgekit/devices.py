@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgekit.errors import UnknownDeviceError
+from edgekit.inventory import SshTarget, load_inventory
 from edgekit.transport.base import Transport
 from edgekit.transport.local import LocalTransport
 
@@ -17,22 +18,31 @@ LOCAL = "local"
 class Device:
     name: str
     profile: str
-    kind: str  # "local" (later: "ssh")
+    kind: str  # "local" or "ssh"
     sysfs_root: Path | None = None
     procfs_root: Path | None = None
+    ssh: SshTarget | None = None
 
     def transport(self) -> Transport:
+        if self.ssh is not None:
+            from edgekit.transport.ssh import SshTransport  # paramiko only when a board is used
+
+            return SshTransport(self.ssh)
         return LocalTransport(self.name, sysfs_root=self.sysfs_root, procfs_root=self.procfs_root)
 
 
-def known_device_names() -> list[str]:
-    return [LOCAL]
+def known_device_names(inventory: Path | None = None) -> list[str]:
+    return [LOCAL, *load_inventory(inventory)]
 
 
-def resolve_device(name: str) -> Device:
+def resolve_device(name: str, inventory: Path | None = None) -> Device:
     if name == LOCAL:
         return Device(name=LOCAL, profile="local", kind="local")
-    known = known_device_names()
+    devices = load_inventory(inventory)
+    if name in devices:
+        target = devices[name]
+        return Device(name=name, profile=target.profile, kind="ssh", ssh=target)
+    known = [LOCAL, *devices]
     close = difflib.get_close_matches(name, known, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise UnknownDeviceError(f"unknown device {name!r}{hint}; known devices: {', '.join(known)}", device=name)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from edgekit.bench import BenchOptions, run_bench
-from edgekit.cli.common import DeviceOption, JsonOption, StoreOption, store_from_option
+from edgekit.cli.common import DeviceOption, InventoryOption, JsonOption, StoreOption, store_from_option
 from edgekit.cli.output import ProgressPrinter, print_json, print_result, stderr
 from edgekit.devices import resolve_device
 from edgekit.errors import EXIT_BUDGET, EXIT_OK
@@ -18,6 +18,7 @@ from edgekit.profiles import load_profile, parse_budget_overrides
 def _benchmark(
     model: Path,
     device_name: str,
+    inventory: Path | None,
     profile_name: str | None,
     options: BenchOptions,
     as_json: bool,
@@ -25,7 +26,7 @@ def _benchmark(
     save: bool,
     strict: bool,
 ) -> dict[str, Any]:
-    device = resolve_device(device_name)
+    device = resolve_device(device_name, inventory)
     profile = load_profile(profile_name or device.profile)
     result = run_bench(model, device, profile, options, on_event=ProgressPrinter(enabled=True))
     if save:
@@ -47,6 +48,7 @@ def _benchmark(
 def bench(
     model: Annotated[Path, typer.Argument(help="An .onnx model file or an artifact directory.")],
     device: DeviceOption = "local",
+    inventory: InventoryOption = None,
     profile: Annotated[
         str | None, typer.Option(help="Profile name or .toml path (default: the device's).")
     ] = None,
@@ -80,7 +82,7 @@ def bench(
         seed=seed,
         budget_overrides=parse_budget_overrides(budget or []),
     )
-    _benchmark(model, device, profile, options, as_json, store, not no_store, strict)
+    _benchmark(model, device, inventory, profile, options, as_json, store, not no_store, strict)
     raise typer.Exit(EXIT_OK)
 
 
@@ -100,5 +102,5 @@ def demo(
             + (f", held-out accuracy {accuracy * 100:.1f}%" if isinstance(accuracy, float) else "")
         )
     options = BenchOptions(min_seconds=min_seconds, inputs_file=demo_test_set_path())
-    _benchmark(demo_model_path(), "local", None, options, as_json, store, True, False)
+    _benchmark(demo_model_path(), "local", None, None, options, as_json, store, True, False)
     raise typer.Exit(EXIT_OK)

@@ -26,3 +26,9 @@ def store_from_option(store: str | None) -> SqliteStore:
 
 def existing_path(value: str) -> Path:
     return Path(value).expanduser()
+
+
+InventoryOption = Annotated[
+    Path | None,
+    typer.Option("--inventory", help="Devices TOML (default: $EDGEKIT_HOME/devices.toml)."),
+]

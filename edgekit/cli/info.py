@@ -9,7 +9,7 @@ from rich import box
 from rich.table import Table
 
 from edgekit.agent_client import AgentClient
-from edgekit.cli.common import DeviceOption, JsonOption, StoreOption, store_from_option
+from edgekit.cli.common import DeviceOption, InventoryOption, JsonOption, StoreOption, store_from_option
 from edgekit.cli.output import fmt, print_json, stdout, verdict_text
 from edgekit.devices import known_device_names, resolve_device
 from edgekit.profiles import list_profiles, load_profile
@@ -19,12 +19,10 @@ profiles_app = typer.Typer(help="Device profiles: board facts and budgets.", no_
 
 
 @devices_app.command("list")
-def devices_list(as_json: JsonOption = False) -> None:
-    """Known devices."""
-    rows = [
-        {"name": name, "profile": resolve_device(name).profile, "kind": resolve_device(name).kind}
-        for name in known_device_names()
-    ]
+def devices_list(inventory: InventoryOption = None, as_json: JsonOption = False) -> None:
+    """Known devices: `local` and every board in the inventory."""
+    devices = [resolve_device(name, inventory) for name in known_device_names(inventory)]
+    rows = [{"name": d.name, "profile": d.profile, "kind": d.kind} for d in devices]
     if as_json:
         print_json(rows)
         return
@@ -35,9 +33,11 @@ def devices_list(as_json: JsonOption = False) -> None:
 
 
 @devices_app.command("facts")
-def devices_facts(device: DeviceOption = "local", as_json: JsonOption = False) -> None:
+def devices_facts(
+    device: DeviceOption = "local", inventory: InventoryOption = None, as_json: JsonOption = False
+) -> None:
     """What the device's agent reports: CPU, memory, runtimes, clocks, temperatures."""
-    target = resolve_device(device)
+    target = resolve_device(device, inventory)
     transport = target.transport()
     client = AgentClient(transport.start_agent(), target.name)
     try:

@@ -1,0 +1,151 @@
+"""SSH devices against a real OpenSSH sshd on 127.0.0.1 (no mocked paramiko)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edgekit.data import demo_model_path
+from tests.cli_run import run_cli
+from tests.integration.sshd import Sshd, keygen, sshd_missing_reason, start_sshd
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(sshd_missing_reason() is not None, reason=str(sshd_missing_reason())),
+]
+FAST = ["--runs", "20", "--min-seconds", "0", "--json"]
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    server = start_sshd(tmp_path_factory.mktemp("sshd"))
+    yield server
+    server.stop()
+
+
+def write_inventory(path: Path, *entries: dict[str, object]) -> Path:
+    lines = []
+    for entry in entries:
+        lines.append("[[device]]")
+        lines.extend(f"{key} = {json.dumps(value)}" for key, value in entry.items())
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_bench_over_ssh_pushes_once_then_reuses(sshd: Sshd, tmp_path: Path) -> None:
+    workdir = tmp_path / "board home"  # a space: commands must be quoted
+    inventory = write_inventory(tmp_path / "devices.toml", sshd.inventory_entry("pi4-lab-1", workdir))
+    first = run_cli(
+        "bench",
+        str(demo_model_path()),
+        "--device",
+        "pi4-lab-1",
+        "--inventory",
+        str(inventory),
+        *FAST,
+        home=tmp_path,
+    )
+    assert first.returncode == 0, first.stderr
+    result = json.loads(first.stdout)
+    size = demo_model_path().stat().st_size
+    assert result["transfer"] == {"bytes_sent": size, "skipped_cached": False, "method": "ssh"}
+    assert result["device"]["name"] == "pi4-lab-1" and result["device"]["kind"] == "ssh"
+    assert result["latency_ms"]["n"] == 20
+    sha = result["artifact"]["sha256"]
+    assert (workdir / "artifacts" / f"{sha}.onnx").read_bytes() == demo_model_path().read_bytes()
+    assert len(list(workdir.glob("agent-*.py"))) == 1
+    assert not list((workdir / "artifacts").glob("*.part-*"))
+    second = json.loads(
+        run_cli(
+            "bench",
+            str(demo_model_path()),
+            "--device",
+            "pi4-lab-1",
+            "--inventory",
+            str(inventory),
+            *FAST,
+            home=tmp_path,
+        ).stdout
+    )
+    assert second["transfer"] == {"bytes_sent": 0, "skipped_cached": True, "method": "ssh"}
+
+
+def test_a_corrupted_copy_on_the_board_is_replaced(sshd: Sshd, tmp_path: Path) -> None:
+    workdir = tmp_path / "board"
+    inventory = write_inventory(tmp_path / "devices.toml", sshd.inventory_entry("b", workdir))
+    args = ["bench", str(demo_model_path()), "--device", "b", "--inventory", str(inventory), *FAST]
+    sha = json.loads(run_cli(*args, home=tmp_path).stdout)["artifact"]["sha256"]
+    stored = workdir / "artifacts" / f"{sha}.onnx"
+    stored.write_bytes(stored.read_bytes()[:1000])  # a truncated file under the right name
+    again = json.loads(run_cli(*args, home=tmp_path).stdout)
+    assert again["transfer"]["bytes_sent"] == demo_model_path().stat().st_size
+    assert stored.read_bytes() == demo_model_path().read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"port": 1}, "unreachable at 127.0.0.1:1"),
+        ({"key_file": "WRONG_KEY"}, "authentication failed for root@127.0.0.1"),
+        ({"known_hosts": "EMPTY"}, "is not in"),
+        ({"known_hosts": "OTHER_KEY"}, "does not match"),
+        ({"python": "/nonexistent/python3"}, "cannot run '/nonexistent/python3' on the board"),
+    ],
+    ids=["unreachable", "auth", "unknown-host", "host-key-mismatch", "no-python"],
+)
+def test_failures_are_device_errors(
+    sshd: Sshd, tmp_path: Path, overrides: dict[str, object], message: str
+) -> None:
+    if overrides.get("key_file") == "WRONG_KEY":
+        overrides = {"key_file": str(keygen(tmp_path / "stranger"))}
+    if overrides.get("known_hosts") == "EMPTY":
+        (tmp_path / "empty_known_hosts").write_text("")
+        overrides = {"known_hosts": str(tmp_path / "empty_known_hosts")}
+    if overrides.get("known_hosts") == "OTHER_KEY":
+        other = keygen(tmp_path / "impostor").with_suffix(".pub").read_text().split()[:2]
+        (tmp_path / "wrong_known_hosts").write_text(f"[127.0.0.1]:{sshd.port} {other[0]} {other[1]}\n")
+        overrides = {"known_hosts": str(tmp_path / "wrong_known_hosts")}
+    inventory = write_inventory(
+        tmp_path / "devices.toml", sshd.inventory_entry("b", tmp_path / "w", **overrides)
+    )
+    proc = run_cli(
+        "bench", str(demo_model_path()), "--device", "b", "--inventory", str(inventory), *FAST, home=tmp_path
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert message in proc.stderr and "device 'b'" in proc.stderr
+
+
+def test_accept_new_pins_the_key(sshd: Sshd, tmp_path: Path) -> None:
+    known = tmp_path / "known_hosts"
+    inventory = write_inventory(
+        tmp_path / "devices.toml",
+        sshd.inventory_entry("b", tmp_path / "w", known_hosts=str(known), host_key_policy="accept-new"),
+    )
+    proc = run_cli(
+        "devices", "facts", "--device", "b", "--inventory", str(inventory), "--json", home=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["device"] == "b"
+    assert sshd.host_key_line.split()[2] in known.read_text()
+
+
+def test_hostile_names_do_not_inject(sshd: Sshd, tmp_path: Path) -> None:
+    workdir = tmp_path / "it's $(touch pwned); `id` ../x"
+    inventory = write_inventory(tmp_path / "devices.toml", sshd.inventory_entry("b; rm -rf /", workdir))
+    proc = run_cli(
+        "bench",
+        str(demo_model_path()),
+        "--device",
+        "b; rm -rf /",
+        "--inventory",
+        str(inventory),
+        *FAST,
+        home=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (workdir / "artifacts").is_dir()
+    assert not list(tmp_path.rglob("pwned")) and not Path("pwned").exists()
