@@ -322,7 +322,17 @@ def package_version(distribution: str) -> Optional[str]:
         return None
 
 
-def device_facts(host: Host) -> Dict[str, Any]:
+def disk_free_bytes(path: str) -> Optional[int]:
+    probe = path
+    while probe and not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    try:
+        return shutil.disk_usage(probe or "/").free
+    except OSError:
+        return None
+
+
+def device_facts(host: Host, workdir: str = "~") -> Dict[str, Any]:
     cpufreq = read_cpufreq(host)
     first = cpufreq[0] if cpufreq else {}
     meminfo = parse_meminfo(host.read_text(host.proc_path("meminfo")))
@@ -337,6 +347,9 @@ def device_facts(host: Host) -> Dict[str, Any]:
         "cores": os.cpu_count(),
         "cores_online": parse_cpu_list(host.sys_text("devices/system/cpu/online")),
         "memory_total_bytes": meminfo.get("MemTotal"),
+        "memory_available_bytes": meminfo.get("MemAvailable"),
+        "workdir": os.path.expanduser(workdir),
+        "disk_free_bytes": disk_free_bytes(os.path.expanduser(workdir)),
         "board_model": parse_device_tree_string(host.read_bytes(host.proc_path("device-tree/model"))),
         "governor": first.get("governor"),
         "cur_freq_khz": first.get("cur_khz"),
@@ -693,6 +706,63 @@ def bench_child_main(host: Host) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# The device lock: one benchmark at a time per board
+# ---------------------------------------------------------------------------------------------
+
+
+class DeviceLock:
+    """An exclusive flock on <workdir>/bench.lock, held for the whole bench.
+
+    The kernel drops a flock when its holder dies, so a lock left by a killed process is
+    recovered by the next caller without any cleanup; the file only says who holds it.
+    """
+
+    def __init__(self, workdir: str) -> None:
+        self.path = os.path.join(workdir, "bench.lock")
+        self.handle: Optional[IO[str]] = None
+
+    def acquire(
+        self, timeout_s: float, holder: Dict[str, Any], on_wait: Callable[[str], None] = lambda held_by: None
+    ) -> None:
+        try:
+            import fcntl
+        except ImportError:  # not a POSIX board: no locking
+            return
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - kept open: it is the lock
+        deadline = time.monotonic() + timeout_s
+        next_notice = time.monotonic()
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                handle.seek(0)
+                held_by = handle.read().strip() or "unknown"
+                if time.monotonic() >= next_notice:
+                    on_wait(held_by)
+                    next_notice = time.monotonic() + 2.0
+                if time.monotonic() >= deadline:
+                    handle.close()
+                    raise AgentFailure(
+                        "DeviceBusy",
+                        "device busy (held by %s); waited %.0f s" % (held_by, timeout_s),
+                        holder=held_by,
+                    ) from None
+                time.sleep(0.1)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps(holder, sort_keys=True))
+        handle.flush()
+        self.handle = handle
+
+    def release(self) -> None:
+        if self.handle is not None:
+            self.handle.close()  # closing drops the flock
+            self.handle = None
+
+
+# ---------------------------------------------------------------------------------------------
 # The long-lived agent
 # ---------------------------------------------------------------------------------------------
 
@@ -707,10 +777,11 @@ def signal_name(returncode: int) -> str:
 
 
 class Agent:
-    def __init__(self, host: Host, argv_tail: List[str], out: IO[str]) -> None:
+    def __init__(self, host: Host, argv_tail: List[str], out: IO[str], workdir: str) -> None:
         self.host = host
         self.argv_tail = argv_tail
         self.emit = Emitter(out)
+        self.workdir = workdir
 
     def reply_ok(self, request_id: Any, result: Any) -> None:
         self.emit({"id": request_id, "ok": True, "result": result})
@@ -763,13 +834,38 @@ class Agent:
             "agent_version": AGENT_VERSION,
             "protocol": PROTOCOL_VERSION,
             "pid": os.getpid(),
-            "facts": device_facts(self.host),
+            "facts": device_facts(self.host, self.workdir),
         }
 
     def op_sensors(self, request_id: Any, params: Dict[str, Any]) -> Dict[str, Any]:
         return sensors_snapshot(self.host)
 
     def op_bench(self, request_id: Any, params: Dict[str, Any]) -> Dict[str, Any]:
+        lock = DeviceLock(self.workdir)
+        holder = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "artifact": os.path.basename(str(params.get("artifact", ""))),
+        }
+
+        def waiting(held_by: str) -> None:
+            self.emit(
+                {
+                    "id": request_id,
+                    "event": "progress",
+                    "phase": "lock",
+                    "message": "waiting for the device lock held by %s" % held_by,
+                }
+            )
+
+        lock.acquire(float(params.get("lock_timeout_s", 600.0)), holder, waiting)
+        try:
+            return self.run_bench_child(request_id, params)
+        finally:
+            lock.release()
+
+    def run_bench_child(self, request_id: Any, params: Dict[str, Any]) -> Dict[str, Any]:
         argv = [sys.executable, os.path.abspath(__file__), "--bench-child", *self.argv_tail]
         child = subprocess.Popen(
             argv,
@@ -857,7 +953,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     protocol_out = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8", buffering=1)
     sys.stdout = sys.stderr
     stdin = os.fdopen(sys.stdin.fileno(), "rb")
-    return Agent(host, tail, protocol_out).serve(stdin)
+    workdir = os.path.expanduser(args.workdir or "~/.edgekit")
+    return Agent(host, tail, protocol_out, workdir).serve(stdin)
 
 
 if __name__ == "__main__":

@@ -96,7 +96,7 @@ class AgentClient:
 
     def bench(self, params: dict[str, Any], on_progress: ProgressCallback | None = None) -> dict[str, Any]:
         # Progress events arrive every second while timing; only a model load is silent this long.
-        return self.request("bench", params, timeout_s=600.0, on_progress=on_progress)
+        return self.request("bench", params, timeout_s=900.0, on_progress=on_progress)
 
     def close(self) -> None:
         try:

@@ -37,6 +37,7 @@ class BenchOptions:
     runtime: str = "auto"
     seed: int = 0
     budget_overrides: dict[str, float] = field(default_factory=dict)
+    lock_timeout_s: float = 600.0  # wait this long for another benchmark on the board to finish
 
     def validate(self) -> None:
         if self.runs < 1:
@@ -114,6 +115,7 @@ def run_bench(
             "inputs": prepared.inputs,
             "inputs_file": inputs_path,
             "seed": options.seed,
+            "lock_timeout_s": options.lock_timeout_s,
         }
         raw = client.bench(params, on_progress=emit)
     finally:

@@ -66,6 +66,9 @@ def bench(
         list[str] | None, typer.Option(help="Override a budget: METRIC=VALUE (repeatable).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for generated inputs and bootstrap.")] = 0,
+    lock_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait while another benchmark holds the device.")
+    ] = 600.0,
     as_json: JsonOption = False,
     store: StoreOption = None,
     no_store: Annotated[bool, typer.Option("--no-store", help="Do not keep the result.")] = False,
@@ -81,6 +84,7 @@ def bench(
         inputs_file=inputs,
         seed=seed,
         budget_overrides=parse_budget_overrides(budget or []),
+        lock_timeout_s=lock_timeout,
     )
     _benchmark(model, device, inventory, profile, options, as_json, store, not no_store, strict)
     raise typer.Exit(EXIT_OK)

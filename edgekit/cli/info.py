@@ -12,6 +12,7 @@ from edgekit.agent_client import AgentClient
 from edgekit.cli.common import DeviceOption, InventoryOption, JsonOption, StoreOption, store_from_option
 from edgekit.cli.output import fmt, print_json, stdout, verdict_text
 from edgekit.devices import known_device_names, resolve_device
+from edgekit.errors import EXIT_DEVICE
 from edgekit.profiles import list_profiles, load_profile
 
 devices_app = typer.Typer(help="Devices: list them, read their facts.", no_args_is_help=True)
@@ -72,6 +73,37 @@ def _show(value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(_show(v) for v in value)
     return str(value)
+
+
+@devices_app.command("doctor")
+def devices_doctor(
+    device: DeviceOption = "local", inventory: InventoryOption = None, as_json: JsonOption = False
+) -> None:
+    """What the board has and lacks for edgekit, and the exact line that installs the rest."""
+    from edgekit.doctor import diagnose
+
+    target = resolve_device(device, inventory)
+    transport = target.transport()
+    client = AgentClient(transport.start_agent(), target.name)
+    try:
+        facts = client.hello().get("facts", {})
+    finally:
+        client.close()
+        transport.close()
+    python = target.ssh.python if target.ssh else "python3"
+    checks, install = diagnose(facts, load_profile(target.profile).facts.runtime, python)
+    if as_json:
+        print_json({"device": target.name, "checks": [vars(c) for c in checks], "install": install})
+    else:
+        table = Table("item", "status", "detail", title=f"device {target.name}", title_justify="left")
+        style = {"ok": "green", "missing": "bold red", "warn": "yellow"}
+        for check in checks:
+            table.add_row(check.item, f"[{style[check.status]}]{check.status}[/]", check.detail)
+        stdout.print(table)
+        if install:
+            stdout.print(f"install what is missing on the board:\n  {install}", markup=False)
+    if install:
+        raise typer.Exit(EXIT_DEVICE)
 
 
 @profiles_app.command("list")

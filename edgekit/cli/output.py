@@ -146,6 +146,8 @@ class ProgressPrinter:
             return f"{device}: starting agent"
         if phase == "done":
             return f"{device}: done"
+        if event.get("message"):
+            return f"{phase}: {event['message']}"
         done, total, elapsed = event.get("done"), event.get("total"), event.get("elapsed_s")
         parts = [str(phase)]
         if done is not None:

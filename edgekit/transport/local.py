@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from edgekit.errors import DeviceError
-from edgekit.resources import agent_path
+from edgekit.resources import agent_path, edgekit_home
 from edgekit.transport.base import StagedFile
 from edgekit.transport.lines import QueuedLineChannel
 
@@ -66,7 +66,7 @@ class LocalTransport:
         self._procfs_root = procfs_root
 
     def agent_argv(self) -> list[str]:
-        argv = [self._python, str(agent_path())]
+        argv = [self._python, str(agent_path()), "--workdir", str(edgekit_home())]
         if self._sysfs_root is not None:
             argv += ["--sysfs-root", str(self._sysfs_root)]
         if self._procfs_root is not None:

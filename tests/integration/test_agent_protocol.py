@@ -22,9 +22,16 @@ MLP_INPUTS = {"input": {"shape": [1, 64], "dtype": "float32"}}
 
 
 class AgentProcess:
-    def __init__(self, sysfs: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, sysfs: Path, env: dict[str, str] | None = None, workdir: Path | None = None) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, str(agent_path()), "--sysfs-root", str(sysfs)],
+            [
+                sys.executable,
+                str(agent_path()),
+                "--sysfs-root",
+                str(sysfs),
+                "--workdir",
+                str(workdir or sysfs.parent / "workdir"),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -219,3 +226,30 @@ def test_bye_and_eof_exit_cleanly(agent: AgentProcess) -> None:
     reply, _ = agent.request({"id": 1, "op": "bye"})
     assert reply == {"id": 1, "ok": True, "result": {"bye": True}}
     assert agent.process.wait(timeout=10) == 0
+
+
+def test_one_bench_at_a_time_and_a_dead_holder_releases_the_lock(sysfs: Path, mlp_model: Path) -> None:
+    holder, waiter = AgentProcess(sysfs), AgentProcess(sysfs)  # same board: same workdir
+    try:
+        holder.send_raw(
+            (
+                json.dumps({"id": 1, "op": "bench", "params": bench_params(mlp_model, min_seconds=30)}) + "\n"
+            ).encode()
+        )
+        assert holder.read()["event"] == "progress"  # it holds the lock now
+        reply, events = waiter.request(
+            {"id": 2, "op": "bench", "params": bench_params(mlp_model, lock_timeout_s=0.5)}
+        )
+        assert reply["error"]["type"] == "DeviceBusy"
+        assert f'"pid": {holder.process.pid}' in reply["error"]["message"]
+        assert events and events[0]["phase"] == "lock"
+        holder.process.kill()  # the holder dies mid-bench: the kernel drops its flock
+        holder.process.wait()
+        reply, _ = waiter.request(
+            {"id": 3, "op": "bench", "params": bench_params(mlp_model, lock_timeout_s=5)}
+        )
+        assert reply["ok"], reply
+    finally:
+        for agent in (holder, waiter):
+            agent.process.kill()
+            agent.process.wait()

@@ -149,3 +149,16 @@ def test_hostile_names_do_not_inject(sshd: Sshd, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert (workdir / "artifacts").is_dir()
     assert not list(tmp_path.rglob("pwned")) and not Path("pwned").exists()
+
+
+def test_doctor_over_ssh(sshd: Sshd, tmp_path: Path) -> None:
+    workdir = tmp_path / "w"
+    inventory = write_inventory(tmp_path / "devices.toml", sshd.inventory_entry("b", workdir))
+    proc = run_cli(
+        "devices", "doctor", "--device", "b", "--inventory", str(inventory), "--json", home=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    checks = {c["item"]: c for c in report["checks"]}
+    assert checks["onnxruntime"]["status"] == "ok" and report["install"] is None
+    assert str(workdir) in checks["disk"]["detail"]
