@@ -10,6 +10,7 @@ import typer
 from edgekit import __version__
 from edgekit.cli import bench as bench_commands
 from edgekit.cli.compress import compress_command
+from edgekit.cli.fleet import fleet_app
 from edgekit.cli.info import devices_app, history, profiles_app
 from edgekit.cli.output import stderr
 from edgekit.errors import EXIT_USAGE, EdgekitError
@@ -29,6 +30,7 @@ app.command()(history)
 app.command("compress")(compress_command)
 app.add_typer(devices_app, name="devices")
 app.add_typer(profiles_app, name="profiles")
+app.add_typer(fleet_app, name="fleet")
 
 
 def _version(value: bool) -> None:

@@ -162,3 +162,31 @@ def test_doctor_over_ssh(sshd: Sshd, tmp_path: Path) -> None:
     checks = {c["item"]: c for c in report["checks"]}
     assert checks["onnxruntime"]["status"] == "ok" and report["install"] is None
     assert str(workdir) in checks["disk"]["detail"]
+
+
+def test_fleet_keeps_every_devices_results_when_one_fails(sshd: Sshd, tmp_path: Path) -> None:
+    write_inventory(
+        tmp_path / "devices.toml",
+        sshd.inventory_entry("pi-a", tmp_path / "a", tags=["lab"]),
+        sshd.inventory_entry("pi-b", tmp_path / "b", tags=["lab"]),
+        sshd.inventory_entry("pi-gone", tmp_path / "c", port=1, tags=["lab"]),
+    )
+    (tmp_path / "plan.toml").write_text(
+        '[plan]\nname = "nightly"\nruns = 20\nmin_seconds = 0\ninventory = "devices.toml"\n'
+        '[devices]\ntags = ["lab"]\n'
+        f'[[model]]\npath = "{demo_model_path()}"\nrecipes = ["as-is", "fp16"]\n'
+    )
+    proc = run_cli("fleet", "run", str(tmp_path / "plan.toml"), "--json", home=tmp_path)
+    assert proc.returncode == 3, proc.stderr
+    report = json.loads(proc.stdout)["devices"]
+    assert report["pi-gone"]["failed"] and "unreachable" in report["pi-gone"]["errors"][0]["error"]
+    for name in ("pi-a", "pi-b"):
+        assert not report[name]["failed"] and len(report[name]["runs"]) == 2
+    stored = json.loads(run_cli("history", "--json", home=tmp_path).stdout)
+    assert sorted((r["device"]["name"], r["fleet"]["recipe"]) for r in stored) == [
+        ("pi-a", "as-is"),
+        ("pi-a", "fp16"),
+        ("pi-b", "as-is"),
+        ("pi-b", "fp16"),
+    ]
+    assert "device(s) failed: pi-gone" in proc.stderr

@@ -1,0 +1,72 @@
+"""`edgekit fleet run PLAN.toml`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from edgekit.cli.common import JsonOption, StoreOption
+from edgekit.cli.output import print_json, stderr, stdout, verdict_text
+from edgekit.errors import EXIT_BUDGET, EXIT_DEVICE, EXIT_OK, EXIT_USAGE
+from edgekit.fleet import load_plan, run_plan
+from edgekit.resources import default_store_path
+
+fleet_app = typer.Typer(help="Run benchmark plans across many devices.", no_args_is_help=True)
+
+
+@fleet_app.command("run")
+def fleet_run(
+    plan_path: Annotated[Path, typer.Argument(help="Plan TOML: models x recipes x devices.")],
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Concurrent across devices, serial on each; every device's results or errors are kept."""
+    plan = load_plan(plan_path)
+
+    def progress(event: dict[str, Any]) -> None:
+        stderr.print(f"[dim]{event['device']}: {event['phase']} {event.get('message', '')}[/]")
+
+    outcomes = run_plan(plan, Path(store) if store else default_store_path(), progress)
+    failed_devices = [o.device for o in outcomes if o.failed]
+    verdicts = [r["budget"]["verdict"] for o in outcomes for r in o.results]
+    if as_json:
+        print_json(
+            {
+                "plan": plan.name,
+                "devices": {
+                    o.device: {
+                        "failed": o.failed,
+                        "errors": o.errors,
+                        "runs": [r["run_id"] for r in o.results],
+                    }
+                    for o in outcomes
+                },
+            }
+        )
+    else:
+        table = Table(
+            "device", "model [recipe]", "p50 ms", "verdict", title=f"plan {plan.name}", title_justify="left"
+        )
+        for outcome in outcomes:
+            for result in outcome.results:
+                fleet = result["fleet"]
+                table.add_row(
+                    outcome.device,
+                    f"{Path(fleet['model']).name} [{fleet['recipe']}]",
+                    f"{result['latency_ms']['p50']:.3f}" if result["latency_ms"]["p50"] else "—",
+                    verdict_text(result["budget"]["verdict"]),
+                )
+            for error in outcome.errors:
+                table.add_row(outcome.device, error["cell"], "—", f"[bold red]ERROR[/] {error['error']}")
+        stdout.print(table)
+    if failed_devices:
+        stderr.print(
+            f"edgekit: device(s) failed: {', '.join(failed_devices)}; other results kept", markup=False
+        )
+        raise typer.Exit(EXIT_DEVICE)
+    if any(o.errors for o in outcomes):
+        raise typer.Exit(EXIT_USAGE)  # a model or recipe the devices could not take
+    raise typer.Exit(EXIT_BUDGET if "fail" in verdicts else EXIT_OK)

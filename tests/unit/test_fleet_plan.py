@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edgekit.errors import ConfigError, UsageError
+from edgekit.fleet import load_plan
+
+INVENTORY = """
+[[device]]
+name = "pi-a"
+host = "10.0.0.1"
+profile = "raspberry-pi-4"
+tags = ["lab"]
+
+[[device]]
+name = "pi-b"
+host = "10.0.0.2"
+tags = ["home"]
+"""
+
+
+def plan(tmp_path: Path, body: str) -> Path:
+    (tmp_path / "devices.toml").write_text(INVENTORY)
+    path = tmp_path / "plan.toml"
+    path.write_text('[plan]\ninventory = "devices.toml"\n' + body)
+    return path
+
+
+def test_devices_by_name_and_tag_and_cells(tmp_path: Path) -> None:
+    loaded = load_plan(
+        plan(
+            tmp_path,
+            '[devices]\nnames = ["local"]\ntags = ["lab"]\n'
+            '[[model]]\npath = "m.onnx"\nrecipes = ["as-is", "int8-dynamic"]\n',
+        )
+    )
+    assert [d.name for d in loaded.devices] == ["local", "pi-a"]
+    assert loaded.devices[1].profile == "raspberry-pi-4"
+    assert [(c.model.name, c.recipe) for c in loaded.cells] == [
+        ("m.onnx", "as-is"),
+        ("m.onnx", "int8-dynamic"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "error", "message"),
+    [
+        ('[devices]\nnames = ["pi-z"]\n[[model]]\npath = "m.onnx"\n', ConfigError, "unknown device(s) pi-z"),
+        ('[devices]\ntags = ["none"]\n[[model]]\npath = "m.onnx"\n', ConfigError, "selects no device"),
+        (
+            '[devices]\ntags = ["lab"]\n[[model]]\npath = "m.onnx"\nrecipes = ["int9"]\n',
+            UsageError,
+            "unknown recipe",
+        ),
+        ('[devices]\ntags = ["lab"]\n[[model]]\nfile = "m.onnx"\n', ConfigError, "unknown key 'file'"),
+    ],
+)
+def test_bad_plans_fail_before_any_device(tmp_path: Path, body: str, error: type, message: str) -> None:
+    with pytest.raises(error) as info:
+        load_plan(plan(tmp_path, body))
+    assert message in str(info.value)
