@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from edgekit.data import demo_model_path
+from edgekit.testing_ssh import Sshd, keygen, sshd_missing_reason, start_sshd
 from tests.cli_run import run_cli
-from tests.integration.sshd import Sshd, keygen, sshd_missing_reason, start_sshd
 
 pytestmark = [
     pytest.mark.integration,

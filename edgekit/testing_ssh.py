@@ -1,4 +1,8 @@
-"""A real OpenSSH server on 127.0.0.1 for the tests: own host key, own user key, own port."""
+"""A real OpenSSH server on 127.0.0.1 for tests and benchmarks: own host key, user key and port.
+
+Public, like edgekit.testing: users test their own fleet plans against it. Needs root and
+OpenSSH's sshd (apt-get install openssh-server).
+"""
 
 from __future__ import annotations
 

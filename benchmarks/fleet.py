@@ -1,0 +1,116 @@
+"""Fleet benchmark against a real sshd on loopback (needs root and openssh-server).
+
+    python benchmarks/fleet.py [--devices 8]
+
+1. Fan-out: N devices run the same short bench job through `edgekit fleet run`; wall time vs one
+   device running it alone, measured in the same run. Goal <= 1.25x (not N x).
+2. Re-push of an unchanged artifact: payload bytes (goal 0).
+3. Push of a ~20 MB artifact over loopback vs `scp` of the same file, same run (goal within 2x).
+
+This machine has 2 cores: N concurrent benchmark processes share them, so the fan-out ratio
+mostly shows orchestration cost only when the job itself is short.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from edgekit.artifacts import sha256_file
+from edgekit.data import demo_model_path
+from edgekit.inventory import SshTarget
+from edgekit.testing import make_mlp
+from edgekit.testing_ssh import start_sshd
+from edgekit.transport.ssh import SshTransport
+
+
+def run_cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "EDGEKIT_HOME": str(home)}
+    return subprocess.run(
+        [sys.executable, "-m", "edgekit.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+
+
+def timed(*args: str, home: Path) -> tuple[float, int]:
+    started = time.perf_counter()
+    code = run_cli(*args, home=home).returncode
+    return time.perf_counter() - started, code
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=8)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="edgekit-fleet-bench-") as scratch:
+        root = Path(scratch)
+        sshd = start_sshd(root / "sshd")
+        try:
+            entries = [
+                sshd.inventory_entry(f"dev{i}", root / f"w{i}", tags=["all"]) for i in range(args.devices)
+            ]
+            (root / "devices.toml").write_text(
+                "".join(
+                    "[[device]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in e.items())
+                    for e in entries
+                )
+            )
+            job = f'[[model]]\npath = "{demo_model_path()}"\n'
+            settings = '[plan]\nruns = 200\nmin_seconds = 0\ninventory = "devices.toml"\n'
+            (root / "one.toml").write_text(settings + '[devices]\nnames = ["dev0"]\n' + job)
+            (root / "all.toml").write_text(settings + '[devices]\ntags = ["all"]\n' + job)
+            timed("fleet", "run", str(root / "all.toml"), home=root)  # warm: agents and model pushed once
+            single, _ = timed("fleet", "run", str(root / "one.toml"), home=root)
+            fanout, code = timed("fleet", "run", str(root / "all.toml"), home=root)
+            print(
+                f"fan-out: {args.devices} devices {fanout:.2f} s vs one device {single:.2f} s: "
+                f"ratio {fanout / single:.2f} (goal <= 1.25; exit {code})"
+            )
+            target = SshTarget(**{**entries[0], "tags": ()})
+            big = make_mlp(root / "big.onnx", features=2048, hidden=2400, classes=16)
+            size, digest = big.stat().st_size, sha256_file(big)
+            transport = SshTransport(target)
+            try:
+                started = time.perf_counter()
+                first = transport.stage_file(big, digest)
+                push_s = time.perf_counter() - started
+                again = transport.stage_file(big, digest)
+            finally:
+                transport.close()
+            print(f"re-push of an unchanged artifact: {again.bytes_sent} payload bytes (goal 0)")
+            started = time.perf_counter()
+            subprocess.run(
+                [
+                    "scp",
+                    "-q",
+                    "-P",
+                    str(sshd.port),
+                    "-i",
+                    str(sshd.user_key),
+                    "-o",
+                    f"UserKnownHostsFile={sshd.known_hosts}",
+                    str(big),
+                    f"root@127.0.0.1:{root}/scp-copy",
+                ],
+                check=True,
+            )
+            scp_s = time.perf_counter() - started
+            print(
+                f"push of {size / 2**20:.1f} MiB: edgekit {push_s:.2f} s ({first.bytes_sent} bytes, with the "
+                f"board-side hash) vs scp {scp_s:.2f} s: ratio {push_s / scp_s:.2f} (goal <= 2)"
+            )
+        finally:
+            sshd.stop()
+
+
+if __name__ == "__main__":
+    main()
