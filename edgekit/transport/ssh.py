@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import shlex
-import uuid
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,8 @@ from edgekit.transport.base import StagedFile
 from edgekit.transport.lines import QueuedLineChannel
 
 KEEPALIVE_S = 15
+UPLOAD_CHUNK_BYTES = 1 << 20
+CONNECT_ATTEMPTS = 3  # transient failures only: timeouts and resets, not refusals or auth
 COMMAND_TIMEOUT_S = 120.0
 # Runs on the board with its Python: prints the expanded workdir and the interpreter version.
 _PROBE = "import os, sys; print(os.path.expanduser(sys.argv[1])); print('%d.%d' % sys.version_info[:2])"
@@ -91,11 +93,34 @@ class SshTransport:
         port = target.port or int(config.get("port", 22))
         sock = paramiko.ProxyCommand(config["proxycommand"]) if "proxycommand" in config else None
         key_file = target.key_file or (config.get("identityfile") or [None])[0]
+        for attempt in range(1, CONNECT_ATTEMPTS + 1):
+            try:
+                username = target.user or config.get("user")
+                return self._connect_once(client, hostname, port, username, key_file, sock, known_hosts)
+            except (TimeoutError, ConnectionResetError, EOFError) as exc:
+                if attempt == CONNECT_ATTEMPTS:
+                    raise self._fail(
+                        f"unreachable at {hostname}:{port} after {attempt} attempts ({exc})"
+                    ) from None
+                time.sleep(2 ** (attempt - 1))  # 1 s, 2 s: transient network trouble only
+        raise AssertionError("unreachable")
+
+    def _connect_once(
+        self,
+        client: paramiko.SSHClient,
+        hostname: str,
+        port: int,
+        username: str | None,
+        key_file: str | None,
+        sock: paramiko.ProxyCommand | None,
+        known_hosts: Path,
+    ) -> paramiko.SSHClient:
+        target = self.target
         try:
             client.connect(
                 hostname,
                 port=port,
-                username=target.user or config.get("user"),
+                username=username,
                 key_filename=str(Path(key_file).expanduser()) if key_file else None,
                 timeout=target.connect_timeout_s,
                 auth_timeout=target.connect_timeout_s,
@@ -110,7 +135,7 @@ class SshTransport:
                 "if the board was reinstalled, remove its old key)"
             ) from None
         except paramiko.AuthenticationException:
-            raise self._fail(f"authentication failed for {target.user or ''}@{hostname}:{port}") from None
+            raise self._fail(f"authentication failed for {username or ''}@{hostname}:{port}") from None
         except paramiko.SSHException as exc:
             if "not found in known_hosts" in str(exc):
                 raise self._fail(
@@ -118,7 +143,9 @@ class SshTransport:
                     'host_key_policy = "accept-new" in the inventory'
                 ) from None
             raise self._fail(f"SSH error: {exc}") from None
-        except (TimeoutError, OSError) as exc:
+        except (TimeoutError, ConnectionResetError, EOFError):
+            raise  # transient: _connect retries with backoff
+        except OSError as exc:
             raise self._fail(f"unreachable at {hostname}:{port} ({exc.strerror or exc})") from None
         if target.host_key_policy == "accept-new":
             client.save_host_keys(str(known_hosts))
@@ -159,23 +186,36 @@ class SshTransport:
             raise self._fail(f"cannot create {path} on the board: {err.strip()}")
 
     def _push(self, local: Path, remote: str, sha256: str) -> StagedFile:
-        """Content-addressed upload: reuse a verified copy, else temp name -> verify -> rename."""
+        """Content-addressed upload: reuse a verified copy; else append to `<name>.part` (an interrupted
+        upload resumes where it stopped), verify the hash on the board, rename atomically."""
         if self._remote_sha256(remote) == sha256:
             return StagedFile(remote, bytes_sent=0, skipped_cached=True, method="ssh")
         self._mkdirs(remote.rsplit("/", 1)[0])
-        partial = f"{remote}.part-{uuid.uuid4().hex[:8]}"
+        partial = f"{remote}.part"
+        size = local.stat().st_size
         try:
-            self._sftp.put(str(local), partial, confirm=True)
+            offset = self._sftp.stat(partial).st_size or 0
+        except OSError:
+            offset = 0
+        if offset > size:
+            offset = 0
+        try:
+            with local.open("rb") as source, self._sftp.open(partial, "ab" if offset else "wb") as target:
+                target.set_pipelined(True)
+                source.seek(offset)
+                while chunk := source.read(UPLOAD_CHUNK_BYTES):
+                    target.write(chunk)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                self._sftp.remove(partial)
-            raise self._fail(f"upload of {local.name} failed ({exc}); is the board's disk full?") from None
+            raise self._fail(
+                f"upload of {local.name} failed ({exc}); is the board's disk full? "
+                f"{partial} is kept to resume, never used as a whole file"
+            ) from None
         if self._remote_sha256(partial) != sha256:
             with contextlib.suppress(OSError):
                 self._sftp.remove(partial)
             raise self._fail(f"upload of {local.name} arrived corrupted (sha256 mismatch); removed")
         self._sftp.posix_rename(partial, remote)
-        return StagedFile(remote, bytes_sent=local.stat().st_size, skipped_cached=False, method="ssh")
+        return StagedFile(remote, bytes_sent=size - offset, skipped_cached=False, method="ssh")
 
     def stage_file(self, path: Path, sha256: str) -> StagedFile:
         return self._push(path, f"{self.workdir}/artifacts/{sha256}{path.suffix}", sha256)

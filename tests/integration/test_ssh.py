@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from edgekit.artifacts import sha256_file
 from edgekit.data import demo_model_path
 from edgekit.testing_ssh import Sshd, keygen, sshd_missing_reason, start_sshd
 from tests.cli_run import run_cli
@@ -190,3 +191,18 @@ def test_fleet_keeps_every_devices_results_when_one_fails(sshd: Sshd, tmp_path: 
         ("pi-b", "fp16"),
     ]
     assert "device(s) failed: pi-gone" in proc.stderr
+
+
+def test_an_interrupted_upload_resumes(sshd: Sshd, tmp_path: Path) -> None:
+    workdir = tmp_path / "board"
+    inventory = write_inventory(tmp_path / "devices.toml", sshd.inventory_entry("b", workdir))
+    model = demo_model_path().read_bytes()
+    partial = workdir / "artifacts" / f"{sha256_file(demo_model_path())}.onnx.part"
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(model[:100_000])  # what a dropped connection left behind
+    proc = run_cli(
+        "bench", str(demo_model_path()), "--device", "b", "--inventory", str(inventory), *FAST, home=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["transfer"]["bytes_sent"] == len(model) - 100_000
+    assert (partial.with_suffix("")).read_bytes() == model and not partial.exists()
