@@ -5,11 +5,12 @@ from __future__ import annotations
 import itertools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from edgekit.errors import AGENT_INPUT_ERROR_TYPES, AgentError, DeviceError, ModelError
-from edgekit.transport.base import AgentChannel
+from edgekit.transport.base import AgentChannel, Transport
 
 PROTOCOL_VERSION = 1
 ProgressCallback = Callable[[dict[str, Any]], None]
@@ -105,3 +106,17 @@ class AgentClient:
             pass
         finally:
             self._channel.close()
+
+
+@contextmanager
+def agent_session(transport: Transport) -> Iterator[AgentClient]:
+    """An agent started over the transport; agent and transport are closed on the way out, also
+    when starting the agent fails (an SSH connection must not leak)."""
+    try:
+        client = AgentClient(transport.start_agent(), transport.device_name)
+        try:
+            yield client
+        finally:
+            client.close()
+    finally:
+        transport.close()

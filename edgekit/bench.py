@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit import __version__
-from edgekit.agent_client import AgentClient
+from edgekit.agent_client import agent_session
 from edgekit.artifacts import Artifact, load_artifact, sha256_file
 from edgekit.budgets import evaluate
 from edgekit.devices import Device
@@ -92,11 +92,9 @@ def run_bench(
     """Benchmark on a device and judge against the profile's budgets (plus overrides)."""
     prepared = prepare_model(model_path, options)
     emit = on_event or (lambda event: None)
-    transport = device.transport()
     emit({"phase": "connect", "device": device.name})
-    channel = transport.start_agent()
-    client = AgentClient(channel, device.name)
-    try:
+    transport = device.transport()
+    with agent_session(transport) as client:
         hello = client.hello()
         staged = transport.stage_file(prepared.artifact.path, prepared.artifact.sha256)
         inputs_path = None
@@ -118,9 +116,6 @@ def run_bench(
             "lock_timeout_s": options.lock_timeout_s,
         }
         raw = client.bench(params, on_progress=emit)
-    finally:
-        client.close()
-        transport.close()
     result = build_result(
         device=device,
         profile=profile,

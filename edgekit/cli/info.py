@@ -8,7 +8,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from edgekit.agent_client import AgentClient
+from edgekit.agent_client import agent_session
 from edgekit.cli.common import DeviceOption, InventoryOption, JsonOption, StoreOption, store_from_option
 from edgekit.cli.output import fmt, print_json, stdout, verdict_text
 from edgekit.devices import known_device_names, resolve_device
@@ -39,14 +39,9 @@ def devices_facts(
 ) -> None:
     """What the device's agent reports: CPU, memory, runtimes, clocks, temperatures."""
     target = resolve_device(device, inventory)
-    transport = target.transport()
-    client = AgentClient(transport.start_agent(), target.name)
-    try:
+    with agent_session(target.transport()) as client:
         hello = client.hello()
         sensors = client.sensors()
-    finally:
-        client.close()
-        transport.close()
     facts = {
         "device": target.name,
         "agent_version": hello.get("agent_version"),
@@ -83,13 +78,8 @@ def devices_doctor(
     from edgekit.doctor import diagnose
 
     target = resolve_device(device, inventory)
-    transport = target.transport()
-    client = AgentClient(transport.start_agent(), target.name)
-    try:
+    with agent_session(target.transport()) as client:
         facts = client.hello().get("facts", {})
-    finally:
-        client.close()
-        transport.close()
     python = target.ssh.python if target.ssh else "python3"
     checks, install = diagnose(facts, load_profile(target.profile).facts.runtime, python)
     if as_json:
