@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -206,3 +210,45 @@ def test_an_interrupted_upload_resumes(sshd: Sshd, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["transfer"]["bytes_sent"] == len(model) - 100_000
     assert (partial.with_suffix("")).read_bytes() == model and not partial.exists()
+
+
+def _kill_agent_when_benching(workdir: Path, deadline_s: float = 60) -> bool:
+    """Kill the board-side agent started with this workdir, once it has a bench child running."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        for proc_dir in Path("/proc").iterdir():
+            try:
+                cmdline = (proc_dir / "cmdline").read_bytes().split(b"\0")
+                children = (proc_dir / "task" / proc_dir.name / "children").read_text().split()
+            except OSError:
+                continue
+            if b"--workdir" in cmdline and str(workdir).encode() in cmdline and children:
+                time.sleep(0.5)
+                os.kill(int(proc_dir.name), signal.SIGKILL)  # the agent dies mid-bench
+                return True
+        time.sleep(0.05)
+    return False
+
+
+def test_an_agent_killed_mid_run_fails_only_its_device(sshd: Sshd, tmp_path: Path) -> None:
+    write_inventory(
+        tmp_path / "devices.toml",
+        sshd.inventory_entry("steady", tmp_path / "steady", tags=["lab"]),
+        sshd.inventory_entry("doomed", tmp_path / "doomed", tags=["lab"]),
+    )
+    (tmp_path / "plan.toml").write_text(
+        '[plan]\nruns = 20\nmin_seconds = 3\ninventory = "devices.toml"\n[devices]\ntags = ["lab"]\n'
+        f'[[model]]\npath = "{demo_model_path()}"\n'
+    )
+    killed: list[bool] = []
+    killer = threading.Thread(target=lambda: killed.append(_kill_agent_when_benching(tmp_path / "doomed")))
+    killer.start()
+    proc = run_cli("fleet", "run", str(tmp_path / "plan.toml"), "--json", home=tmp_path)
+    killer.join()
+    assert killed == [True]
+    assert proc.returncode == 3, proc.stderr
+    report = json.loads(proc.stdout)["devices"]
+    assert report["doomed"]["failed"] and "agent exited" in report["doomed"]["errors"][0]["error"]
+    assert len(report["steady"]["runs"]) == 1
+    stored = json.loads(run_cli("history", "--json", home=tmp_path).stdout)
+    assert [r["device"]["name"] for r in stored] == ["steady"]  # nothing partial stored as a success
