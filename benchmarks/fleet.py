@@ -14,7 +14,6 @@ mostly shows orchestration cost only when the job itself is short.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from edgekit.artifacts import sha256_file
 from edgekit.data import demo_model_path
 from edgekit.inventory import SshTarget
 from edgekit.testing import make_mlp
-from edgekit.testing_ssh import start_sshd
+from edgekit.testing_ssh import start_sshd, write_inventory
 from edgekit.transport.ssh import SshTransport
 
 
@@ -58,12 +57,7 @@ def main() -> None:
             entries = [
                 sshd.inventory_entry(f"dev{i}", root / f"w{i}", tags=["all"]) for i in range(args.devices)
             ]
-            (root / "devices.toml").write_text(
-                "".join(
-                    "[[device]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in e.items())
-                    for e in entries
-                )
-            )
+            write_inventory(root / "devices.toml", *entries)
             job = f'[[model]]\npath = "{demo_model_path()}"\n'
             settings = '[plan]\nruns = 200\nmin_seconds = 0\ninventory = "devices.toml"\n'
             (root / "one.toml").write_text(settings + '[devices]\nnames = ["dev0"]\n' + job)

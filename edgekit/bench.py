@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -96,7 +97,9 @@ def run_bench(
     transport = device.transport()
     with agent_session(transport) as client:
         hello = client.hello()
+        push_started = time.perf_counter()
         staged = transport.stage_file(prepared.artifact.path, prepared.artifact.sha256)
+        push_seconds = time.perf_counter() - push_started
         inputs_path = None
         if options.inputs_file is not None:
             inputs_path = transport.stage_file(
@@ -127,6 +130,7 @@ def run_bench(
             "bytes_sent": staged.bytes_sent,
             "skipped_cached": staged.skipped_cached,
             "method": staged.method,
+            "seconds": round(push_seconds, 4),  # hashing on the board + upload + verify + rename
         },
     )
     emit({"phase": "done", "device": device.name})

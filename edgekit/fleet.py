@@ -140,9 +140,10 @@ def run_plan(plan: Plan, store_path: Path, on_event: EventCallback | None = None
     emit = on_event or (lambda event: None)
     compress_lock = threading.Lock()  # compression is CPU-heavy host work: one at a time
 
+    store = SqliteStore(store_path)  # a bad store fails the run before any device is touched
+
     def run_device(device: Device, workdir: Path) -> DeviceOutcome:
         outcome = DeviceOutcome(device.name)
-        store = SqliteStore(store_path)  # one connection per thread
         try:
             profile = load_profile(device.profile)
             for cell in plan.cells:
@@ -165,14 +166,15 @@ def run_plan(plan: Plan, store_path: Path, on_event: EventCallback | None = None
         except EdgekitError as exc:
             outcome.errors.append({"cell": "*", "error": exc.message})
             outcome.failed = True
-        finally:
-            store.close()
         emit({"device": device.name, "phase": "done", "message": f"{len(outcome.results)} result(s)"})
         return outcome
 
-    with (
-        tempfile.TemporaryDirectory(prefix="edgekit-fleet-") as scratch,
-        ThreadPoolExecutor(max_workers=max(1, len(plan.devices))) as pool,
-    ):
-        futures = [pool.submit(run_device, device, Path(scratch)) for device in plan.devices]
-        return [future.result() for future in futures]
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="edgekit-fleet-") as scratch,
+            ThreadPoolExecutor(max_workers=max(1, len(plan.devices))) as pool,
+        ):
+            futures = [pool.submit(run_device, device, Path(scratch)) for device in plan.devices]
+            return [future.result() for future in futures]
+    finally:
+        store.close()

@@ -11,6 +11,8 @@ python = "python3"          # the board's interpreter
 workdir = "~/.edgekit"      # agent, artifacts and lock live here
 tags = ["lab", "pi4"]
 host_key_policy = "strict"  # or "accept-new" (trust on first use, then pinned)
+proxy_jump = "ops@bastion.lab:2222"   # optional; ProxyJump/ProxyCommand in ssh_config work too
+ssh_config = "~/.ssh/config"          # where Host aliases are looked up
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ DEVICE_SCHEMA = Section(
         "tags": Field((list,), "a list of tags", item_types=(str,)),
         "host_key_policy": text("", choices=("strict", "accept-new")),
         "known_hosts": text("known_hosts file"),
+        "ssh_config": text("ssh_config file"),
+        "proxy_jump": text("bastion(s): [user@]host[:port][,...]"),
         "connect_timeout_s": Field((int, float), "a number of seconds > 0", check=lambda v: v > 0),
     }
 )
@@ -57,7 +61,27 @@ class SshTarget:
     tags: tuple[str, ...] = field(default_factory=tuple)
     host_key_policy: str = "strict"
     known_hosts: str = "~/.ssh/known_hosts"
+    ssh_config: str = "~/.ssh/config"
+    proxy_jump: str | None = None
     connect_timeout_s: float = 10.0
+
+
+def parse_jump_spec(spec: str) -> list[tuple[str | None, str, int | None]]:
+    """ProxyJump's `[user@]host[:port][,...]` (also `ssh://` and `[v6addr]:port`) as (user, host, port)."""
+    hops: list[tuple[str | None, str, int | None]] = []
+    for raw in spec.split(","):
+        part = raw.strip().removeprefix("ssh://")
+        user, _, hostport = part.rpartition("@")
+        host, port = hostport, ""
+        if hostport.startswith("["):
+            host, _, rest = hostport[1:].partition("]")
+            port = rest.removeprefix(":")
+        elif hostport.count(":") == 1:
+            host, port = hostport.split(":")
+        if not host or (port and not port.isdigit()):
+            raise ConfigError(f"ProxyJump {spec!r}: cannot read the hop {raw.strip()!r} ([user@]host[:port])")
+        hops.append((user or None, host, int(port) if port else None))
+    return hops
 
 
 def default_inventory_path() -> Path:
@@ -73,6 +97,11 @@ def parse_inventory(data: dict[str, Any], path: Path) -> dict[str, SshTarget]:
         if name in devices or name == "local":
             why = "reserved" if name == "local" else "a duplicate"
             raise ConfigError(f"{path}: device[{index}].name: {name!r} is {why}")
+        if "proxy_jump" in entry:
+            try:
+                parse_jump_spec(entry["proxy_jump"])
+            except ConfigError as exc:
+                raise ConfigError(f"{path}: device[{index}].proxy_jump: {exc.message}") from None
         devices[name] = SshTarget(**{**entry, "tags": tuple(entry.get("tags", ()))})
     return devices
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,30 +48,54 @@ class StoredRun:
     result: dict[str, Any]
 
 
+BUSY_TIMEOUT_S = 30.0
+
+
 class SqliteStore:
+    """One connection; safe to share between threads (sqlite3 serialises calls on a connection)."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._lock = threading.RLock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
+            self._conn = sqlite3.connect(
+                str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+            self._open_with_retries()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"results store {path}: {exc}", path=str(path)) from None
         except OSError as exc:
             raise StoreError(f"results store {path}: {exc.strerror}", path=str(path)) from None
 
+    def _open_with_retries(self) -> None:
+        """Switching to WAL and migrating can meet SQLITE_BUSY without the busy handler being called
+        (another process opening the same new file at the same moment): retry those, with backoff."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        delay_s = 0.05
+        while True:
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA foreign_keys=ON")
+                self._migrate()
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() + delay_s > deadline:
+                    raise
+                time.sleep(delay_s)
+                delay_s = min(delay_s * 2, 1.0)
+
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._conn
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        else:
-            self._conn.execute("COMMIT")
+        with self._lock:  # threads sharing this connection take turns: one transaction at a time
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            else:
+                self._conn.execute("COMMIT")
 
     def schema_version(self) -> int:
         row = self._conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()

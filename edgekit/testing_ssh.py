@@ -6,6 +6,7 @@ OpenSSH's sshd (apt-get install openssh-server).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -44,11 +45,13 @@ class Sshd:
     known_hosts: Path
     process: subprocess.Popen[bytes]
     host_key_line: str
+    address: str = "127.0.0.1"
+    log: Path | None = None
 
     def inventory_entry(self, name: str, workdir: Path, **overrides: object) -> dict[str, object]:
         entry: dict[str, object] = {
             "name": name,
-            "host": "127.0.0.1",
+            "host": self.address,
             "port": self.port,
             "user": "root",
             "key_file": str(self.user_key),
@@ -60,6 +63,12 @@ class Sshd:
         entry.update(overrides)
         return entry
 
+    def known_hosts_via(self, path: Path, host: str, port: int) -> Path:
+        """A known_hosts file pinning this server's key at another address (a proxy or tunnel in front)."""
+        key = self.host_key_line.split(maxsplit=1)[1]
+        path.write_text(f"[{host}]:{port} {key}")
+        return path
+
     def stop(self) -> None:
         self.process.terminate()
         try:
@@ -68,7 +77,12 @@ class Sshd:
             self.process.kill()
 
 
-def start_sshd(directory: Path) -> Sshd:
+def start_sshd(
+    directory: Path, *, address: str = "127.0.0.1", netns: str | None = None, extra_config: str = ""
+) -> Sshd:
+    """Start sshd on `address` (inside network namespace `netns` if given); its log goes to sshd.log.
+
+    `extra_config` lines come first, so they win over the defaults (sshd keeps a keyword's first value)."""
     directory.mkdir(parents=True, exist_ok=True)
     host_key = keygen(directory / "host_key")
     user_key = keygen(directory / "user_key")
@@ -78,24 +92,37 @@ def start_sshd(directory: Path) -> Sshd:
     port = free_port()
     config = directory / "sshd_config"
     config.write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nAuthorizedKeysFile {authorized}\n"
+        f"{extra_config}Port {port}\nListenAddress {address}\nHostKey {host_key}\n"
+        f"AuthorizedKeysFile {authorized}\n"
         f"PidFile {directory / 'sshd.pid'}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
         "PubkeyAuthentication yes\nPermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\n"
         "Subsystem sftp internal-sftp\nLogLevel ERROR\n"
     )
+    log = directory / "sshd.log"
     Path("/run/sshd").mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=subprocess.DEVNULL)
+    prefix = ["ip", "netns", "exec", netns] if netns else []
+    process = subprocess.Popen([*prefix, SSHD, "-D", "-E", str(log), "-f", str(config)])
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
+            if sock.connect_ex((address, port)) == 0:
                 break
         time.sleep(0.05)
     else:
         process.kill()
         raise RuntimeError("sshd did not start")
     key_type, key_data = host_key.with_suffix(".pub").read_text().split()[:2]
-    line = f"[127.0.0.1]:{port} {key_type} {key_data}\n"
+    line = f"[{address}]:{port} {key_type} {key_data}\n"
     known_hosts = directory / "known_hosts"
     known_hosts.write_text(line)
-    return Sshd(port, user_key, known_hosts, process, line)
+    return Sshd(port, user_key, known_hosts, process, line, address, log)
+
+
+def write_inventory(path: Path, *entries: dict[str, object]) -> Path:
+    """An inventory TOML with one [[device]] table per entry (values written as JSON, which TOML reads)."""
+    lines = []
+    for entry in entries:
+        lines.append("[[device]]")
+        lines.extend(f"{key} = {json.dumps(value)}" for key, value in entry.items())
+    path.write_text("\n".join(lines) + "\n")
+    return path

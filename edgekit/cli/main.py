@@ -60,6 +60,8 @@ def run() -> None:
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
+        if os.environ.get("EDGEKIT_DEBUG"):
+            raise
         stderr.print("edgekit: aborted", markup=False)
         sys.exit(130)
     except KeyboardInterrupt:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import shlex
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import paramiko
 
 from edgekit.artifacts import sha256_file
 from edgekit.errors import DeviceError
-from edgekit.inventory import SshTarget
+from edgekit.inventory import SshTarget, parse_jump_spec
 from edgekit.resources import agent_path
 from edgekit.transport.base import StagedFile
 from edgekit.transport.lines import QueuedLineChannel
@@ -44,20 +45,33 @@ _SHA256 = (
     "print(h.hexdigest())\n"
 )
 
+_FREE_BYTES = "import os, sys; st = os.statvfs(sys.argv[1]); print(st.f_bavail * st.f_frsize)"
 
-def _ssh_config(host: str) -> dict[str, Any]:
-    """The ~/.ssh/config entry for a host alias (HostName, Port, User, IdentityFile, ProxyCommand)."""
-    path = Path("~/.ssh/config").expanduser()
-    if not path.is_file():
+
+def ssh_config_entry(host: str, path: str = "~/.ssh/config") -> dict[str, Any]:
+    """The ssh_config entry for a host alias (HostName, Port, User, IdentityFile, ProxyJump, ProxyCommand)."""
+    config_path = Path(path).expanduser()
+    if not config_path.is_file():
         return {}
-    config = paramiko.SSHConfig.from_path(str(path))
-    return dict(config.lookup(host))
+    return dict(paramiko.SSHConfig.from_path(str(config_path)).lookup(host))
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One SSH server on the way to a board: a bastion, or the board itself (the last hop)."""
+
+    alias: str
+    hostname: str
+    port: int
+    user: str | None
+    key_file: str | None
 
 
 class SshTransport:
     def __init__(self, target: SshTarget) -> None:
         self.device_name = target.name
         self.target = target
+        self._jumps: list[paramiko.SSHClient] = []  # bastions, closed with the board's connection
         self._client = self._connect()
         self.workdir, self.python_version = self._probe()
         major, minor = (int(v) for v in self.python_version.split("."))
@@ -75,11 +89,69 @@ class SshTransport:
     def _fail(self, what: str) -> DeviceError:
         return DeviceError(f"device {self.device_name!r}: {what}", device=self.device_name)
 
-    def _connect(self) -> paramiko.SSHClient:
+    def _hop(self, alias: str, user: str | None, port: int | None) -> Hop:
+        config = ssh_config_entry(alias, self.target.ssh_config)
+        return Hop(
+            alias,
+            config.get("hostname", alias),
+            port or int(config.get("port", 22)),
+            user or config.get("user"),  # like OpenSSH: not the board's user; None = the local user
+            (config.get("identityfile") or [self.target.key_file])[0],  # the board's key unless configured
+        )
+
+    def route(self) -> tuple[list[Hop], Hop, str | None]:
+        """Bastions (ProxyJump, from the inventory or ssh_config), the board, and a ProxyCommand if any."""
         target = self.target
-        config = _ssh_config(target.host)
-        client = paramiko.SSHClient()
+        config = ssh_config_entry(target.host, target.ssh_config)
+        board = Hop(
+            target.host,
+            config.get("hostname", target.host),
+            target.port or int(config.get("port", 22)),
+            target.user or config.get("user"),
+            target.key_file or (config.get("identityfile") or [None])[0],
+        )
+        jump = target.proxy_jump or config.get("proxyjump")
+        if jump and jump.lower() != "none":
+            return [self._hop(host, user, port) for user, host, port in parse_jump_spec(jump)], board, None
+        return [], board, config.get("proxycommand")
+
+    def _connect(self) -> paramiko.SSHClient:
+        bastions, board, proxy_command = self.route()
+        for attempt in range(1, CONNECT_ATTEMPTS + 1):
+            try:
+                sock: Any = paramiko.ProxyCommand(proxy_command) if proxy_command else None
+                for index, hop in enumerate(bastions):
+                    client = self._connect_once(hop, sock, via=f" (bastion {hop.alias!r})")
+                    self._jumps.append(client)
+                    sock = self._forward(client, hop, ([*bastions[index + 1 :], board])[0])
+                return self._connect_once(board, sock, via=f" via {bastions[-1].alias!r}" if bastions else "")
+            except (TimeoutError, ConnectionResetError, EOFError) as exc:
+                self._close_jumps()
+                if attempt == CONNECT_ATTEMPTS:
+                    raise self._fail(
+                        f"unreachable at {board.hostname}:{board.port} after {attempt} attempts ({exc})"
+                    ) from None
+                time.sleep(2 ** (attempt - 1))  # 1 s, 2 s: transient network trouble only
+            except DeviceError:
+                self._close_jumps()
+                raise
+        raise AssertionError("unreachable")
+
+    def _forward(self, bastion: paramiko.SSHClient, hop: Hop, to: Hop) -> paramiko.Channel:
+        try:
+            return bastion.get_transport().open_channel(  # type: ignore[union-attr]
+                "direct-tcpip", (to.hostname, to.port), ("127.0.0.1", 0)
+            )
+        except (paramiko.SSHException, OSError) as exc:
+            raise self._fail(
+                f"bastion {hop.alias!r} could not open a connection to {to.hostname}:{to.port} ({exc}; "
+                "is AllowTcpForwarding enabled there and the board reachable from it?)"
+            ) from None
+
+    def _connect_once(self, hop: Hop, sock: Any, via: str) -> paramiko.SSHClient:
+        target = self.target
         known_hosts = Path(target.known_hosts).expanduser()
+        client = paramiko.SSHClient()
         if known_hosts.is_file():
             client.load_host_keys(str(known_hosts))
         if target.host_key_policy == "accept-new":
@@ -89,70 +161,49 @@ class SshTransport:
             client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
         else:
             client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        hostname = config.get("hostname", target.host)
-        port = target.port or int(config.get("port", 22))
-        sock = paramiko.ProxyCommand(config["proxycommand"]) if "proxycommand" in config else None
-        key_file = target.key_file or (config.get("identityfile") or [None])[0]
-        for attempt in range(1, CONNECT_ATTEMPTS + 1):
-            try:
-                username = target.user or config.get("user")
-                return self._connect_once(client, hostname, port, username, key_file, sock, known_hosts)
-            except (TimeoutError, ConnectionResetError, EOFError) as exc:
-                if attempt == CONNECT_ATTEMPTS:
-                    raise self._fail(
-                        f"unreachable at {hostname}:{port} after {attempt} attempts ({exc})"
-                    ) from None
-                time.sleep(2 ** (attempt - 1))  # 1 s, 2 s: transient network trouble only
-        raise AssertionError("unreachable")
-
-    def _connect_once(
-        self,
-        client: paramiko.SSHClient,
-        hostname: str,
-        port: int,
-        username: str | None,
-        key_file: str | None,
-        sock: paramiko.ProxyCommand | None,
-        known_hosts: Path,
-    ) -> paramiko.SSHClient:
-        target = self.target
+        where = f"{hop.hostname}:{hop.port}{via}"
         try:
             client.connect(
-                hostname,
-                port=port,
-                username=username,
-                key_filename=str(Path(key_file).expanduser()) if key_file else None,
+                hop.hostname,
+                port=hop.port,
+                username=hop.user,
+                key_filename=str(Path(hop.key_file).expanduser()) if hop.key_file else None,
                 timeout=target.connect_timeout_s,
                 auth_timeout=target.connect_timeout_s,
                 banner_timeout=target.connect_timeout_s,
                 sock=sock,
-                allow_agent=key_file is None,
-                look_for_keys=key_file is None,
+                allow_agent=hop.key_file is None,
+                look_for_keys=hop.key_file is None,
             )
         except paramiko.BadHostKeyException:
             raise self._fail(
-                f"host key of {hostname}:{port} does not match {known_hosts} (possible man-in-the-middle; "
+                f"host key of {where} does not match {known_hosts} (possible man-in-the-middle; "
                 "if the board was reinstalled, remove its old key)"
             ) from None
         except paramiko.AuthenticationException:
-            raise self._fail(f"authentication failed for {username or ''}@{hostname}:{port}") from None
+            raise self._fail(f"authentication failed for {hop.user or ''}@{where}") from None
         except paramiko.SSHException as exc:
             if "not found in known_hosts" in str(exc):
                 raise self._fail(
-                    f"{hostname}:{port} is not in {known_hosts}; add its key (ssh-keyscan) or set "
+                    f"{where} is not in {known_hosts}; add its key (ssh-keyscan) or set "
                     'host_key_policy = "accept-new" in the inventory'
                 ) from None
-            raise self._fail(f"SSH error: {exc}") from None
+            raise self._fail(f"SSH error at {where}: {exc}") from None
         except (TimeoutError, ConnectionResetError, EOFError):
             raise  # transient: _connect retries with backoff
         except OSError as exc:
-            raise self._fail(f"unreachable at {hostname}:{port} ({exc.strerror or exc})") from None
+            raise self._fail(f"unreachable at {where} ({exc.strerror or exc})") from None
         if target.host_key_policy == "accept-new":
             client.save_host_keys(str(known_hosts))
         transport = client.get_transport()
         if transport is not None:
             transport.set_keepalive(KEEPALIVE_S)
         return client
+
+    def _close_jumps(self) -> None:
+        for client in reversed(self._jumps):
+            client.close()
+        self._jumps.clear()
 
     def _run(self, argv: list[str], timeout_s: float = COMMAND_TIMEOUT_S) -> tuple[int, str, str]:
         command = " ".join(shlex.quote(part) for part in argv)
@@ -161,8 +212,8 @@ class SshTransport:
             out = stdout.read().decode("utf-8", "replace")
             err = stderr.read().decode("utf-8", "replace")
             return stdout.channel.recv_exit_status(), out, err
-        except (TimeoutError, paramiko.SSHException, OSError) as exc:
-            raise self._fail(f"connection lost running {argv[0]}: {exc}") from None
+        except (TimeoutError, EOFError, paramiko.SSHException, OSError) as exc:
+            raise self._fail(f"connection lost running {argv[0]}: {exc or type(exc).__name__}") from None
 
     def _probe(self) -> tuple[str, str]:
         code, out, err = self._run([self.target.python, "-c", _PROBE, self.target.workdir])
@@ -205,17 +256,43 @@ class SshTransport:
                 source.seek(offset)
                 while chunk := source.read(UPLOAD_CHUNK_BYTES):
                     target.write(chunk)
-        except OSError as exc:
-            raise self._fail(
-                f"upload of {local.name} failed ({exc}); is the board's disk full? "
-                f"{partial} is kept to resume, never used as a whole file"
+            arrived = self._sftp.stat(partial).st_size or 0
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise self._upload_failure(
+                local.name, partial, size - offset, str(exc) or type(exc).__name__
             ) from None
+        if arrived != size:  # pipelined writes can fail silently (ENOSPC): the size tells
+            raise self._upload_failure(
+                local.name, partial, size - offset, f"{arrived} of {size} bytes arrived"
+            )
         if self._remote_sha256(partial) != sha256:
-            with contextlib.suppress(OSError):
-                self._sftp.remove(partial)
+            self._remove(partial)
             raise self._fail(f"upload of {local.name} arrived corrupted (sha256 mismatch); removed")
         self._sftp.posix_rename(partial, remote)
         return StagedFile(remote, bytes_sent=size - offset, skipped_cached=False, method="ssh")
+
+    def _remove(self, path: str) -> None:
+        with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+            self._sftp.remove(path)
+
+    def _upload_failure(self, name: str, partial: str, needed: int, reason: str) -> DeviceError:
+        """Tell a dropped link from a full disk: ask the board (a dead connection cannot answer)."""
+        try:
+            code, out, _ = self._run(
+                [self.target.python, "-c", _FREE_BYTES, partial.rsplit("/", 1)[0]], timeout_s=15
+            )
+        except DeviceError:
+            return self._fail(
+                f"connection lost during the upload of {name} ({reason}); the next run resumes from {partial}"
+            )
+        free = int(out) if code == 0 and out.strip().isdigit() else None
+        if free is not None and free < needed:
+            self._remove(partial)  # give the board its space back; a half file is never used anyway
+            return self._fail(
+                f"the board's disk is full: {name} needs {needed / 2**20:.1f} MiB, "
+                f"{free / 2**20:.1f} MiB free under {self.workdir} ({reason}); the partial upload was removed"
+            )
+        return self._fail(f"upload of {name} failed ({reason}); {partial} is kept to resume")
 
     def stage_file(self, path: Path, sha256: str) -> StagedFile:
         return self._push(path, f"{self.workdir}/artifacts/{sha256}{path.suffix}", sha256)
@@ -238,11 +315,12 @@ class SshTransport:
         def write(data: bytes) -> None:
             channel.sendall(data)
 
-        def close() -> None:
-            with contextlib.suppress(OSError, paramiko.SSHException):
+        def close() -> None:  # never raises: a dead link must not hide the error that killed it
+            with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
                 channel.shutdown_write()
                 channel.recv_exit_status()
-            channel.close()
+            with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+                channel.close()
 
         return QueuedLineChannel(self.device_name, stdout, stderr, write, close)
 
@@ -250,3 +328,4 @@ class SshTransport:
         with contextlib.suppress(Exception):
             self._sftp.close()
         self._client.close()
+        self._close_jumps()

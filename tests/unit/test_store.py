@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -88,3 +90,30 @@ def test_result_json_is_stored_verbatim(tmp_path: Path) -> None:
         sqlite3.connect(path).execute("SELECT result_json FROM runs WHERE run_id=?", (run_id,)).fetchone()[0]
     )
     assert json.loads(raw)["artifact"]["sha256"] == "ab" * 32
+
+
+def test_many_openers_of_a_new_store_at_once_all_store(tmp_path: Path) -> None:
+    """Fleet threads and parallel processes open the same fresh file at the same moment."""
+    path = tmp_path / "results.sqlite"
+    start = threading.Barrier(8)
+
+    def open_and_add(index: int) -> str:
+        start.wait()
+        store = open_store(path)
+        try:
+            return store.add_run(fake_result(device=f"d{index}"))
+        finally:
+            store.close()
+
+    with ThreadPoolExecutor(8) as pool:
+        run_ids = list(pool.map(open_and_add, range(8)))
+    store = open_store(path)
+    assert sorted(r.run_id for r in store.runs()) == sorted(run_ids)
+    assert store.schema_version() == SCHEMA_VERSION
+
+
+def test_one_store_shared_by_threads(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "results.sqlite")
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: store.add_run(fake_result(device=f"d{i}")), range(40)))
+    assert len(store.runs(limit=100)) == 40
