@@ -7,6 +7,7 @@ A plan (TOML):
     runs = 100
     min_seconds = 2.0
     inventory = "devices.toml"        # relative to the plan; default: $EDGEKIT_HOME/devices.toml
+    max_parallel = 32                 # devices worked on at once (SSH sessions); default 32
 
     [devices]
     names = ["pi4-lab-1"]             # and/or
@@ -40,6 +41,7 @@ from edgekit.profiles import load_profile
 from edgekit.store import SqliteStore
 
 AS_IS = "as-is"
+DEFAULT_MAX_PARALLEL = 32  # SSH sessions at once: threads wait on the network, not on this CPU
 _LIST_OF_STRINGS = Field((list,), "a list of strings", item_types=(str,))
 PLAN_SCHEMA = Section(
     fields={
@@ -49,6 +51,7 @@ PLAN_SCHEMA = Section(
                 "runs": Field((int,), "an integer >= 1", check=lambda v: v >= 1),
                 "min_seconds": number("seconds"),
                 "inventory": text("inventory path"),
+                "max_parallel": Field((int,), "an integer >= 1", check=lambda v: v >= 1),
             }
         ),
         "devices": Section(fields={"names": _LIST_OF_STRINGS, "tags": _LIST_OF_STRINGS}, required=True),
@@ -78,6 +81,7 @@ class Plan:
     devices: list[Device]
     cells: list[Cell]
     options: BenchOptions
+    max_parallel: int = DEFAULT_MAX_PARALLEL
 
 
 @dataclass
@@ -116,7 +120,11 @@ def load_plan(path: Path) -> Plan:
         runs=int(settings.get("runs", 100)), min_seconds=float(settings.get("min_seconds", 2.0))
     )
     return Plan(
-        settings.get("name", path.stem), [resolve_device(n, inventory) for n in names], cells, options
+        settings.get("name", path.stem),
+        [resolve_device(n, inventory) for n in names],
+        cells,
+        options,
+        int(settings.get("max_parallel", DEFAULT_MAX_PARALLEL)),
     )
 
 
@@ -146,13 +154,22 @@ def run_plan(plan: Plan, store_path: Path, on_event: EventCallback | None = None
         outcome = DeviceOutcome(device.name)
         try:
             profile = load_profile(device.profile)
-            for cell in plan.cells:
+            emit({"device": device.name, "phase": "start", "cells": len(plan.cells)})
+            for index, cell in enumerate(plan.cells):
                 label = f"{cell.model.name} [{cell.recipe}]"
-                emit({"device": device.name, "phase": "cell", "message": label})
+                emit({"device": device.name, "phase": "cell", "message": label, "index": index})
                 try:
                     with compress_lock:
                         artifact = _artifact(cell, device, workdir)
-                    result = run_bench(artifact, device, profile, plan.options)
+                    result = run_bench(
+                        artifact,
+                        device,
+                        profile,
+                        plan.options,
+                        on_event=lambda event: emit(
+                            {"device": device.name, "phase": "bench", "bench": event}
+                        ),
+                    )
                     result["fleet"] = {"plan": plan.name, "model": str(cell.model), "recipe": cell.recipe}
                     store.add_run(result)
                     outcome.results.append(result)
@@ -166,13 +183,20 @@ def run_plan(plan: Plan, store_path: Path, on_event: EventCallback | None = None
         except EdgekitError as exc:
             outcome.errors.append({"cell": "*", "error": exc.message})
             outcome.failed = True
-        emit({"device": device.name, "phase": "done", "message": f"{len(outcome.results)} result(s)"})
+        emit(
+            {
+                "device": device.name,
+                "phase": "done",
+                "message": f"{len(outcome.results)} result(s), {len(outcome.errors)} error(s)",
+                "failed": outcome.failed,
+            }
+        )
         return outcome
 
     try:
         with (
             tempfile.TemporaryDirectory(prefix="edgekit-fleet-") as scratch,
-            ThreadPoolExecutor(max_workers=max(1, len(plan.devices))) as pool,
+            ThreadPoolExecutor(max_workers=max(1, min(plan.max_parallel, len(plan.devices)))) as pool,
         ):
             futures = [pool.submit(run_device, device, Path(scratch)) for device in plan.devices]
             return [future.result() for future in futures]

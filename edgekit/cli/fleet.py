@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from edgekit.cli.common import JsonOption, StoreOption
+from edgekit.cli.fleet_progress import FleetProgress
 from edgekit.cli.output import print_json, stderr, stdout, verdict_text
 from edgekit.errors import EXIT_BUDGET, EXIT_DEVICE, EXIT_OK, EXIT_USAGE
 from edgekit.fleet import load_plan, run_plan
@@ -21,15 +23,18 @@ fleet_app = typer.Typer(help="Run benchmark plans across many devices.", no_args
 def fleet_run(
     plan_path: Annotated[Path, typer.Argument(help="Plan TOML: models x recipes x devices.")],
     store: StoreOption = None,
+    max_parallel: Annotated[
+        int | None,
+        typer.Option(min=1, help="Devices worked on at once (default: the plan's max_parallel, else 32)."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Concurrent across devices, serial on each; every device's results or errors are kept."""
     plan = load_plan(plan_path)
-
-    def progress(event: dict[str, Any]) -> None:
-        stderr.print(f"[dim]{event['device']}: {event['phase']} {event.get('message', '')}[/]")
-
-    outcomes = run_plan(plan, Path(store) if store else default_store_path(), progress)
+    if max_parallel is not None:
+        plan.max_parallel = max_parallel
+    with FleetProgress(len(plan.devices), len(plan.cells)) as progress:
+        outcomes = run_plan(plan, Path(store) if store else default_store_path(), progress)
     failed_devices = [o.device for o in outcomes if o.failed]
     verdicts = [r["budget"]["verdict"] for o in outcomes for r in o.results]
     if as_json:
@@ -48,19 +53,29 @@ def fleet_run(
         )
     else:
         table = Table(
-            "device", "model [recipe]", "p50 ms", "verdict", title=f"plan {plan.name}", title_justify="left"
+            "device",
+            "model",
+            "recipe",
+            "p50 ms",
+            "verdict",
+            title=f"plan {escape(plan.name)}",
+            title_justify="left",
         )
         for outcome in outcomes:
+            device = escape(outcome.device)
             for result in outcome.results:
                 fleet = result["fleet"]
                 table.add_row(
-                    outcome.device,
-                    f"{Path(fleet['model']).name} [{fleet['recipe']}]",
+                    device,
+                    escape(Path(fleet["model"]).name),
+                    escape(fleet["recipe"]),
                     f"{result['latency_ms']['p50']:.3f}" if result["latency_ms"]["p50"] else "—",
                     verdict_text(result["budget"]["verdict"]),
                 )
             for error in outcome.errors:
-                table.add_row(outcome.device, error["cell"], "—", f"[bold red]ERROR[/] {error['error']}")
+                table.add_row(
+                    device, escape(error["cell"]), "", "—", f"[bold red]ERROR[/] {escape(error['error'])}"
+                )
         stdout.print(table)
     if failed_devices:
         stderr.print(

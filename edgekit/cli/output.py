@@ -127,7 +127,7 @@ class ProgressPrinter:
         if not self.enabled:
             return
         phase = str(event.get("phase", ""))
-        text = self._describe(event)
+        text = self.describe(event)
         now = time.monotonic()
         if self._live:
             stderr.print(f"\r[dim]{text}[/]".ljust(70), end="")
@@ -139,7 +139,7 @@ class ProgressPrinter:
         self._last_phase = phase
 
     @staticmethod
-    def _describe(event: dict[str, Any]) -> str:
+    def describe(event: dict[str, Any]) -> str:
         phase = event.get("phase")
         device = event.get("device", "")
         if phase == "connect":

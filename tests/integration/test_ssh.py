@@ -13,6 +13,7 @@ import pytest
 
 from edgekit.artifacts import sha256_file
 from edgekit.data import demo_model_path
+from edgekit.fleet import load_plan, run_plan
 from edgekit.testing_ssh import Sshd, keygen, sshd_missing_reason, write_inventory
 from tests.cli_run import run_cli
 
@@ -248,3 +249,39 @@ def test_an_agent_killed_mid_run_fails_only_its_device(sshd: Sshd, tmp_path: Pat
     assert len(report["steady"]["runs"]) == 1
     stored = json.loads(run_cli("history", "--json", home=tmp_path).stdout)
     assert [r["device"]["name"] for r in stored] == ["steady"]  # nothing partial stored as a success
+
+
+def test_fleet_works_at_most_max_parallel_devices_at_once(sshd: Sshd, tmp_path: Path) -> None:
+    write_inventory(
+        tmp_path / "devices.toml",
+        *(sshd.inventory_entry(f"pi-{i}", tmp_path / f"w{i}", tags=["lab"]) for i in range(4)),
+    )
+    (tmp_path / "plan.toml").write_text(
+        '[plan]\nruns = 20\nmin_seconds = 0.3\nmax_parallel = 2\ninventory = "devices.toml"\n'
+        f'[devices]\ntags = ["lab"]\n[[model]]\npath = "{demo_model_path()}"\n'
+    )
+    plan = load_plan(tmp_path / "plan.toml")
+    active: set[str] = set()
+    most = 0
+    lock = threading.Lock()
+
+    def track(event: dict[str, object]) -> None:
+        nonlocal most
+        with lock:
+            if event["phase"] == "start":
+                active.add(str(event["device"]))
+                most = max(most, len(active))
+            elif event["phase"] == "done":
+                active.discard(str(event["device"]))
+
+    outcomes = run_plan(plan, tmp_path / "results.sqlite", track)
+    assert [o.device for o in outcomes if o.results and not o.failed] == ["pi-0", "pi-1", "pi-2", "pi-3"]
+    assert most == 2  # concurrent, and bounded
+
+    proc = run_cli("fleet", "run", str(tmp_path / "plan.toml"), "--max-parallel", "1", home=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    log = proc.stderr.splitlines()
+    assert "[0/4 devices] pi-0: 1/1 demo_digits.onnx [as-is]" in log
+    assert log.index("[1/4 devices] pi-0: done, 1 result(s), 0 error(s)") < log.index(
+        "[1/4 devices] pi-1: 1/1 demo_digits.onnx [as-is]"
+    )  # one device at a time
