@@ -93,14 +93,20 @@ def test_a_corrupted_copy_on_the_board_is_replaced(sshd: Sshd, tmp_path: Path) -
         ({"known_hosts": "EMPTY"}, "is not in"),
         ({"known_hosts": "OTHER_KEY"}, "does not match"),
         ({"python": "/nonexistent/python3"}, "cannot run '/nonexistent/python3' on the board"),
+        ({"python": "OLD_PYTHON"}, "is Python 3.6; the agent needs >= 3.8"),
     ],
-    ids=["unreachable", "auth", "unknown-host", "host-key-mismatch", "no-python"],
+    ids=["unreachable", "auth", "unknown-host", "host-key-mismatch", "no-python", "old-python"],
 )
 def test_failures_are_device_errors(
     sshd: Sshd, tmp_path: Path, overrides: dict[str, object], message: str
 ) -> None:
     if overrides.get("key_file") == "WRONG_KEY":
         overrides = {"key_file": str(keygen(tmp_path / "stranger"))}
+    if overrides.get("python") == "OLD_PYTHON":  # a board with Python 3.6, as its interpreter reports it
+        old = tmp_path / "python3.6"
+        old.write_text(f'#!/bin/sh\necho \'{{"workdir": "{tmp_path}", "python": "3.6"}}\'\ncat >/dev/null\n')
+        old.chmod(0o755)
+        overrides = {"python": str(old)}
     if overrides.get("known_hosts") == "EMPTY":
         (tmp_path / "empty_known_hosts").write_text("")
         overrides = {"known_hosts": str(tmp_path / "empty_known_hosts")}
