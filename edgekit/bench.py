@@ -19,6 +19,7 @@ from edgekit.fingerprint import build_fingerprint
 from edgekit.inputs import InputSpec, check_inputs_file, parse_shape_options, resolve_input_spec
 from edgekit.onnx_model import graph_inputs, load_onnx
 from edgekit.profiles import DeviceProfile
+from edgekit.regression import BLOCKS, block_medians
 from edgekit.stats import ns_to_ms, summarize_latencies
 from edgekit.thermal import thermal_summary
 
@@ -150,7 +151,13 @@ def build_result(
     """Assemble the result JSON from the agent's raw bench reply (pure)."""
     facts = dict(hello.get("facts") or {})
     artifact = prepared.artifact
-    latency = summarize_latencies(ns_to_ms(raw["latencies_ns"]), seed=options.seed).to_dict()
+    samples_ms = ns_to_ms(raw["latencies_ns"])
+    latency = summarize_latencies(samples_ms, seed=options.seed).to_dict()
+    if len(samples_ms) >= BLOCKS:  # what the regression gate compares (see edgekit.regression)
+        latency["block_medians"] = block_medians(samples_ms, BLOCKS)
+    else:
+        latency["block_medians"] = None
+        latency["null_reasons"]["block_medians"] = f"needs >= {BLOCKS} samples, have {len(samples_ms)}"
     memory_raw = raw.get("memory") or {}
     peak, baseline = memory_raw.get("peak_rss_bytes"), memory_raw.get("baseline_rss_bytes")
     thermal = thermal_summary(

@@ -175,6 +175,13 @@ class SqliteStore:
         ).fetchone()
         return StoredRun(row[0], row[1], row[2], row[3], row[4], json.loads(row[5])) if row else None
 
+    def get_by_prefix(self, prefix: str) -> StoredRun | None:
+        """The one run whose id starts with prefix; None when none or several do."""
+        rows = self._conn.execute(
+            "SELECT run_id FROM runs WHERE substr(run_id, 1, ?) = ? LIMIT 2", (len(prefix), prefix)
+        ).fetchall()
+        return self.get(rows[0][0]) if len(rows) == 1 else None
+
     def close(self) -> None:
         self._conn.close()
 

@@ -9,6 +9,7 @@ import typer
 
 from edgekit import __version__
 from edgekit.cli import bench as bench_commands
+from edgekit.cli.compare import check_command, compare_command
 from edgekit.cli.compress import compress_command
 from edgekit.cli.fleet import fleet_app
 from edgekit.cli.info import devices_app, history, profiles_app
@@ -28,6 +29,8 @@ app.command()(bench_commands.bench)
 app.command()(bench_commands.demo)
 app.command()(history)
 app.command("compress")(compress_command)
+app.command("compare")(compare_command)
+app.command("check")(check_command)
 app.add_typer(devices_app, name="devices")
 app.add_typer(profiles_app, name="profiles")
 app.add_typer(fleet_app, name="fleet")
