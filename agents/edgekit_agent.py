@@ -711,14 +711,14 @@ def bench_child_main(host: Host) -> int:
 
 
 class DeviceLock:
-    """An exclusive flock on <workdir>/bench.lock, held for the whole bench.
+    """An exclusive flock on <workdir>/bench.lock (or --lock-file), held for the whole bench.
 
     The kernel drops a flock when its holder dies, so a lock left by a killed process is
     recovered by the next caller without any cleanup; the file only says who holds it.
     """
 
-    def __init__(self, workdir: str) -> None:
-        self.path = os.path.join(workdir, "bench.lock")
+    def __init__(self, path: str) -> None:
+        self.path = path
         self.handle: Optional[IO[str]] = None
 
     def acquire(
@@ -777,11 +777,14 @@ def signal_name(returncode: int) -> str:
 
 
 class Agent:
-    def __init__(self, host: Host, argv_tail: List[str], out: IO[str], workdir: str) -> None:
+    def __init__(
+        self, host: Host, argv_tail: List[str], out: IO[str], workdir: str, lock_file: Optional[str] = None
+    ) -> None:
         self.host = host
         self.argv_tail = argv_tail
         self.emit = Emitter(out)
         self.workdir = workdir
+        self.lock_file = lock_file or os.path.join(workdir, "bench.lock")
 
     def reply_ok(self, request_id: Any, result: Any) -> None:
         self.emit({"id": request_id, "ok": True, "result": result})
@@ -841,7 +844,7 @@ class Agent:
         return sensors_snapshot(self.host)
 
     def op_bench(self, request_id: Any, params: Dict[str, Any]) -> Dict[str, Any]:
-        lock = DeviceLock(self.workdir)
+        lock = DeviceLock(self.lock_file)
         holder = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
@@ -942,6 +945,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--sysfs-root", default="/sys")
     parser.add_argument("--procfs-root", default="/proc")
     parser.add_argument("--workdir", default=None)
+    parser.add_argument("--lock-file", default=None, help="the device lock (default: WORKDIR/bench.lock)")
     parser.add_argument("--bench-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--version", action="version", version="edgekit-agent %s" % AGENT_VERSION)
     args = parser.parse_args(argv)
@@ -954,7 +958,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     sys.stdout = sys.stderr
     stdin = os.fdopen(sys.stdin.fileno(), "rb")
     workdir = os.path.expanduser(args.workdir or "~/.edgekit")
-    return Agent(host, tail, protocol_out, workdir).serve(stdin)
+    return Agent(host, tail, protocol_out, workdir, args.lock_file).serve(stdin)
 
 
 if __name__ == "__main__":

@@ -144,11 +144,29 @@ def _artifact(cell: Cell, device: Device, workdir: Path) -> Path:
     return out
 
 
-def run_plan(plan: Plan, store_path: Path, on_event: EventCallback | None = None) -> list[DeviceOutcome]:
+@dataclass
+class FleetRun:
+    plan_run_id: str
+    resumed: bool
+    skipped_cells: int  # finished by the interrupted run this one resumed
+    outcomes: list[DeviceOutcome]
+
+
+def cell_key(cell: Cell) -> str:
+    return f"{cell.model.resolve()}|{cell.recipe}"
+
+
+def run_plan(
+    plan: Plan, store_path: Path, on_event: EventCallback | None = None, fresh: bool = False
+) -> FleetRun:
+    """Run every cell on every device. An interrupted run of the same plan is resumed (its finished
+    cells are not redone) unless `fresh`; a run that ends, with or without failed devices, is finished."""
     emit = on_event or (lambda event: None)
     compress_lock = threading.Lock()  # compression is CPU-heavy host work: one at a time
 
     store = SqliteStore(store_path)  # a bad store fails the run before any device is touched
+    plan_run_id, resumed = store.start_plan_run(plan.name, fresh=fresh)
+    done = store.done_cells(plan_run_id)
 
     def run_device(device: Device, workdir: Path) -> DeviceOutcome:
         outcome = DeviceOutcome(device.name)
@@ -157,6 +175,16 @@ def run_plan(plan: Plan, store_path: Path, on_event: EventCallback | None = None
             emit({"device": device.name, "phase": "start", "cells": len(plan.cells)})
             for index, cell in enumerate(plan.cells):
                 label = f"{cell.model.name} [{cell.recipe}]"
+                if (device.name, cell_key(cell)) in done:
+                    emit(
+                        {
+                            "device": device.name,
+                            "phase": "cell",
+                            "message": f"{label} (done before)",
+                            "index": index,
+                        }
+                    )
+                    continue
                 emit({"device": device.name, "phase": "cell", "message": label, "index": index})
                 try:
                     with compress_lock:
@@ -170,8 +198,13 @@ def run_plan(plan: Plan, store_path: Path, on_event: EventCallback | None = None
                             {"device": device.name, "phase": "bench", "bench": event}
                         ),
                     )
-                    result["fleet"] = {"plan": plan.name, "model": str(cell.model), "recipe": cell.recipe}
-                    store.add_run(result)
+                    result["fleet"] = {
+                        "plan": plan.name,
+                        "plan_run_id": plan_run_id,
+                        "model": str(cell.model),
+                        "recipe": cell.recipe,
+                    }
+                    store.add_run(result, plan_cell=(plan_run_id, device.name, cell_key(cell)))
                     outcome.results.append(result)
                 except DeviceError as exc:
                     outcome.errors.append({"cell": label, "error": exc.message})
@@ -199,6 +232,11 @@ def run_plan(plan: Plan, store_path: Path, on_event: EventCallback | None = None
             ThreadPoolExecutor(max_workers=max(1, min(plan.max_parallel, len(plan.devices)))) as pool,
         ):
             futures = [pool.submit(run_device, device, Path(scratch)) for device in plan.devices]
-            return [future.result() for future in futures]
+            outcomes = [future.result() for future in futures]
+        store.finish_plan_run(plan_run_id)
+        skipped = sum(
+            1 for device in plan.devices for cell in plan.cells if (device.name, cell_key(cell)) in done
+        )
+        return FleetRun(plan_run_id, resumed, skipped, outcomes)
     finally:
         store.close()

@@ -34,6 +34,21 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX runs_device_model ON runs (device, model, created_at);
     CREATE INDEX runs_artifact ON runs (artifact_sha256);
     """,
+    """
+    CREATE TABLE plan_runs (
+        plan_run_id TEXT PRIMARY KEY,
+        plan TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT
+    );
+    CREATE TABLE plan_cells (
+        plan_run_id TEXT NOT NULL REFERENCES plan_runs (plan_run_id),
+        device TEXT NOT NULL,
+        cell TEXT NOT NULL,
+        run_id TEXT NOT NULL REFERENCES runs (run_id),
+        PRIMARY KEY (plan_run_id, device, cell)
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -122,8 +137,9 @@ class SqliteStore:
                     (version, _now()),
                 )
 
-    def add_run(self, result: dict[str, Any]) -> str:
-        """Store one whole result in one transaction; returns its run id (also set in result)."""
+    def add_run(self, result: dict[str, Any], plan_cell: tuple[str, str, str] | None = None) -> str:
+        """Store one whole result in one transaction; returns its run id (also set in result).
+        `plan_cell` = (plan_run_id, device, cell) marks that fleet cell done in the same transaction."""
         run_id = result.get("run_id") or uuid.uuid4().hex
         result["run_id"] = run_id
         created_at = result.setdefault("created_at", _now())
@@ -145,6 +161,12 @@ class SqliteStore:
                         json.dumps(result, sort_keys=True),
                     ),
                 )
+                if plan_cell is not None:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO plan_cells (plan_run_id, device, cell, run_id) "
+                        "VALUES (?,?,?,?)",
+                        (*plan_cell, run_id),
+                    )
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"results store {self.path}: cannot store run: {exc}") from None
         return str(run_id)
@@ -174,6 +196,39 @@ class SqliteStore:
             (run_id,),
         ).fetchone()
         return StoredRun(row[0], row[1], row[2], row[3], row[4], json.loads(row[5])) if row else None
+
+    def start_plan_run(self, plan: str, fresh: bool = False) -> tuple[str, bool]:
+        """(plan_run_id, resumed): the plan's unfinished run if there is one (and not `fresh`), else a
+        new one. A run that ended normally, with or without failed devices, is finished."""
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT plan_run_id FROM plan_runs WHERE plan = ? AND finished_at IS NULL "
+                "ORDER BY started_at DESC LIMIT 1",
+                (plan,),
+            ).fetchone()
+            if row and not fresh:
+                return str(row[0]), True
+            if row:  # superseded by a fresh start: it will never be resumed
+                conn.execute(
+                    "UPDATE plan_runs SET finished_at = ? WHERE plan = ? AND finished_at IS NULL",
+                    (_now(), plan),
+                )
+            plan_run_id = uuid.uuid4().hex[:16]
+            conn.execute(
+                "INSERT INTO plan_runs (plan_run_id, plan, started_at) VALUES (?,?,?)",
+                (plan_run_id, plan, _now()),
+            )
+            return plan_run_id, False
+
+    def done_cells(self, plan_run_id: str) -> set[tuple[str, str]]:
+        rows = self._conn.execute(
+            "SELECT device, cell FROM plan_cells WHERE plan_run_id = ?", (plan_run_id,)
+        ).fetchall()
+        return {(str(r[0]), str(r[1])) for r in rows}
+
+    def finish_plan_run(self, plan_run_id: str) -> None:
+        with self._transaction() as conn:
+            conn.execute("UPDATE plan_runs SET finished_at = ? WHERE plan_run_id = ?", (_now(), plan_run_id))
 
     def get_by_prefix(self, prefix: str) -> StoredRun | None:
         """The one run whose id starts with prefix; None when none or several do."""

@@ -15,6 +15,7 @@ from edgekit.cli.output import print_json, stderr, stdout, verdict_text
 from edgekit.errors import EXIT_BUDGET, EXIT_DEVICE, EXIT_OK, EXIT_USAGE
 from edgekit.fleet import load_plan, run_plan
 from edgekit.resources import default_store_path
+from edgekit.runlock import plan_lock_path, run_lock
 
 fleet_app = typer.Typer(help="Run benchmark plans across many devices.", no_args_is_help=True)
 
@@ -27,20 +28,41 @@ def fleet_run(
         int | None,
         typer.Option(min=1, help="Devices worked on at once (default: the plan's max_parallel, else 32)."),
     ] = None,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Start over instead of resuming an interrupted run of this plan.")
+    ] = False,
+    wait_lock: Annotated[
+        float, typer.Option(min=0, help="Seconds to wait if this plan is already running (default: fail).")
+    ] = 0.0,
     as_json: JsonOption = False,
 ) -> None:
-    """Concurrent across devices, serial on each; every device's results or errors are kept."""
+    """Concurrent across devices, serial on each; every device's results or errors are kept.
+    Safe from cron: a second run of the same plan refuses to start (exit 2), and an interrupted run
+    is resumed where it stopped."""
     plan = load_plan(plan_path)
     if max_parallel is not None:
         plan.max_parallel = max_parallel
-    with FleetProgress(len(plan.devices), len(plan.cells)) as progress:
-        outcomes = run_plan(plan, Path(store) if store else default_store_path(), progress)
+    store_path = Path(store) if store else default_store_path()
+    with (
+        run_lock(plan_lock_path(plan_path), f"plan {plan.name!r}", wait_lock),
+        FleetProgress(len(plan.devices), len(plan.cells)) as progress,
+    ):
+        fleet_run = run_plan(plan, store_path, progress, fresh=fresh)
+    outcomes = fleet_run.outcomes
+    if fleet_run.resumed:
+        stderr.print(
+            f"resumed plan run {fleet_run.plan_run_id}: {fleet_run.skipped_cells} cell(s) were already done",
+            markup=False,
+        )
     failed_devices = [o.device for o in outcomes if o.failed]
     verdicts = [r["budget"]["verdict"] for o in outcomes for r in o.results]
     if as_json:
         print_json(
             {
                 "plan": plan.name,
+                "plan_run_id": fleet_run.plan_run_id,
+                "resumed": fleet_run.resumed,
+                "skipped_cells": fleet_run.skipped_cells,
                 "devices": {
                     o.device: {
                         "failed": o.failed,
@@ -77,6 +99,13 @@ def fleet_run(
                     device, escape(error["cell"]), "", "—", f"[bold red]ERROR[/] {escape(error['error'])}"
                 )
         stdout.print(table)
+    errors = sum(len(o.errors) for o in outcomes)
+    stderr.print(
+        f"plan {plan.name} run {fleet_run.plan_run_id}: {len(outcomes)} device(s), "
+        f"{sum(len(o.results) for o in outcomes)} new result(s), {errors} error(s), "
+        f"{len(failed_devices)} failed device(s); stored in {store_path}",
+        markup=False,
+    )
     if failed_devices:
         stderr.print(
             f"edgekit: device(s) failed: {', '.join(failed_devices)}; other results kept", markup=False

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from edgekit.errors import DeviceError
@@ -67,6 +69,9 @@ class LocalTransport:
 
     def agent_argv(self) -> list[str]:
         argv = [self._python, str(agent_path()), "--workdir", str(edgekit_home())]
+        # One machine, one lock, whatever EDGEKIT_HOME each caller has (pytest-xdist workers,
+        # two terminals): two benchmarks on `local` never overlap.
+        argv += ["--lock-file", str(Path(tempfile.gettempdir()) / f"edgekit-local-{os.getuid()}.lock")]
         if self._sysfs_root is not None:
             argv += ["--sysfs-root", str(self._sysfs_root)]
         if self._procfs_root is not None:

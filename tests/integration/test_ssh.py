@@ -280,7 +280,7 @@ def test_fleet_works_at_most_max_parallel_devices_at_once(sshd: Sshd, tmp_path: 
             elif event["phase"] == "done":
                 active.discard(str(event["device"]))
 
-    outcomes = run_plan(plan, tmp_path / "results.sqlite", track)
+    outcomes = run_plan(plan, tmp_path / "results.sqlite", track).outcomes
     assert [o.device for o in outcomes if o.results and not o.failed] == ["pi-0", "pi-1", "pi-2", "pi-3"]
     assert most == 2  # concurrent, and bounded
 

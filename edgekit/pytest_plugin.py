@@ -1,0 +1,195 @@
+"""pytest plugin (entry point `pytest11`): hardware-in-the-loop tests against device budgets.
+
+    pytest --edge-inventory devices.toml [--edge-devices pi4-1,pi5-2 | --edge-tags lab]
+    pytest --edge-devices local                 # no hardware: this machine
+
+    @pytest.mark.edge
+    def test_digits_fits(edge_device, edge_bench):
+        result = edge_bench("models/digits.onnx", runs=200)
+        assert_within_budget(result)
+
+`edge_device` is parametrised over the selected boards (test ids are device names), each with its
+profile and budgets; `edge_bench(model_or_artifact, **BenchOptions fields)` benchmarks on it and
+returns the result JSON, recording its metrics as JUnit properties; `assert_within_budget(result)`
+fails with a per-metric table. Tests marked `edge` are skipped with a reason when no device is
+selected. Boards are locked by their agent (one benchmark at a time per board), which also holds
+across pytest-xdist workers; `local` uses one lock per machine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from edgekit.errors import EdgekitError
+
+if TYPE_CHECKING:  # loaded by every pytest run where edgekit is installed: import the rest lazily
+    from edgekit.devices import Device
+    from edgekit.profiles import DeviceProfile
+
+JUNIT_METRICS = (
+    ("latency_p50_ms", ("latency_ms", "p50")),
+    ("latency_p90_ms", ("latency_ms", "p90")),
+    ("latency_p99_ms", ("latency_ms", "p99")),
+    ("peak_rss_bytes", ("memory", "peak_rss_bytes")),
+    ("model_rss_delta_bytes", ("memory", "model_rss_delta_bytes")),
+    ("artifact_size_bytes", ("artifact", "size_bytes")),
+    ("verdict", ("budget", "verdict")),
+)
+
+
+@dataclass(frozen=True)
+class EdgeDevice:
+    name: str
+    device: Device
+    profile: DeviceProfile
+
+
+class BudgetExceeded(AssertionError):
+    """A result over its device's budget; the message is the per-metric table."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("edgekit", "edgekit hardware-in-the-loop")
+    group.addoption("--edge-inventory", metavar="TOML", help="inventory of boards (edgekit devices.toml)")
+    group.addoption("--edge-devices", metavar="NAMES", help="comma-separated device names ('local' included)")
+    group.addoption("--edge-tags", metavar="TAGS", help="comma-separated tags: boards with any of them")
+    group.addoption("--edge-store", metavar="SQLITE", help="also store every result in this results store")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "edge: benchmarks on the boards selected with --edge-* options")
+
+
+def _split(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+def selected_devices(config: pytest.Config) -> list[str]:
+    """Device names from --edge-devices and --edge-tags (tags need --edge-inventory)."""
+    from edgekit.inventory import load_inventory
+
+    inventory = config.getoption("--edge-inventory")
+    names = _split(config.getoption("--edge-devices"))
+    tags = set(_split(config.getoption("--edge-tags")))
+    if inventory is None:
+        if tags:
+            raise pytest.UsageError("--edge-tags needs --edge-inventory")
+        return names
+    try:
+        targets = load_inventory(Path(inventory))
+    except EdgekitError as exc:
+        raise pytest.UsageError(f"--edge-inventory: {exc.message}") from None
+    unknown = sorted(set(names) - set(targets) - {"local"})
+    if unknown:
+        raise pytest.UsageError(f"--edge-devices: not in {inventory}: {', '.join(unknown)}")
+    if not names and not tags:
+        return sorted(targets)
+    return sorted(set(names) | {n for n, t in targets.items() if tags & set(t.tags)})
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "edge_device" in metafunc.fixturenames:
+        names = selected_devices(metafunc.config)
+        metafunc.parametrize("edge_device", names or ["<no device>"], indirect=True, ids=names or None)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if selected_devices(config):
+        return
+    skip = pytest.mark.skip(reason="no edge device selected (--edge-inventory / --edge-devices local)")
+    for item in items:
+        if "edge" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def edge_device(request: pytest.FixtureRequest) -> EdgeDevice:
+    from edgekit.devices import resolve_device
+    from edgekit.profiles import load_profile
+
+    name = request.param
+    inventory = request.config.getoption("--edge-inventory")
+    try:
+        device = resolve_device(name, Path(inventory) if inventory else None)
+        return EdgeDevice(name, device, load_profile(device.profile))
+    except EdgekitError as exc:
+        pytest.fail(f"edge device {name!r}: {exc.message}", pytrace=False)
+
+
+EdgeBench = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture
+def edge_bench(
+    edge_device: EdgeDevice, record_property: Callable[[str, object], None], request: pytest.FixtureRequest
+) -> EdgeBench:
+    from edgekit.bench import BenchOptions, run_bench
+    from edgekit.store import open_store
+
+    store_path = request.config.getoption("--edge-store")
+
+    def bench(model: str | Path, **options: Any) -> dict[str, Any]:
+        known = {f.name for f in dataclasses.fields(BenchOptions)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise TypeError(f"edge_bench: unknown option(s) {', '.join(unknown)} (BenchOptions fields)")
+        try:
+            result = run_bench(Path(model), edge_device.device, edge_device.profile, BenchOptions(**options))
+        except EdgekitError as exc:
+            pytest.fail(f"{edge_device.name}: {exc.message}", pytrace=False)
+        record_metrics(result, record_property)
+        if store_path:
+            store = open_store(store_path)
+            try:
+                store.add_run(result)
+            finally:
+                store.close()
+        return result
+
+    return bench
+
+
+def record_metrics(result: dict[str, Any], record_property: Callable[[str, object], None]) -> None:
+    """The result's key metrics as JUnit <property> elements (CI systems show them per test)."""
+    record_property("edge_device", result["device"]["name"])
+    record_property("edge_run_id", result.get("run_id", ""))
+    for name, (section, key) in JUNIT_METRICS:
+        value = (result.get(section) or {}).get(key)
+        if value is not None:
+            record_property(f"edge_{name}", value)
+
+
+def budget_table(result: dict[str, Any]) -> str:
+    """Plain-text per-metric table of the budget checks, failures marked."""
+    rows = [("metric", "value", "budget", "verdict")]
+    for check in result["budget"]["checks"]:
+        value = check.get("value")
+        rows.append(
+            (
+                str(check["metric"]),
+                "—" if value is None else f"{value:.4g}",
+                f"<= {check['limit']:g}",
+                str(check["verdict"]).upper()
+                + ("" if value is not None else f" ({check.get('reason', '')})"),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join(lines)
+
+
+def assert_within_budget(result: dict[str, Any], allow_unknown: bool = True) -> None:
+    """Fail unless every budgeted metric passed (unknown ones too, with allow_unknown=False)."""
+    verdict = result["budget"]["verdict"]
+    if verdict == "fail" or (verdict == "unknown" and not allow_unknown):
+        device = result["device"]["name"]
+        raise BudgetExceeded(
+            f"{result['model']['name']} on {device} is {verdict.upper()} against profile "
+            f"{result['budget'].get('profile')}:\n{budget_table(result)}"
+        )

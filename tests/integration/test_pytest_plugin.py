@@ -1,0 +1,103 @@
+"""The pytest plugin, run in a child pytest as a user would: selection, skips, JUnit, budgets, xdist."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from edgekit.data import demo_model_path
+
+pytestmark = pytest.mark.integration
+
+TESTS = f"""
+import json, os
+import pytest
+from edgekit.pytest_plugin import assert_within_budget
+
+MODEL = {str(demo_model_path())!r}
+
+@pytest.mark.edge
+def test_fits(edge_device, edge_bench):
+    result = edge_bench(MODEL, runs=50, min_seconds=0.2)
+    assert_within_budget(result)
+
+@pytest.mark.edge
+def test_over_budget(edge_device, edge_bench):
+    result = edge_bench(MODEL, runs=50, min_seconds=0, budget_overrides={{"latency_p50_ms": 1e-6}})
+    assert_within_budget(result)
+"""
+
+
+def test_edge_tests_skip_with_a_reason_without_devices(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_hil=TESTS)
+    result = pytester.runpytest_subprocess("-rs")
+    result.assert_outcomes(skipped=2)
+    result.stdout.fnmatch_lines(["*no edge device selected (--edge-inventory / --edge-devices local)*"])
+
+
+def test_on_local_with_junit_properties_and_a_readable_budget_failure(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_hil=TESTS)
+    result = pytester.runpytest_subprocess("--edge-devices", "local", "--junitxml", "junit.xml")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*BudgetExceeded: demo_digits on local is FAIL against profile local:*",
+            "*metric*value*budget*verdict*",
+            "*latency_p50_ms*<= 1e-06*FAIL*",
+        ]
+    )
+    cases = {c.get("name"): c for c in ET.parse(pytester.path / "junit.xml").getroot().iter("testcase")}
+    assert set(cases) == {"test_fits[local]", "test_over_budget[local]"}
+    properties = {p.get("name"): p.get("value") for p in cases["test_fits[local]"].iter("property")}
+    assert properties["edge_device"] == "local"
+    assert float(properties["edge_latency_p50_ms"]) > 0
+    assert int(properties["edge_peak_rss_bytes"]) > 0 and properties["edge_verdict"] in ("pass", "unknown")
+
+
+def test_devices_by_tag_from_an_inventory(pytester: pytest.Pytester) -> None:
+    pytester.makefile(
+        ".toml",
+        devices='[[device]]\nname = "pi-a"\nhost = "10.0.0.1"\ntags = ["lab"]\n'
+        '[[device]]\nname = "pi-b"\nhost = "10.0.0.2"\ntags = ["lab"]\n'
+        '[[device]]\nname = "jetson"\nhost = "10.0.0.3"\ntags = ["gpu"]\n',
+    )
+    pytester.makepyfile(test_hil=TESTS)
+    result = pytester.runpytest_subprocess(
+        "--edge-inventory", "devices.toml", "--edge-tags", "lab", "--collect-only", "-q"
+    )
+    result.stdout.fnmatch_lines(["*test_fits[[]pi-a[]]*", "*test_fits[[]pi-b[]]*"])
+    assert "jetson" not in result.stdout.str()
+    bad = pytester.runpytest_subprocess("--edge-inventory", "devices.toml", "--edge-devices", "pi-z")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(["*--edge-devices: not in devices.toml: pi-z*"])
+
+
+def test_xdist_workers_never_bench_local_at_once(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    pytest.importorskip("xdist")
+    windows = tmp_path / "windows.jsonl"
+    pytester.makepyfile(
+        test_parallel=f"""
+import json
+import pytest
+
+@pytest.mark.edge
+@pytest.mark.parametrize("copy", range(4))
+def test_bench(edge_device, edge_bench, copy):
+    result = edge_bench({str(demo_model_path())!r}, runs=20, min_seconds=0.6)
+    with open({str(windows)!r}, "a") as out:
+        out.write(json.dumps(result["window"]) + "\\n")
+"""
+    )
+    result = pytester.runpytest_subprocess("-n", "2", "--edge-devices", "local")
+    result.assert_outcomes(passed=4)
+    spans = sorted(
+        (w["started_unix"], w["started_unix"] + w["duration_s"])
+        for w in map(json.loads, windows.read_text().splitlines())
+    )
+    assert len(spans) == 4
+    for (_, end), (start, _) in itertools.pairwise(spans):
+        assert start >= end, f"two timed windows overlapped: {spans}"
