@@ -36,7 +36,30 @@ class Artifact:
             "recipe": self.recipe,
             "name": self.name,
             "path": str(self.path),
+            "source_name": source_name(self.manifest),
+            "quality": quality_summary(self.manifest),
         }
+
+
+def source_name(manifest: dict[str, Any] | None) -> str | None:
+    """The name of the model an artifact was compressed from (None for a plain model file)."""
+    source = (manifest or {}).get("source") or {}
+    return Path(str(source["path"])).stem if source.get("path") else None
+
+
+def quality_summary(manifest: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What compression cost, from the manifest's fidelity report: accuracy after and its drop in
+    points (with labelled data), top-1 agreement and mean cosine with the source model."""
+    fidelity = (manifest or {}).get("fidelity")
+    if not isinstance(fidelity, dict):
+        return None
+    accuracy = fidelity.get("accuracy") or {}
+    return {
+        "accuracy": accuracy.get("after"),
+        "accuracy_drop_points": accuracy.get("drop_points"),
+        "top1_agreement": fidelity.get("top1_agreement"),
+        "cosine_mean": fidelity.get("cosine_mean"),
+    }
 
 
 def sha256_file(path: Path, chunk_bytes: int = 1 << 20) -> str:

@@ -20,7 +20,7 @@ from edgekit.inputs import InputSpec, check_inputs_file, parse_shape_options, re
 from edgekit.onnx_model import graph_inputs, load_onnx
 from edgekit.profiles import DeviceProfile
 from edgekit.regression import BLOCKS, block_medians
-from edgekit.stats import ns_to_ms, summarize_latencies
+from edgekit.stats import latency_histogram, ns_to_ms, summarize_latencies
 from edgekit.thermal import thermal_summary
 
 RESULT_SCHEMA = 1
@@ -153,6 +153,7 @@ def build_result(
     artifact = prepared.artifact
     samples_ms = ns_to_ms(raw["latencies_ns"])
     latency = summarize_latencies(samples_ms, seed=options.seed).to_dict()
+    latency["histogram"] = latency_histogram(samples_ms)
     if len(samples_ms) >= BLOCKS:  # what the regression gate compares (see edgekit.regression)
         latency["block_medians"] = block_medians(samples_ms, BLOCKS)
     else:

@@ -186,3 +186,19 @@ def summarize_latencies(latencies_ms: ArrayLike, *, seed: int = 0) -> LatencySum
         outliers=outliers(array),
         null_reasons=reasons,
     )
+
+
+HISTOGRAM_BINS = 40
+
+
+def latency_histogram(samples: ArrayLike, bins: int = HISTOGRAM_BINS) -> dict[str, list[float] | list[int]]:
+    """Counts in `bins` log-spaced bins from min to max (latency is right-skewed: equal-ratio bins
+    keep the body resolved and the tail visible), so reports can draw the distribution without
+    keeping every sample. One sample or all-equal samples give one bin."""
+    array = _array(samples)
+    low, high = float(np.min(array)), float(np.max(array))
+    if high <= low or low <= 0:
+        return {"edges_ms": [low, high if high > low else low], "counts": [int(array.size)]}
+    edges = np.geomspace(low, high, bins + 1)
+    counts, _ = np.histogram(array, bins=edges)
+    return {"edges_ms": [float(e) for e in edges], "counts": [int(c) for c in counts]}

@@ -14,6 +14,7 @@ from edgekit.cli.compress import compress_command
 from edgekit.cli.fleet import fleet_app
 from edgekit.cli.info import devices_app, history, profiles_app
 from edgekit.cli.output import stderr
+from edgekit.cli.report import report_command
 from edgekit.errors import EXIT_USAGE, EdgekitError
 
 EXIT_INTERNAL = 70  # a bug in edgekit (EX_SOFTWARE); never used for input or device problems
@@ -31,6 +32,7 @@ app.command()(history)
 app.command("compress")(compress_command)
 app.command("compare")(compare_command)
 app.command("check")(check_command)
+app.command("report")(report_command)
 app.add_typer(devices_app, name="devices")
 app.add_typer(profiles_app, name="profiles")
 app.add_typer(fleet_app, name="fleet")

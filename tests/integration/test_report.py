@@ -1,0 +1,163 @@
+"""`edgekit report` on real runs of the bundled model on `local`, plus one run slowed by a known
+factor (the ground truth regression); the HTML page is looked at in a real headless Chromium."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+from edgekit.data import demo_model_path
+from edgekit.report.svg import PALETTE, REGRESSION_COLOUR
+from edgekit.store import open_store
+from tests.cli_run import run_cli
+from tests.integration.browser import chromium_missing_reason, screenshot
+
+pytestmark = pytest.mark.integration
+FAST = ("--runs", "200", "--min-seconds", "0.3")
+DATA = demo_model_path().parent
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two real runs of the demo model, an int8 artifact with its accuracy and its run, and a copy
+    of the last plain run with every latency 30% higher, stored last: the one regression."""
+    home = tmp_path_factory.mktemp("home")
+    for _ in range(2):
+        assert run_cli("bench", str(demo_model_path()), *FAST, home=home).returncode == 0
+    int8 = home / "demo_digits-int8"
+    proc = run_cli(
+        "compress", str(demo_model_path()), "--recipe", "int8-static", "-o", str(int8),
+        "--calib", str(DATA / "demo_digits_calib.npz"), "--eval", str(DATA / "demo_digits_test.npz"),
+        home=home,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert run_cli("bench", str(int8), *FAST, home=home).returncode == 0
+    store = open_store(home / "results.sqlite")
+    try:
+        latest = store.runs(model="demo_digits", limit=1)[0].result
+        slower = slowed(latest, 1.3)
+        store.add_run(slower)
+    finally:
+        store.close()
+    (home / "regressed_run_id").write_text(slower["run_id"])
+    return home
+
+
+def slowed(result: dict[str, Any], factor: float) -> dict[str, Any]:
+    changed = copy.deepcopy(result)
+    changed["run_id"] = uuid.uuid4().hex
+    changed["created_at"] = (datetime.fromisoformat(result["created_at"]) + timedelta(seconds=1)).isoformat()
+    latency = changed["latency_ms"]
+    latency["block_medians"] = [m * factor for m in latency["block_medians"]]
+    for key in ("p50", "p90", "p99", "mean", "min", "max"):
+        latency[key] *= factor
+    latency["histogram"]["edges_ms"] = [e * factor for e in latency["histogram"]["edges_ms"]]
+    return changed
+
+
+def test_html_markdown_and_openmetrics_agree_on_the_regression(home: Path, tmp_path: Path) -> None:
+    regressed = (home / "regressed_run_id").read_text()
+    proc = run_cli("report", "-o", str(tmp_path / "r.html"), "--json", home=home)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["format"] == "html" and summary["runs"] == 4 and summary["devices"] == ["local"]
+    assert [r["run_id"] for r in summary["regressions"]] == [regressed]
+    assert "+30.0% slower" in summary["regressions"][0]["reason"]
+    page = (tmp_path / "r.html").read_text()
+    assert page.count("<svg") >= 4 and regressed[:12] in page
+    # Readable offline: nothing is fetched (the only URL is the SVG namespace).
+    assert not re.search(r"(src|href)\s*=|url\(|@import", page)
+    assert set(re.findall(r"https?://[^\s\"'<>]+", page)) == {"http://www.w3.org/2000/svg"}
+
+    proc = run_cli("report", "-o", str(tmp_path / "r.md"), "--strict", home=home)
+    assert proc.returncode == 1, proc.stderr  # --strict: a regression in scope fails the job
+    markdown = (tmp_path / "r.md").read_text()
+    assert "**1** regressions" in markdown and regressed[:12] in markdown
+    assert "| local | demo_digits | int8-static |" in markdown
+
+    assert run_cli("report", "-o", str(tmp_path / "edgekit.prom"), home=home).returncode == 0
+    families = {f.name: f for f in text_string_to_metric_families((tmp_path / "edgekit.prom").read_text())}
+    p50 = {
+        s.labels["recipe"]: s.value
+        for s in families["edgekit_latency_seconds"].samples
+        if s.labels["quantile"] == "0.5"
+    }
+    assert set(p50) == {"as-is", "int8-static"} and all(0 < v < 0.1 for v in p50.values())
+    assert not list(tmp_path.glob(".*.tmp"))  # written atomically: no temporary left behind
+
+
+def test_filters_and_empty_scope(home: Path, tmp_path: Path) -> None:
+    proc = run_cli("report", "--device", "nowhere", "--json", home=home)
+    assert proc.returncode == 0, proc.stderr
+    empty = json.loads(proc.stdout)
+    assert empty["runs"] == 0 and "No stored runs match." in empty["text"]
+    proc = run_cli("report", "--model", "demo_digits-int8", "--since", "1h", "--json", home=home)
+    assert json.loads(proc.stdout)["runs"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--since", "yesterday"], "--since 'yesterday': expected a duration"),
+        (["-o", "report.pdf"], "cannot tell the format from '.pdf'"),
+        (["--format", "pdf"], "--format pdf: one of html, markdown, openmetrics"),
+        (["--threshold", "x=5"], "unknown metric 'x'"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(home: Path, tmp_path: Path, args: list[str], message: str) -> None:
+    proc = run_cli("report", *args, home=home)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and message in proc.stderr
+
+
+def _coloured_pixels(png: Path) -> int:
+    """Pixels that are neither white, grey nor black: drawn marks (axes, grid and text are grey)."""
+    image = Image.open(png).convert("RGB")
+    return sum(count for count, rgb in image.getcolors(maxcolors=1 << 24) or [] if max(rgb) - min(rgb) > 50)
+
+
+def _pixels_of(png: Path, hex_colour: str, tolerance: int = 8) -> int:
+    want = tuple(int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+    image = Image.open(png).convert("RGB")
+    return sum(
+        count
+        for count, rgb in image.getcolors(maxcolors=1 << 24) or []
+        if all(abs(c - w) <= tolerance for c, w in zip(rgb, want, strict=True))
+    )
+
+
+@pytest.mark.skipif(chromium_missing_reason() is not None, reason=str(chromium_missing_reason()))
+def test_the_page_in_a_real_browser_has_non_empty_plots(home: Path, tmp_path: Path) -> None:
+    page = tmp_path / "r.html"
+    assert run_cli("report", "-o", str(page), home=home).returncode == 0
+    whole = screenshot(page, tmp_path / "page.png", tmp_path / "chromium-profile")
+    image = Image.open(whole)
+    assert image.size == (1100, 2400)
+    assert len(image.convert("RGB").getcolors(maxcolors=1 << 24) or []) > 50  # text and plots, not blank
+    # Each plot alone, as the browser draws it: every one shows marks in the series colours.
+    plots = re.findall(r"<svg .*?</svg>", page.read_text(), flags=re.S)
+    titles = [re.search(r'aria-label="([^"]*)"', svg).group(1) for svg in plots]  # type: ignore[union-attr]
+    assert titles == [
+        "local: latency per inference",
+        "local: size vs latency",
+        "local: accuracy vs latency",
+        "local: p50 latency over time",
+    ]
+    for index, svg in enumerate(plots):
+        alone = tmp_path / f"plot{index}.html"
+        alone.write_text(f"<!DOCTYPE html><html><body style='margin:0'>{svg}</body></html>")
+        png = screenshot(alone, tmp_path / f"plot{index}.png", tmp_path / "chromium-profile", 800, 500)
+        assert _coloured_pixels(png) > 180, f"{titles[index]}: no marks drawn"  # a legend alone: ~100
+        assert _pixels_of(png, PALETTE[0]) > 10, f"{titles[index]}: the first series is missing"
+    # The regression is ringed in red on the history plot, and nowhere else in the plots.
+    assert _pixels_of(tmp_path / "plot3.png", REGRESSION_COLOUR) > 60
+    assert _pixels_of(tmp_path / "plot1.png", REGRESSION_COLOUR) == 0
