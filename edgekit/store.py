@@ -68,7 +68,7 @@ class Dialect:
 
     name: str
     id_pk: str  # an auto-numbered primary key column type
-    placeholder: str  # the driver's parameter marker; queries here are written with "?"
+    placeholder: str  # the driver's marker; queries here use "?" and hold no literal "?" or "%"
 
     def sql(self, query: str) -> str:
         return query if self.placeholder == "?" else query.replace("?", self.placeholder)
@@ -149,24 +149,38 @@ class ResultsStore(ABC):
         return int(row[0] or 0)
 
     def _migrate(self) -> None:
+        # Up to date, the common case: no DDL and no write lock, so a role that may not create
+        # tables (PostgreSQL 15 grants no CREATE on the public schema) can still use the store.
+        if self._refuse_newer(self._version_if_migrated()) == SCHEMA_VERSION:
+            return
         with self._transaction():
             self._execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations "
                 "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
             )
-            current = self.schema_version()
-            if current > SCHEMA_VERSION:
-                raise StoreError(
-                    f"results store {self.location} has schema {current}, newer than this edgekit "
-                    f"({SCHEMA_VERSION}); upgrade edgekit",
-                    store=self.location,
-                )
+            current = self._refuse_newer(self.schema_version())  # another opener may have migrated
             for version in range(current + 1, SCHEMA_VERSION + 1):
                 for statement in self.dialect.migration(version):
                     self._execute(statement)
                 self._execute(
                     "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", (version, _now())
                 )
+
+    def _version_if_migrated(self) -> int:
+        """The schema version, 0 when there is no schema_migrations table yet."""
+        try:
+            return self.schema_version()
+        except self._db_errors:
+            return 0
+
+    def _refuse_newer(self, version: int) -> int:
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"results store {self.location} has schema {version}, newer than this edgekit "
+                f"({SCHEMA_VERSION}); upgrade edgekit",
+                store=self.location,
+            )
+        return version
 
     def add_run(self, result: dict[str, Any], plan_cell: tuple[str, str, str] | None = None) -> str:
         """Store one whole result in one transaction; returns its run id (also set in result).

@@ -6,6 +6,7 @@ import json
 import sqlite3
 import sys
 import threading
+import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -255,6 +256,29 @@ def test_two_store_objects_written_by_many_threads(backend: Backend) -> None:
     assert len(stores[1].done_cells(plans[0][0])) == 80
     for store in stores:
         store.close()
+
+
+def test_postgresql_role_that_may_not_create_tables(pg_url: str) -> None:
+    """A team member's role with rights on the tables only: uses a migrated store, and gets one clear
+    line, not a traceback, on a store nobody has migrated yet."""
+    from edgekit.store_pg import POSTGRES
+
+    admin = Backend("postgresql", pg_url, POSTGRES)
+    role = f"member_{uuid.uuid4().hex[:8]}"
+    admin.sql(f"CREATE ROLE {role} LOGIN")
+    member_url = pg_url.replace("postgres@", f"{role}@", 1)
+    with pytest.raises(StoreError, match="cannot migrate: permission denied") as caught:
+        open_store(member_url)
+    assert "\n" not in caught.value.message
+
+    open_store(pg_url).close()  # the owner migrates
+    admin.sql(f"GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO {role}")
+    store = open_store(member_url)
+    plan_run_id, _ = store.start_plan_run("nightly")
+    run_id = store.add_run(fake_result(), plan_cell=(plan_run_id, "pi", "a"))
+    assert [r.run_id for r in store.runs()] == [run_id]
+    assert store.done_cells(plan_run_id) == {("pi", "a")}
+    store.close()
 
 
 def test_sqlite_file_that_is_not_a_database(tmp_path: Path) -> None:
