@@ -18,7 +18,7 @@ import numpy as np
 from edgekit.errors import UsageError
 from edgekit.fingerprint import differences
 from edgekit.regression import DEFAULT_THRESHOLD, MetricVerdict, judge_samples, judge_scalar
-from edgekit.store import SqliteStore
+from edgekit.store import ResultsStore
 
 METRICS = ("latency_p50_ms", "peak_rss_bytes", "artifact_size_bytes")
 
@@ -52,7 +52,7 @@ class Comparison:
         }
 
 
-def load_reference(reference: str, store: SqliteStore | None) -> list[dict[str, Any]]:
+def load_reference(reference: str, store: ResultsStore | None) -> list[dict[str, Any]]:
     """The results a reference names (see the module doc); UsageError when it names none."""
     if reference.endswith(".json") or Path(reference).is_file():
         return _results_file(Path(reference))

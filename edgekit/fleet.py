@@ -38,7 +38,7 @@ from edgekit.devices import Device, resolve_device
 from edgekit.errors import ConfigError, DeviceError, EdgekitError
 from edgekit.inventory import load_inventory
 from edgekit.profiles import load_profile
-from edgekit.store import SqliteStore
+from edgekit.store import open_store
 
 AS_IS = "as-is"
 DEFAULT_MAX_PARALLEL = 32  # SSH sessions at once: threads wait on the network, not on this CPU
@@ -157,14 +157,14 @@ def cell_key(cell: Cell) -> str:
 
 
 def run_plan(
-    plan: Plan, store_path: Path, on_event: EventCallback | None = None, fresh: bool = False
+    plan: Plan, store_location: str | Path, on_event: EventCallback | None = None, fresh: bool = False
 ) -> FleetRun:
     """Run every cell on every device. An interrupted run of the same plan is resumed (its finished
     cells are not redone) unless `fresh`; a run that ends, with or without failed devices, is finished."""
     emit = on_event or (lambda event: None)
     compress_lock = threading.Lock()  # compression is CPU-heavy host work: one at a time
 
-    store = SqliteStore(store_path)  # a bad store fails the run before any device is touched
+    store = open_store(store_location)  # a bad store fails the run before any device is touched
     plan_run_id, resumed = store.start_plan_run(plan.name, fresh=fresh)
     done = store.done_cells(plan_run_id)
 

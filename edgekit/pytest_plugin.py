@@ -59,7 +59,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--edge-inventory", metavar="TOML", help="inventory of boards (edgekit devices.toml)")
     group.addoption("--edge-devices", metavar="NAMES", help="comma-separated device names ('local' included)")
     group.addoption("--edge-tags", metavar="TAGS", help="comma-separated tags: boards with any of them")
-    group.addoption("--edge-store", metavar="SQLITE", help="also store every result in this results store")
+    group.addoption(
+        "--edge-store",
+        metavar="STORE",
+        help="also store every result in this results store (SQLite file or postgresql:// URL)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

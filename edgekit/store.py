@@ -1,26 +1,34 @@
-"""Results store: every run kept whole, in SQLite by default, schema versioned with migrations."""
+"""Results store: every run kept whole, schema versioned with migrations.
+
+SQLite by default; a PostgreSQL URL (edgekit.store_pg) for teams sharing a fleet. The schema, the
+migrations and every query live here once; a back end only brings its connection and its Dialect.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from edgekit.errors import StoreError
 
-# Append-only: never edit a shipped migration, add the next one.
+# Append-only: never edit a shipped migration, add the next one. Written once for both back ends:
+# {ID_PK} is the dialect's auto-numbered primary key; everything else is common SQL.
 MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE runs (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        id {ID_PK},
         run_id TEXT NOT NULL UNIQUE,
         created_at TEXT NOT NULL,
         device TEXT NOT NULL,
@@ -51,6 +59,27 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+_RUN_COLUMNS = "run_id, created_at, device, model, verdict, result_json"
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What differs between back ends in the SQL text itself."""
+
+    name: str
+    id_pk: str  # an auto-numbered primary key column type
+    placeholder: str  # the driver's marker; queries here use "?" and hold no literal "?" or "%"
+
+    def sql(self, query: str) -> str:
+        return query if self.placeholder == "?" else query.replace("?", self.placeholder)
+
+    def migration(self, version: int) -> list[str]:
+        """The statements of migration `version` (1-based) in this dialect."""
+        script = MIGRATIONS[version - 1].replace("{ID_PK}", self.id_pk)
+        return [s.strip() for s in script.split(";") if s.strip()]
+
+
+SQLITE = Dialect("sqlite", id_pk="INTEGER PRIMARY KEY AUTOINCREMENT", placeholder="?")
 
 
 @dataclass(frozen=True)
@@ -63,15 +92,206 @@ class StoredRun:
     result: dict[str, Any]
 
 
+class _Cursor(Protocol):
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+class _Connection(Protocol):
+    """The part of a DB-API connection both drivers (sqlite3, psycopg 3) share."""
+
+    def execute(self, query: Any, params: Sequence[Any] = ..., /) -> _Cursor: ...
+    def close(self) -> None: ...
+
+
+class ResultsStore(ABC):
+    """The schema, migrations and queries, over one connection shared by threads (a lock makes them
+    take turns). Subclasses open the connection, then call _migrate(); they bring `_begin`: a write
+    transaction that runs alone among writers (BEGIN IMMEDIATE on SQLite, an advisory lock on
+    PostgreSQL), which start_plan_run's read-then-write and the migrations rely on."""
+
+    dialect: Dialect
+    location: str  # for messages: a path, or a URL with its password masked
+    _conn: _Connection
+    _db_errors: tuple[type[Exception], ...]
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+
+    @abstractmethod
+    def _begin(self) -> AbstractContextManager[object]: ...
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        with self._lock, self._begin():  # threads sharing the connection: one transaction at a time
+            yield
+
+    def _execute(self, query: str, args: Sequence[Any] = ()) -> _Cursor:
+        return self._conn.execute(self.dialect.sql(query), tuple(args))
+
+    def _fetch(self, query: str, args: Sequence[Any] = ()) -> list[Any]:
+        with self._lock, self._errors("cannot read runs"):
+            return self._execute(query, args).fetchall()
+
+    @contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        """Driver errors become one StoreError line at this boundary."""
+        try:
+            yield
+        except self._db_errors as exc:
+            raise StoreError(
+                f"results store {self.location}: {doing}: {one_line(exc)}", store=self.location
+            ) from None
+
+    def schema_version(self) -> int:
+        with self._lock:
+            row = self._execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+        return int(row[0] or 0)
+
+    def _migrate(self) -> None:
+        # Up to date, the common case: no DDL and no write lock, so a role that may not create
+        # tables (PostgreSQL 15 grants no CREATE on the public schema) can still use the store.
+        if self._refuse_newer(self._version_if_migrated()) == SCHEMA_VERSION:
+            return
+        with self._transaction():
+            self._execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+            )
+            current = self._refuse_newer(self.schema_version())  # another opener may have migrated
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in self.dialect.migration(version):
+                    self._execute(statement)
+                self._execute(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", (version, _now())
+                )
+
+    def _version_if_migrated(self) -> int:
+        """The schema version, 0 when there is no schema_migrations table yet."""
+        try:
+            return self.schema_version()
+        except self._db_errors:
+            return 0
+
+    def _refuse_newer(self, version: int) -> int:
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"results store {self.location} has schema {version}, newer than this edgekit "
+                f"({SCHEMA_VERSION}); upgrade edgekit",
+                store=self.location,
+            )
+        return version
+
+    def add_run(self, result: dict[str, Any], plan_cell: tuple[str, str, str] | None = None) -> str:
+        """Store one whole result in one transaction; returns its run id (also set in result).
+        `plan_cell` = (plan_run_id, device, cell) marks that fleet cell done in the same transaction."""
+        run_id = result.get("run_id") or uuid.uuid4().hex
+        result["run_id"] = run_id
+        created_at = result.setdefault("created_at", _now())
+        fingerprint = result.get("fingerprint") or {}
+        with self._errors("cannot store run"), self._transaction():
+            self._execute(
+                "INSERT INTO runs (run_id, created_at, device, model, artifact_sha256, verdict, "
+                "fingerprint_hash, fingerprint_json, result_json) VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    run_id,
+                    created_at,
+                    result["device"]["name"],
+                    result["model"]["name"],
+                    result["artifact"]["sha256"],
+                    result["budget"]["verdict"],
+                    fingerprint.get("hash", ""),
+                    json.dumps(fingerprint, sort_keys=True),
+                    json.dumps(result, sort_keys=True),
+                ),
+            )
+            if plan_cell is not None:
+                # Upsert syntax both speak (SQLite >= 3.24): a redone cell points at its newest run.
+                self._execute(
+                    "INSERT INTO plan_cells (plan_run_id, device, cell, run_id) VALUES (?,?,?,?) "
+                    "ON CONFLICT (plan_run_id, device, cell) DO UPDATE SET run_id = excluded.run_id",
+                    (*plan_cell, run_id),
+                )
+        return str(run_id)
+
+    def runs(
+        self, *, device: str | None = None, model: str | None = None, limit: int = 50
+    ) -> list[StoredRun]:
+        """Newest first."""
+        clauses, args = [], []
+        if device is not None:
+            clauses.append("device = ?")
+            args.append(device)
+        if model is not None:
+            clauses.append("model = ?")
+            args.append(model)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._fetch(
+            f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY created_at DESC, id DESC LIMIT ?",
+            (*args, limit),
+        )
+        return [_stored_run(row) for row in rows]
+
+    def get(self, run_id: str) -> StoredRun | None:
+        rows = self._fetch(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
+        return _stored_run(rows[0]) if rows else None
+
+    def get_by_prefix(self, prefix: str) -> StoredRun | None:
+        """The one run whose id starts with prefix; None when none or several do."""
+        rows = self._fetch(
+            "SELECT run_id FROM runs WHERE substr(run_id, 1, ?) = ? LIMIT 2", (len(prefix), prefix)
+        )
+        return self.get(rows[0][0]) if len(rows) == 1 else None
+
+    def start_plan_run(self, plan: str, fresh: bool = False) -> tuple[str, bool]:
+        """(plan_run_id, resumed): the plan's unfinished run if there is one (and not `fresh`), else a
+        new one. A run that ended normally, with or without failed devices, is finished."""
+        with self._errors("cannot start plan run"), self._transaction():
+            row = self._execute(
+                "SELECT plan_run_id FROM plan_runs WHERE plan = ? AND finished_at IS NULL "
+                "ORDER BY started_at DESC LIMIT 1",
+                (plan,),
+            ).fetchone()
+            if row and not fresh:
+                return str(row[0]), True
+            if row:  # superseded by a fresh start: it will never be resumed
+                self._execute(
+                    "UPDATE plan_runs SET finished_at = ? WHERE plan = ? AND finished_at IS NULL",
+                    (_now(), plan),
+                )
+            plan_run_id = uuid.uuid4().hex[:16]
+            self._execute(
+                "INSERT INTO plan_runs (plan_run_id, plan, started_at) VALUES (?,?,?)",
+                (plan_run_id, plan, _now()),
+            )
+            return plan_run_id, False
+
+    def done_cells(self, plan_run_id: str) -> set[tuple[str, str]]:
+        rows = self._fetch("SELECT device, cell FROM plan_cells WHERE plan_run_id = ?", (plan_run_id,))
+        return {(str(r[0]), str(r[1])) for r in rows}
+
+    def finish_plan_run(self, plan_run_id: str) -> None:
+        with self._errors("cannot finish plan run"), self._transaction():
+            self._execute("UPDATE plan_runs SET finished_at = ? WHERE plan_run_id = ?", (_now(), plan_run_id))
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
 BUSY_TIMEOUT_S = 30.0
 
 
-class SqliteStore:
-    """One connection; safe to share between threads (sqlite3 serialises calls on a connection)."""
+class SqliteStore(ResultsStore):
+    """A SQLite file: the default store."""
+
+    dialect = SQLITE
 
     def __init__(self, path: Path) -> None:
+        super().__init__()
         self.path = path
-        self._lock = threading.RLock()
+        self.location = str(path)
+        self._db_errors = (sqlite3.DatabaseError,)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(
@@ -101,157 +321,58 @@ class SqliteStore:
                 delay_s = min(delay_s * 2, 1.0)
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:  # threads sharing this connection take turns: one transaction at a time
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            else:
-                self._conn.execute("COMMIT")
-
-    def schema_version(self) -> int:
-        row = self._conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
-        return int(row[0] or 0)
-
-    def _migrate(self) -> None:
-        with self._transaction() as conn:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations "
-                "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
-            )
-            current = self.schema_version()
-            if current > SCHEMA_VERSION:
-                raise StoreError(
-                    f"results store {self.path} has schema {current}, newer than this edgekit "
-                    f"({SCHEMA_VERSION}); upgrade edgekit",
-                    path=str(self.path),
-                )
-            for version in range(current + 1, SCHEMA_VERSION + 1):
-                for statement in _statements(MIGRATIONS[version - 1]):
-                    conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
-                    (version, _now()),
-                )
-
-    def add_run(self, result: dict[str, Any], plan_cell: tuple[str, str, str] | None = None) -> str:
-        """Store one whole result in one transaction; returns its run id (also set in result).
-        `plan_cell` = (plan_run_id, device, cell) marks that fleet cell done in the same transaction."""
-        run_id = result.get("run_id") or uuid.uuid4().hex
-        result["run_id"] = run_id
-        created_at = result.setdefault("created_at", _now())
-        fingerprint = result.get("fingerprint") or {}
+    def _begin(self) -> Iterator[None]:
+        self._conn.execute("BEGIN IMMEDIATE")  # takes the write lock now: writers run one at a time
         try:
-            with self._transaction() as conn:
-                conn.execute(
-                    "INSERT INTO runs (run_id, created_at, device, model, artifact_sha256, verdict, "
-                    "fingerprint_hash, fingerprint_json, result_json) VALUES (?,?,?,?,?,?,?,?,?)",
-                    (
-                        run_id,
-                        created_at,
-                        result["device"]["name"],
-                        result["model"]["name"],
-                        result["artifact"]["sha256"],
-                        result["budget"]["verdict"],
-                        fingerprint.get("hash", ""),
-                        json.dumps(fingerprint, sort_keys=True),
-                        json.dumps(result, sort_keys=True),
-                    ),
-                )
-                if plan_cell is not None:
-                    conn.execute(
-                        "INSERT OR REPLACE INTO plan_cells (plan_run_id, device, cell, run_id) "
-                        "VALUES (?,?,?,?)",
-                        (*plan_cell, run_id),
-                    )
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"results store {self.path}: cannot store run: {exc}") from None
-        return str(run_id)
-
-    def runs(
-        self, *, device: str | None = None, model: str | None = None, limit: int = 50
-    ) -> list[StoredRun]:
-        """Newest first."""
-        clauses, args = [], []
-        if device is not None:
-            clauses.append("device = ?")
-            args.append(device)
-        if model is not None:
-            clauses.append("model = ?")
-            args.append(model)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._conn.execute(
-            f"SELECT run_id, created_at, device, model, verdict, result_json FROM runs {where} "
-            "ORDER BY created_at DESC, id DESC LIMIT ?",
-            (*args, limit),
-        ).fetchall()
-        return [StoredRun(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
-
-    def get(self, run_id: str) -> StoredRun | None:
-        row = self._conn.execute(
-            "SELECT run_id, created_at, device, model, verdict, result_json FROM runs WHERE run_id = ?",
-            (run_id,),
-        ).fetchone()
-        return StoredRun(row[0], row[1], row[2], row[3], row[4], json.loads(row[5])) if row else None
-
-    def start_plan_run(self, plan: str, fresh: bool = False) -> tuple[str, bool]:
-        """(plan_run_id, resumed): the plan's unfinished run if there is one (and not `fresh`), else a
-        new one. A run that ended normally, with or without failed devices, is finished."""
-        with self._transaction() as conn:
-            row = conn.execute(
-                "SELECT plan_run_id FROM plan_runs WHERE plan = ? AND finished_at IS NULL "
-                "ORDER BY started_at DESC LIMIT 1",
-                (plan,),
-            ).fetchone()
-            if row and not fresh:
-                return str(row[0]), True
-            if row:  # superseded by a fresh start: it will never be resumed
-                conn.execute(
-                    "UPDATE plan_runs SET finished_at = ? WHERE plan = ? AND finished_at IS NULL",
-                    (_now(), plan),
-                )
-            plan_run_id = uuid.uuid4().hex[:16]
-            conn.execute(
-                "INSERT INTO plan_runs (plan_run_id, plan, started_at) VALUES (?,?,?)",
-                (plan_run_id, plan, _now()),
-            )
-            return plan_run_id, False
-
-    def done_cells(self, plan_run_id: str) -> set[tuple[str, str]]:
-        rows = self._conn.execute(
-            "SELECT device, cell FROM plan_cells WHERE plan_run_id = ?", (plan_run_id,)
-        ).fetchall()
-        return {(str(r[0]), str(r[1])) for r in rows}
-
-    def finish_plan_run(self, plan_run_id: str) -> None:
-        with self._transaction() as conn:
-            conn.execute("UPDATE plan_runs SET finished_at = ? WHERE plan_run_id = ?", (_now(), plan_run_id))
-
-    def get_by_prefix(self, prefix: str) -> StoredRun | None:
-        """The one run whose id starts with prefix; None when none or several do."""
-        rows = self._conn.execute(
-            "SELECT run_id FROM runs WHERE substr(run_id, 1, ?) = ? LIMIT 2", (len(prefix), prefix)
-        ).fetchall()
-        return self.get(rows[0][0]) if len(rows) == 1 else None
-
-    def close(self) -> None:
-        self._conn.close()
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        else:
+            self._conn.execute("COMMIT")
 
 
-def _statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
+def one_line(exc: BaseException) -> str:
+    """A driver's message, folded onto one line (libpq's run over several)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _stored_run(row: Sequence[Any]) -> StoredRun:
+    return StoredRun(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]))
 
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
-def open_store(location: str | Path) -> SqliteStore:
-    """A store from a path (SQLite). PostgreSQL URLs come with the team store."""
+def is_postgres_url(location: str | Path) -> bool:
+    return str(location).startswith(("postgresql://", "postgres://"))
+
+
+def mask_password(location: str | Path) -> str:
+    """The store's location as it may be printed: a URL's password (user:PASSWORD@ or
+    ?password=...) replaced by ***; a file path as it is."""
     text = str(location)
+    if "://" not in text:
+        return text
+    parts = urlsplit(text)
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    netloc = f"{userinfo.split(':', 1)[0]}:***@{hosts}" if at and ":" in userinfo else parts.netloc
+    query = re.sub(r"(?i)(^|&)(password=)[^&]*", r"\1\2***", parts.query)
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def open_store(location: str | Path) -> ResultsStore:
+    """A store from a SQLite file path, or a postgresql:// (postgres://) URL."""
+    text = str(location)
+    if is_postgres_url(text):
+        from edgekit.store_pg import PostgresStore
+
+        return PostgresStore(text)
     if "://" in text:
-        raise StoreError(f"--store {text}: only SQLite file paths are supported so far", store=text)
+        shown = mask_password(text)
+        raise StoreError(
+            f"--store {shown}: unknown URL scheme; give a SQLite file path or a postgresql:// URL",
+            store=shown,
+        )
     return SqliteStore(Path(text).expanduser())

@@ -8,20 +8,31 @@ from typing import Annotated
 import typer
 
 from edgekit.resources import default_store_path
-from edgekit.store import SqliteStore, open_store
+from edgekit.store import ResultsStore, open_store
 
+STORE_ENV = "EDGEKIT_STORE"  # a team points every command at its PostgreSQL store once
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 StoreOption = Annotated[
     str | None,
-    typer.Option("--store", help="Results store (SQLite file). Default: $EDGEKIT_HOME/results.sqlite."),
+    typer.Option(
+        "--store",
+        envvar=STORE_ENV,
+        show_envvar=False,
+        help="Results store: a SQLite file or a postgresql://user@host:port/db URL. "
+        f"Default: ${STORE_ENV}, else $EDGEKIT_HOME/results.sqlite.",
+    ),
 ]
 DeviceOption = Annotated[
     str, typer.Option("--device", "-d", help="Device name (see 'edgekit devices list').")
 ]
 
 
-def store_from_option(store: str | None) -> SqliteStore:
-    return open_store(store if store else default_store_path())
+def store_location(store: str | None) -> str | Path:
+    return store if store else default_store_path()
+
+
+def store_from_option(store: str | None) -> ResultsStore:
+    return open_store(store_location(store))
 
 
 def existing_path(value: str) -> Path:

@@ -9,13 +9,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from edgekit.cli.common import JsonOption, StoreOption
+from edgekit.cli.common import JsonOption, StoreOption, store_location
 from edgekit.cli.fleet_progress import FleetProgress
 from edgekit.cli.output import print_json, stderr, stdout, verdict_text
 from edgekit.errors import EXIT_BUDGET, EXIT_DEVICE, EXIT_OK, EXIT_USAGE
 from edgekit.fleet import load_plan, run_plan
-from edgekit.resources import default_store_path
 from edgekit.runlock import plan_lock_path, run_lock
+from edgekit.store import mask_password
 
 fleet_app = typer.Typer(help="Run benchmark plans across many devices.", no_args_is_help=True)
 
@@ -42,12 +42,12 @@ def fleet_run(
     plan = load_plan(plan_path)
     if max_parallel is not None:
         plan.max_parallel = max_parallel
-    store_path = Path(store) if store else default_store_path()
+    location = store_location(store)
     with (
         run_lock(plan_lock_path(plan_path), f"plan {plan.name!r}", wait_lock),
         FleetProgress(len(plan.devices), len(plan.cells)) as progress,
     ):
-        fleet_run = run_plan(plan, store_path, progress, fresh=fresh)
+        fleet_run = run_plan(plan, location, progress, fresh=fresh)
     outcomes = fleet_run.outcomes
     if fleet_run.resumed:
         stderr.print(
@@ -103,7 +103,7 @@ def fleet_run(
     stderr.print(
         f"plan {plan.name} run {fleet_run.plan_run_id}: {len(outcomes)} device(s), "
         f"{sum(len(o.results) for o in outcomes)} new result(s), {errors} error(s), "
-        f"{len(failed_devices)} failed device(s); stored in {store_path}",
+        f"{len(failed_devices)} failed device(s); stored in {mask_password(location)}",
         markup=False,
     )
     if failed_devices:
