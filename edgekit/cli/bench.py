@@ -28,12 +28,14 @@ def _benchmark(
 ) -> dict[str, Any]:
     device = resolve_device(device_name, inventory)
     profile = load_profile(profile_name or device.profile)
-    result = run_bench(model, device, profile, options, on_event=ProgressPrinter(enabled=True))
-    if save:
-        results_store = store_from_option(store)
-        try:
+    # Opened first: a bad store (an unreachable team database) fails before the device is touched.
+    results_store = store_from_option(store) if save else None
+    try:
+        result = run_bench(model, device, profile, options, on_event=ProgressPrinter(enabled=True))
+        if results_store is not None:
             results_store.add_run(result)
-        finally:
+    finally:
+        if results_store is not None:
             results_store.close()
     if as_json:
         print_json(result)
