@@ -28,6 +28,11 @@ def test_bench_into_postgresql_then_history_from_it(pg_url: str, tmp_path: Path)
     by_env = run_cli("history", "--json", home=tmp_path, env={"EDGEKIT_STORE": pg_url})
     assert [r["run_id"] for r in json.loads(by_env.stdout)] == [result["run_id"]]
 
+    report = run_cli("report", "--store", pg_url, "-o", str(tmp_path / "team.md"), "--json", home=tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert json.loads(report.stdout)["runs"] == 1
+    assert result["run_id"][:12] in (tmp_path / "team.md").read_text()
+
 
 def test_unreachable_team_store_is_one_line_with_the_password_masked(tmp_path: Path) -> None:
     url = f"postgresql://team:s3cret@127.0.0.1:{free_port()}/results"
