@@ -13,6 +13,7 @@ from edgekit.cli.compare import check_command, compare_command
 from edgekit.cli.compress import compress_command
 from edgekit.cli.fleet import fleet_app
 from edgekit.cli.info import devices_app, history, profiles_app
+from edgekit.cli.optimize import optimize_command
 from edgekit.cli.output import stderr
 from edgekit.cli.report import report_command
 from edgekit.errors import EXIT_USAGE, EdgekitError
@@ -33,6 +34,7 @@ app.command("compress")(compress_command)
 app.command("compare")(compare_command)
 app.command("check")(check_command)
 app.command("report")(report_command)
+app.command("optimize")(optimize_command)
 app.add_typer(devices_app, name="devices")
 app.add_typer(profiles_app, name="profiles")
 app.add_typer(fleet_app, name="fleet")
@@ -54,6 +56,14 @@ def _main(
     2 usage or input error, 3 device or transport failure."""
 
 
+def _usage_message(exc: Exception) -> str | None:
+    """The one-line message of a command-line usage error (unknown command or option, bad value),
+    else None. Matched by class name: typer >= 0.20 raises its vendored copy of click's classes."""
+    if any(cls.__name__ == "ClickException" for cls in type(exc).__mro__):
+        return " ".join(str(exc.format_message()).split())  # type: ignore[attr-defined]
+    return None
+
+
 def run() -> None:
     try:
         # With standalone_mode=False click returns the code of a typer.Exit instead of exiting.
@@ -73,10 +83,10 @@ def run() -> None:
         stderr.print("edgekit: interrupted", markup=False)
         sys.exit(130)
     except Exception as exc:  # the boundary: a bug must not become a traceback for the user
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
+        usage = _usage_message(exc)
+        if usage is not None:
+            hint = " (see --help)" if "--help" not in usage else ""
+            stderr.print(f"edgekit: error: {usage}{hint}", markup=False)
             sys.exit(EXIT_USAGE)
         if os.environ.get("EDGEKIT_DEBUG"):
             raise

@@ -16,18 +16,16 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from edgekit.compare import compare
+from edgekit.durations import parse_duration_s
 from edgekit.errors import UsageError
-
-_RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 def parse_since(text: str, now: datetime) -> datetime:
     """`7d`, `12h`, `30m`, `2w` before `now`, or an ISO date / date-time (UTC unless it says)."""
     value = text.strip()
-    match = _RELATIVE.match(value)
-    if match:
-        return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    seconds = parse_duration_s(value) if value[-1:].isalpha() else None
+    if seconds is not None:
+        return now - timedelta(seconds=seconds)
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:

@@ -217,3 +217,15 @@ def test_agent_that_cannot_start_is_exit_3(mlp_model: Path) -> None:
         run_bench(mlp_model, BrokenPython("lab-1", "local", "local"), load_profile("local"), BenchOptions())
     assert info.value.exit_code == EXIT_DEVICE
     assert "device 'lab-1': cannot start the agent" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["nosuch"], "No such command 'nosuch'"),
+        (["bench", "--nope"], "No such option: --nope"),
+        (["bench", "m.onnx", "--runs", "many"], "Invalid value for '--runs'"),
+    ],
+)
+def test_command_line_mistakes_are_one_line_exit_2(tmp_path: Path, args: list[str], fragment: str) -> None:
+    assert_one_line_error(run_cli(*args, home=tmp_path), 2, fragment)

@@ -1,0 +1,171 @@
+"""`edgekit optimize`: search compression recipes for the best artifact per board, by measurement."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from edgekit.atomic import write_text_atomic
+from edgekit.bench import BenchOptions
+from edgekit.cli.common import InventoryOption, JsonOption, StoreOption, store_from_option
+from edgekit.cli.output import fmt, print_json, stderr, stdout
+from edgekit.devices import resolve_device
+from edgekit.durations import parse_duration_s
+from edgekit.errors import EXIT_BUDGET, EXIT_DEVICE, EXIT_OK, UsageError
+from edgekit.optimize.report import front_page
+from edgekit.optimize.search import DeviceReport, OptimizeOptions, optimize
+from edgekit.optimize.state import REJECTED
+
+MIB = 1024 * 1024
+
+
+def _progress(event: dict[str, Any]) -> None:
+    """One line per candidate and per outcome on stderr (stdout stays for the table or JSON)."""
+    phase = event.get("phase")
+    if phase == "candidate":
+        stderr.print(f"{event['device']}: trying {event['candidate']}", markup=False)
+    elif phase == "outcome":
+        outcome = event["outcome"]
+        stderr.print(
+            f"{event['device']}: {outcome['name']}: {outcome['status']} ({outcome['reason']})", markup=False
+        )
+    elif phase == "time-budget":
+        stderr.print(event["message"], markup=False)
+
+
+def _table(report: DeviceReport) -> Table:
+    table = Table(
+        title=f"{report.device} ({report.profile}): chosen {report.chosen or '—'}", title_justify="left"
+    )
+    for column in ("", "candidate", "status", "size MiB", "p50 ms", "speed-up", "acc. drop", "mJ/inf", "why"):
+        table.add_column(column, justify="left" if column in ("", "candidate", "status", "why") else "right")
+    for o in report.outcomes:
+        mark = "→" if o.name == report.chosen else ("★" if o.name in report.front else "")
+        style = "dim" if o.status == REJECTED else ""
+        table.add_row(
+            mark,
+            o.name,
+            o.status + (" (front)" if o.name in report.front else ""),
+            fmt(o.size_bytes / MIB if o.size_bytes is not None else None, 3),
+            fmt(o.latency_p50_ms, 4),
+            f"{o.speedup:.2f}x" if o.speedup else "—",
+            fmt(o.accuracy_drop_points, 2),
+            fmt(o.energy_mj, 3),
+            o.reason,
+            style=style,
+        )
+    return table
+
+
+def optimize_command(
+    model: Annotated[Path, typer.Argument(help="The float ONNX model.")],
+    eval_data: Annotated[
+        Path, typer.Option("--eval", help="Held-out .npz (inputs + 'labels'): judges every candidate.")
+    ],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output directory (the search state lives here).")],
+    device: Annotated[str, typer.Option("--device", "-d", help="Device name.")] = "local",
+    devices: Annotated[
+        str | None, typer.Option("--devices", help="Several devices, comma-separated: a pick per board.")
+    ] = None,
+    inventory: InventoryOption = None,
+    calib: Annotated[
+        Path | None, typer.Option(help="Calibration .npz (default: a seeded quarter of --eval).")
+    ] = None,
+    max_accuracy_drop: Annotated[float, typer.Option(help="Accuracy points a candidate may lose.")] = 1.0,
+    time_budget: Annotated[
+        str | None, typer.Option(help="Stop after this long (90s, 30m, 2h); the best so far is kept.")
+    ] = None,
+    objective: Annotated[str, typer.Option(help="latency, size or energy.")] = "latency",
+    recipe: Annotated[
+        list[str] | None, typer.Option(help="Try only these recipes (repeat); default: generated.")
+    ] = None,
+    runs: Annotated[int, typer.Option(help="Timed inferences per candidate, at least.")] = 200,
+    min_seconds: Annotated[float, typer.Option(help="Time each candidate at least this long.")] = 1.0,
+    threads: Annotated[int | None, typer.Option(help="Intra-op threads (default: profile's).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed: data split, calibration, inputs.")] = 0,
+    fresh: Annotated[bool, typer.Option(help="Start over instead of resuming the search in -o.")] = False,
+    save: Annotated[bool, typer.Option("--store-results/--no-store", help="Keep every run.")] = True,
+    store: StoreOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Find the smallest, fastest artifact that keeps the accuracy on each board, by measuring there.
+
+    Tries compression recipes (int8 variants with sensitive-layer fallback, fp16, channel pruning,
+    low-rank, chains), rejects those that lose more than --max-accuracy-drop or are slower than the
+    float model on the device, keeps the Pareto front and writes the pick to OUT/DEVICE/best.
+    Interrupted or out of time, the next run with the same -o resumes."""
+    budget_s = None
+    if time_budget is not None:
+        budget_s = parse_duration_s(time_budget)
+        if budget_s is None:
+            raise UsageError(f"--time-budget {time_budget!r}: expected a duration like 90s, 30m or 2h")
+    names = [d.strip() for d in devices.split(",") if d.strip()] if devices else [device]
+    targets = [resolve_device(name, inventory) for name in names]  # unknown names fail before any work
+    options = OptimizeOptions(
+        model=model,
+        eval=eval_data,
+        out_dir=out,
+        calib=calib,
+        max_accuracy_drop=max_accuracy_drop,
+        objective=objective,
+        time_budget_s=budget_s,
+        seed=seed,
+        recipes=tuple(recipe or ()),
+        bench=BenchOptions(runs=runs, min_seconds=min_seconds, threads=threads, seed=seed),
+        fresh=fresh,
+    )
+    results_store = store_from_option(store) if save else None
+    try:
+        search, reports = optimize(options, targets, results_store, on_event=_progress)
+    finally:
+        if results_store is not None:
+            results_store.close()
+    write_text_atomic(out / "report.html", front_page(reports, options.objective))
+    if search.resumed:
+        stderr.print(f"resumed the search in {out}", markup=False)
+    stderr.print(f"{search.data.note}; report: {out / 'report.html'}", markup=False)
+    if as_json:
+        print_json(
+            {
+                "search_id": search.search_id,
+                "resumed": search.resumed,
+                "out_of_time": search.out_of_time,
+                "objective": options.objective,
+                "data": search.data.note,
+                "devices": {r.device: _report_dict(r) for r in reports},
+            }
+        )
+    else:
+        for report in reports:
+            stdout.print(_table(report))
+            if report.error:
+                stderr.print(f"{report.device}: failed: {report.error}", markup=False)
+            elif report.best_dir:
+                stdout.print(
+                    f"{report.device}: {report.chosen} ({report.chosen_reason}) -> {report.best_dir}"
+                )
+    raise typer.Exit(_exit_code(reports))
+
+
+def _report_dict(report: DeviceReport) -> dict[str, Any]:
+    return {
+        "profile": report.profile,
+        "chosen": report.chosen,
+        "chosen_reason": report.chosen_reason,
+        "best_dir": report.best_dir,
+        "front": report.front,
+        "error": report.error,
+        "candidates": [o.to_dict() for o in report.outcomes],
+    }
+
+
+def _exit_code(reports: list[DeviceReport]) -> int:
+    if any(r.error for r in reports):
+        return EXIT_DEVICE
+    chosen = [next(o for o in r.outcomes if o.name == r.chosen) for r in reports if r.chosen]
+    if any(o.budget_verdict == "fail" for o in chosen):
+        return EXIT_BUDGET
+    return EXIT_OK

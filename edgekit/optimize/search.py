@@ -1,0 +1,368 @@
+"""`optimize`: find the smallest, fastest artifact that keeps the accuracy, by measuring on the board.
+
+Per device: benchmark the float model (the reference), then each candidate recipe: compress on
+the host (once per board profile), judge its accuracy on held-out rows, benchmark the survivors
+on the device, reject any that is slower there than float (the regression gate's test: a
+significant slowdown beyond half the 5% threshold), chain the best survivors, keep the Pareto
+front over latency, size, energy and accuracy, and pick the best for the objective among the
+candidates that meet the board's budgets. The state is saved after every candidate (resume),
+and the best so far is written after every candidate (a time budget or a kill loses nothing).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgekit.artifacts import MANIFEST_NAME, sha256_file
+from edgekit.bench import BenchOptions, run_bench
+from edgekit.compress import CompressOptions, compress, parse_recipes
+from edgekit.compress.fidelity import quality_loss
+from edgekit.devices import Device
+from edgekit.errors import DeviceError, EdgekitError, UsageError
+from edgekit.onnx_model import load_onnx
+from edgekit.optimize.candidates import ModelTraits, first_phase, second_phase, slug
+from edgekit.optimize.data import SearchData, prepare_data
+from edgekit.optimize.pareto import OBJECTIVES, Measured, pareto_front, pick
+from edgekit.optimize.state import (
+    ACCEPTED,
+    BASELINE,
+    FAILED,
+    REJECTED,
+    DeviceSearch,
+    Outcome,
+    load_state,
+)
+from edgekit.profiles import DeviceProfile, load_profile
+from edgekit.regression import judge_samples
+from edgekit.store import ResultsStore
+
+FLOAT = "float"
+EventCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class OptimizeOptions:
+    model: Path
+    eval: Path
+    out_dir: Path
+    calib: Path | None = None
+    max_accuracy_drop: float = 1.0
+    objective: str = "latency"
+    time_budget_s: float | None = None
+    seed: int = 0
+    recipes: tuple[str, ...] = ()  # empty: generated from the model and the board
+    bench: BenchOptions = field(default_factory=BenchOptions)
+    fresh: bool = False
+
+    def validate(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise UsageError(f"--objective {self.objective}: one of {', '.join(OBJECTIVES)}")
+        if self.max_accuracy_drop < 0:
+            raise UsageError(f"--max-accuracy-drop must be >= 0, got {self.max_accuracy_drop:g}")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise UsageError("--time-budget must be positive")
+        for path, option in ((self.model, "MODEL"), (self.eval, "--eval"), (self.calib, "--calib")):
+            if path is not None and not path.exists():
+                raise UsageError(f"{option} {path}: no such file or directory")
+        if self.recipes:
+            parse_recipes(list(self.recipes))  # a bad recipe fails before any work
+        self.bench.validate()
+
+
+@dataclass
+class DeviceReport:
+    device: str
+    profile: str
+    outcomes: list[Outcome]
+    front: list[str]
+    chosen: str | None
+    chosen_reason: str
+    best_dir: str | None
+    error: str | None = None
+
+
+def _file_key(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    if path.is_dir():
+        return "dir:" + str(path.resolve())
+    return sha256_file(path)
+
+
+def search_key(options: OptimizeOptions) -> dict[str, Any]:
+    """What must match for a saved search to be resumed."""
+    bench = options.bench
+    return {
+        "model_sha256": sha256_file(options.model),
+        "eval": _file_key(options.eval),
+        "calib": _file_key(options.calib),
+        "max_accuracy_drop": options.max_accuracy_drop,
+        "seed": options.seed,
+        "recipes": list(options.recipes),
+        "bench": {"runs": bench.runs, "min_seconds": bench.min_seconds, "threads": bench.threads},
+    }
+
+
+def model_traits(model: Path, profile: DeviceProfile) -> ModelTraits:
+    return ModelTraits(
+        op_types=frozenset(node.op_type for node in load_onnx(model).graph.node),
+        tflite_runtime=profile.facts.runtime == "tflite",
+        int8_scheme=profile.facts.int8_scheme,
+    )
+
+
+class Search:
+    """One search over one or more devices, sharing compressed artifacts between devices of
+    the same profile."""
+
+    def __init__(
+        self,
+        options: OptimizeOptions,
+        store: ResultsStore | None = None,
+        on_event: EventCallback | None = None,
+    ) -> None:
+        options.validate()
+        self.options = options
+        self.store = store
+        self.emit = on_event or (lambda event: None)
+        self.out_dir = options.out_dir
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.state, self.resumed = load_state(self.out_dir, search_key(options), options.fresh)
+        self.data: SearchData = prepare_data(options.eval, options.calib, self.out_dir / "data", options.seed)
+        self.deadline = time.monotonic() + options.time_budget_s if options.time_budget_s else None
+        self.search_id = hashlib.sha256(json.dumps(self.state.key, sort_keys=True).encode()).hexdigest()[:12]
+        self.out_of_time = False
+
+    # -- one device -------------------------------------------------------------------------
+
+    def run_device(self, device: Device) -> DeviceReport:
+        profile = load_profile(device.profile)
+        search = self.state.device(device.name, profile.name)
+        try:
+            baseline = self._baseline(device, profile, search)
+            traits = model_traits(self.options.model, profile)
+            first = list(self.options.recipes) or first_phase(traits)
+            for name in first:
+                self._candidate(device, profile, search, name, baseline)
+            if not self.options.recipes:
+                for name in second_phase(self._survivors(search), search.outcomes):
+                    self._candidate(device, profile, search, name, baseline)
+        except DeviceError as exc:
+            return self._report(search, profile, error=exc.message)
+        return self._report(search, profile)
+
+    def _time_left(self) -> bool:
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            if not self.out_of_time:
+                self.emit({"phase": "time-budget", "message": "time budget reached: stopping the search"})
+            self.out_of_time = True
+        return not self.out_of_time
+
+    def _baseline(self, device: Device, profile: DeviceProfile, search: DeviceSearch) -> Outcome:
+        if search.done(FLOAT):
+            return search.outcomes[FLOAT]
+        self.emit({"phase": "candidate", "device": device.name, "candidate": FLOAT})
+        started = time.monotonic()
+        outcome = Outcome(FLOAT, BASELINE, "the float model: the reference", artifact=str(self.options.model))
+        self._measure(device, profile, self.options.model, outcome)
+        outcome.accuracy_drop_points = 0.0
+        outcome.speedup = 1.0
+        outcome.seconds = round(time.monotonic() - started, 2)
+        search.outcomes[FLOAT] = outcome
+        self.state.save(self.out_dir)
+        return outcome
+
+    def _candidate(
+        self, device: Device, profile: DeviceProfile, search: DeviceSearch, name: str, baseline: Outcome
+    ) -> None:
+        if search.done(name) or not self._time_left():
+            return
+        self.emit({"phase": "candidate", "device": device.name, "candidate": name})
+        started = time.monotonic()
+        outcome = Outcome(name, ACCEPTED)
+        try:
+            artifact_dir, manifest = self._artifact(profile, name)
+            outcome.artifact = str(artifact_dir)
+            fidelity = manifest.get("fidelity") or {}
+            accuracy = fidelity.get("accuracy") or {}
+            outcome.accuracy = accuracy.get("after")
+            outcome.top1_agreement = fidelity.get("top1_agreement")
+            outcome.accuracy_drop_points = quality_loss(fidelity)
+            outcome.size_bytes = int(manifest["artifact"]["size_bytes"])
+            drop = outcome.accuracy_drop_points
+            if drop is None:
+                outcome.status, outcome.reason = (
+                    REJECTED,
+                    "accuracy not measurable on --eval (no labels or outputs)",
+                )
+            elif drop > self.options.max_accuracy_drop:
+                outcome.status = REJECTED
+                outcome.reason = f"accuracy drop {drop:.2f} > {self.options.max_accuracy_drop:g} points"
+            else:
+                self._measure(device, profile, artifact_dir, outcome)
+                self._judge_speed(outcome, baseline, device.name)
+        except DeviceError:
+            raise  # the device is gone: the caller reports it, other devices go on
+        except EdgekitError as exc:
+            outcome.status, outcome.reason = FAILED, exc.message
+        outcome.seconds = round(time.monotonic() - started, 2)
+        search.outcomes[name] = outcome
+        self.state.save(self.out_dir)
+        self._write_best(search, profile)
+        self.emit(
+            {"phase": "outcome", "device": device.name, "candidate": name, "outcome": outcome.to_dict()}
+        )
+
+    def _artifact(self, profile: DeviceProfile, name: str) -> tuple[Path, dict[str, Any]]:
+        """The candidate compressed for this profile's scheme: made once, reused by every device
+        with the profile and by a resumed search (a directory is only there whole: compress
+        publishes it atomically)."""
+        out = self.out_dir / "candidates" / profile.name / slug(name)
+        manifest_path = out / MANIFEST_NAME
+        if manifest_path.exists():
+            manifest = json.loads(manifest_path.read_text())
+            if manifest.get("source", {}).get("sha256") == self.state.key["model_sha256"]:
+                return out, manifest
+        options = CompressOptions(
+            steps=parse_recipes([name]),
+            profile=profile,
+            calib=self.data.calib,
+            eval=self.data.heldout,
+            max_accuracy_drop=self.options.max_accuracy_drop,
+            force=True,
+            seed=self.options.seed,
+        )
+        manifest = compress(
+            self.options.model, out, options, on_event=lambda e: self.emit({**e, "phase": "compress"})
+        )
+        return out, manifest
+
+    def _measure(self, device: Device, profile: DeviceProfile, model: Path, outcome: Outcome) -> None:
+        result = run_bench(
+            model,
+            device,
+            profile,
+            self.options.bench,
+            on_event=lambda e: self.emit({**e, "candidate": outcome.name}),
+        )
+        result["optimize"] = {"search_id": self.search_id, "candidate": outcome.name}
+        if self.store is not None:
+            self.store.add_run(result)
+        latency = result["latency_ms"]
+        outcome.latency_p50_ms = latency.get("p50")
+        outcome.block_medians = latency.get("block_medians")
+        outcome.size_bytes = result["artifact"]["size_bytes"]
+        outcome.energy_mj = (result.get("energy") or {}).get("mj_per_inference")
+        outcome.budget_verdict = result["budget"]["verdict"]
+        outcome.run_id = result.get("run_id")
+
+    def _judge_speed(self, outcome: Outcome, baseline: Outcome, device_name: str) -> None:
+        if outcome.latency_p50_ms and baseline.latency_p50_ms:
+            outcome.speedup = baseline.latency_p50_ms / outcome.latency_p50_ms
+        verdict = judge_samples(
+            "latency_p50_ms",
+            baseline.block_medians or [],
+            outcome.block_medians or [],
+            seed=self.options.seed,
+        )
+        if verdict.verdict == "regression":
+            outcome.status = REJECTED
+            outcome.reason = f"slower than float on {device_name}: {verdict.reason}"
+        else:
+            outcome.reason = f"{verdict.verdict} vs float ({verdict.reason})"
+
+    # -- choosing ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _measured(outcomes: Sequence[Outcome]) -> list[Measured]:
+        return [
+            Measured(o.name, o.latency_p50_ms, float(o.size_bytes), o.accuracy_drop_points, o.energy_mj)
+            for o in outcomes
+            if o.status in (ACCEPTED, BASELINE) and o.latency_p50_ms is not None and o.size_bytes is not None
+        ]
+
+    def _survivors(self, search: DeviceSearch) -> list[str]:
+        """Accepted candidates, fastest first."""
+        accepted = [o for o in search.outcomes.values() if o.status == ACCEPTED and o.latency_p50_ms]
+        return [o.name for o in sorted(accepted, key=lambda o: o.latency_p50_ms or 0.0)]
+
+    def choose(self, search: DeviceSearch) -> tuple[list[str], str | None, str]:
+        measured = self._measured(list(search.outcomes.values()))
+        front = pareto_front(measured)
+        fits = {o.name: o.budget_verdict != "fail" for o in search.outcomes.values()}
+        # The pick is the objective's optimum over every accepted candidate (always on the strict
+        # front); the displayed front ties latencies within noise.
+        chosen = pick(measured, self.options.objective, fits)
+        if chosen is None:
+            return [m.name for m in front], None, "nothing measured"
+        outcome = search.outcomes[chosen.name]
+        why = f"best {self.options.objective} among {len(measured)} measured"
+        if not fits.get(chosen.name, True):
+            why += "; no candidate meets every budget of the profile"
+        if outcome.speedup is not None:
+            why += f"; {outcome.speedup:.2f}x float's p50"
+        return [m.name for m in front], chosen.name, why
+
+    def _write_best(self, search: DeviceSearch, profile: DeviceProfile) -> Path | None:
+        """Copy the current pick to <out>/<device>/best (swapped in whole), with why it won."""
+        _, chosen, why = self.choose(search)
+        if chosen is None:
+            return None
+        source = Path(search.outcomes[chosen].artifact or "")
+        best = self.out_dir / slug(search.device) / "best"
+        staging = best.with_name("best.staging")
+        shutil.rmtree(staging, ignore_errors=True)
+        if source.is_dir():
+            shutil.copytree(source, staging)
+        else:
+            staging.mkdir(parents=True)
+            shutil.copy2(source, staging / source.name)
+        (staging / "optimize.json").write_text(
+            json.dumps(
+                {"search_id": self.search_id, "device": search.device, "profile": profile.name,
+                 "objective": self.options.objective, "chosen": chosen, "why": why,
+                 "outcome": search.outcomes[chosen].to_dict()},
+                indent=2,
+            ) + "\n"
+        )  # fmt: skip
+        old = best.with_name("best.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if best.exists():
+            best.rename(old)
+        staging.rename(best)
+        shutil.rmtree(old, ignore_errors=True)
+        return best
+
+    def _report(self, search: DeviceSearch, profile: DeviceProfile, error: str | None = None) -> DeviceReport:
+        front, chosen, why = self.choose(search)
+        best = self.out_dir / slug(search.device) / "best"
+        return DeviceReport(
+            device=search.device,
+            profile=profile.name,
+            outcomes=list(search.outcomes.values()),
+            front=front,
+            chosen=chosen,
+            chosen_reason=why,
+            best_dir=str(best) if chosen is not None and best.exists() else None,
+            error=error,
+        )
+
+
+def optimize(
+    options: OptimizeOptions,
+    devices: Sequence[Device],
+    store: ResultsStore | None = None,
+    on_event: EventCallback | None = None,
+) -> tuple[Search, list[DeviceReport]]:
+    """Search on each device in turn (one board at a time keeps the host's compression work off
+    the measurements of `local`); a failing device never loses the others' reports."""
+    search = Search(options, store, on_event)
+    reports = [search.run_device(device) for device in devices]
+    return search, reports
