@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +23,12 @@ class Device:
     sysfs_root: Path | None = None
     procfs_root: Path | None = None
     ssh: SshTarget | None = None
+    # A transport of your own (a test double from edgekit.testing_transport, an exotic link).
+    transport_factory: Callable[[], Transport] | None = None
 
     def transport(self) -> Transport:
+        if self.transport_factory is not None:
+            return self.transport_factory()
         if self.ssh is not None:
             from edgekit.transport.ssh import SshTransport  # paramiko only when a board is used
 

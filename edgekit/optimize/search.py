@@ -71,8 +71,8 @@ class OptimizeOptions:
         for path, option in ((self.model, "MODEL"), (self.eval, "--eval"), (self.calib, "--calib")):
             if path is not None and not path.exists():
                 raise UsageError(f"{option} {path}: no such file or directory")
-        if self.recipes:
-            parse_recipes(list(self.recipes))  # a bad recipe fails before any work
+        for recipe in self.recipes:
+            parse_recipes([recipe])  # each is a candidate (a chain uses +); a bad one fails first
         self.bench.validate()
 
 

@@ -1,0 +1,147 @@
+"""`edgekit optimize` on the bundled demo model on `local`: real compression, real benchmarks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgekit.bench import BenchOptions
+from edgekit.data import demo_calib_set_path, demo_model_path, demo_test_set_path
+from edgekit.devices import Device
+from edgekit.optimize.search import OptimizeOptions, optimize
+from edgekit.optimize.state import ACCEPTED, BASELINE, REJECTED
+from edgekit.store import open_store
+from edgekit.testing_transport import SlowedTransport
+from edgekit.transport.local import LocalTransport
+from tests.cli_run import run_cli
+from tests.integration.test_cli import assert_one_line_error
+
+pytestmark = pytest.mark.integration
+FAST = ("--runs", "100", "--min-seconds", "0.3")
+DATA = ("--eval", str(demo_test_set_path()), "--calib", str(demo_calib_set_path()))
+
+
+def _optimize(home: Path, out: Path, *extra: str) -> tuple[int, dict[str, Any], str]:
+    proc = run_cli(
+        "optimize", str(demo_model_path()), *DATA, "-o", str(out), *FAST, "--json", *extra, home=home
+    )
+    return proc.returncode, (json.loads(proc.stdout) if proc.stdout else {}), proc.stderr
+
+
+def _stored_runs(home: Path) -> int:
+    store = open_store(home / "results.sqlite")
+    try:
+        return len(store.runs(limit=1000))
+    finally:
+        store.close()
+
+
+def test_full_search_keeps_accuracy_beats_every_single_recipe_and_resumes(tmp_path: Path) -> None:
+    code, report, stderr = _optimize(tmp_path, tmp_path / "out")
+    assert code == 0, stderr
+    local = report["devices"]["local"]
+    candidates = {c["name"]: c for c in local["candidates"]}
+    assert candidates["float"]["status"] == BASELINE
+    chosen = candidates[local["chosen"]]
+    # The pick keeps the accuracy on the held-out rows, and is at least as fast as the fastest
+    # single recipe (chains included in the search, measured on this machine).
+    assert chosen["status"] == ACCEPTED and chosen["accuracy_drop_points"] <= 1.0
+    singles = [c for c in candidates.values() if c["status"] == ACCEPTED and "+" not in c["name"]]
+    assert singles and chosen["latency_p50_ms"] <= min(c["latency_p50_ms"] for c in singles)
+    assert chosen["speedup"] > 1.0
+    # Every rejection says why; a too lossy pruning is among them.
+    rejected = {n: c["reason"] for n, c in candidates.items() if c["status"] == REJECTED}
+    assert "accuracy drop" in rejected["prune-channels:0.5"]
+    assert all(reason for reason in rejected.values())
+    assert set(local["front"]) <= {n for n, c in candidates.items() if c["status"] in (ACCEPTED, BASELINE)}
+    best = Path(local["best_dir"])
+    assert (best / "manifest.json").exists() and json.loads((best / "optimize.json").read_text())[
+        "chosen"
+    ] == (local["chosen"])
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "<svg" in page and local["chosen"] in page
+    measured = _stored_runs(tmp_path)
+    assert measured == sum(1 for c in candidates.values() if c["latency_p50_ms"] is not None)
+
+    # Run again: the search resumes, measures nothing new, and says the same.
+    code, again, stderr = _optimize(tmp_path, tmp_path / "out")
+    assert code == 0, stderr
+    assert again["resumed"] and _stored_runs(tmp_path) == measured
+    assert again["devices"]["local"]["chosen"] == local["chosen"]
+    assert again["devices"]["local"]["front"] == local["front"]
+
+
+def test_time_budget_keeps_the_best_so_far_and_the_next_run_finishes(tmp_path: Path) -> None:
+    recipes = ("--recipe", "int8-static", "--recipe", "fp16")
+    code, first, _ = _optimize(tmp_path, tmp_path / "out", *recipes, "--time-budget", "0.1s")
+    assert code == 0
+    assert first["out_of_time"] and [c["name"] for c in first["devices"]["local"]["candidates"]] == ["float"]
+    assert first["devices"]["local"]["chosen"] == "float"  # the best so far is saved, even if it is float
+    code, second, _ = _optimize(tmp_path, tmp_path / "out", *recipes)
+    assert code == 0 and second["resumed"] and not second["out_of_time"]
+    assert [c["name"] for c in second["devices"]["local"]["candidates"]] == ["float", "int8-static", "fp16"]
+
+
+def test_the_same_seed_gives_the_same_front(tmp_path: Path) -> None:
+    recipes = ("--recipe", "int8-static", "--recipe", "fp16", "--recipe", "prune-channels:0.4")
+    fronts = []
+    for name in ("a", "b"):
+        code, report, stderr = _optimize(tmp_path, tmp_path / name, *recipes, "--seed", "7", "--no-store")
+        assert code == 0, stderr
+        fronts.append((report["devices"]["local"]["front"], report["devices"]["local"]["chosen"]))
+    assert fronts[0] == fronts[1]
+
+
+def test_a_candidate_slower_on_the_device_is_rejected(tmp_path: Path) -> None:
+    """A board whose int8 kernels lose to float: its benchmarks of the int8 artifact report 3x the
+    latency (the fake transport's known ground truth); the search must reject it and say why."""
+    slowpoke = Device(
+        name="slowpoke",
+        profile="local",
+        kind="local",
+        transport_factory=lambda: SlowedTransport(
+            LocalTransport("slowpoke"), lambda path: "/int8-static/" in path, factor=3.0
+        ),
+    )
+    options = OptimizeOptions(
+        model=demo_model_path(),
+        eval=demo_test_set_path(),
+        calib=demo_calib_set_path(),
+        out_dir=tmp_path / "out",
+        recipes=("int8-static", "fp16"),
+        bench=BenchOptions(runs=100, min_seconds=0.3),
+    )
+    _, (report,) = optimize(options, [slowpoke])
+    outcomes = {o.name: o for o in report.outcomes}
+    assert outcomes["int8-static"].status == REJECTED
+    assert outcomes["int8-static"].reason.startswith("slower than float on slowpoke")
+    assert outcomes["int8-static"].speedup is not None and outcomes["int8-static"].speedup < 0.6
+    assert report.chosen != "int8-static" and "int8-static" not in report.front
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--objective", "speed"], "--objective speed: one of latency, size, energy"),
+        (["--time-budget", "soon"], "--time-budget 'soon'"),
+        (["--recipe", "int9"], "int9"),
+        (["--device", "nowhere"], "unknown device 'nowhere'"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(tmp_path: Path, args: list[str], fragment: str) -> None:
+    proc = run_cli("optimize", str(demo_model_path()), *DATA, "-o", str(tmp_path / "o"), *args, home=tmp_path)
+    assert_one_line_error(proc, 2, fragment)
+
+
+def test_another_search_in_the_same_directory_is_refused(tmp_path: Path) -> None:
+    code, _, _ = _optimize(tmp_path, tmp_path / "out", "--recipe", "fp16", "--time-budget", "0.1s")
+    assert code == 0
+    proc = run_cli(
+        "optimize", str(demo_model_path()), *DATA, "-o", str(tmp_path / "out"), "--max-accuracy-drop", "3",
+        home=tmp_path,
+    )  # fmt: skip
+    assert_one_line_error(proc, 2, "holds a search with other settings (")
+    assert "max_accuracy_drop" in proc.stderr

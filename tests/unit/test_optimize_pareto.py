@@ -1,0 +1,83 @@
+"""Pareto front and pick, and which candidates a search generates: pure functions."""
+
+from __future__ import annotations
+
+import pytest
+
+from edgekit.optimize.candidates import ModelTraits, first_phase, prune_ratio, second_phase, slug
+from edgekit.optimize.pareto import Measured, Tolerances, dominates, pareto_front, pick
+
+FLOAT = Measured("float", 1.00, 1000, 0.0, None)
+INT8 = Measured("int8", 0.60, 260, 0.3, None)
+FP16 = Measured("fp16", 1.02, 500, 0.0, None)  # as fast as float within noise, half the size
+PRUNED = Measured("prune", 0.70, 600, 0.9, None)  # slower and bigger than int8, and less accurate
+
+
+def test_dominance_needs_no_worse_everywhere_and_better_beyond_tolerance() -> None:
+    assert dominates(INT8, PRUNED)
+    assert not dominates(INT8, FLOAT)  # int8 loses 0.3 points: a real trade-off
+    assert dominates(FP16, FLOAT)  # 2% slower is noise (5% tolerance), half the size is not
+    assert not dominates(FP16, FLOAT, Tolerances(latency_rel=0.0))
+    assert not dominates(FLOAT, FLOAT)
+
+
+def test_energy_counts_only_when_both_have_it() -> None:
+    a = Measured("a", 1.0, 100, 0.0, 5.0)
+    b = Measured("b", 1.0, 100, 0.0, 9.0)
+    assert dominates(a, b) and not dominates(b, a)
+    assert not dominates(a, Measured("c", 1.0, 100, 0.0, None))
+
+
+def test_front_and_pick() -> None:
+    front = pareto_front([FLOAT, INT8, FP16, PRUNED])
+    assert [m.name for m in front] == ["int8", "fp16"]
+    assert pick([FLOAT, INT8, FP16, PRUNED], "latency").name == "int8"
+    assert pick([FLOAT, INT8, FP16, PRUNED], "size").name == "int8"
+    # Within budget wins over faster-but-over-budget.
+    assert pick([INT8, FP16], "latency", {"int8": False, "fp16": True}).name == "fp16"
+    assert pick([], "latency") is None
+    with pytest.raises(ValueError):
+        pick([INT8], "speed")
+
+
+def test_a_tolerance_cycle_falls_back_to_the_strict_front() -> None:
+    a = Measured("a", 1.00, 100, 0.00, None)
+    b = Measured("b", 1.04, 90, 0.00, None)
+    c = Measured("c", 1.08, 100, 0.00, None)
+    front = pareto_front([a, b, c])
+    assert front and {m.name for m in front} <= {"a", "b"}
+
+
+def test_candidates_follow_the_model_and_the_board() -> None:
+    cnn = ModelTraits(frozenset({"Conv", "Relu", "Gemm"}), tflite_runtime=False, int8_scheme="u8s8")
+    names = first_phase(cnn)
+    assert names[:2] == ["int8-static", "fp16"]
+    assert "int8-static:scheme=s8s8" in names and "prune-channels:0.5" in names
+    transformer = ModelTraits(frozenset({"MatMul", "Softmax"}), tflite_runtime=False, int8_scheme="s8s8")
+    names = first_phase(transformer)
+    assert "int8-dynamic" in names and "lowrank:energy=0.95" in names and "int8-static:scheme=u8s8" in names
+    assert not any(n.startswith("prune-channels") for n in names)
+    tflite = ModelTraits(frozenset({"Conv"}), tflite_runtime=True, int8_scheme="s8s8")
+    assert all(n.endswith("tflite-int8") for n in first_phase(tflite))
+
+
+def test_chains_take_the_strongest_surviving_pruning_and_the_fastest_quantizers() -> None:
+    survivors = [
+        "int8-static:per-channel=no",
+        "prune-channels:0.4",
+        "int8-static",
+        "fp16",
+        "prune-channels:0.25",
+    ]
+    assert second_phase(survivors, tried=set()) == [
+        "prune-channels:0.4+int8-static:per-channel=no",
+        "prune-channels:0.4+fp16",
+    ]
+    assert second_phase(["int8-static"], tried=set()) == []
+    assert second_phase(survivors, tried={"prune-channels:0.4+fp16"}) == [
+        "prune-channels:0.4+int8-static:per-channel=no"
+    ]
+    assert prune_ratio("prune-channels:0.4") == 0.4 and prune_ratio("prune-channels:0.4+fp16") is None
+    assert (
+        slug("prune-channels:0.4+int8-static:calib=entropy") == "prune-channels_0.4_int8-static_calib_entropy"
+    )
