@@ -14,6 +14,7 @@ from edgekit.devices import Device
 from edgekit.optimize.search import OptimizeOptions, optimize
 from edgekit.optimize.state import ACCEPTED, BASELINE, REJECTED
 from edgekit.store import open_store
+from edgekit.testing_ssh import Sshd, write_inventory
 from edgekit.testing_transport import SlowedTransport
 from edgekit.transport.local import LocalTransport
 from tests.cli_run import run_cli
@@ -145,3 +146,29 @@ def test_another_search_in_the_same_directory_is_refused(tmp_path: Path) -> None
     )  # fmt: skip
     assert_one_line_error(proc, 2, "holds a search with other settings (")
     assert "max_accuracy_drop" in proc.stderr
+
+
+def test_several_boards_over_ssh_each_get_a_pick_and_a_dead_one_is_reported(
+    sshd: Sshd, tmp_path: Path
+) -> None:
+    inventory = write_inventory(
+        tmp_path / "devices.toml",
+        sshd.inventory_entry("pi-a", tmp_path / "a"),
+        sshd.inventory_entry("pi-b", tmp_path / "b"),
+        sshd.inventory_entry("pi-gone", tmp_path / "c", port=1),
+    )
+    code, report, stderr = _optimize(
+        tmp_path, tmp_path / "out", "--devices", "pi-a,pi-gone,pi-b", "--inventory", str(inventory),
+        "--recipe", "int8-static", "--recipe", "fp16",
+    )  # fmt: skip
+    assert code == 3, stderr  # a device failed; the others' picks are kept
+    devices = report["devices"]
+    assert "unreachable" in devices["pi-gone"]["error"] and devices["pi-gone"]["chosen"] is None
+    for name in ("pi-a", "pi-b"):
+        assert devices[name]["error"] is None and devices[name]["chosen"] is not None
+        assert Path(devices[name]["best_dir"]).is_dir()
+    # One compression per recipe for the profile both boards share.
+    assert sorted(p.name for p in (tmp_path / "out" / "candidates" / "local").iterdir()) == [
+        "fp16",
+        "int8-static",
+    ]
