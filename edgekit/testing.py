@@ -8,6 +8,7 @@ shared/reference/sensor-formats.md and Documentation/ABI/testing/sysfs-class-the
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -86,10 +87,14 @@ def make_multi_input(path: Path) -> Path:
 
 
 def write_sysfs_value(root: Path, relative: str, value: str | int) -> Path:
-    """One sysfs attribute: the value and a trailing newline, as the kernel writes it."""
+    """One sysfs attribute: the value and a trailing newline, as the kernel writes it. Replaced
+    atomically, so a reader polling the file while a test changes it never sees it half-written
+    (a real sysfs read never is)."""
     path = root / relative
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"{value}\n")
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(f"{value}\n")
+    os.replace(partial, path)
     return path
 
 
