@@ -17,12 +17,19 @@ from edgekit.transport.local import LocalTransport
 BARE = Path(__file__).with_name("bare_onnxruntime.py")
 
 
-def through_agent(model: Path, threads: int, runs: int, min_seconds: float) -> dict[str, Any]:
+def through_agent(
+    model: Path,
+    threads: int,
+    runs: int,
+    min_seconds: float,
+    sysfs_root: Path | None = None,
+    extra_params: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     inputs = {
         i.name: {"shape": [d if isinstance(d, int) else 1 for d in i.dims], "dtype": i.dtype}
         for i in graph_inputs(load_onnx(model))
     }
-    transport = LocalTransport()
+    transport = LocalTransport(sysfs_root=sysfs_root)
     client = AgentClient(transport.start_agent(), "local")
     try:
         client.hello()
@@ -35,6 +42,7 @@ def through_agent(model: Path, threads: int, runs: int, min_seconds: float) -> d
                 "min_seconds": min_seconds,
                 "inputs": inputs,
                 "seed": 0,
+                **(extra_params or {}),
             }
         )
     finally:
@@ -43,6 +51,7 @@ def through_agent(model: Path, threads: int, runs: int, min_seconds: float) -> d
         "p50_ms": float(np.median(raw["latencies_ns"])) / 1e6,
         "n": len(raw["latencies_ns"]),
         "peak_rss_bytes": raw["memory"]["peak_rss_bytes"],
+        "energy": raw.get("energy"),
     }
 
 
