@@ -741,8 +741,8 @@ def open_power_sensor(host: Host, spec: str, options: Optional[Dict[str, Any]] =
             SENSOR_UNAVAILABLE, "unknown sensor %r (kinds: %s)" % (spec, ", ".join(POWER_SENSOR_KINDS))
         )
     override = options.get("sample_interval_ms")
-    if isinstance(override, (int, float)) and override > 0:
-        reader.interval_s = max(float(override) / 1000.0, MIN_INTERVAL_S / 5)
+    if isinstance(override, (int, float)) and override > 0:  # the user knows the sensor: 1 ms floor only
+        reader.interval_s = max(float(override) / 1000.0, 0.001)
     reader.read()  # a first read proves it works (and primes counters)
     return reader
 
@@ -1007,7 +1007,10 @@ class PowerSampler:
             self._sample()
 
     def start(self) -> None:
-        self.samples, self.error = [], None
+        """A new window. After a failed read the sensor stays failed: `error` says why."""
+        self.samples = []
+        if self.error is not None:
+            return
         self._stop.clear()
         self._sample()
         self._thread = threading.Thread(target=self._loop, name="edgekit-power", daemon=True)
@@ -1017,6 +1020,7 @@ class PowerSampler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+            self._thread = None
         if self.error is None:
             self._sample()
         return self.samples

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -327,3 +328,20 @@ def test_thermal_wait_times_out_and_says_so(tmp_path: Path) -> None:
     assert cool["timed_out"] is False and cool["waited_s"] < 0.1
     absent = agent.wait_until_cool(host, "gpu-thermal", 60.0, 0.3, 0.05, events.append)
     assert absent["start_temp_c"] is None and "no thermal zone 'gpu-thermal'" in absent["reason"]
+
+
+def test_sampler_brackets_the_window_and_a_failed_sensor_stays_failed(tmp_path: Path) -> None:
+    directory = make_fake_ina2xx(tmp_path, power_uw=3_000_000)
+    reader = agent.open_power_sensor(agent.Host(str(tmp_path)), "ina226", {"sample_interval_ms": 5})
+    sampler = agent.PowerSampler(reader)
+    sampler.start()
+    started = time.perf_counter()
+    time.sleep(0.1)
+    samples = sampler.stop()
+    assert samples[0][0] <= started and len(samples) >= 5 and {w for _, w in samples} == {3.0}
+    write_sysfs_value(directory, "power1_input", "garbage")
+    sampler.start()  # the idle window fails ...
+    assert sampler.stop() == [] and "not an integer" in str(sampler.error)
+    write_sysfs_value(directory, "power1_input", 3_000_000)
+    sampler.start()  # ... so the timed window is not measured against a missing baseline
+    assert sampler.stop() == [] and sampler.error is not None
