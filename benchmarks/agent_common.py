@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -79,3 +80,13 @@ def default_model() -> Path:
     from edgekit.data import demo_model_path
 
     return demo_model_path()
+
+
+def ab_arguments(description: str) -> argparse.ArgumentParser:
+    """The options every interleaved A/B agent benchmark takes."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--min-seconds", type=float, default=2.0)
+    parser.add_argument("--threads", type=int, default=1)
+    return parser

@@ -10,12 +10,11 @@ sysfs attribute costs. Goal: p50 with / p50 without <= 1.02.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 from pathlib import Path
 
-from agent_common import default_model, through_agent
+from agent_common import ab_arguments, default_model, through_agent
 
 from edgekit.testing import make_fake_ina2xx, make_fake_sysfs
 
@@ -23,11 +22,7 @@ GOAL = 1.02
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=None)
-    parser.add_argument("--reps", type=int, default=7)
-    parser.add_argument("--min-seconds", type=float, default=2.0)
-    parser.add_argument("--threads", type=int, default=1)
+    parser = ab_arguments(__doc__.splitlines()[0])
     parser.add_argument("--interval-ms", type=float, default=0.0)
     args = parser.parse_args()
     model = args.model or default_model()
