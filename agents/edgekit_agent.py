@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import os
 import platform
@@ -306,6 +307,7 @@ def sensors_snapshot(host: Host) -> Dict[str, Any]:
         "thermal_zones": zones,
         "cpufreq": read_cpufreq(host),
         "throttled": read_throttled(host),
+        "nvpmodel": read_nvpmodel(),
         "max_temp_c": max(temps) if temps else None,
         "time_unix": time.time(),
     }
@@ -359,6 +361,442 @@ def device_facts(host: Host, workdir: str = "~") -> Dict[str, Any]:
         "temperatures_c": {"%s:%s" % (z["zone"], z["type"]): z["temp_c"] for z in zones},
         "throttled": read_throttled(host),
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# Power and energy sensors: a pure parser per format + a small reader class per back end.
+# Formats and units: shared/reference/sensor-formats.md (keys in [brackets] below).
+# ---------------------------------------------------------------------------------------------
+
+SENSOR_UNAVAILABLE = "SensorUnavailable"
+SENSOR_GARBAGE = "SensorGarbage"
+INA2XX_CHIPS = ("ina219", "ina220", "ina226", "ina230", "ina231")  # ina2xx driver names [INA2XX]
+POWER_SENSOR_KINDS = ("ina3221", "ina3221x", "rpi5-pmic", "rapl", "command", *INA2XX_CHIPS)
+DEFAULT_INTERVAL_S = 0.02
+MIN_INTERVAL_S = 0.005
+RAPL_INTERVAL_S = 0.05  # counters: exact differences; periodic reads only catch wraps (range/Pmax ~ minutes)
+PMIC_INTERVAL_S = 0.05  # one pmic_read_adc costs ~23 ms of firmware time [ZEUS]
+COMMAND_INTERVAL_S = 0.2
+COMMAND_TIMEOUT_S = 5.0
+# "NAME_A current(7)=6.22421000A" / "NAME_V volt(15)=0.86173300V" [ZEUS test]
+PMIC_LINE = re.compile(r"^\s*(\S+?)_([AV])\s+(?:current|volt)\(\d+\)=([-+\d.eE]+)[AV]\s*$")
+NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def parse_sysfs_number(text: Optional[str], what: str) -> float:
+    """One numeric sysfs attribute; garbage raises SensorGarbage (never a made-up 0)."""
+    value = parse_int(text)
+    if value is None:
+        raise AgentFailure(SENSOR_GARBAGE, "%s: not an integer: %r" % (what, (text or "")[:40]), path=what)
+    return float(value)
+
+
+def parse_pmic_adc(text: str) -> Dict[str, float]:
+    """`vcgencmd pmic_read_adc` (Pi 5) -> watts per rail: A x V paired by name, not by the
+    index in parentheses, which differs between the two lines of a rail [ZEUS]. Voltage-only
+    entries (EXT5V_V, BATT_V) carry no power."""
+    amps: Dict[str, float] = {}
+    volts: Dict[str, float] = {}
+    for line in text.splitlines():
+        match = PMIC_LINE.match(line)
+        if match:
+            (amps if match.group(2) == "A" else volts)[match.group(1)] = float(match.group(3))
+    rails = {name: amps[name] * volts[name] for name in sorted(amps) if name in volts}
+    if not rails:
+        raise AgentFailure(SENSOR_GARBAGE, "pmic_read_adc printed no rail with both current and voltage")
+    return rails
+
+
+def parse_nvpmodel(text: Optional[str]) -> Optional[Dict[str, Any]]:
+    """`nvpmodel -q`: "NV Power Mode: MAXN" then the numeric id on the next line, possibly
+    after "NVPM WARN" lines [JTOP nvpmodel.py]."""
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    for index, line in enumerate(lines):
+        match = re.match(r"^NV Power Mode: (\S+)", line)
+        if match:
+            ids = [int(rest) for rest in lines[index + 1 :] if re.fullmatch(r"\d+", rest)]
+            return {"mode": match.group(1), "id": ids[0] if ids else None}
+    return None
+
+
+def parse_meter_output(text: str) -> float:
+    """An external meter prints one number (W or cumulative J); the last number on the last
+    non-empty line counts, so "power: 4.2 W" works too."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    numbers = NUMBER.findall(lines[-1]) if lines else []
+    if not numbers:
+        raise AgentFailure(SENSOR_GARBAGE, "the meter command printed no number: %r" % text.strip()[:60])
+    value = float(numbers[-1])
+    if value != value or value in (float("inf"), float("-inf")):
+        raise AgentFailure(SENSOR_GARBAGE, "the meter command printed %r" % numbers[-1])
+    return value
+
+
+def counter_delta(previous: float, current: float, max_range: Optional[float]) -> float:
+    """Difference of two readings of a cumulative counter. With a range (RAPL
+    max_energy_range_uj) a smaller reading wrapped: d = e2 + (range - e1) [PCAP]; without one
+    (hwmon energy*_input, a meter's joules) it was reset, and the new reading counts from 0."""
+    if current >= previous:
+        return current - previous
+    if max_range:
+        return current + (max_range - previous)
+    return current
+
+
+def read_sensor_text(path: str) -> str:
+    """Like Host.read_text but the reason survives: EACCES, ENODATA (disabled INA3221 channel)."""
+    try:
+        with open(path, "r", encoding="utf-8", errors="replace") as handle:
+            return handle.read(4096)
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        code = errno_name(exc.errno)
+        raise AgentFailure(
+            SENSOR_UNAVAILABLE,
+            "cannot read %s: %s%s" % (path, reason, " (%s)" % code if code else ""),
+            path=path,
+            errno=code,
+        ) from None
+
+
+def errno_name(number: Optional[int]) -> Optional[str]:
+    return errno.errorcode.get(number) if number else None
+
+
+class PowerReader:
+    """One sensor. kind "power": read() -> watts now; kind "energy": read() -> cumulative
+    joules since the reader opened (wraps and resets already unfolded)."""
+
+    kind = "power"
+
+    def __init__(self, name: str, source: str, interval_s: float, resolution: float) -> None:
+        self.name = name
+        self.source = source
+        self.interval_s = interval_s
+        self.resolution = resolution  # one quantisation step: watts (power) or joules (energy)
+
+    def read(self) -> float:
+        raise NotImplementedError
+
+    def describe(self) -> Dict[str, Any]:
+        return {
+            "sensor": self.name,
+            "kind": self.kind,
+            "source": self.source,
+            "interval_s": self.interval_s,
+            "resolution": self.resolution,
+        }
+
+
+class FilePowerReader(PowerReader):
+    """Watts = product of sysfs integers x scale (hwmon power1_input µW; IIO in_power mW;
+    INA3221 in mV x curr mA)."""
+
+    def __init__(
+        self, name: str, paths: List[str], scale: float, interval_s: float, resolution: float
+    ) -> None:
+        super().__init__(name, " x ".join(paths), interval_s, resolution)
+        self.paths = paths
+        self.scale = scale
+
+    def read(self) -> float:
+        product = self.scale
+        for path in self.paths:
+            product *= parse_sysfs_number(read_sensor_text(path), path)
+        return product
+
+
+class CounterReader(PowerReader):
+    """A cumulative counter unfolded into joules since the first read."""
+
+    kind = "energy"
+
+    def __init__(
+        self,
+        name: str,
+        source: str,
+        interval_s: float,
+        resolution: float,
+        fetch: Callable[[], float],
+        joules_per_unit: float,
+        max_range: Optional[float],
+    ) -> None:
+        super().__init__(name, source, interval_s, resolution)
+        self.fetch = fetch
+        self.joules_per_unit = joules_per_unit
+        self.max_range = max_range
+        self.last: Optional[float] = None
+        self.total = 0.0
+
+    def read(self) -> float:
+        raw = self.fetch()
+        if self.last is not None:
+            self.total += counter_delta(self.last, raw, self.max_range)
+        self.last = raw
+        return self.total * self.joules_per_unit
+
+
+class CommandPowerReader(PowerReader):
+    """`vcgencmd pmic_read_adc` (rail sum or one rail) or an external meter printing watts."""
+
+    def __init__(
+        self, name: str, argv: List[str], parse: Callable[[str], float], interval_s: float, resolution: float
+    ) -> None:
+        super().__init__(name, " ".join(argv), interval_s, resolution)
+        self.argv = argv
+        self.parse = parse
+
+    def read(self) -> float:
+        return self.parse(run_sensor_command(self.argv))
+
+
+def run_sensor_command(argv: List[str]) -> str:
+    try:
+        done = subprocess.run(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=COMMAND_TIMEOUT_S, check=False
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise AgentFailure(SENSOR_UNAVAILABLE, "%s failed: %s" % (argv[0], _first_line(exc))) from None
+    output = done.stdout.decode("utf-8", "replace")
+    if done.returncode != 0:
+        detail = (done.stderr.decode("utf-8", "replace").strip() or output.strip())[:80]
+        raise AgentFailure(
+            SENSOR_UNAVAILABLE,
+            "%s exited %d%s" % (" ".join(argv), done.returncode, ": " + detail if detail else ""),
+        )
+    return output
+
+
+def split_spec(spec: str) -> Tuple[str, str]:
+    kind, _, argument = spec.partition(":")
+    return kind.strip(), argument.strip()
+
+
+def hwmon_devices(host: Host, chip: str) -> List[Tuple[str, str]]:
+    """(hwmon dir, I2C client) of every hwmon whose `name` is chip; indices vary, so match by
+    name and by the realpath of the `device` link (e.g. 1-0040) [HW-ABI][pitfall 1]."""
+    found = []
+    for hwmon in host.list_sys("class/hwmon", r"hwmon\d+"):
+        directory = host.sys_path("class/hwmon/" + hwmon)
+        if (host.read_text(os.path.join(directory, "name")) or "").strip() == chip:
+            client = os.path.basename(os.path.realpath(os.path.join(directory, "device")))
+            found.append((directory, client))
+    return found
+
+
+def sysfs_interval_s(host: Host, path: str, default: float) -> float:
+    """A chip's `update_interval` (ms) as a sampling period; faster polling repeats values."""
+    millis = parse_int(host.read_text(path))
+    return max(millis / 1000.0, MIN_INTERVAL_S) if millis and millis > 0 else default
+
+
+def open_ina3221(host: Host, spec: str, label: str) -> PowerReader:
+    """Upstream hwmon ina3221 (JetPack 5/6): no power file; P = inN mV x currN mA [INA3221-DOC]."""
+    for directory, client in hwmon_devices(host, "ina3221"):
+        for channel in (1, 2, 3):  # in4..7 are shunt voltages / their sum, never rails
+            if (host.read_text(os.path.join(directory, "in%d_label" % channel)) or "").strip() != label:
+                continue
+            volts = os.path.join(directory, "in%d_input" % channel)
+            amps = os.path.join(directory, "curr%d_input" % channel)
+            interval = sysfs_interval_s(host, os.path.join(directory, "update_interval"), DEFAULT_INTERVAL_S)
+            # Bus LSB 8 mV, current in whole mA: one step is about 8 mV x I + 1 mA x V; at 5 V, 1 A: 13 mW.
+            reader = FilePowerReader(spec, [volts, amps], 1e-6, interval, 0.013)
+            reader.source = "%s (%s)" % (reader.source, client)
+            return reader
+    raise AgentFailure(
+        SENSOR_UNAVAILABLE, "no ina3221 hwmon with label %s under %s" % (label, host.sys_path("class/hwmon"))
+    )
+
+
+def open_ina3221x(host: Host, spec: str, rail: str) -> PowerReader:
+    """JetPack 4 IIO ina3221x: rail_name_k names channel k, in_power{k}_input is mW [NV-INA]."""
+    base = "bus/i2c/drivers/ina3221x"
+    for client in host.list_sys(base, r"\d+-[0-9a-fA-F]+"):
+        for device in host.list_sys("%s/%s" % (base, client), r"iio:device\d+|iio_device"):
+            directory = host.sys_path("%s/%s/%s" % (base, client, device))
+            for channel in (0, 1, 2):
+                if (host.read_text(os.path.join(directory, "rail_name_%d" % channel)) or "").strip() == rail:
+                    path = os.path.join(directory, "in_power%d_input" % channel)
+                    return FilePowerReader(spec, [path], 1e-3, DEFAULT_INTERVAL_S, 0.001)
+    raise AgentFailure(SENSOR_UNAVAILABLE, "no ina3221x rail %s under %s" % (rail, host.sys_path(base)))
+
+
+def open_ina2xx(host: Host, spec: str, chip: str, client: str) -> PowerReader:
+    """ina2xx hwmon: power1_input µW [INA2XX]. `ina226` = the only one, `ina226:1-0040` = by I2C client."""
+    devices = [(d, c) for d, c in hwmon_devices(host, chip) if not client or c == client]
+    if len(devices) != 1:
+        where = host.sys_path("class/hwmon")
+        if not devices:
+            raise AgentFailure(
+                SENSOR_UNAVAILABLE,
+                "no %s hwmon%s under %s" % (chip, " at " + client if client else "", where),
+            )
+        raise AgentFailure(
+            SENSOR_UNAVAILABLE,
+            "%d %s hwmon devices (%s): name one, e.g. %s:%s"
+            % (len(devices), chip, ", ".join(c for _, c in devices), chip, devices[0][1]),
+        )
+    directory, found_client = devices[0]
+    interval = sysfs_interval_s(host, os.path.join(directory, "update_interval"), DEFAULT_INTERVAL_S)
+    reader = FilePowerReader(spec, [os.path.join(directory, "power1_input")], 1e-6, interval, 0.0025)
+    reader.source = "%s (%s)" % (reader.source, found_client)
+    return reader
+
+
+def open_rapl(host: Host, spec: str, zone_name: str) -> PowerReader:
+    """powercap RAPL energy counter, matched by zone `name` (ids are hex and the order varies);
+    intel-rapl-mmio mirrors the MSR package and would count twice [PCAP][RAPL-C]."""
+    base = "class/powercap"
+    for zone in host.list_sys(base, r"intel-rapl(:[0-9a-f]+)+"):
+        directory = host.sys_path("%s/%s" % (base, zone))
+        if (host.read_text(os.path.join(directory, "name")) or "").strip() != zone_name:
+            continue
+        return open_rapl_zone(spec, os.path.join(directory, "energy_uj"), directory)
+    raise AgentFailure(
+        SENSOR_UNAVAILABLE, "no powercap zone named %s under %s" % (zone_name, host.sys_path(base))
+    )
+
+
+def open_rapl_zone(spec: str, energy: str, directory: str) -> PowerReader:
+    """One powercap zone's µJ counter; wraps unfold at max_energy_range_uj [PCAP]."""
+    try:
+        parse_sysfs_number(read_sensor_text(energy), energy)
+    except AgentFailure as failure:
+        if failure.data.get("errno") == "EACCES":  # commit 949dd0104c49, 5.10+ and stable [PCAP-C]
+            failure.message = "%s: energy_uj is root-only (EACCES; CVE-2020-8694)" % spec
+        raise
+    max_range = parse_int(Host.read_text(os.path.join(directory, "max_energy_range_uj")))
+
+    def fetch() -> float:
+        return parse_sysfs_number(read_sensor_text(energy), energy)
+
+    return CounterReader(
+        spec, energy, RAPL_INTERVAL_S, 1e-6, fetch, 1e-6, float(max_range) if max_range else None
+    )
+
+
+def open_pmic(spec: str, rail: str) -> PowerReader:
+    """Pi 5 PMIC ADC through vcgencmd: the sum of all rails, or one rail [ZEUS]."""
+    vcgencmd = shutil.which("vcgencmd")
+    if not vcgencmd:
+        raise AgentFailure(SENSOR_UNAVAILABLE, "vcgencmd not found on PATH (rpi5-pmic needs it)")
+    argv = [vcgencmd, "pmic_read_adc"]
+    rails = parse_pmic_adc(run_sensor_command(argv))
+    if rail and rail not in rails:
+        raise AgentFailure(
+            SENSOR_UNAVAILABLE, "pmic_read_adc has no rail %s (has %s)" % (rail, ", ".join(sorted(rails)))
+        )
+
+    def parse(text: str) -> float:
+        values = parse_pmic_adc(text)
+        if rail:
+            if rail not in values:
+                raise AgentFailure(SENSOR_GARBAGE, "pmic_read_adc lost rail %s" % rail)
+            return values[rail]
+        return sum(values.values())
+
+    return CommandPowerReader(spec, argv, parse, PMIC_INTERVAL_S, 1e-4)
+
+
+def open_command(spec: str, options: Dict[str, Any]) -> PowerReader:
+    """An external meter (USB power meter, smart plug): the profile's power_command prints watts
+    (unit "W") or cumulative joules (unit "J")."""
+    argv = options.get("power_command")
+    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+        raise AgentFailure(SENSOR_UNAVAILABLE, "command: the profile gives no power_command")
+    unit = options.get("power_command_unit", "W")
+    resolved = shutil.which(argv[0]) or argv[0]
+    interval = COMMAND_INTERVAL_S
+    argv = [resolved, *argv[1:]]
+    parse_meter_output(run_sensor_command(argv))  # fails now, not in the middle of the window
+    if unit == "J":
+
+        def fetch() -> float:
+            return parse_meter_output(run_sensor_command(argv))
+
+        return CounterReader(spec, " ".join(argv), interval, 1e-3, fetch, 1.0, None)
+    if unit != "W":
+        raise AgentFailure(SENSOR_UNAVAILABLE, "command: power_command_unit must be W or J, got %r" % unit)
+    return CommandPowerReader(spec, argv, parse_meter_output, interval, 1e-3)
+
+
+def open_power_sensor(host: Host, spec: str, options: Optional[Dict[str, Any]] = None) -> PowerReader:
+    """The reader for a profile's sensor spec, or a typed failure with a human reason."""
+    options = options or {}
+    kind, argument = split_spec(spec)
+    if kind == "ina3221":
+        reader = open_ina3221(host, spec, argument)
+    elif kind == "ina3221x":
+        reader = open_ina3221x(host, spec, argument)
+    elif kind in INA2XX_CHIPS:
+        reader = open_ina2xx(host, spec, kind, argument)
+    elif kind == "rapl":
+        reader = open_rapl(host, spec, argument or "package-0")
+    elif kind == "rpi5-pmic":
+        reader = open_pmic(spec, argument)
+    elif kind == "command":
+        reader = open_command(spec, options)
+    else:
+        raise AgentFailure(
+            SENSOR_UNAVAILABLE, "unknown sensor %r (kinds: %s)" % (spec, ", ".join(POWER_SENSOR_KINDS))
+        )
+    override = options.get("sample_interval_ms")
+    if isinstance(override, (int, float)) and override > 0:  # the user knows the sensor: 1 ms floor only
+        reader.interval_s = max(float(override) / 1000.0, 0.001)
+    reader.read()  # a first read proves it works (and primes counters)
+    return reader
+
+
+def discover_power_sensors(host: Host) -> List[Dict[str, Any]]:
+    """Every power sensor this board offers, each tried once (for `devices doctor`)."""
+    specs: List[str] = []
+    for directory, _client in hwmon_devices(host, "ina3221"):
+        for channel in (1, 2, 3):
+            label = (host.read_text(os.path.join(directory, "in%d_label" % channel)) or "").strip()
+            if label and "NC" not in label.split():
+                specs.append("ina3221:" + label)
+    for chip in INA2XX_CHIPS:
+        specs.extend("%s:%s" % (chip, client) for _, client in hwmon_devices(host, chip))
+    base = "bus/i2c/drivers/ina3221x"
+    for client in host.list_sys(base, r"\d+-[0-9a-fA-F]+"):
+        for device in host.list_sys("%s/%s" % (base, client), r"iio:device\d+|iio_device"):
+            for channel in (0, 1, 2):
+                rail = (
+                    host.sys_text("%s/%s/%s/rail_name_%d" % (base, client, device, channel)) or ""
+                ).strip()
+                if rail:
+                    specs.append("ina3221x:" + rail)
+    for zone in host.list_sys("class/powercap", r"intel-rapl(:[0-9a-f]+)+"):
+        name = (host.sys_text("class/powercap/%s/name" % zone) or "").strip()
+        if name:
+            specs.append("rapl:" + name)
+    if shutil.which("vcgencmd"):
+        specs.append("rpi5-pmic")
+    return check_power_sensors(host, specs, {})
+
+
+def check_power_sensors(host: Host, specs: List[str], options: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """Each named sensor: found and readable (with one reading), or the reason it is not."""
+    checked = []
+    for spec in specs:
+        try:
+            reader = open_power_sensor(host, spec, options)
+            value = reader.read()
+            checked.append(dict(reader.describe(), ok=True, value=value))
+        except AgentFailure as failure:
+            checked.append({"sensor": spec, "ok": False, "reason": failure.message})
+    return checked
+
+
+def read_nvpmodel() -> Optional[Dict[str, Any]]:
+    """Jetson power mode, when nvpmodel exists (it needs no root for -q)."""
+    nvpmodel = shutil.which("nvpmodel")
+    if not nvpmodel:
+        return None
+    try:
+        return parse_nvpmodel(run_sensor_command([nvpmodel, "-q"]))
+    except AgentFailure as failure:
+        return {"mode": None, "id": None, "reason": failure.message}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -534,6 +972,252 @@ def build_feeds(params: Dict[str, Any], input_names: List[str]) -> Dict[str, Any
 
 
 # ---------------------------------------------------------------------------------------------
+# Energy measurement: a sampling thread, a pure summary, and the thermal wait before timing
+# ---------------------------------------------------------------------------------------------
+
+MIN_WINDOW_SAMPLES = 3
+IDLE_MAX_SECONDS = 60.0  # the idle baseline matches the planned window, up to this long
+THERMAL_POLL_S = 1.0
+Sample = Tuple[float, float]  # (perf_counter seconds, watts or cumulative joules)
+
+
+class PowerSampler:
+    """Reads one sensor in a daemon thread every interval_s, sleeping on an Event in between,
+    so the inference loop pays for one short read per interval and nothing else. start() and
+    stop() each take a sample themselves, so the samples bracket the window."""
+
+    def __init__(self, reader: PowerReader) -> None:
+        self.reader = reader
+        self.samples: List[Sample] = []
+        self.error: Optional[str] = None
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    def _sample(self) -> None:
+        try:
+            t0 = time.perf_counter()
+            value = self.reader.read()
+            self.samples.append(((t0 + time.perf_counter()) / 2.0, value))
+        except AgentFailure as failure:
+            self.error = failure.message
+            self._stop.set()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.reader.interval_s):
+            self._sample()
+
+    def start(self) -> None:
+        """A new window. After a failed read the sensor stays failed: `error` says why."""
+        self.samples = []
+        if self.error is not None:
+            return
+        self._stop.clear()
+        self._sample()
+        self._thread = threading.Thread(target=self._loop, name="edgekit-power", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> List[Sample]:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self.error is None:
+            self._sample()
+        return self.samples
+
+
+def window_power(samples: List[Sample], kind: str) -> Tuple[float, float]:
+    """(time-weighted mean watts over the samples' span, its standard error).
+
+    Power samples: trapezoid integration / span; standard error = sample std / sqrt(n).
+    Energy counters: the exact counter difference / span; standard error from the scatter of
+    the per-interval powers (dE/dt between consecutive reads) / sqrt(intervals)."""
+    span = samples[-1][0] - samples[0][0]
+    if span <= 0:
+        raise ValueError("samples span no time")
+    pairs = list(zip(samples, samples[1:]))  # noqa: RUF007 - itertools.pairwise is Python 3.10+
+    if kind == "energy":
+        mean = (samples[-1][1] - samples[0][1]) / span
+        values = [(b[1] - a[1]) / (b[0] - a[0]) for a, b in pairs if b[0] > a[0]]
+    else:
+        mean = sum((a[1] + b[1]) / 2.0 * (b[0] - a[0]) for a, b in pairs) / span
+        values = [value for _, value in samples]
+    count = len(values)
+    average = sum(values) / count
+    variance = sum((v - average) ** 2 for v in values) / (count - 1) if count > 1 else 0.0
+    return mean, (variance / count) ** 0.5
+
+
+def energy_summary(
+    idle: List[Sample],
+    busy: List[Sample],
+    *,
+    kind: str,
+    window_s: float,
+    inferences: int,
+    resolution: float,
+) -> Dict[str, Any]:
+    """Energy per inference above idle, from an idle window and the timed window (pure).
+
+    mj_per_inference = (P_busy - P_idle) x window_s / inferences x 1000, where P are
+    time-weighted means. Its uncertainty (one standard uncertainty) combines, per mean, the
+    standard error of the samples and the sensor's quantisation (one step / sqrt(12), which
+    averaging does not shrink: a steady reading rounds the same way every time; for counters
+    a step of the counter at each of the two endpoint reads), then the two means in quadrature
+    (idle and busy are independent windows). Readings are autocorrelated, so the standard
+    error is a floor rather than a bound."""
+    if inferences < 1 or window_s <= 0:
+        return {"mj_per_inference": None, "reason": "no timed inferences"}
+    if len(idle) < MIN_WINDOW_SAMPLES or len(busy) < MIN_WINDOW_SAMPLES:
+        return {
+            "mj_per_inference": None,
+            "reason": "too few power samples (idle %d, busy %d; need >= %d each): the sensor is "
+            "slower than the window, lengthen --min-seconds" % (len(idle), len(busy), MIN_WINDOW_SAMPLES),
+            "sample_count": len(busy),
+            "idle_sample_count": len(idle),
+        }
+    try:
+        busy_w, busy_se = window_power(busy, kind)
+        idle_w, idle_se = window_power(idle, kind)
+    except ValueError as exc:
+        return {"mj_per_inference": None, "reason": "power samples unusable: %s" % exc}
+    uncertainties = []
+    for samples, se in ((busy, busy_se), (idle, idle_se)):
+        span = samples[-1][0] - samples[0][0]
+        quantum = resolution * 2**0.5 / span if kind == "energy" else resolution / 12**0.5
+        uncertainties.append((se**2 + quantum**2) ** 0.5)
+    above_idle_w = busy_w - idle_w
+    scale = window_s / inferences * 1000.0
+    return {
+        "mj_per_inference": above_idle_w * scale,
+        "mj_per_inference_uncertainty": (uncertainties[0] ** 2 + uncertainties[1] ** 2) ** 0.5 * scale,
+        "total_energy_j": busy_w * window_s,
+        "energy_above_idle_j": above_idle_w * window_s,
+        "avg_power_w": busy_w,
+        "idle_power_w": idle_w,
+        "avg_power_uncertainty_w": uncertainties[0],
+        "idle_power_uncertainty_w": uncertainties[1],
+        "window_s": window_s,
+        "idle_window_s": idle[-1][0] - idle[0][0],
+        "inferences": inferences,
+        "sample_count": len(busy),
+        "idle_sample_count": len(idle),
+        "method": "counter-difference" if kind == "energy" else "trapezoid",
+    }
+
+
+def open_first_power_sensor(
+    host: Host, specs: List[str], options: Dict[str, Any]
+) -> Tuple[Optional[PowerReader], List[str]]:
+    """The first of the profile's sensors that works, and why the ones before it did not."""
+    reasons = []
+    for spec in specs:
+        try:
+            return open_power_sensor(host, spec, options), reasons
+        except AgentFailure as failure:
+            reasons.append(failure.message if spec in failure.message else "%s: %s" % (spec, failure.message))
+    return None, reasons
+
+
+def measured_energy(
+    reader: Optional[PowerReader],
+    sampler: Optional[PowerSampler],
+    specs: List[str],
+    failures: List[str],
+    idle: List[Sample],
+    busy: List[Sample],
+    window_s: float,
+    inferences: int,
+) -> Dict[str, Any]:
+    """The bench reply's "energy": a summary, or mj_per_inference None with the reason."""
+    if reader is None or sampler is None:
+        reason = "; ".join(failures) if failures else "profile names no power sensor"
+        return {"mj_per_inference": None, "reason": reason, "sensors_tried": specs}
+    summary: Dict[str, Any] = dict(reader.describe(), skipped=failures)
+    if sampler.error is not None:
+        summary.update(
+            mj_per_inference=None, reason="%s failed during the run: %s" % (reader.name, sampler.error)
+        )
+        return summary
+    summary.update(
+        energy_summary(
+            idle,
+            busy,
+            kind=reader.kind,
+            window_s=window_s,
+            inferences=inferences,
+            resolution=reader.resolution,
+        )
+    )
+    return summary
+
+
+def zone_temperature_c(host: Host, zone_type: str) -> Tuple[Optional[float], str]:
+    """The watched zone's temperature (the hottest zone when zone_type is "")."""
+    temps = [
+        (zone["temp_c"], "%s:%s" % (zone["zone"], zone["type"]))
+        for zone in read_thermal_zones(host)
+        if zone["temp_c"] is not None and (not zone_type or zone["type"] == zone_type)
+    ]
+    if not temps:
+        return None, zone_type or "hottest"
+    return max(temps)
+
+
+def wait_until_cool(
+    host: Host,
+    zone_type: str,
+    max_c: float,
+    timeout_s: float,
+    poll_s: float,
+    progress: Callable[[Dict[str, Any]], None],
+) -> Dict[str, Any]:
+    """Wait until the zone is below max_c. On timeout the run goes on and says so (the host
+    marks it suspect): a benchmark that never starts helps no one, a flagged one can be judged."""
+    started = time.monotonic()
+    temp, zone = zone_temperature_c(host, zone_type)
+    if temp is None:
+        return {
+            "max_start_temp_c": max_c,
+            "zone": zone,
+            "start_temp_c": None,
+            "waited_s": 0.0,
+            "timed_out": False,
+            "reason": "no thermal zone %r to watch" % (zone_type or "any"),
+        }
+    while temp >= max_c:
+        elapsed = time.monotonic() - started
+        if elapsed >= timeout_s:
+            return {
+                "max_start_temp_c": max_c,
+                "zone": zone,
+                "start_temp_c": temp,
+                "waited_s": round(elapsed, 3),
+                "timed_out": True,
+            }
+        progress(
+            {
+                "phase": "cooldown",
+                "temp_c": temp,
+                "max_start_temp_c": max_c,
+                "message": "%s at %.1f C, waiting for < %.1f C (%.0f/%.0f s)"
+                % (zone, temp, max_c, elapsed, timeout_s),
+            }
+        )
+        time.sleep(poll_s)
+        temp, zone = zone_temperature_c(host, zone_type)
+        if temp is None:
+            break
+    return {
+        "max_start_temp_c": max_c,
+        "zone": zone,
+        "start_temp_c": temp,
+        "waited_s": round(time.monotonic() - started, 3),
+        "timed_out": False,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
 # The bench child
 # ---------------------------------------------------------------------------------------------
 
@@ -632,13 +1316,46 @@ def run_bench(params: Dict[str, Any], host: Host, emit: Callable[[Dict[str, Any]
         )
 
     next_report = time.perf_counter() + PROGRESS_INTERVAL_S
+    warmup_started = time.perf_counter()
     for index in range(warmup):
         run()
         if time.perf_counter() >= next_report:
             progress("warmup", index + 1, warmup)
             next_report = time.perf_counter() + PROGRESS_INTERVAL_S
+    per_inference_s = (time.perf_counter() - warmup_started) / warmup if warmup else first_ns / 1e9
+
+    thermal_wait = None
+    max_start_temp_c = params.get("max_start_temp_c")
+    if max_start_temp_c is not None:
+
+        def cooldown(event: Dict[str, Any]) -> None:
+            emit(dict(event, event="progress", elapsed_s=round(time.perf_counter() - started, 3)))
+
+        thermal_wait = wait_until_cool(
+            host,
+            str(params.get("thermal_zone") or ""),
+            float(max_start_temp_c),
+            float(params.get("thermal_wait_timeout_s", 300.0)),
+            float(params.get("thermal_poll_s", THERMAL_POLL_S)),
+            cooldown,
+        )
+
+    sensor_specs = [str(spec) for spec in params.get("power_sensors") or []]
+    reader, sensor_failures = open_first_power_sensor(host, sensor_specs, params.get("sensor_options") or {})
+    sampler = PowerSampler(reader) if reader is not None else None
+    idle_samples: List[Sample] = []
+    if sampler is not None:
+        # Idle baseline: as long as the timed window is planned to be, right before it, no inference.
+        idle_s = min(max(min_seconds, runs * per_inference_s), max_seconds, IDLE_MAX_SECONDS)
+        progress("idle", 0, 1)
+        sampler.start()
+        time.sleep(idle_s)
+        idle_samples = list(sampler.stop())
 
     sensors_start = sensors_snapshot(host)
+    progress("timed", 0, runs)
+    if sampler is not None:
+        sampler.start()
     latencies: List[int] = []
     append = latencies.append
     clock = time.perf_counter_ns
@@ -660,8 +1377,19 @@ def run_bench(params: Dict[str, Any], host: Host, emit: Callable[[Dict[str, Any]
             progress("timed", len(latencies), runs)
             next_report_ns = t1 + report_every_ns
     window_ns = clock() - window_start
+    busy_samples = sampler.stop() if sampler is not None else []
     sensors_end = sensors_snapshot(host)
     progress("timed", len(latencies), runs)
+    energy = measured_energy(
+        reader,
+        sampler,
+        sensor_specs,
+        sensor_failures,
+        idle_samples,
+        busy_samples,
+        window_ns / 1e9,
+        len(latencies),
+    )
 
     peak, source = peak_rss()
     return {
@@ -682,6 +1410,8 @@ def run_bench(params: Dict[str, Any], host: Host, emit: Callable[[Dict[str, Any]
         },
         "sensors_start": sensors_start,
         "sensors_end": sensors_end,
+        "energy": energy,
+        "thermal_wait": thermal_wait,
         "window": {
             "started_unix": window_start_unix,
             "duration_s": window_ns / 1e9,
@@ -841,7 +1571,14 @@ class Agent:
         }
 
     def op_sensors(self, request_id: Any, params: Dict[str, Any]) -> Dict[str, Any]:
-        return sensors_snapshot(self.host)
+        snapshot = sensors_snapshot(self.host)
+        specs = params.get("power_sensors")
+        if isinstance(specs, list):  # the profile's sensors, each tried once (devices doctor)
+            options = params.get("sensor_options") or {}
+            snapshot["power_sensors"] = check_power_sensors(self.host, [str(s) for s in specs], options)
+        if params.get("discover_power"):
+            snapshot["power_discovered"] = discover_power_sensors(self.host)
+        return snapshot
 
     def op_bench(self, request_id: Any, params: Dict[str, Any]) -> Dict[str, Any]:
         lock = DeviceLock(self.lock_file)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -17,12 +18,19 @@ from edgekit.transport.local import LocalTransport
 BARE = Path(__file__).with_name("bare_onnxruntime.py")
 
 
-def through_agent(model: Path, threads: int, runs: int, min_seconds: float) -> dict[str, Any]:
+def through_agent(
+    model: Path,
+    threads: int,
+    runs: int,
+    min_seconds: float,
+    sysfs_root: Path | None = None,
+    extra_params: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     inputs = {
         i.name: {"shape": [d if isinstance(d, int) else 1 for d in i.dims], "dtype": i.dtype}
         for i in graph_inputs(load_onnx(model))
     }
-    transport = LocalTransport()
+    transport = LocalTransport(sysfs_root=sysfs_root)
     client = AgentClient(transport.start_agent(), "local")
     try:
         client.hello()
@@ -35,6 +43,7 @@ def through_agent(model: Path, threads: int, runs: int, min_seconds: float) -> d
                 "min_seconds": min_seconds,
                 "inputs": inputs,
                 "seed": 0,
+                **(extra_params or {}),
             }
         )
     finally:
@@ -43,6 +52,7 @@ def through_agent(model: Path, threads: int, runs: int, min_seconds: float) -> d
         "p50_ms": float(np.median(raw["latencies_ns"])) / 1e6,
         "n": len(raw["latencies_ns"]),
         "peak_rss_bytes": raw["memory"]["peak_rss_bytes"],
+        "energy": raw.get("energy"),
     }
 
 
@@ -70,3 +80,13 @@ def default_model() -> Path:
     from edgekit.data import demo_model_path
 
     return demo_model_path()
+
+
+def ab_arguments(description: str) -> argparse.ArgumentParser:
+    """The options every interleaved A/B agent benchmark takes."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--min-seconds", type=float, default=2.0)
+    parser.add_argument("--threads", type=int, default=1)
+    return parser

@@ -7,21 +7,15 @@ Goal: ratio <= 1.03. Prints the per-repetition p50s and the ratio of their media
 
 from __future__ import annotations
 
-import argparse
 import statistics
-from pathlib import Path
 
-from agent_common import bare, default_model, through_agent
+from agent_common import ab_arguments, bare, default_model, through_agent
 
 GOAL = 1.03
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=None)
-    parser.add_argument("--reps", type=int, default=7)
-    parser.add_argument("--min-seconds", type=float, default=2.0)
-    parser.add_argument("--threads", type=int, default=1)
+    parser = ab_arguments(__doc__.splitlines()[0])
     args = parser.parse_args()
     model = args.model or default_model()
     agent_p50s, bare_p50s = [], []

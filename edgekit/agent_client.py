@@ -92,8 +92,9 @@ class AgentClient:
         result["handshake_ms"] = (time.monotonic() - started) * 1000.0
         return result
 
-    def sensors(self) -> dict[str, Any]:
-        return self.request("sensors", timeout_s=30.0)
+    def sensors(self, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A sensor snapshot; params may name power sensors to try (see docs/protocol.md)."""
+        return self.request("sensors", params or {}, timeout_s=60.0)
 
     def bench(self, params: dict[str, Any], on_progress: ProgressCallback | None = None) -> dict[str, Any]:
         # Progress events arrive every second while timing; only a model load is silent this long.

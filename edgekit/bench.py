@@ -40,6 +40,7 @@ class BenchOptions:
     seed: int = 0
     budget_overrides: dict[str, float] = field(default_factory=dict)
     lock_timeout_s: float = 600.0  # wait this long for another benchmark on the board to finish
+    thermal_wait_timeout_s: float = 300.0  # wait this long for max_start_temp_c, then run (suspect)
 
     def validate(self) -> None:
         if self.runs < 1:
@@ -50,6 +51,8 @@ class BenchOptions:
             raise UsageError(
                 f"--min-seconds must be between 0 and {self.max_seconds:g}, got {self.min_seconds:g}"
             )
+        if self.thermal_wait_timeout_s < 0:
+            raise UsageError(f"--thermal-wait-timeout must be >= 0, got {self.thermal_wait_timeout_s:g}")
         if self.threads is not None and self.threads < 0:
             raise UsageError(f"--threads must be >= 0 (0 = runtime default), got {self.threads}")
 
@@ -82,6 +85,28 @@ def prepare_model(path: Path, options: BenchOptions) -> PreparedModel:
 def _threads(options: BenchOptions, profile: DeviceProfile) -> int | None:
     threads = options.threads if options.threads is not None else profile.facts.default_threads
     return threads or None  # 0 = let the runtime decide
+
+
+def sensor_params(profile: DeviceProfile, options: BenchOptions) -> dict[str, Any]:
+    """Bench params for energy and the thermal wait (docs/protocol.md)."""
+    budget = profile.budget.with_overrides(options.budget_overrides)
+    return {
+        "power_sensors": list(profile.sensors.power),
+        "sensor_options": profile.sensors.sensor_options(),
+        "thermal_zone": profile.sensors.thermal_zone,
+        "max_start_temp_c": budget.max_start_temp_c,
+        "thermal_wait_timeout_s": options.thermal_wait_timeout_s,
+    }
+
+
+def energy_section(raw: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+    """The result's "energy" (None when not measured) and the reason when it is None."""
+    energy = raw.get("energy")
+    if not isinstance(energy, dict):
+        return None, "the agent did not measure energy (an older agent?)"
+    if energy.get("mj_per_inference") is None:
+        return None, str(energy.get("reason") or "not measured")
+    return {key: value for key, value in energy.items() if key != "reason"}, None
 
 
 def run_bench(
@@ -118,6 +143,7 @@ def run_bench(
             "inputs_file": inputs_path,
             "seed": options.seed,
             "lock_timeout_s": options.lock_timeout_s,
+            **sensor_params(profile, options),
         }
         raw = client.bench(params, on_progress=emit)
     result = build_result(
@@ -162,8 +188,12 @@ def build_result(
     memory_raw = raw.get("memory") or {}
     peak, baseline = memory_raw.get("peak_rss_bytes"), memory_raw.get("baseline_rss_bytes")
     thermal = thermal_summary(
-        raw.get("sensors_start") or {}, raw.get("sensors_end") or {}, profile.sensors.thermal_zone
+        raw.get("sensors_start") or {},
+        raw.get("sensors_end") or {},
+        profile.sensors.thermal_zone,
+        raw.get("thermal_wait"),
     )
+    energy, energy_reason = energy_section(raw)
     runtime = dict(raw.get("runtime") or {})
     fingerprint = build_fingerprint(
         device.name, facts, runtime, artifact.sha256, thermal, raw.get("sensors_start") or {}
@@ -199,12 +229,12 @@ def build_result(
             "baseline_rss_bytes": baseline,
             "source": memory_raw.get("source"),
         },
-        "energy": None,
+        "energy": energy,
         "thermal": thermal,
         "window": raw.get("window"),
         "transfer": transfer,
         "fingerprint": fingerprint,
-        "null_reasons": {"energy": "energy measurement is not available for this device yet"},
+        "null_reasons": {"energy": energy_reason} if energy_reason else {},
     }
     budget = profile.budget.with_overrides(options.budget_overrides)
     result["budget"] = evaluate(result, budget)

@@ -90,7 +90,8 @@ def _results_file(path: Path) -> list[dict[str, Any]]:
 def comparability(
     baseline: list[dict[str, Any]], candidate: list[dict[str, Any]], ignore: set[str]
 ) -> list[str]:
-    """Why these runs must not be compared: differing conditions, or throttling during a run."""
+    """Why these runs must not be compared: differing conditions, or a suspect run (throttled
+    during its window, or started hotter than max_start_temp_c; see edgekit.thermal)."""
     reference = baseline[0]["fingerprint"]
     reasons = []
     for result in [*baseline[1:], *candidate]:
@@ -98,7 +99,11 @@ def comparability(
             if key not in ignore:
                 reasons.append(f"{key} differs: {want!r} vs {got!r} (run {result.get('run_id', '?')})")
     for result in [*baseline, *candidate]:
-        if result["fingerprint"].get("throttled"):
+        thermal = result.get("thermal") or {}
+        if thermal.get("suspect"):
+            why = "; ".join(thermal.get("suspect_reasons") or []) or "see its thermal section"
+            reasons.append(f"run {result.get('run_id', '?')} is suspect: {why}")
+        elif result["fingerprint"].get("throttled"):
             reasons.append(f"run {result.get('run_id', '?')} throttled during its window (suspect)")
     return sorted(set(reasons))
 

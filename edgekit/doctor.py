@@ -17,8 +17,17 @@ class Check:
     detail: str
 
 
-def diagnose(facts: dict[str, Any], runtime: str, python: str = "python3") -> tuple[list[Check], str | None]:
-    """Checks for the agent's needs on this board, and the pip line that installs what is missing."""
+def diagnose(
+    facts: dict[str, Any],
+    runtime: str,
+    python: str = "python3",
+    sensors: dict[str, Any] | None = None,
+    profile_power: list[str] | None = None,
+) -> tuple[list[Check], str | None]:
+    """Checks for the agent's needs on this board, and the pip line that installs what is missing.
+
+    `sensors` is the agent's `sensors` reply with `power_sensors` (the profile's, each tried) and
+    `power_discovered` (every power sensor on the board)."""
     runtimes = facts.get("runtimes") or {}
     checks = [Check("python", "ok", str(facts.get("python")))]
     missing: list[str] = []
@@ -67,5 +76,34 @@ def diagnose(facts: dict[str, Any], runtime: str, python: str = "python3") -> tu
             else "no cpufreq (fixed clock or not exposed)",
         )
     )
+    if sensors is not None:
+        checks += power_checks(sensors, profile_power or [])
     install = f"{shlex.quote(python)} -m pip install {' '.join(missing)}" if missing else None
     return checks, install
+
+
+def power_checks(sensors: dict[str, Any], profile_power: list[str]) -> list[Check]:
+    """The profile's power sensors: found and read, or why not; then the others the board has."""
+    checks = []
+    tried = {entry.get("sensor"): entry for entry in sensors.get("power_sensors") or []}
+    for spec in profile_power:
+        entry = tried.get(spec) or {}
+        if entry.get("ok"):
+            unit = "J since opened" if entry.get("kind") == "energy" else "W"
+            checks.append(
+                Check(f"power {spec}", "ok", f"{entry.get('value', 0):.3f} {unit} ({entry.get('source')})")
+            )
+        else:
+            checks.append(
+                Check(f"power {spec}", "warn", f"{entry.get('reason', 'not tried')}: energy will be null")
+            )
+    if not profile_power:
+        checks.append(Check("power", "warn", "the profile names no power sensor: energy will be null"))
+    others = [
+        f"{e['sensor']}{'' if e.get('ok') else ' (unreadable)'}"
+        for e in sensors.get("power_discovered") or []
+        if e.get("sensor") not in profile_power
+    ]
+    if others:
+        checks.append(Check("other power sensors", "ok", ", ".join(others)))
+    return checks

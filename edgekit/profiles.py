@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,18 @@ PROFILE_SCHEMA = Section(
                 "thermal_zone": text("a thermal zone type, '' = hottest zone"),
                 "throttle": text("", choices=("none", "rpi-firmware", "jetson")),
                 "power": Field((list,), "a list of sensor names", item_types=(str,)),
+                "power_command": Field(
+                    (list,),
+                    'a command line as a list, e.g. ["meter", "--watts"] (the `command` sensor)',
+                    item_types=(str,),
+                    check=lambda argv: len(argv) > 0,
+                ),
+                "power_command_unit": text("", choices=("W", "J")),
+                "sample_interval_ms": Field(
+                    (int, float),
+                    "a number > 0 (milliseconds between power readings)",
+                    check=lambda value: math.isfinite(value) and value > 0,
+                ),
             },
         ),
         "budgets": Section(
@@ -79,11 +92,57 @@ class ProfileFacts:
     default_threads: int
 
 
+# Power sensor kinds the agent reads (agents/edgekit_agent.py open_power_sensor): KIND or KIND:ARGUMENT.
+POWER_SENSOR_KINDS: dict[str, str] = {
+    "ina3221": "ina3221:LABEL, a hwmon ina3221 channel by its label (JetPack 5/6), e.g. ina3221:VDD_IN",
+    "ina3221x": "ina3221x:RAIL, a JetPack 4 IIO rail, e.g. ina3221x:POM_5V_IN",
+    "ina219": "ina219 or ina219:I2C_CLIENT (e.g. ina219:1-0040), a hwmon ina2xx power1_input",
+    "ina220": "ina220 or ina220:I2C_CLIENT",
+    "ina226": "ina226 or ina226:I2C_CLIENT",
+    "ina230": "ina230 or ina230:I2C_CLIENT",
+    "ina231": "ina231 or ina231:I2C_CLIENT",
+    "rpi5-pmic": "rpi5-pmic (all rails) or rpi5-pmic:RAIL (e.g. VDD_CORE), via vcgencmd pmic_read_adc",
+    "rapl": "rapl:ZONE_NAME, a powercap energy counter, e.g. rapl:package-0",
+    "command": "command, the external meter in power_command",
+}
+_NEEDS_ARGUMENT = ("ina3221", "ina3221x", "rapl")
+
+
 @dataclass(frozen=True)
 class ProfileSensors:
     thermal_zone: str = ""
     throttle: str = "none"
     power: tuple[str, ...] = ()
+    power_command: tuple[str, ...] = ()
+    power_command_unit: str = "W"
+    sample_interval_ms: float | None = None
+
+    def sensor_options(self) -> dict[str, Any]:
+        """What the agent needs besides the sensor names (bench param `sensor_options`)."""
+        options: dict[str, Any] = {"power_command_unit": self.power_command_unit}
+        if self.power_command:
+            options["power_command"] = list(self.power_command)
+        if self.sample_interval_ms is not None:
+            options["sample_interval_ms"] = self.sample_interval_ms
+        return options
+
+
+def _check_power_specs(sensors: dict[str, Any], path: Path) -> None:
+    for spec in sensors.get("power", ()):
+        kind, _, argument = spec.partition(":")
+        problem = None
+        if kind not in POWER_SENSOR_KINDS:
+            close = difflib.get_close_matches(kind, list(POWER_SENSOR_KINDS), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problem = f"unknown sensor kind {kind!r}{hint}; known: {', '.join(POWER_SENSOR_KINDS)}"
+        elif kind in _NEEDS_ARGUMENT and not argument:
+            problem = f"expected {POWER_SENSOR_KINDS[kind]}"
+        elif kind == "command" and not sensors.get("power_command"):
+            problem = 'the `command` sensor needs [sensors] power_command = ["argv", ...]'
+        if problem:
+            raise ConfigError(
+                f"{path}: sensors.power: {spec!r}: {problem}", path=str(path), key="sensors.power"
+            )
 
 
 @dataclass(frozen=True)
@@ -119,7 +178,11 @@ class DeviceProfile:
             "description": self.description,
             "path": str(self.path),
             "facts": vars(self.facts),
-            "sensors": {**vars(self.sensors), "power": list(self.sensors.power)},
+            "sensors": {
+                **vars(self.sensors),
+                "power": list(self.sensors.power),
+                "power_command": list(self.sensors.power_command),
+            },
             "budgets": dict(self.budget.limits),
             "sources": dict(self.sources),
         }
@@ -135,6 +198,7 @@ def parse_profile(data: dict[str, Any], path: Path) -> DeviceProfile:
             key="name",
         )
     sensors = data.get("sensors", {})
+    _check_power_specs(sensors, path)
     return DeviceProfile(
         name=data["name"],
         description=data.get("description", ""),
@@ -143,6 +207,9 @@ def parse_profile(data: dict[str, Any], path: Path) -> DeviceProfile:
             thermal_zone=sensors.get("thermal_zone", ""),
             throttle=sensors.get("throttle", "none"),
             power=tuple(sensors.get("power", ())),
+            power_command=tuple(sensors.get("power_command", ())),
+            power_command_unit=sensors.get("power_command_unit", "W"),
+            sample_interval_ms=sensors.get("sample_interval_ms"),
         ),
         budget=Budget({k: float(v) for k, v in data.get("budgets", {}).items()}),
         sources=dict(data.get("sources", {})),

@@ -1,8 +1,28 @@
-"""Thermal state of a run from the agent's sensor snapshots (pure)."""
+"""Thermal state of a run from the agent's sensor snapshots, and whether the run is suspect (pure).
+
+"Throttled during the window" is decided from what the board reports at the start and the end of
+the timed window, and means any of:
+- Raspberry Pi firmware (get_throttled): a "now" bit (under-voltage, ARM frequency capped,
+  throttled, soft temperature limit: bits 0-3) set at the start or at the end, or a "has
+  occurred" bit (16-19) newly set between them. Occurred bits already set at the start are
+  history since boot, not this run.
+- cpufreq: a CPU's scaling_max_freq lower at the end than at the start (thermal and power
+  capping lower the policy maximum).
+- Jetson: the nvpmodel power mode changed between the start and the end.
+A scaling_cur_freq below the maximum is *not* throttling: ondemand/schedutil/powersave lower the
+clock on purpose, and scaling_cur_freq is the last request, not the hardware clock. A cap that
+starts and ends inside the window leaves no trace in cpufreq (Pi firmware's occurred bits keep it).
+
+A run is suspect when it throttled during the window or started hotter than max_start_temp_c
+(the agent waited, timed out and ran anyway).
+"""
 
 from __future__ import annotations
 
 from typing import Any
+
+NOW_BITS = {0: "under-voltage", 1: "ARM frequency capped", 2: "throttled", 3: "soft temperature limit"}
+OCCURRED_SHIFT = 16
 
 
 def zone_temperature(snapshot: dict[str, Any], zone_type: str) -> float | None:
@@ -15,26 +35,90 @@ def zone_temperature(snapshot: dict[str, Any], zone_type: str) -> float | None:
     return max(temps) if temps else None
 
 
-def _throttled(snapshot: dict[str, Any]) -> bool | None:
-    throttled = snapshot.get("throttled") or {}
-    value = throttled.get("value")
-    return value if isinstance(value, bool) else None
+def _firmware_bits(snapshot: dict[str, Any]) -> int | None:
+    raw = (snapshot.get("throttled") or {}).get("raw")
+    try:
+        return int(raw, 16) if isinstance(raw, str) else None
+    except ValueError:
+        return None
 
 
-def thermal_summary(start: dict[str, Any], end: dict[str, Any], zone_type: str) -> dict[str, Any]:
+def _firmware_reasons(start: int, end: int) -> list[str]:
+    reasons = []
+    for bit, name in NOW_BITS.items():
+        for when, bits in (("start", start), ("end", end)):
+            if bits & (1 << bit):
+                reasons.append(f"firmware: {name} at the {when} (get_throttled 0x{bits:x})")
+        occurred = 1 << (bit + OCCURRED_SHIFT)
+        if end & occurred and not start & occurred:
+            reasons.append(f"firmware: {name} occurred during the window (0x{start:x} -> 0x{end:x})")
+    return reasons
+
+
+def _cpufreq_caps(start: dict[str, Any], end: dict[str, Any]) -> tuple[bool, list[str]]:
+    before = {c.get("cpu"): c.get("max_khz") for c in start.get("cpufreq") or [] if c.get("max_khz")}
+    after = {c.get("cpu"): c.get("max_khz") for c in end.get("cpufreq") or [] if c.get("max_khz")}
+    common = sorted(set(before) & set(after), key=str)
+    reasons = [
+        f"cpu{cpu} scaling_max_freq capped {before[cpu]} -> {after[cpu]} kHz during the window"
+        for cpu in common
+        if after[cpu] < before[cpu]
+    ]
+    return bool(common), reasons
+
+
+def throttling(start: dict[str, Any], end: dict[str, Any]) -> tuple[bool | None, list[str]]:
+    """(throttled during the window, why); None when the board reports nothing to tell by."""
+    reasons: list[str] = []
+    bits_start, bits_end = _firmware_bits(start), _firmware_bits(end)
+    known = bits_start is not None and bits_end is not None
+    if bits_start is not None and bits_end is not None:
+        reasons += _firmware_reasons(bits_start, bits_end)
+    else:  # a throttle source without raw bits: only its throttled-now flag
+        for when, snapshot in (("start", start), ("end", end)):
+            state = snapshot.get("throttled") or {}
+            if isinstance(state.get("value"), bool):
+                known = True
+                if state["value"]:
+                    reasons.append(f"{state.get('source')}: throttled at the {when}")
+    has_cpufreq, caps = _cpufreq_caps(start, end)
+    known |= has_cpufreq
+    reasons += caps
+    mode_start, mode_end = (start.get("nvpmodel") or {}).get("mode"), (end.get("nvpmodel") or {}).get("mode")
+    if mode_start and mode_end:
+        known = True
+        if mode_start != mode_end:
+            reasons.append(f"nvpmodel power mode changed {mode_start} -> {mode_end} during the window")
+    return (bool(reasons) if known else None), reasons
+
+
+def thermal_summary(
+    start: dict[str, Any], end: dict[str, Any], zone_type: str, wait: dict[str, Any] | None = None
+) -> dict[str, Any]:
     start_c, end_c = zone_temperature(start, zone_type), zone_temperature(end, zone_type)
-    flags = [_throttled(start), _throttled(end)]
-    known = [f for f in flags if f is not None]
+    throttled, throttle_reasons = throttling(start, end)
+    suspect_reasons = list(throttle_reasons)
+    if wait and wait.get("timed_out"):
+        suspect_reasons.insert(
+            0,
+            f"started hot: {wait.get('zone')} at {wait.get('start_temp_c')} °C, not below "
+            f"max_start_temp_c {wait.get('max_start_temp_c')} °C after waiting {wait.get('waited_s')} s",
+        )
     summary: dict[str, Any] = {
         "start_c": start_c,
         "end_c": end_c,
         "zone": zone_type or "hottest",
-        "throttled": any(known) if known else None,
+        "throttled": throttled,
+        "throttle_start": start.get("throttled"),
+        "throttle_end": end.get("throttled"),
+        "wait": wait,
+        "suspect": bool(suspect_reasons),
+        "suspect_reasons": suspect_reasons,
     }
     reasons = {}
     if start_c is None:
         reasons["start_c"] = f"no thermal zone {zone_type!r}" if zone_type else "no thermal zones"
-    if not known:
+    if throttled is None:
         reasons["throttled"] = ((start.get("throttled") or {}).get("reason")) or "no throttle source"
     if reasons:
         summary["null_reasons"] = reasons

@@ -71,6 +71,10 @@ def bench(
     lock_timeout: Annotated[
         float, typer.Option(help="Seconds to wait while another benchmark holds the device.")
     ] = 600.0,
+    thermal_wait_timeout: Annotated[
+        float,
+        typer.Option(help="Seconds to wait for the board to cool below max_start_temp_c (then: suspect)."),
+    ] = 300.0,
     as_json: JsonOption = False,
     store: StoreOption = None,
     no_store: Annotated[bool, typer.Option("--no-store", help="Do not keep the result.")] = False,
@@ -87,6 +91,7 @@ def bench(
         seed=seed,
         budget_overrides=parse_budget_overrides(budget or []),
         lock_timeout_s=lock_timeout,
+        thermal_wait_timeout_s=thermal_wait_timeout,
     )
     _benchmark(model, device, inventory, profile, options, as_json, store, not no_store, strict)
     raise typer.Exit(EXIT_OK)

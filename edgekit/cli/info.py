@@ -78,10 +78,18 @@ def devices_doctor(
     from edgekit.doctor import diagnose
 
     target = resolve_device(device, inventory)
+    profile = load_profile(target.profile)
     with agent_session(target.transport()) as client:
         facts = client.hello().get("facts", {})
+        sensors = client.sensors(
+            {
+                "power_sensors": list(profile.sensors.power),
+                "sensor_options": profile.sensors.sensor_options(),
+                "discover_power": True,
+            }
+        )
     python = target.ssh.python if target.ssh else "python3"
-    checks, install = diagnose(facts, load_profile(target.profile).facts.runtime, python)
+    checks, install = diagnose(facts, profile.facts.runtime, python, sensors, list(profile.sensors.power))
     if as_json:
         print_json({"device": target.name, "checks": [vars(c) for c in checks], "install": install})
     else:

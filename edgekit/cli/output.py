@@ -52,6 +52,10 @@ def result_table(result: dict[str, Any]) -> Table:
     table.add_column("budget", justify="right")
     table.add_column("verdict")
     table.add_column("note", overflow="fold")
+    thermal = result.get("thermal") or {}
+    if thermal.get("suspect"):
+        table.caption = "[bold red]SUSPECT RUN[/]: " + "; ".join(thermal.get("suspect_reasons") or [])
+        table.caption_justify = "left"
     for metric, measured in metric_values(result).items():
         check = checks.get(metric)
         note = measured.reason or ""
@@ -84,6 +88,7 @@ def print_result(result: dict[str, Any]) -> None:
         f"cold start ms: load {fmt(cold.get('load'))}, first inference {fmt(cold.get('first_inference'))}",
         f"memory: model delta {_mib(memory.get('model_rss_delta_bytes'))} ({memory.get('source')})",
         _thermal_line(thermal),
+        _energy_line(result),
     ]
     outliers = latency.get("outliers") or {}
     if outliers.get("low") or outliers.get("high"):
@@ -94,8 +99,11 @@ def print_result(result: dict[str, Any]) -> None:
     for line in details:
         stdout.print(f"  {line}")
     run_id = result.get("run_id")
+    suspect = "  [bold red]SUSPECT[/] (throttled or started hot: see above)" if thermal.get("suspect") else ""
     stdout.print(
-        f"verdict: {verdict_text(result['budget']['verdict'])}" + (f"  (run {run_id})" if run_id else "")
+        f"verdict: {verdict_text(result['budget']['verdict'])}"
+        + (f"  (run {run_id})" if run_id else "")
+        + suspect
     )
 
 
@@ -108,6 +116,18 @@ def _thermal_line(thermal: dict[str, Any]) -> str:
     throttled = thermal.get("throttled")
     throttle = reasons.get("throttled", "unknown") if throttled is None else ("yes" if throttled else "no")
     return f"thermal: {temps}; throttled: {throttle}"
+
+
+def _energy_line(result: dict[str, Any]) -> str:
+    energy = result.get("energy")
+    if not energy:
+        return f"energy: not measured ({(result.get('null_reasons') or {}).get('energy', 'no sensor')})"
+    return (
+        f"energy: {fmt(energy['mj_per_inference'])} ± {fmt(energy.get('mj_per_inference_uncertainty'))} "
+        f"mJ/inference above idle; {fmt(energy.get('avg_power_w'))} W busy, "
+        f"{fmt(energy.get('idle_power_w'))} W idle ({energy.get('sensor')}, "
+        f"{energy.get('sample_count')}+{energy.get('idle_sample_count')} samples)"
+    )
 
 
 def _mib(value: int | None) -> str:

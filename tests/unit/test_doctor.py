@@ -40,3 +40,27 @@ def test_bare_board() -> None:
     bare = {"python": "3.9.2", "runtimes": {}, "numpy": None}
     _, install = diagnose(bare, runtime="onnxruntime", python="python 3")
     assert install == "'python 3' -m pip install numpy onnxruntime"
+
+
+def test_power_sensors_found_missing_and_others() -> None:
+    sensors = {
+        "power_sensors": [
+            {"sensor": "ina3221:VDD_IN", "ok": True, "kind": "power", "value": 4.9, "source": "hwmon3"},
+            {"sensor": "rapl:package-0", "ok": False, "reason": "no powercap zone named package-0"},
+        ],
+        "power_discovered": [
+            {"sensor": "ina3221:VDD_IN", "ok": True},
+            {"sensor": "ina3221:VDD_SOC", "ok": True},
+            {"sensor": "rapl:core", "ok": False, "reason": "EACCES"},
+        ],
+    }
+    checks, _ = diagnose(FACTS, "tflite", sensors=sensors, profile_power=["ina3221:VDD_IN", "rapl:package-0"])
+    by_item = {c.item: c for c in checks}
+    assert (
+        by_item["power ina3221:VDD_IN"].status == "ok" and "4.900 W" in by_item["power ina3221:VDD_IN"].detail
+    )
+    assert by_item["power rapl:package-0"].status == "warn"
+    assert "no powercap zone" in by_item["power rapl:package-0"].detail
+    assert by_item["other power sensors"].detail == "ina3221:VDD_SOC, rapl:core (unreadable)"
+    none, _ = diagnose(FACTS, "tflite", sensors={}, profile_power=[])
+    assert {c.item: c.status for c in none}["power"] == "warn"

@@ -159,3 +159,35 @@ def test_budget_overrides() -> None:
         parse_budget_overrides(["latency_p90_ms"])
     with pytest.raises(UsageError, match="finite number >= 0"):
         parse_budget_overrides(["latency_p90_ms=nan"])
+
+
+def test_power_sensor_specs_and_the_external_meter(tmp_path: Path) -> None:
+    meter = VALID.replace(
+        "power = []",
+        'power = ["ina226:1-0040", "command"]\npower_command = ["usb-meter", "--watts"]\n'
+        'power_command_unit = "W"\nsample_interval_ms = 50',
+    )
+    sensors = load_profile_file(write_profile(tmp_path, meter)).sensors
+    assert sensors.power == ("ina226:1-0040", "command")
+    assert sensors.sensor_options() == {
+        "power_command": ["usb-meter", "--watts"],
+        "power_command_unit": "W",
+        "sample_interval_ms": 50,
+    }
+
+
+@pytest.mark.parametrize(
+    ("sensors", "message"),
+    [
+        ('power = ["ina3222:VDD_IN"]', "unknown sensor kind 'ina3222' (did you mean 'ina3221'?)"),
+        ('power = ["rapl"]', "expected rapl:ZONE_NAME"),
+        ('power = ["command"]', "the `command` sensor needs [sensors] power_command"),
+        ('power = []\npower_command_unit = "kWh"', "power_command_unit: expected one of 'W', 'J'"),
+        ("power = []\npower_command = []", "sensors.power_command"),
+        ("power = []\nsample_interval_ms = 0", "sensors.sample_interval_ms"),
+    ],
+)
+def test_bad_power_settings_name_the_key(tmp_path: Path, sensors: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_profile_file(write_profile(tmp_path, VALID.replace("power = []", sensors)))
+    assert message in str(caught.value)
