@@ -78,6 +78,10 @@ def run(name: str, workdir: Path, reps: int, budget_s: float, max_drop: float) -
     }
 
 
+def _points(value: object) -> str:
+    return f"{value:.2f}" if isinstance(value, float) else "—"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="demo,efficientnet-lite0")
@@ -98,7 +102,7 @@ def main() -> None:
     for r in rows:
         best = r["best single speed-up"]
         print(
-            f"| {r['model']} | {r['chosen']} | {r['accuracy drop']} | {r['chosen speed-up']:.2f}x | "
+            f"| {r['model']} | {r['chosen']} | {_points(r['accuracy drop'])} | {r['chosen speed-up']:.2f}x | "
             f"{r['best single']} | {f'{best:.2f}x' if best else '—'} | {r['same front']} | "
             f"{r['measured']} / {r['tried']} |"
         )
