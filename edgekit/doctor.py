@@ -67,5 +67,15 @@ def diagnose(facts: dict[str, Any], runtime: str, python: str = "python3") -> tu
             else "no cpufreq (fixed clock or not exposed)",
         )
     )
+    emulation = facts.get("emulation") or {}
+    if facts.get("emulated"):
+        checks.append(
+            Check(
+                "emulation",
+                "warn",
+                f"{facts.get('machine')} emulated by {emulation.get('emulator', 'an emulator')}"
+                f" as {emulation.get('stands_for', 'a board')}: timings are not the board's",
+            )
+        )
     install = f"{shlex.quote(python)} -m pip install {' '.join(missing)}" if missing else None
     return checks, install

@@ -54,7 +54,7 @@ def result_table(result: dict[str, Any]) -> Table:
     table.add_column("note", overflow="fold")
     for metric, measured in metric_values(result).items():
         check = checks.get(metric)
-        note = measured.reason or ""
+        note = measured.reason or (check or {}).get("reason") or ""
         table.add_row(
             metric,
             fmt(measured.value),
@@ -71,6 +71,7 @@ def _title(result: dict[str, Any]) -> str:
         f"{result['model']['name']} on {device['name']} (profile {device['profile']}) — "
         f"{runtime.get('name')} {runtime.get('version')}, threads={runtime.get('threads')}, "
         f"n={latency['n']}"
+        + (" — EMULATED (qemu): timings are not the board's" if device.get("emulated") else "")
     )
 
 
