@@ -136,17 +136,36 @@ def _write_ssh_files(root: Path, port: int, key: Path) -> None:
     )
 
 
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _ssh_banner(port: int) -> bytes:
+    """The server's first line, or b"" (another program on the port is not the board's sshd)."""
+    with socket.socket() as sock:
+        sock.settimeout(10)
+        try:
+            sock.connect(("127.0.0.1", port))
+            return sock.recv(64)
+        except OSError:
+            return b""
+
+
+def _wait_for_sshd(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
             tail = log.read_text(errors="replace").strip()[-300:]
             raise LabError(f"the board's sshd exited ({process.returncode}): {tail}", log=str(log))
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
+        if _ssh_banner(port).startswith(b"SSH-") and process.poll() is None:
+            return
         time.sleep(0.2)
-    raise LabError(f"the board's sshd did not listen on 127.0.0.1:{port} within {START_TIMEOUT_S:.0f} s")
+    raise LabError(f"the board's sshd did not answer on 127.0.0.1:{port} within {START_TIMEOUT_S:.0f} s")
 
 
 def up(
@@ -179,6 +198,8 @@ def up(
     if directory.exists():
         progress(f"{name}: removing what a previous run left behind")
         down(name, inventory, keep_inventory=True)
+    if port is not None and not _port_is_free(port):
+        raise UsageError(f"port {port} on 127.0.0.1 is in use; pick another --port or omit it", port=port)
     recipe = recipe or RootfsRecipe()
     tarball = build_rootfs(recipe, debian_mirror(), progress)
     inventory = inventory or default_inventory_path()
@@ -223,7 +244,7 @@ def up(
             )
         state.pid, state.started_at = process.pid, time.time()
         write_state(directory, state)
-        _wait_for_port(state.port, process, log)
+        _wait_for_sshd(state.port, process, log)
         host_key = (root / "etc/ssh/ssh_host_ed25519_key.pub").read_text().split()[:2]
         known_hosts = directory / "known_hosts"
         known_hosts.write_text(f"[127.0.0.1]:{state.port} {host_key[0]} {host_key[1]}\n")
