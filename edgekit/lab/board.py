@@ -31,7 +31,7 @@ from edgekit.lab import preflight
 from edgekit.lab.board_sysfs import make_board_sysfs
 from edgekit.lab.inventory_edit import remove_device, upsert_device
 from edgekit.lab.mirror import debian_mirror
-from edgekit.lab.mounts import bind, mounts_under, unmount_all_under
+from edgekit.lab.mounts import bind, remove_tree
 from edgekit.lab.paths import ensure_inside, instance_dir, lab_dir
 from edgekit.lab.recipe import RootfsRecipe
 from edgekit.lab.rootfs import build_rootfs, unpack_rootfs
@@ -280,7 +280,9 @@ def down(name: str, inventory: Path | None = None, keep_inventory: bool = False)
     """Stop a board and remove all trace of it; False when there was nothing to stop."""
     lab = lab_dir()
     directory = instance_dir(name, lab)
-    state = read_state(directory) if directory.exists() else None
+    state = None
+    with contextlib.suppress(LabError):  # a state file torn by a crash must not block the cleanup
+        state = read_state(directory) if directory.exists() else None
     target_inventory = inventory or (Path(state.inventory) if state else default_inventory_path())
     removed = False if keep_inventory else remove_device(target_inventory, name)
     if not directory.exists():
@@ -289,14 +291,7 @@ def down(name: str, inventory: Path | None = None, keep_inventory: bool = False)
     root = directory / "root"
     if root.exists():
         stop_processes(root)
-    if state is not None and pid_alive(state.pid) and not processes_in_root(root):
-        # The recorded pid is alive but not in the board: the pid was reused, leave it alone.
-        pass
-    unmount_all_under(directory, lab)
-    left = mounts_under(directory)
-    if left:  # deleting through a bind mount would delete the host's own files
-        raise LabError(f"{directory} still has mounts ({', '.join(map(str, left))}); not deleting it")
-    shutil.rmtree(directory)
+    remove_tree(directory, lab)
     return True
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -62,3 +63,16 @@ def unmount_all_under(path: Path, lab: Path) -> list[Path]:
                     raise LabError(f"cannot unmount {point}", mount_point=str(point))
             unmounted.append(point)
     return unmounted
+
+
+def remove_tree(path: Path, lab: Path) -> None:
+    """Unmount everything below `path`, check nothing is left mounted, then delete it.
+
+    Deleting through a leftover bind mount of /dev or /proc would delete the host's own files."""
+    unmount_all_under(path, lab)
+    left = mounts_under(path)
+    if left:
+        raise LabError(
+            f"{path} still has mounts ({', '.join(map(str, left))}); not deleting it", path=str(path)
+        )
+    shutil.rmtree(ensure_inside(path, lab, "delete"))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -18,11 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edgekit.errors import LabError
-from edgekit.lab.mounts import bind, unmount_all_under
-from edgekit.lab.paths import ensure_inside, rootfs_cache_dir
+from edgekit.lab.mounts import bind, remove_tree, unmount_all_under
+from edgekit.lab.paths import rootfs_cache_dir
 from edgekit.lab.recipe import RootfsRecipe
+from edgekit.runlock import run_lock
 
 Progress = Callable[[str], None]
+BUILD_WAIT_S = 1800.0
 IMPORT_CHECK = (
     "import numpy, onnxruntime; from ai_edge_litert.interpreter import Interpreter; "
     "import platform; print(platform.machine(), onnxruntime.__version__)"
@@ -72,10 +73,17 @@ def build_rootfs(recipe: RootfsRecipe, mirror: str, progress: Progress, lab: Pat
     if tarball.is_file():
         return tarball
     lab.mkdir(parents=True, exist_ok=True)
+    # Two `lab up` at once: the second waits for the first's build, then uses its tarball.
+    with run_lock(lab / f"rootfs-{recipe.key()}.lock", "the rootfs build", wait_s=BUILD_WAIT_S):
+        if tarball.is_file():
+            return tarball
+        return _build(recipe, mirror, progress, lab, tarball)
+
+
+def _build(recipe: RootfsRecipe, mirror: str, progress: Progress, lab: Path, tarball: Path) -> Path:
     build = lab / f"build-{recipe.key()}"
     if build.exists():  # a build that crashed: it may have left debootstrap's /proc mount behind
-        unmount_all_under(build, lab)
-        shutil.rmtree(ensure_inside(build, lab, "delete"))
+        remove_tree(build, lab)
     root = build / "root"
     root.mkdir(parents=True)
     log = build / "build.log"
@@ -131,8 +139,7 @@ def build_rootfs(recipe: RootfsRecipe, mirror: str, progress: Progress, lab: Pat
                 stale.unlink()
         raise
     else:
-        unmount_all_under(build, lab)
-        shutil.rmtree(ensure_inside(build, lab, "delete"))
+        remove_tree(build, lab)
     progress(f"rootfs built in {time.monotonic() - started:.0f} s: {tarball}")
     return tarball
 

@@ -15,7 +15,7 @@ from edgekit.lab import preflight
 from edgekit.lab.board_sysfs import make_board_sysfs
 from edgekit.lab.inventory_edit import remove_device_text, upsert_device, upsert_device_text
 from edgekit.lab.mirror import debian_mirror, debian_mirror_from, parse_deb822, parse_one_line
-from edgekit.lab.mounts import mounts_under, parse_mount_points
+from edgekit.lab.mounts import mounts_under, parse_mount_points, remove_tree
 from edgekit.lab.paths import check_name, ensure_inside, inside
 from edgekit.lab.recipe import RootfsRecipe
 from edgekit.lab.state import LabState, pid_alive, read_state, write_state
@@ -122,6 +122,19 @@ def test_only_paths_strictly_inside_the_lab_pass_the_guard(tmp_path: Path) -> No
     assert not inside(Path("/proc"), lab)
     with pytest.raises(LabError):
         ensure_inside(Path("/dev"), lab, "unmount")
+
+
+def test_remove_tree_never_deletes_outside_the_lab(tmp_path: Path) -> None:
+    lab, outside = tmp_path / "lab", tmp_path / "precious"
+    (lab / "old-board").mkdir(parents=True)
+    outside.mkdir()
+    (lab / "link").symlink_to(outside)
+    for path in (outside, lab / "link", lab):
+        with pytest.raises(LabError):
+            remove_tree(path, lab)
+    assert outside.is_dir() and lab.is_dir()
+    remove_tree(lab / "old-board", lab)
+    assert not (lab / "old-board").exists()
 
 
 def test_mount_points_are_unescaped_and_sorted_deepest_first(tmp_path: Path) -> None:
