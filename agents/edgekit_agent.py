@@ -36,6 +36,10 @@ PROGRESS_INTERVAL_S = 0.5
 STDERR_TAIL_LINES = 20
 TEST_CRASH_ENV = "EDGEKIT_AGENT_TEST_CRASH"  # test hook: the bench child kills itself with this signal
 
+# Written by `edgekit lab up` into an emulated board's root filesystem (qemu user-mode emulation):
+# that board's facts say "emulated", so its timings are never mistaken for the real board's.
+EMULATION_MARKER = "/etc/edgekit-emulation.json"
+
 RUNTIME_PACKAGES = {
     "onnxruntime": "onnxruntime",
     "tflite_runtime": "tflite-runtime",
@@ -334,11 +338,23 @@ def disk_free_bytes(path: str) -> Optional[int]:
         return None
 
 
+def parse_emulation(text: Optional[str]) -> Optional[Dict[str, Any]]:
+    """The emulation marker's JSON object (emulator, what board it stands for), None when absent."""
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {"emulator": "unknown", "reason": "unreadable %s" % EMULATION_MARKER}
+    return data if isinstance(data, dict) else {"emulator": "unknown"}
+
+
 def device_facts(host: Host, workdir: str = "~") -> Dict[str, Any]:
     cpufreq = read_cpufreq(host)
     first = cpufreq[0] if cpufreq else {}
     meminfo = parse_meminfo(host.read_text(host.proc_path("meminfo")))
     zones = read_thermal_zones(host)
+    emulation = parse_emulation(host.read_text(EMULATION_MARKER))
     return {
         "hostname": socket.gethostname(),
         "machine": platform.machine(),
@@ -360,6 +376,8 @@ def device_facts(host: Host, workdir: str = "~") -> Dict[str, Any]:
         "numpy": package_version("numpy"),
         "temperatures_c": {"%s:%s" % (z["zone"], z["type"]): z["temp_c"] for z in zones},
         "throttled": read_throttled(host),
+        "emulated": emulation is not None,
+        "emulation": emulation,
     }
 
 

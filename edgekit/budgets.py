@@ -10,6 +10,12 @@ from edgekit.profiles import BUDGET_METRICS, Budget
 MIB = 1024 * 1024
 
 PASS, FAIL, UNKNOWN = "pass", "fail", "unknown"
+# On an emulated board (edgekit lab: qemu user-mode) these are measured but say nothing about
+# the real board, so they are reported and never judged.
+TIMING_METRICS = frozenset(
+    {"latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "cold_start_ms", "energy_mj_per_inference"}
+)
+EMULATED_REASON = "emulated board: timings are not the board's"
 
 
 @dataclass(frozen=True)
@@ -69,22 +75,35 @@ def evaluate(result: dict[str, Any], budget: Budget) -> dict[str, Any]:
     Overall: fail if any check fails, else unknown if any check could not be measured, else pass.
     """
     values = metric_values(result)
+    emulated = bool(_get(result, "device", "emulated"))
     checks: list[dict[str, Any]] = []
     for metric, limit in budget.metric_limits().items():
         measured = values[metric]
         verdict = UNKNOWN if measured.value is None else (PASS if measured.value <= limit else FAIL)
+        reason = measured.reason
+        if emulated and metric in TIMING_METRICS and measured.value is not None:
+            verdict, reason = UNKNOWN, EMULATED_REASON
         check: dict[str, Any] = {
             "metric": metric,
             "limit": limit,
             "value": measured.value,
             "verdict": verdict,
         }
-        if measured.reason:
-            check["reason"] = measured.reason
+        if reason:
+            check["reason"] = reason
         checks.append(check)
     verdicts = {c["verdict"] for c in checks}
     overall = FAIL if FAIL in verdicts else UNKNOWN if UNKNOWN in verdicts else PASS
     return {"verdict": overall, "checks": checks}
 
 
-__all__ = ["BUDGET_METRICS", "FAIL", "PASS", "UNKNOWN", "evaluate", "metric_values"]
+__all__ = [
+    "BUDGET_METRICS",
+    "EMULATED_REASON",
+    "FAIL",
+    "PASS",
+    "TIMING_METRICS",
+    "UNKNOWN",
+    "evaluate",
+    "metric_values",
+]

@@ -78,6 +78,16 @@ def diagnose(
     )
     if sensors is not None:
         checks += power_checks(sensors, profile_power or [])
+    emulation = facts.get("emulation") or {}
+    if facts.get("emulated"):
+        checks.append(
+            Check(
+                "emulation",
+                "warn",
+                f"{facts.get('machine')} emulated by {emulation.get('emulator', 'an emulator')}"
+                f" as {emulation.get('stands_for', 'a board')}: timings are not the board's",
+            )
+        )
     install = f"{shlex.quote(python)} -m pip install {' '.join(missing)}" if missing else None
     return checks, install
 

@@ -58,6 +58,18 @@ class DeviceError(EdgekitError):
     exit_code = EXIT_DEVICE
 
 
+class MissingPrerequisiteError(EdgekitError):
+    """The host lacks something a command needs (root, a kernel feature, a package): `missing` names it."""
+
+    def __init__(self, message: str, *, missing: list[str], **data: Any) -> None:
+        super().__init__(message, missing=missing, **data)
+        self.missing = missing
+
+
+class LabError(DeviceError):
+    """An emulated board (edgekit lab) could not be built, started or stopped."""
+
+
 class AgentError(DeviceError):
     """The agent answered a request with an error reply."""
 

@@ -180,7 +180,7 @@ def budget_table(result: dict[str, Any]) -> str:
                 "—" if value is None else f"{value:.4g}",
                 f"<= {check['limit']:g}",
                 str(check["verdict"]).upper()
-                + ("" if value is not None else f" ({check.get('reason', '')})"),
+                + (f" ({check['reason']})" if check.get("reason") else ""),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(4)]

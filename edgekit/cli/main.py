@@ -13,6 +13,7 @@ from edgekit.cli.compare import check_command, compare_command
 from edgekit.cli.compress import compress_command
 from edgekit.cli.fleet import fleet_app
 from edgekit.cli.info import devices_app, history, profiles_app
+from edgekit.cli.lab import lab_app
 from edgekit.cli.optimize import optimize_command
 from edgekit.cli.output import stderr
 from edgekit.cli.report import report_command
@@ -38,6 +39,7 @@ app.command("optimize")(optimize_command)
 app.add_typer(devices_app, name="devices")
 app.add_typer(profiles_app, name="profiles")
 app.add_typer(fleet_app, name="fleet")
+app.add_typer(lab_app, name="lab")
 
 
 def _version(value: bool) -> None:

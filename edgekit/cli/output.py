@@ -58,7 +58,7 @@ def result_table(result: dict[str, Any]) -> Table:
         table.caption_justify = "left"
     for metric, measured in metric_values(result).items():
         check = checks.get(metric)
-        note = measured.reason or ""
+        note = measured.reason or (check or {}).get("reason") or ""
         table.add_row(
             metric,
             fmt(measured.value),
@@ -75,6 +75,7 @@ def _title(result: dict[str, Any]) -> str:
         f"{result['model']['name']} on {device['name']} (profile {device['profile']}) — "
         f"{runtime.get('name')} {runtime.get('version')}, threads={runtime.get('threads')}, "
         f"n={latency['n']}"
+        + (" — EMULATED (qemu): timings are not the board's" if device.get("emulated") else "")
     )
 
 
