@@ -179,8 +179,7 @@ def budget_table(result: dict[str, Any]) -> str:
                 str(check["metric"]),
                 "—" if value is None else f"{value:.4g}",
                 f"<= {check['limit']:g}",
-                str(check["verdict"]).upper()
-                + (f" ({check['reason']})" if check.get("reason") else ""),
+                str(check["verdict"]).upper() + (f" ({check['reason']})" if check.get("reason") else ""),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
