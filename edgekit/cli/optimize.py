@@ -32,6 +32,10 @@ def _progress(event: dict[str, Any]) -> None:
         stderr.print(
             f"{event['device']}: {outcome['name']}: {outcome['status']} ({outcome['reason']})", markup=False
         )
+    elif phase == "confirm":
+        stderr.print(
+            f"{event['device']}: re-measuring {event['candidate']} and float side by side", markup=False
+        )
     elif phase == "time-budget":
         stderr.print(event["message"], markup=False)
 
@@ -86,6 +90,9 @@ def optimize_command(
     min_seconds: Annotated[float, typer.Option(help="Time each candidate at least this long.")] = 1.0,
     threads: Annotated[int | None, typer.Option(help="Intra-op threads (default: profile's).")] = None,
     seed: Annotated[int, typer.Option(help="Seed: data split, calibration, inputs.")] = 0,
+    confirm: Annotated[
+        int, typer.Option(help="Re-measure the pick and float alternately this many rounds each (0: off).")
+    ] = 2,
     fresh: Annotated[bool, typer.Option(help="Start over instead of resuming the search in -o.")] = False,
     save: Annotated[bool, typer.Option("--store-results/--no-store", help="Keep every run.")] = True,
     store: StoreOption = None,
@@ -116,6 +123,7 @@ def optimize_command(
         recipes=tuple(recipe or ()),
         bench=BenchOptions(runs=runs, min_seconds=min_seconds, threads=threads, seed=seed),
         fresh=fresh,
+        confirm_rounds=confirm,
     )
     results_store = store_from_option(store) if save else None
     try:
@@ -158,6 +166,7 @@ def _report_dict(report: DeviceReport) -> dict[str, Any]:
         "best_dir": report.best_dir,
         "front": report.front,
         "error": report.error,
+        "confirmation": report.confirmation,
         "candidates": [o.to_dict() for o in report.outcomes],
     }
 

@@ -61,6 +61,16 @@ def _rows(report: DeviceReport) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+def _confirmation(report: DeviceReport) -> str:
+    c = report.confirmation
+    if not c:
+        return ""
+    return (
+        f"<p>side by side ({c['rounds']} alternating rounds): <b>{c['speedup']:.2f}x</b> float's p50 "
+        f"({c['chosen_p50_ms']:.4g} vs {c['float_p50_ms']:.4g} ms; {escape(str(c['reason']))})</p>"
+    )
+
+
 def front_page(reports: Sequence[DeviceReport], objective: str) -> str:
     sections = []
     for report in reports:
@@ -69,6 +79,7 @@ def front_page(reports: Sequence[DeviceReport], objective: str) -> str:
             f"<h2>{escape(report.device)} ({escape(report.profile)})</h2>"
             f"<p>chosen for {escape(objective)}: <b>{chosen}</b> — {escape(report.chosen_reason)}</p>"
             + (f'<p class="fail">device failed: {escape(report.error)}</p>' if report.error else "")
+            + _confirmation(report)
             + _plot(report)
             + _rows(report)
         )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -60,6 +61,7 @@ class OptimizeOptions:
     recipes: tuple[str, ...] = ()  # empty: generated from the model and the board
     bench: BenchOptions = field(default_factory=BenchOptions)
     fresh: bool = False
+    confirm_rounds: int = 2  # the pick and float re-measured alternately this many times each
 
     def validate(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -68,6 +70,8 @@ class OptimizeOptions:
             raise UsageError(f"--max-accuracy-drop must be >= 0, got {self.max_accuracy_drop:g}")
         if self.time_budget_s is not None and self.time_budget_s <= 0:
             raise UsageError("--time-budget must be positive")
+        if self.confirm_rounds < 0:
+            raise UsageError("--confirm must be >= 0")
         for path, option in ((self.model, "MODEL"), (self.eval, "--eval"), (self.calib, "--calib")):
             if path is not None and not path.exists():
                 raise UsageError(f"{option} {path}: no such file or directory")
@@ -86,6 +90,7 @@ class DeviceReport:
     chosen_reason: str
     best_dir: str | None
     error: str | None = None
+    confirmation: dict[str, Any] | None = None
 
 
 def _file_key(path: Path | None) -> str | None:
@@ -154,6 +159,8 @@ class Search:
             if not self.options.recipes:
                 for name in second_phase(self._survivors(search), search.outcomes):
                     self._candidate(device, profile, search, name, baseline)
+            if not self.out_of_time:
+                self._confirm(device, profile, search)
         except DeviceError as exc:
             return self._report(search, profile, error=exc.message)
         return self._report(search, profile)
@@ -244,7 +251,9 @@ class Search:
         )
         return out, manifest
 
-    def _measure(self, device: Device, profile: DeviceProfile, model: Path, outcome: Outcome) -> None:
+    def _measure(
+        self, device: Device, profile: DeviceProfile, model: Path, outcome: Outcome, tag: str = "search"
+    ) -> None:
         result = run_bench(
             model,
             device,
@@ -252,7 +261,7 @@ class Search:
             self.options.bench,
             on_event=lambda e: self.emit({**e, "candidate": outcome.name}),
         )
-        result["optimize"] = {"search_id": self.search_id, "candidate": outcome.name}
+        result["optimize"] = {"search_id": self.search_id, "candidate": outcome.name, "stage": tag}
         if self.store is not None:
             self.store.add_run(result)
         latency = result["latency_ms"]
@@ -277,6 +286,38 @@ class Search:
             outcome.reason = f"slower than float on {device_name}: {verdict.reason}"
         else:
             outcome.reason = f"{verdict.verdict} vs float ({verdict.reason})"
+
+    def _confirm(self, device: Device, profile: DeviceProfile, search: DeviceSearch) -> None:
+        """Re-measure the pick and float alternately (A B B A ...), pooling each side's block
+        medians, so the reported speed-up is a ratio taken side by side, not two numbers minutes
+        apart on a machine whose speed drifts. Kept in the state: a resumed search reuses it."""
+        _, chosen, _ = self.choose(search)
+        if chosen in (None, FLOAT) or self.options.confirm_rounds == 0:
+            search.confirmation = None
+            return
+        if search.confirmation and search.confirmation.get("chosen") == chosen:
+            return
+        self.emit({"phase": "confirm", "device": device.name, "candidate": chosen})
+        blocks: dict[str, list[float]] = {FLOAT: [], chosen: []}
+        paths = {FLOAT: self.options.model, chosen: Path(search.outcomes[chosen].artifact or "")}
+        for round_index in range(self.options.confirm_rounds):
+            order = [FLOAT, chosen] if round_index % 2 == 0 else [chosen, FLOAT]
+            for name in order:
+                probe = Outcome(name, ACCEPTED)
+                self._measure(device, profile, paths[name], probe, tag="confirm")
+                blocks[name] += probe.block_medians or []
+        verdict = judge_samples("latency_p50_ms", blocks[FLOAT], blocks[chosen], seed=self.options.seed)
+        float_ms, chosen_ms = statistics.median(blocks[FLOAT]), statistics.median(blocks[chosen])
+        search.confirmation = {
+            "chosen": chosen,
+            "rounds": self.options.confirm_rounds,
+            "float_p50_ms": float_ms,
+            "chosen_p50_ms": chosen_ms,
+            "speedup": float_ms / chosen_ms,
+            "verdict": verdict.verdict,
+            "reason": verdict.reason,
+        }
+        self.state.save(self.out_dir)
 
     # -- choosing ---------------------------------------------------------------------------
 
@@ -352,6 +393,9 @@ class Search:
             chosen_reason=why,
             best_dir=str(best) if chosen is not None and best.exists() else None,
             error=error,
+            confirmation=search.confirmation
+            if search.confirmation and search.confirmation["chosen"] == chosen
+            else None,
         )
 
 

@@ -49,6 +49,7 @@ class DeviceSearch:
     device: str
     profile: str
     outcomes: dict[str, Outcome] = field(default_factory=dict)  # in the order they were tried
+    confirmation: dict[str, Any] | None = None  # the pick vs float, re-measured side by side
 
     def done(self, name: str) -> bool:
         return name in self.outcomes and self.outcomes[name].status in FINAL
@@ -71,6 +72,7 @@ class SearchState:
                     "device": search.device,
                     "profile": search.profile,
                     "outcomes": [o.to_dict() for o in search.outcomes.values()],
+                    "confirmation": search.confirmation,
                 }
                 for name, search in self.devices.items()
             },
@@ -91,7 +93,10 @@ def load_state(out_dir: Path, key: dict[str, Any], fresh: bool) -> tuple[SearchS
         saved_key = data["key"]
         devices = {
             name: DeviceSearch(
-                entry["device"], entry["profile"], {o["name"]: Outcome(**o) for o in entry["outcomes"]}
+                entry["device"],
+                entry["profile"],
+                {o["name"]: Outcome(**o) for o in entry["outcomes"]},
+                entry.get("confirmation"),
             )
             for name, entry in data["devices"].items()
         }

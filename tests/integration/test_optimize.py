@@ -64,8 +64,12 @@ def test_full_search_keeps_accuracy_beats_every_single_recipe_and_resumes(tmp_pa
     ] == (local["chosen"])
     page = (tmp_path / "out" / "report.html").read_text()
     assert "<svg" in page and local["chosen"] in page
+    # The pick and float re-measured side by side (2 alternating rounds each): still faster.
+    confirmation = local["confirmation"]
+    assert confirmation["chosen"] == local["chosen"] and confirmation["verdict"] == "improvement"
+    assert confirmation["speedup"] > 1.0
     measured = _stored_runs(tmp_path)
-    assert measured == sum(1 for c in candidates.values() if c["latency_p50_ms"] is not None)
+    assert measured == sum(1 for c in candidates.values() if c["latency_p50_ms"] is not None) + 2 * 2
 
     # Run again: the search resumes, measures nothing new, and says the same.
     code, again, stderr = _optimize(tmp_path, tmp_path / "out")
@@ -73,6 +77,7 @@ def test_full_search_keeps_accuracy_beats_every_single_recipe_and_resumes(tmp_pa
     assert again["resumed"] and _stored_runs(tmp_path) == measured
     assert again["devices"]["local"]["chosen"] == local["chosen"]
     assert again["devices"]["local"]["front"] == local["front"]
+    assert again["devices"]["local"]["confirmation"] == confirmation
 
 
 def test_time_budget_keeps_the_best_so_far_and_the_next_run_finishes(tmp_path: Path) -> None:
