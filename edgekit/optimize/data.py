@@ -24,6 +24,18 @@ class SearchData:
     calib: Path
     heldout: Path
     note: str
+    labelled: bool  # accuracy from labels; else top-1 agreement with the float model
+
+
+def has_labels(path: Path) -> bool:
+    """An image folder's class folders are labels; an .npz has them in a 'labels' array."""
+    if path.is_dir():
+        return True
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return LABELS in data.files
+    except (OSError, ValueError):
+        return False  # unreadable: compress reports it with the path
 
 
 def _rows(path: Path) -> dict[str, np.ndarray]:
@@ -52,7 +64,12 @@ def split_rows(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def prepare_data(eval_path: Path, calib_path: Path | None, workdir: Path, seed: int) -> SearchData:
     """The files the candidates are calibrated and judged on."""
     if calib_path is not None:
-        return SearchData(calib_path, eval_path, f"calibration on {calib_path}, accuracy on {eval_path}")
+        return SearchData(
+            calib_path,
+            eval_path,
+            f"calibration on {calib_path}, accuracy on {eval_path}",
+            has_labels(eval_path),
+        )
     if eval_path.is_dir():
         raise InputSpecError(f"--eval {eval_path}: an image folder needs --calib as well (a separate folder)")
     arrays = _rows(eval_path)
@@ -69,4 +86,5 @@ def prepare_data(eval_path: Path, calib_path: Path | None, workdir: Path, seed: 
         heldout,
         f"no --calib: {len(calib_rows)} rows of {eval_path.name} calibrate, the other "
         f"{len(heldout_rows)} judge accuracy (seed {seed})",
+        LABELS in arrays,
     )

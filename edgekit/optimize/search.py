@@ -141,6 +141,8 @@ class Search:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.state, self.resumed = load_state(self.out_dir, search_key(options), options.fresh)
         self.data: SearchData = prepare_data(options.eval, options.calib, self.out_dir / "data", options.seed)
+        if not self.data.labelled:
+            self.emit({"phase": "note", "message": "no labels in --eval: accuracy drop = top-1 disagreement"})
         self.deadline = time.monotonic() + options.time_budget_s if options.time_budget_s else None
         self.search_id = hashlib.sha256(json.dumps(self.state.key, sort_keys=True).encode()).hexdigest()[:12]
         self.out_of_time = False
@@ -242,7 +244,9 @@ class Search:
             profile=profile,
             calib=self.data.calib,
             eval=self.data.heldout,
-            max_accuracy_drop=self.options.max_accuracy_drop,
+            # The guard (sensitive layers kept float) needs labels; without them candidates are
+            # judged on top-1 agreement with the float model only.
+            max_accuracy_drop=self.options.max_accuracy_drop if self.data.labelled else None,
             force=True,
             seed=self.options.seed,
         )

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from edgekit.bench import BenchOptions
@@ -177,3 +178,20 @@ def test_several_boards_over_ssh_each_get_a_pick_and_a_dead_one_is_reported(
         "fp16",
         "int8-static",
     ]
+
+
+def test_unlabelled_eval_judges_top1_agreement(tmp_path: Path) -> None:
+    with np.load(demo_test_set_path()) as data:
+        np.savez(tmp_path / "unlabelled.npz", **{k: data[k] for k in data.files if k != "labels"})
+    proc = run_cli(
+        "optimize", str(demo_model_path()), "--eval", str(tmp_path / "unlabelled.npz"),
+        "-o", str(tmp_path / "o"), "--recipe", "fp16", "--recipe", "int8-static", *FAST, "--json",
+        home=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    candidates = {c["name"]: c for c in json.loads(proc.stdout)["devices"]["local"]["candidates"]}
+    for name in ("fp16", "int8-static"):  # measured, judged on agreement with float (no labels)
+        assert candidates[name]["accuracy"] is None and candidates[name]["top1_agreement"] > 0.95
+        assert candidates[name]["accuracy_drop_points"] == pytest.approx(
+            100 * (1 - candidates[name]["top1_agreement"])
+        )
