@@ -105,14 +105,30 @@ def accuracy(model: Any, data: TrainData, input_names: Sequence[str]) -> float:
     return float((predict(model, data.arrays(input_names)).argmax(1) == data.labels).mean())
 
 
+def _last_good(phase: str, checkpoints: Checkpoints | None) -> tuple[Path, str, int] | None:
+    """The newest checkpoint on disk: this phase's, else the previous phase's."""
+    if checkpoints is None or not checkpoints.directory.is_dir():
+        return None
+    own = checkpoints.path(phase)
+    files = (
+        [own]
+        if own.is_file()
+        else sorted(checkpoints.directory.glob("*.pt"), key=lambda p: p.stat().st_mtime)
+    )
+    if not files:
+        return None
+    state = checkpoints.load(files[-1].stem) or {}
+    return files[-1], str(state.get("phase", files[-1].stem)), int(state.get("epoch", 0))
+
+
 def _diverged(phase: str, epoch: int, value: float, checkpoints: Checkpoints | None) -> TrainingDivergedError:
-    kept = checkpoints.path(phase) if checkpoints is not None and checkpoints.path(phase).is_file() else None
-    where = f"; the last good checkpoint (epoch {epoch - 1}) is kept in {kept}" if kept else ""
+    kept = _last_good(phase, checkpoints)
+    where = f"; the last good checkpoint ({kept[1]}, epoch {kept[2]}) is kept in {kept[0]}" if kept else ""
     return TrainingDivergedError(
         f"{phase}: the training loss became {value} in epoch {epoch}{where}; lower the learning rate",
         phase=phase,
         epoch=epoch,
-        checkpoint=str(kept) if kept else None,
+        checkpoint=str(kept[0]) if kept else None,
     )
 
 
