@@ -61,7 +61,12 @@ def load_train_data(
             )
         dataset = load_image_folder(path, infos[0], image_preprocess, option)
     else:
-        dataset = load_dataset(path, infos, option)
+        try:
+            dataset = load_dataset(path, infos, option)
+        except InputSpecError as exc:  # the shared checks word their messages for `bench --inputs`
+            raise InputSpecError(
+                exc.message.replace(f"--inputs {path}", f"{option} {path}"), **exc.data
+            ) from None
     if need_labels and dataset.labels is None:
         raise InputSpecError(
             f"{option} {path}: no 'labels' array (one integer class per row)", path=str(path)
