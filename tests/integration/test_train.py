@@ -260,3 +260,27 @@ def test_without_torch_one_line_names_the_install_command(npz: Path, tmp_path: P
         "edgekit: error: edgekit train qat needs PyTorch, which is not installed: "
         "pip install torch==2.13.0 (CPU build), or pip install -e '.[train]'"
     )
+
+
+def test_training_candidates_for_optimize_are_judged_on_the_heldout_rows(npz: Path, tmp_path: Path) -> None:
+    from edgekit.profiles import load_profile
+    from edgekit.train.candidates import training_candidates
+
+    path = config(npz, "candidates", qat="bits = 8", prune="target_ratio = 0.5\nsteps = 1")
+    heldout = tmp_path / "heldout.npz"
+    with np.load(npz / "eval.npz") as data:
+        np.savez(heldout, input=data["input"][:100], labels=data["labels"][:100])
+    events: list[dict[str, Any]] = []
+    made = training_candidates(path, load_profile("local"), None, heldout, tmp_path / "opt", 0, events.append)
+    assert [name for name, _ in made] == ["train-qat", "train-prune"]
+    for _, directory in made:
+        manifest = load_artifact(directory).manifest or {}
+        assert manifest["fidelity"]["rows"] == 100 and manifest["fidelity"]["data"] == str(heldout)
+        assert manifest["fidelity"]["accuracy"]["drop_points"] is not None
+    assert {e["candidate"] for e in events} == {"train-qat", "train-prune"}
+    again: list[dict[str, Any]] = []
+    assert (
+        training_candidates(path, load_profile("local"), None, heldout, tmp_path / "opt", 0, again.append)
+        == made
+    )
+    assert again == []  # finished candidates are reused, not retrained
