@@ -33,6 +33,10 @@ _TEACHER = Section(
         "seed": integer("seed of this teacher's initialisation and training"),
     }
 )
+_OVERRIDES = {  # a technique's own [train] values
+    "epochs": integer("epochs of this technique", minimum=0),
+    "learning_rate": number("step size of this technique", minimum=None),
+}
 SCHEMA = Section(
     {
         "model": Section(_MODEL, required=True),
@@ -56,7 +60,11 @@ SCHEMA = Section(
             }
         ),
         "qat": Section(
-            {"bits": integer("weight bits 2..8", minimum=2), "per_channel": Field((bool,), "true/false")}
+            {
+                "bits": integer("weight bits 2..8", minimum=2),
+                "per_channel": Field((bool,), "true/false"),
+                **_OVERRIDES,
+            }
         ),
         "prune": Section(
             {
@@ -64,6 +72,7 @@ SCHEMA = Section(
                 "steps": integer("prune / fine-tune rounds", minimum=1),
                 "criterion": text("", choices=("l1", "l2")),
                 "multiple": integer("kept channels rounded up to this multiple", minimum=1),
+                **_OVERRIDES,
             }
         ),
         "distill": Section(
@@ -72,6 +81,7 @@ SCHEMA = Section(
                 "alpha": number("weight of the soft targets, 0..1"),
                 "weighting": text("", choices=("mean", "confidence")),
                 "teachers": Field((list,), "a list of [[distill.teachers]] tables", item_types=(dict,)),
+                **_OVERRIDES,
             }
         ),
     }
@@ -181,6 +191,14 @@ def load_config(path: Path, technique: str) -> TrainConfig:
     if model.weights is not None and not model.weights.is_file():
         raise ConfigError(f"{path}: model.weights: {model.weights}: no such file", path=str(path))
     return config
+
+
+def technique_settings(config: TrainConfig, technique: str) -> tuple[int, float]:
+    """(epochs, learning rate) of a technique: its own section's values, else [train]'s."""
+    section = {"qat": config.qat, "prune": config.prune, "distill": config.distill}[technique]
+    return int(section.get("epochs", config.epochs)), float(
+        section.get("learning_rate", config.learning_rate)
+    )
 
 
 def import_factory(spec: str, where: str = "model.factory") -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 
 from edgekit.errors import ConfigError, UsageError
 from edgekit.profiles import DeviceProfile
-from edgekit.train.config import ModelSpec, TrainConfig, import_factory, infer_inputs
+from edgekit.train.config import ModelSpec, TrainConfig, import_factory, infer_inputs, technique_settings
 from edgekit.train.data import TrainData, check_against_model, load_train_data
 from edgekit.train.extra import require_torch
 
@@ -123,9 +123,10 @@ def run_training(
             checkpoints=checkpoints,
             emit=emit,
         )
+    epochs, learning_rate = technique_settings(config, technique)
     common = {
         "input_names": names,
-        "learning_rate": config.learning_rate,
+        "learning_rate": learning_rate,
         "batch_size": config.batch_size,
         "seed": seed,
         "augment": config.augment,
@@ -134,7 +135,7 @@ def run_training(
         "checkpoints": checkpoints,
         "emit": emit,
     }
-    manifest = _technique(technique, config, model, train, evaluation, common, profile, seed)
+    manifest = _technique(technique, config, epochs, model, train, evaluation, common, profile, seed)
     if float_history:
         manifest["training"]["float_history"] = float_history
         _rewrite_manifest(out_dir, manifest)
@@ -145,6 +146,7 @@ def run_training(
 def _technique(
     technique: str,
     config: TrainConfig,
+    epochs: int,
     model: Any,
     train: TrainData,
     evaluation: TrainData,
@@ -160,7 +162,7 @@ def _technique(
             train,
             evaluation,
             train.arrays(common["input_names"]),
-            config.epochs,
+            epochs,
             int(config.qat.get("bits", 8)),
             bool(config.qat.get("per_channel", True)),
             profile=profile,
@@ -177,7 +179,7 @@ def _technique(
             float(config.prune.get("target_ratio", 0.5)),
             int(config.prune.get("steps", 2)),
             str(config.prune.get("criterion", "l1")),
-            epochs_per_step=config.epochs,
+            epochs_per_step=epochs,
             multiple=int(config.prune.get("multiple", 8)),
             **common,
         )
@@ -197,7 +199,7 @@ def _technique(
             float(config.distill.get("temperature", 4.0)),
             float(config.distill.get("alpha", 0.7)),
             str(config.distill.get("weighting", "mean")),
-            epochs=config.epochs,
+            epochs=epochs,
             **common,
         )
         return dict(result.manifest or {})

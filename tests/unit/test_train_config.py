@@ -62,3 +62,13 @@ def test_factory_errors(spec: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as info:
         import_factory(spec)
     assert info.value.exit_code == 2 and info.value.data["factory"] == spec
+
+
+def test_a_technique_section_overrides_epochs_and_learning_rate(tmp_path: Path) -> None:
+    from edgekit.train.config import technique_settings
+
+    body = "[train]\nepochs = 4\nlearning_rate = 1e-3\n[qat]\nlearning_rate = 1e-4\n[prune]\nepochs = 7\n"
+    config = load_config(write(tmp_path, body), "qat")
+    assert technique_settings(config, "qat") == (4, 1e-4)
+    assert technique_settings(config, "prune") == (7, 1e-3)
+    assert technique_settings(config, "distill") == (4, 1e-3)
