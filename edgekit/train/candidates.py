@@ -57,13 +57,14 @@ def training_candidates(
             continue
         emit({"phase": "training", "candidate": name, "message": f"training {technique} ({config_path})"})
         try:
-            manifest = run_training(
+            run_training(
                 config,
                 technique,
                 out,
                 seed=seed,
                 force=True,
                 profile=profile,
+                training_extra={"made_from": {"config_sha256": config_sha, "seed": seed}},
                 emit=lambda event, name=name: emit(
                     {**event, "training_phase": event.get("phase"), "phase": "training", "candidate": name}
                 ),
@@ -71,10 +72,5 @@ def training_candidates(
         except EdgekitError as exc:
             emit({"phase": "training", "candidate": name, "error": exc.message})
             continue
-        manifest["training"]["made_from"] = {"config_sha256": config_sha, "seed": seed}
-        stored = {k: v for k, v in manifest.items() if k != "path"}
-        from edgekit.atomic import write_text_atomic
-
-        write_text_atomic(out / MANIFEST_NAME, json.dumps(stored, indent=2, default=str) + "\n")
         made.append((name, out))
     return made

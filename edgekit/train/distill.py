@@ -118,6 +118,7 @@ def distill(
     input_names: Sequence[str] = ("input",),
     out_dir: Path | None = None,
     force: bool = False,
+    training_extra: dict[str, Any] | None = None,  # more for the manifest's `training` section
     checkpoints: Checkpoints | None = None,
     emit: Callable[[dict[str, Any]], None] | None = None,
 ) -> DistillResult:
@@ -183,6 +184,7 @@ def distill(
             "accuracy": result.accuracy,
             "history": history,
         }
+        training.update(training_extra or {})
         params = {"teachers": len(group), "weighting": weighting, "temperature": temperature, "alpha": alpha}
         plan = ArtifactPlan(
             model_file,

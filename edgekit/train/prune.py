@@ -225,6 +225,7 @@ def prune_finetune(
     multiple: int = 8,
     out_dir: Path | None = None,
     force: bool = False,
+    training_extra: dict[str, Any] | None = None,  # more for the manifest's `training` section
     checkpoints: Checkpoints | None = None,
     emit: Callable[[dict[str, Any]], None] | None = None,
 ) -> PruneResult:
@@ -300,6 +301,7 @@ def prune_finetune(
                 "seed": seed,
                 "history": history,
             }
+            training.update(training_extra or {})
             params = {
                 "target_ratio": target_ratio,
                 "steps": steps,

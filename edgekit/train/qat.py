@@ -199,6 +199,7 @@ def qat(
     augment: str | None = None,
     out_dir: Path | None = None,
     force: bool = False,
+    training_extra: dict[str, Any] | None = None,  # more for the manifest's `training` section
     profile: DeviceProfile | None = None,
     checkpoints: Checkpoints | None = None,
     emit: Callable[[dict[str, Any]], None] | None = None,
@@ -264,6 +265,7 @@ def qat(
                 "recovered_share": _recovered(measured),
                 "history": history,
             }
+            training.update(training_extra or {})
             recipe = [{"name": "qat", "params": {"bits": bits, "per_channel": per_channel}, "report": report}]
             plan = ArtifactPlan(work / "qat.onnx", work / "float.onnx", recipe, training)
             manifest = write_artifact(plan, out_dir, eval_data, force=force, target=profile.name, emit=emit)

@@ -81,8 +81,10 @@ def run_training(
     force: bool = False,
     profile: DeviceProfile | None = None,
     emit: EventCallback | None = None,
+    training_extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Validate everything, train, write OUT_DIR; checkpoints live beside it until success."""
+    """Validate everything, train, write OUT_DIR; checkpoints live beside it until success.
+    `training_extra` is added to the manifest's `training` section."""
     from edgekit.train.loop import FitOptions, accuracy, fit
 
     emit = emit or (lambda event: None)
@@ -134,11 +136,12 @@ def run_training(
         "force": force,
         "checkpoints": checkpoints,
         "emit": emit,
+        "training_extra": {
+            **({"float_history": float_history} if float_history else {}),
+            **(training_extra or {}),
+        },
     }
     manifest = _technique(technique, config, epochs, model, train, evaluation, common, profile, seed)
-    if float_history:
-        manifest["training"]["float_history"] = float_history
-        _rewrite_manifest(out_dir, manifest)
     shutil.rmtree(checkpoints.directory, ignore_errors=True)
     return manifest
 
@@ -237,11 +240,3 @@ def _teacher(
             emit=common["emit"],
         )
     return model.eval()
-
-
-def _rewrite_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
-    from edgekit.artifacts import MANIFEST_NAME
-    from edgekit.atomic import write_text_atomic
-
-    stored = {k: v for k, v in manifest.items() if k != "path"}
-    write_text_atomic(out_dir / MANIFEST_NAME, json.dumps(stored, indent=2, default=str) + "\n")
