@@ -18,6 +18,7 @@ from edgekit.artifacts import MANIFEST_NAME, sha256_file
 from edgekit.compress.data import Dataset
 from edgekit.compress.fidelity import compare_outputs, run_outputs
 from edgekit.compress.pipeline import ARTIFACT_STEM, _prepare_out_dir, _publish, _versions
+from edgekit.errors import UsageError
 from edgekit.train.data import TrainData
 
 FLOAT_NAME = "float.onnx"
@@ -33,6 +34,14 @@ def onnx_logits(model: Path, data: TrainData) -> np.ndarray:
 def onnx_accuracy(model: Path, data: TrainData) -> float:
     assert data.labels is not None
     return float((onnx_logits(model, data).argmax(1) == data.labels).mean())
+
+
+def check_out_dir(out_dir: Path | None, force: bool) -> None:
+    """Refuse a non-empty OUT_DIR before any training (the same rule `compress` applies)."""
+    if out_dir is None:
+        return
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not force:
+        raise UsageError(f"-o {out_dir}: exists and is not empty; pass --force to replace it")
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import numpy as np
 
 from edgekit.compress.fidelity import session
 from edgekit.errors import UsageError
-from edgekit.train.artifact import ArtifactPlan, write_artifact
+from edgekit.train.artifact import ArtifactPlan, check_out_dir, write_artifact
 from edgekit.train.data import TrainData, check_against_model
 from edgekit.train.export import export_onnx, parameter_count
 from edgekit.train.extra import require_torch
@@ -126,6 +126,7 @@ def distill(
     With `out_dir` (needs labelled `eval_data`) the student is written as an artifact directory."""
     group = [teachers] if isinstance(teachers, str | Path) or not isinstance(teachers, Sequence) else teachers
     _check(group, temperature, alpha, weighting)
+    check_out_dir(out_dir, force)
     if alpha < 1.0 and train_data.labels is None:
         raise UsageError("distill: alpha < 1 mixes in the hard labels; the training data has no 'labels'")
     check_against_model(student, train_data, input_names, "train data")

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.errors import UsageError
-from edgekit.train.artifact import ArtifactPlan, write_artifact
+from edgekit.train.artifact import ArtifactPlan, check_out_dir, write_artifact
 from edgekit.train.data import TrainData, check_against_model
 from edgekit.train.export import export_onnx, parameter_count
 from edgekit.train.extra import require_torch
@@ -235,6 +235,7 @@ def prune_finetune(
     if not 0.0 < target_ratio < 1.0:
         raise UsageError(f"prune: target_ratio must be in (0, 1), got {target_ratio}")
     check_against_model(model, train_data, input_names, "train data")
+    check_out_dir(out_dir, force)
     check_against_model(model, eval_data, input_names, "eval data")
     if not find_groups(model):
         raise UsageError("prune: no prunable Conv2d/Linear found (see edgekit.train.prune's docstring)")

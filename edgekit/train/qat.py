@@ -46,7 +46,7 @@ from edgekit.compress.data import Dataset
 from edgekit.compress.quantize import int8_static, preprocess
 from edgekit.errors import UsageError
 from edgekit.profiles import DeviceProfile, load_profile
-from edgekit.train.artifact import ArtifactPlan, onnx_accuracy, write_artifact
+from edgekit.train.artifact import ArtifactPlan, check_out_dir, onnx_accuracy, write_artifact
 from edgekit.train.data import TrainData, check_against_model
 from edgekit.train.export import export_onnx
 from edgekit.train.extra import require_torch
@@ -210,6 +210,7 @@ def qat(
     if eval_data.labels is None or train_data.labels is None:
         raise UsageError("qat: training and evaluation data need 'labels'")
     profile = profile or load_profile("local")
+    check_out_dir(out_dir, force)
     check_against_model(model, train_data, input_names, "train data")
     check_against_model(model, eval_data, input_names, "eval data")
     torch.manual_seed(seed)

@@ -13,6 +13,7 @@ from typing import Any
 
 from edgekit.errors import ConfigError, UsageError
 from edgekit.profiles import DeviceProfile
+from edgekit.train.artifact import check_out_dir
 from edgekit.train.config import ModelSpec, TrainConfig, import_factory, infer_inputs, technique_settings
 from edgekit.train.data import TrainData, check_against_model, load_train_data
 from edgekit.train.extra import require_torch
@@ -25,11 +26,6 @@ RUN_FILE = "run.json"
 def checkpoint_dir(out_dir: Path) -> Path:
     """Beside the output directory, which only appears when the run is complete."""
     return out_dir.with_name(f"{out_dir.name}.checkpoints")
-
-
-def check_out_dir(out_dir: Path, force: bool) -> None:
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not force:
-        raise UsageError(f"-o {out_dir}: exists and is not empty; pass --force to replace it")
 
 
 def build_model(spec: ModelSpec, seed: int, where: str) -> Any:
