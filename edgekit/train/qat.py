@@ -2,8 +2,10 @@
 
 Why this route. `torch.ao.quantization` eager/FX QAT (`prepare_qat`/`convert`) is deprecated in
 recent torch and its converted modules do not export to ONNX QDQ; torchao's QAT is the maintained
-successor but targets torch's own int kernels (and, checked here, pins other torch versions). So
-edgekit does the fine-tuning with torch's maintained core fake-quantization ops
+successor, but (checked on torchao 0.18.0, which installs beside torch 2.13 without replacing
+it) its `QATConfig` swaps only nn.Linear and nn.Embedding for fake-quantized versions, not
+Conv2d, and converts to torchao's own tensor subclasses rather than an ONNX graph. So edgekit
+does the fine-tuning with torch's maintained core fake-quantization ops
 (`torch.fake_quantize_per_tensor_affine` / `..._per_channel_affine`, straight-through gradients)
 and leaves the integer graph to the runtime's own quantizer:
 
