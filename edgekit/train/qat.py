@@ -13,7 +13,8 @@ and leaves the integer graph to the runtime's own quantizer:
    onnxruntime's pre-processing folds it too: QAT then trains exactly the weights that get
    quantized.
 2. Every Conv2d/Linear is wrapped: its weight is fake-quantized with onnxruntime's symmetric
-   signed scheme (scale = max|w| / (2^(bits-1) - 1), per output channel or per tensor), its input
+   signed scheme (scale = max|w| / (2^(bits-1) - 1), 64 levels with a reduce-range profile; per
+   output channel or per tensor), its input
    activation with onnxruntime's asymmetric unsigned MinMax scheme (range observed on the
    training rows, including 0).
 3. After fine-tuning the wrappers are removed, the float model is exported (legacy exporter,
@@ -45,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.compress.data import Dataset
-from edgekit.compress.quantize import int8_static, preprocess
+from edgekit.compress.quantize import int8_static, preprocess, scheme_for
 from edgekit.errors import UsageError
 from edgekit.profiles import DeviceProfile, load_profile
 from edgekit.train.artifact import ArtifactPlan, check_out_dir, onnx_accuracy, write_artifact
@@ -80,9 +81,14 @@ def fold_batchnorm(model: Any) -> Any:
     return folded
 
 
-def weight_scale(weight: Any, bits: int, per_channel: bool) -> Any:
-    """Symmetric scales: max|w| / (2^(bits-1) - 1), per output channel (axis 0) or one."""
-    levels = 2 ** (bits - 1) - 1
+def weight_levels(bits: int, reduce_range: bool = False) -> int:
+    """Integer levels per side of the symmetric weight grid: 2^(bits-1) - 1, capped at 64 when the
+    profile asks for onnxruntime's reduced (7-bit) int8 range, so the grids agree."""
+    return min(2 ** (bits - 1) - 1, 64 if reduce_range else 127)
+
+
+def weight_scale(weight: Any, levels: int, per_channel: bool) -> Any:
+    """Symmetric scales: max|w| / levels, per output channel (axis 0) or one."""
     absmax = weight.detach().abs().flatten(1).amax(1) if per_channel else weight.detach().abs().amax()
     return torch.clamp(absmax / levels, min=1e-8)
 
@@ -90,10 +96,10 @@ def weight_scale(weight: Any, bits: int, per_channel: bool) -> Any:
 class FakeQuant(nn.Module):
     """A Conv2d or Linear whose weight and input are fake-quantized (straight-through)."""
 
-    def __init__(self, layer: Any, bits: int, per_channel: bool) -> None:
+    def __init__(self, layer: Any, levels: int, per_channel: bool) -> None:
         super().__init__()
         self.layer = layer
-        self.bits = bits
+        self.levels = levels
         self.per_channel = per_channel
         self.register_buffer("input_min", torch.tensor(0.0))
         self.register_buffer("input_max", torch.tensor(0.0))
@@ -116,8 +122,8 @@ class FakeQuant(nn.Module):
 
     def quantize_weight(self) -> Any:
         weight = self.layer.weight
-        levels = 2 ** (self.bits - 1) - 1
-        scale = weight_scale(weight, self.bits, self.per_channel)
+        levels = self.levels
+        scale = weight_scale(weight, levels, self.per_channel)
         if self.per_channel:
             zeros = torch.zeros(weight.shape[0], dtype=torch.int32)
             return torch.fake_quantize_per_channel_affine(weight, scale, zeros, 0, -levels, levels)
@@ -133,20 +139,20 @@ class FakeQuant(nn.Module):
         return nn.functional.linear(x, weight, self.layer.bias)
 
 
-def wrap(model: Any, bits: int, per_channel: bool) -> Any:
+def wrap(model: Any, levels: int, per_channel: bool) -> Any:
     """Replace every Conv2d/Linear (at any depth) by a FakeQuant around it."""
     for name, child in list(model.named_children()):
         if isinstance(child, nn.Conv2d | nn.Linear):
-            setattr(model, name, FakeQuant(child, bits, per_channel))
+            setattr(model, name, FakeQuant(child, levels, per_channel))
         else:
-            wrap(child, bits, per_channel)
+            wrap(child, levels, per_channel)
     return model
 
 
 def unwrap(model: Any) -> Any:
     """The float model with the trained weights snapped to their quantization grid (FakeQuant
-    wrappers removed): for 8 bits onnxruntime's quantizer lands on the same integers; for fewer
-    bits the int8 file holds the low-bit grid (within half an int8 step)."""
+    wrappers removed): for 8 bits onnxruntime's quantizer lands on exactly the same integers; for
+    fewer bits the int8 file holds the low-bit grid (within half an int8 step)."""
     for name, child in list(model.named_children()):
         if isinstance(child, FakeQuant):
             with torch.no_grad():
@@ -218,7 +224,9 @@ def qat(
     torch.manual_seed(seed)
     calib = train_data.subset(np.random.default_rng(seed).permutation(train_data.rows)[:CALIB_ROWS])
     folded = fold_batchnorm(model)
-    wrapped = wrap(copy.deepcopy(folded), bits, per_channel)
+    _, reduce_range = scheme_for({"scheme": "target", "reduce-range": "target"}, profile)
+    levels = weight_levels(bits, reduce_range)
+    wrapped = wrap(copy.deepcopy(folded), levels, per_channel)
     calibrate_observers(wrapped, calib.arrays(input_names))
     options = FitOptions(epochs, learning_rate, batch_size, seed=seed, augment=augment)
     trained, history = fit(
@@ -238,7 +246,7 @@ def qat(
         work = Path(scratch)
         export_onnx(folded, examples, work / "float.onnx", input_name=list(input_names))
         # PTQ at the same bit width: the same grid, rounding without fine-tuning.
-        snapped = unwrap(wrap(copy.deepcopy(folded), bits, per_channel))
+        snapped = unwrap(wrap(copy.deepcopy(folded), levels, per_channel))
         export_onnx(snapped, examples, work / "ptq-float.onnx", input_name=list(input_names))
         export_onnx(tuned, examples, work / "qat-float.onnx", input_name=list(input_names))
         quantize_onnx(work / "ptq-float.onnx", work / "ptq.onnx", calib, per_channel, profile, work)
@@ -258,7 +266,7 @@ def qat(
                 "technique": "qat",
                 "bits": bits,
                 "per_channel": per_channel,
-                "grid": f"int8 file, {2 ** (bits - 1) - 1} levels per side" if bits < 8 else "int8",
+                "grid": f"int8 file, weights on {levels} levels per side of zero",
                 "epochs": epochs,
                 "learning_rate": learning_rate,
                 "batch_size": batch_size,

@@ -84,6 +84,20 @@ def test_qat_artifact_runs_as_int8_and_bench_accepts_it(
     assert manifest["training"]["history"][0]["phase"] == "qat"
     assert result.accuracy == accuracy
     assert "QLinearConv" in op_types_after_optimisation(out / "model.onnx", tmp_path)
+    # the int8 weights onnxruntime stores dequantize to exactly the weights QAT trained
+    graph = onnx.load(str(out / "model.onnx")).graph
+    stored = {i.name: onnx.numpy_helper.to_array(i) for i in graph.initializer}
+    trained = {n.removesuffix(".weight"): p.detach().numpy() for n, p in result.model.named_parameters()}
+    checked = 0
+    for node in graph.node:
+        weight = stored.get(node.input[0])
+        if node.op_type == "DequantizeLinear" and weight is not None and weight.ndim > 1:
+            scale = stored[node.input[1]].reshape(-1, *([1] * (weight.ndim - 1)))
+            layer = node.input[0].removesuffix(".weight_quantized")
+            # a different grid would be off by up to half a step (scale / 2)
+            assert np.allclose(weight * scale, trained[layer], rtol=0, atol=float(scale.max()) * 1e-4), layer
+            checked += 1
+    assert checked == 6
     assert quality_summary(load_artifact(out).manifest)["accuracy"] == pytest.approx(accuracy["qat"])
     proc = run_cli("bench", str(out), "--json", "--runs", "20", "--min-seconds", "0", home=tmp_path)
     assert proc.returncode == 0, proc.stderr
