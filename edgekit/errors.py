@@ -80,3 +80,8 @@ class AgentError(DeviceError):
 
 # Agent error types that mean the *input* was wrong, not the device.
 AGENT_INPUT_ERROR_TYPES = frozenset({"ArtifactNotFound", "ModelLoadError", "InputError"})
+
+
+class TrainingDivergedError(EdgekitError):
+    """The training loss stopped being a finite number (the data carries the epoch and the last
+    good checkpoint, which is kept)."""

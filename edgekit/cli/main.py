@@ -17,6 +17,7 @@ from edgekit.cli.lab import lab_app
 from edgekit.cli.optimize import optimize_command
 from edgekit.cli.output import stderr
 from edgekit.cli.report import report_command
+from edgekit.cli.train import train_command
 from edgekit.errors import EXIT_USAGE, EdgekitError
 
 EXIT_INTERNAL = 70  # a bug in edgekit (EX_SOFTWARE); never used for input or device problems
@@ -36,6 +37,7 @@ app.command("compare")(compare_command)
 app.command("check")(check_command)
 app.command("report")(report_command)
 app.command("optimize")(optimize_command)
+app.command("train")(train_command)
 app.add_typer(devices_app, name="devices")
 app.add_typer(profiles_app, name="profiles")
 app.add_typer(fleet_app, name="fleet")

@@ -1,13 +1,5 @@
-"""Knowledge distillation: train a small PyTorch student on a teacher's soft targets.
-
-The teacher is any ONNX model, run with onnxruntime once over the training inputs; the student
-is a torch module, trained with the classic loss of Hinton et al. (2015):
-
-    alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T)) + (1 - alpha) * CE(student, labels)
-
-and exported to ONNX. Needs the `train` extra (CPU PyTorch); everything else in edgekit works
-without it.
-"""
+"""Single-teacher distillation, kept for its callers; the implementation lives in
+`edgekit.train.distill` (one or many teachers, ONNX or torch). Needs the `train` extra."""
 
 from __future__ import annotations
 
@@ -18,21 +10,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgekit.compress.fidelity import session
-from edgekit.errors import UsageError
+from edgekit.train.extra import TRAIN_EXTRA_HINT, require_torch
 
 if TYPE_CHECKING:
     import torch
 
-TRAIN_EXTRA_HINT = "pip install torch==2.13.0 (CPU build), or pip install -e '.[train]'"
-
-
-def require_torch() -> Any:
-    try:
-        import torch
-    except ImportError:
-        raise UsageError(f"distillation needs PyTorch, which is not installed: {TRAIN_EXTRA_HINT}") from None
-    return torch
+__all__ = [
+    "TRAIN_EXTRA_HINT",
+    "DistillReport",
+    "distill",
+    "distill_loss",
+    "export_onnx",
+    "require_torch",
+    "teacher_logits",
+]
 
 
 @dataclass
@@ -52,14 +43,9 @@ class DistillReport:
 
 
 def teacher_logits(teacher: Path, inputs: dict[str, np.ndarray], batch: int = 64) -> np.ndarray:
-    sess = session(teacher)
-    output = sess.get_outputs()[0].name
-    rows = len(next(iter(inputs.values())))
-    parts = [
-        sess.run([output], {name: array[start : start + batch] for name, array in inputs.items()})[0]
-        for start in range(0, rows, batch)
-    ]
-    return np.concatenate(parts).astype(np.float32)
+    from edgekit.train import distill as multi
+
+    return multi.teacher_logits(teacher, inputs, batch)
 
 
 def distill_loss(
@@ -69,16 +55,11 @@ def distill_loss(
     temperature: float,
     alpha: float,
 ) -> torch.Tensor:
-    torch = require_torch()
-    functional = torch.nn.functional
-    soft = functional.kl_div(
-        functional.log_softmax(student_logits / temperature, dim=1),
-        functional.softmax(soft_targets / temperature, dim=1),
-        reduction="batchmean",
-    ) * (temperature**2)
-    if labels is None or alpha >= 1.0:
-        return soft
-    return alpha * soft + (1.0 - alpha) * functional.cross_entropy(student_logits, labels)
+    """The loss against one teacher's logits (`soft_targets`)."""
+    from edgekit.train import distill as multi
+
+    probs = multi.torch.softmax(soft_targets / temperature, dim=1)
+    return multi.distill_loss(student_logits, probs, labels, temperature, alpha)
 
 
 def distill(
@@ -98,38 +79,36 @@ def distill(
     on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> DistillReport:
     """Train `student` in place on the teacher's soft targets (plus hard labels, weighted 1 - alpha)."""
-    torch = require_torch()
-    if not 0.0 <= alpha <= 1.0 or temperature <= 0:
-        raise UsageError(f"distill: need 0 <= alpha <= 1 and temperature > 0, got {alpha}, {temperature}")
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    targets = torch.from_numpy(teacher_logits(teacher, {input_name: inputs}))
-    x = torch.from_numpy(inputs)
-    y = torch.from_numpy(labels.astype(np.int64)) if labels is not None else None
-    optimizer = torch.optim.Adam(student.parameters(), lr=learning_rate)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(epochs, 1))
-    report = DistillReport(temperature, alpha, epochs)
-    for epoch in range(epochs):
-        student.train()
-        order = torch.randperm(len(x), generator=generator)
-        total = 0.0
-        for start in range(0, len(x), batch_size):
-            index = order[start : start + batch_size]
-            batch = x[index] if augment is None else augment(x[index], generator)
-            loss = distill_loss(
-                student(batch), targets[index], None if y is None else y[index], temperature, alpha
-            )
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * len(index)
-        scheduler.step()
-        entry = {"epoch": epoch + 1, "loss": total / len(x)}
-        report.history.append(entry)
-        if on_epoch is not None:
-            on_epoch(entry)
+    require_torch("distillation")
+    from edgekit.train import distill as multi
+    from edgekit.train.data import TrainData
+
+    data = TrainData({input_name: inputs}, None if labels is None else labels.astype(np.int64), "<inputs>")
+
+    def forward(event: dict[str, Any]) -> None:
+        if on_epoch is not None and event.get("event") == "epoch":
+            on_epoch({"epoch": event["epoch"], "loss": event["loss"]})
+
+    result = multi.distill(
+        [teacher],
+        student,
+        data,
+        None,
+        temperature,
+        alpha,
+        epochs=epochs,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        seed=seed,
+        augment=augment,
+        input_names=[input_name],
+        emit=forward,
+    )
+    if result.model is not student:  # fit trains in place; a resumed checkpoint would differ
+        student.load_state_dict(result.model.state_dict())
     student.eval()
-    return report
+    history = [{"epoch": e["epoch"], "loss": e["loss"]} for e in result.history]
+    return DistillReport(temperature, alpha, epochs, history)
 
 
 def export_onnx(
@@ -141,16 +120,6 @@ def export_onnx(
     output_name: str = "logits",
 ) -> Path:
     """ONNX with a symbolic batch dimension, through the legacy exporter (reliable for small CNNs)."""
-    torch = require_torch()
-    model.eval()
-    torch.onnx.export(
-        model,
-        (torch.from_numpy(example[:1]),),
-        str(out),
-        input_names=[input_name],
-        output_names=[output_name],
-        dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}},
-        opset_version=17,
-        dynamo=False,
-    )
-    return out
+    from edgekit.train.export import export_onnx as export
+
+    return export(model, example, out, input_name=input_name, output_name=output_name)
