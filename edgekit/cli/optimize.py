@@ -36,6 +36,8 @@ def _progress(event: dict[str, Any]) -> None:
         stderr.print(
             f"{event['device']}: re-measuring {event['candidate']} and float side by side", markup=False
         )
+    elif phase == "training" and ("message" in event or "error" in event):
+        stderr.print(f"{event['candidate']}: {event.get('message') or event.get('error')}", markup=False)
     elif phase == "time-budget":
         stderr.print(event["message"], markup=False)
 
@@ -90,6 +92,10 @@ def optimize_command(
     min_seconds: Annotated[float, typer.Option(help="Time each candidate at least this long.")] = 1.0,
     threads: Annotated[int | None, typer.Option(help="Intra-op threads (default: profile's).")] = None,
     seed: Annotated[int, typer.Option(help="Seed: data split, calibration, inputs.")] = 0,
+    train_config: Annotated[
+        Path | None,
+        typer.Option(help="An `edgekit train` config: also try QAT and prune-and-fine-tune (train extra)."),
+    ] = None,
     confirm: Annotated[
         int, typer.Option(help="Re-measure the pick and float alternately this many rounds each (0: off).")
     ] = 2,
@@ -124,6 +130,7 @@ def optimize_command(
         bench=BenchOptions(runs=runs, min_seconds=min_seconds, threads=threads, seed=seed),
         fresh=fresh,
         confirm_rounds=confirm,
+        train_config=train_config,
     )
     results_store = store_from_option(store) if save else None
     try:

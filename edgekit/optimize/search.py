@@ -62,6 +62,7 @@ class OptimizeOptions:
     bench: BenchOptions = field(default_factory=BenchOptions)
     fresh: bool = False
     confirm_rounds: int = 2  # the pick and float re-measured alternately this many times each
+    train_config: Path | None = None  # also try QAT and prune-and-fine-tune (edgekit train config)
 
     def validate(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -72,7 +73,12 @@ class OptimizeOptions:
             raise UsageError("--time-budget must be positive")
         if self.confirm_rounds < 0:
             raise UsageError("--confirm must be >= 0")
-        for path, option in ((self.model, "MODEL"), (self.eval, "--eval"), (self.calib, "--calib")):
+        for path, option in (
+            (self.model, "MODEL"),
+            (self.eval, "--eval"),
+            (self.calib, "--calib"),
+            (self.train_config, "--train-config"),
+        ):
             if path is not None and not path.exists():
                 raise UsageError(f"{option} {path}: no such file or directory")
         for recipe in self.recipes:
@@ -111,6 +117,7 @@ def search_key(options: OptimizeOptions) -> dict[str, Any]:
         "max_accuracy_drop": options.max_accuracy_drop,
         "seed": options.seed,
         "recipes": list(options.recipes),
+        "train_config": _file_key(options.train_config),
         "bench": {"runs": bench.runs, "min_seconds": bench.min_seconds, "threads": bench.threads},
     }
 
@@ -161,6 +168,8 @@ class Search:
             if not self.options.recipes:
                 for name in second_phase(self._survivors(search), search.outcomes):
                     self._candidate(device, profile, search, name, baseline)
+            if self.options.train_config is not None and self._time_left():
+                self._training_candidates(device, profile, search, baseline)
             if not self.out_of_time:
                 self._confirm(device, profile, search)
         except DeviceError as exc:
@@ -188,16 +197,45 @@ class Search:
         self.state.save(self.out_dir)
         return outcome
 
-    def _candidate(
-        self, device: Device, profile: DeviceProfile, search: DeviceSearch, name: str, baseline: Outcome
+    def _training_candidates(
+        self, device: Device, profile: DeviceProfile, search: DeviceSearch, baseline: Outcome
     ) -> None:
+        """QAT and prune-and-fine-tune artifacts from the training config, trained once per
+        profile (reused by later devices and resumed searches), judged like every candidate."""
+        from edgekit.train.candidates import training_candidates
+
+        assert self.options.train_config is not None
+        made = training_candidates(
+            self.options.train_config,
+            profile,
+            self.data.calib,
+            self.data.heldout,
+            self.out_dir / "candidates" / profile.name,
+            self.options.seed,
+            self.emit,
+        )
+        for name, directory in made:
+            manifest = json.loads((directory / MANIFEST_NAME).read_text())
+            self._candidate(device, profile, search, name, baseline, made=(directory, manifest))
+
+    def _candidate(
+        self,
+        device: Device,
+        profile: DeviceProfile,
+        search: DeviceSearch,
+        name: str,
+        baseline: Outcome,
+        made: tuple[Path, dict[str, Any]] | None = None,
+    ) -> None:
+        """Judge one candidate: `made` is an artifact directory and its manifest made elsewhere
+        (training), else the recipe `name` is compressed here."""
         if search.done(name) or not self._time_left():
             return
         self.emit({"phase": "candidate", "device": device.name, "candidate": name})
         started = time.monotonic()
         outcome = Outcome(name, ACCEPTED)
         try:
-            artifact_dir, manifest = self._artifact(profile, name)
+            artifact_dir, manifest = made or self._artifact(profile, name)
             outcome.artifact = str(artifact_dir)
             fidelity = manifest.get("fidelity") or {}
             accuracy = fidelity.get("accuracy") or {}

@@ -298,3 +298,18 @@ def test_training_candidates_for_optimize_are_judged_on_the_heldout_rows(npz: Pa
         == made
     )
     assert again == []  # finished candidates are reused, not retrained
+
+
+def test_optimize_also_tries_the_training_candidates(npz: Path, tmp_path: Path) -> None:
+    path = config(npz, "optimize", qat="bits = 8", prune="target_ratio = 0.5\nsteps = 1")
+    proc = run_cli(
+        "optimize", str(demo_model_path()), "--eval", str(npz / "eval.npz"), "--recipe", "fp16",
+        "--train-config", str(path), "--max-accuracy-drop", "100", "--runs", "50", "--min-seconds", "0.2",
+        "-o", str(tmp_path / "out"), "--json", home=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    candidates = {c["name"]: c for c in json.loads(proc.stdout)["devices"]["local"]["candidates"]}
+    assert list(candidates) == ["float", "fp16", "train-qat", "train-prune"]
+    for name in ("train-qat", "train-prune"):  # trained, then judged and measured like the others
+        assert candidates[name]["latency_p50_ms"] is not None and candidates[name]["reason"]
+        assert Path(candidates[name]["artifact"]).parent == tmp_path / "out" / "candidates" / "local"
