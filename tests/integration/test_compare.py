@@ -24,6 +24,13 @@ def real_result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert len(result["latency_ms"]["block_medians"]) == 10
+    # These tests check the commands' plumbing (references, exit codes, JSON, thresholds) on a
+    # known ground truth: the real run's p50 with a fixed +-1% spread of its 10 block medians. A
+    # sub-0.1 ms run on a busy 2-core CI machine can spread its blocks by more than the 10%
+    # slowdown below; how the gate fares on noisy data is the simulation's job
+    # (tests/unit/test_regression.py).
+    p50 = result["latency_ms"]["p50"]
+    result["latency_ms"]["block_medians"] = [p50 * (1 + 0.01 * (i - 4.5) / 4.5) for i in range(10)]
     return result
 
 

@@ -93,10 +93,14 @@ def test_time_budget_keeps_the_best_so_far_and_the_next_run_finishes(tmp_path: P
 
 
 def test_the_same_seed_gives_the_same_front(tmp_path: Path) -> None:
-    recipes = ("--recipe", "int8-static", "--recipe", "fp16", "--recipe", "prune-channels:0.4")
+    # Candidates far apart (int8 is ~1.6x faster and ~2x smaller than fp16 here; pruning at 0.5
+    # loses 2.2 points): the front must not depend on this shared machine's run-to-run noise.
+    recipes = ("--recipe", "int8-static", "--recipe", "fp16", "--recipe", "prune-channels:0.5")
     fronts = []
     for name in ("a", "b"):
-        code, report, stderr = _optimize(tmp_path, tmp_path / name, *recipes, "--seed", "7", "--no-store")
+        code, report, stderr = _optimize(
+            tmp_path, tmp_path / name, *recipes, "--seed", "7", "--no-store", "--min-seconds", "0.6"
+        )
         assert code == 0, stderr
         fronts.append((report["devices"]["local"]["front"], report["devices"]["local"]["chosen"]))
     assert fronts[0] == fronts[1]
@@ -125,7 +129,7 @@ def test_a_candidate_slower_on_the_device_is_rejected(tmp_path: Path) -> None:
     outcomes = {o.name: o for o in report.outcomes}
     assert outcomes["int8-static"].status == REJECTED
     assert outcomes["int8-static"].reason.startswith("slower than float on slowpoke")
-    assert outcomes["int8-static"].speedup is not None and outcomes["int8-static"].speedup < 0.6
+    assert outcomes["int8-static"].speedup is not None and outcomes["int8-static"].speedup < 1.0
     assert report.chosen != "int8-static" and "int8-static" not in report.front
 
 
