@@ -10,6 +10,7 @@ from rich.table import Table
 
 from edgekit.atomic import write_text_atomic
 from edgekit.bench import BenchOptions
+from edgekit.budgets import MIB
 from edgekit.cli.common import InventoryOption, JsonOption, StoreOption, store_from_option
 from edgekit.cli.output import fmt, print_json, stderr, stdout
 from edgekit.devices import resolve_device
@@ -18,8 +19,6 @@ from edgekit.errors import EXIT_BUDGET, EXIT_DEVICE, EXIT_OK, UsageError
 from edgekit.optimize.report import front_page
 from edgekit.optimize.search import DeviceReport, OptimizeOptions, optimize
 from edgekit.optimize.state import REJECTED
-
-MIB = 1024 * 1024
 
 
 def _progress(event: dict[str, Any]) -> None:

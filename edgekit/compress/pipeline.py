@@ -237,6 +237,41 @@ def _publish(staging: Path, out_dir: Path) -> None:
         staging.rename(out_dir)
 
 
+def artifact_manifest(
+    artifact: Path,
+    source: dict[str, Any],
+    *,
+    target: str,
+    recipe: Any,
+    fidelity: dict[str, Any] | None,
+    accuracy_guard: dict[str, Any] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """manifest.json of an artifact directory (`compress`, `train`): the file, what it was made
+    from (`source`: path, sha256, size_bytes), how, and what it cost; `extra` keys go before
+    `tools`, whose versions `extra["tools"]` may add to."""
+    tools = {**_versions(), **extra.pop("tools", {})}
+    return {
+        "schema": 1,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "artifact": {
+            "file": artifact.name,
+            "sha256": sha256_file(artifact),
+            "size_bytes": artifact.stat().st_size,
+            "format": artifact.suffix.lstrip("."),
+        },
+        "source": source,
+        "size_ratio": source["size_bytes"] / max(artifact.stat().st_size, 1),
+        "target": target,
+        "recipe": recipe,
+        "fidelity": fidelity,
+        "fidelity_null_reason": None if fidelity else "no --eval or --calib data given",
+        "accuracy_guard": accuracy_guard,
+        **extra,
+        "tools": tools,
+    }
+
+
 def compress(
     model_path: Path, out_dir: Path, options: CompressOptions, on_event: EventCallback | None = None
 ) -> dict[str, Any]:
@@ -279,24 +314,14 @@ def compress(
                 if guard_report.get("kept_float"):
                     reports[-1]["report"]["kept_float"] = guard_report["kept_float"]
                     fidelity_report = fidelity(source.path, artifact, evaluation)
-        manifest = {
-            "schema": 1,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "artifact": {
-                "file": artifact.name,
-                "sha256": sha256_file(artifact),
-                "size_bytes": artifact.stat().st_size,
-                "format": artifact.suffix.lstrip("."),
-            },
-            "source": {"path": str(source.path), "sha256": source.sha256, "size_bytes": source.size_bytes},
-            "size_ratio": source.size_bytes / max(artifact.stat().st_size, 1),
-            "target": options.profile.name,
-            "recipe": reports,
-            "fidelity": fidelity_report,
-            "fidelity_null_reason": None if fidelity_report else "no --eval or --calib data given",
-            "accuracy_guard": guard_report,
-            "tools": _versions(),
-        }
+        manifest = artifact_manifest(
+            artifact,
+            {"path": str(source.path), "sha256": source.sha256, "size_bytes": source.size_bytes},
+            target=options.profile.name,
+            recipe=reports,
+            fidelity=fidelity_report,
+            accuracy_guard=guard_report,
+        )
         (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
         _publish(staging, out_dir)
     except BaseException:

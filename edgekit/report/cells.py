@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from edgekit.budgets import MIB
 from edgekit.report.data import base_model_of, device_of, model_of, recipe_of
-
-MIB = 1024 * 1024
 
 
 def _number(value: Any, digits: int = 3) -> str:

@@ -9,6 +9,7 @@ from html import escape
 from typing import Any
 
 from edgekit import __version__
+from edgekit.budgets import MIB
 from edgekit.report import cells
 from edgekit.report.data import History, ReportData, TradeOff, base_model_of, created_at, recipe_of
 from edgekit.report.svg import (
@@ -177,7 +178,7 @@ def _trade_off_plots(points: Sequence[TradeOff]) -> list[str]:
             plots.append(
                 scatter_plot(
                     [
-                        Point(p.size_bytes / cells.MIB, p.latency_p50_ms, p.recipe, p.base_model, _quality(p))
+                        Point(p.size_bytes / MIB, p.latency_p50_ms, p.recipe, p.base_model, _quality(p))
                         for p in sized
                         if p.size_bytes is not None and p.latency_p50_ms is not None
                     ],

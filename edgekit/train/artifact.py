@@ -8,7 +8,6 @@ import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import numpy as np
 from edgekit.artifacts import MANIFEST_NAME, sha256_file
 from edgekit.compress.data import Dataset
 from edgekit.compress.fidelity import compare_outputs, run_outputs
-from edgekit.compress.pipeline import ARTIFACT_STEM, _prepare_out_dir, _publish, _versions
+from edgekit.compress.pipeline import ARTIFACT_STEM, _prepare_out_dir, _publish, artifact_manifest
 from edgekit.errors import UsageError
 from edgekit.train.data import TrainData
 
@@ -94,30 +93,19 @@ def write_artifact(
         }
         if plan.reference_note:
             fidelity["reference"] = plan.reference_note
-        source_size = reference_file.stat().st_size
-        manifest = {
-            "schema": 1,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "artifact": {
-                "file": artifact.name,
-                "sha256": sha256_file(artifact),
-                "size_bytes": artifact.stat().st_size,
-                "format": "onnx",
-            },
-            "source": {
+        manifest = artifact_manifest(
+            artifact,
+            {
                 "path": str(out_dir / FLOAT_NAME),
                 "sha256": sha256_file(reference_file),
-                "size_bytes": source_size,
+                "size_bytes": reference_file.stat().st_size,
             },
-            "size_ratio": source_size / max(artifact.stat().st_size, 1),
-            "target": target,
-            "recipe": plan.recipe,
-            "fidelity": fidelity,
-            "fidelity_null_reason": None,
-            "accuracy_guard": None,
-            "training": plan.training,
-            "tools": {**_versions(), "torch": torch_version()},
-        }
+            target=target,
+            recipe=plan.recipe,
+            fidelity=fidelity,
+            training=plan.training,
+            tools={"torch": torch_version()},
+        )
         (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
         _publish(staging, out_dir)
     except BaseException:
