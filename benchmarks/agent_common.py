@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.agent_client import AgentClient
-from edgekit.onnx_model import graph_inputs, load_onnx
+from edgekit.core.onnx_model import graph_inputs, load_onnx
+from edgekit.transport.agent_client import AgentClient
 from edgekit.transport.local import LocalTransport
 
 BARE = Path(__file__).with_name("bare_onnxruntime.py")

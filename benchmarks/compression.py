@@ -39,9 +39,9 @@ from agent_common import through_agent
 from edgekit.compress import CompressOptions, compress, parse_recipes
 from edgekit.compress.data import load_dataset
 from edgekit.compress.fidelity import fidelity
+from edgekit.core.onnx_model import graph_inputs, load_onnx
+from edgekit.core.profiles import load_profile
 from edgekit.data import demo_calib_set_path, demo_model_path, demo_test_set_path
-from edgekit.onnx_model import graph_inputs, load_onnx
-from edgekit.profiles import load_profile
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)[:, None, None]
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)[:, None, None]

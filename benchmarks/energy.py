@@ -16,7 +16,8 @@ from pathlib import Path
 
 from agent_common import ab_arguments, default_model, through_agent
 
-from edgekit.testing import make_fake_ina2xx, make_fake_sysfs
+from edgekit.lab.sysfs_tree import make_fake_sysfs
+from edgekit.testing.sensors import make_fake_ina2xx
 
 GOAL = 1.02
 

@@ -23,11 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from edgekit.artifacts import sha256_file
+from edgekit.core.artifacts import sha256_file
 from edgekit.data import demo_model_path
-from edgekit.inventory import SshTarget
-from edgekit.testing import make_mlp
-from edgekit.testing_ssh import start_sshd, write_inventory
+from edgekit.testing.models import make_mlp
+from edgekit.testing.ssh import start_sshd, write_inventory
+from edgekit.transport.inventory import SshTarget
 from edgekit.transport.ssh import SshTransport
 
 

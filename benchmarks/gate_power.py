@@ -4,7 +4,7 @@
 
 For each run-to-run variation and number of runs pooled per side: the share of trials in which
 a 5% slowdown is flagged (goal >= 95%) and in which an identical model is flagged (goal <= 5%).
-The synthetic runs (edgekit.testing.synthetic_latencies_ms) have a log-normal body, AR(1) drift,
+The synthetic runs (edgekit.testing.models.synthetic_latencies_ms) have a log-normal body, AR(1) drift,
 1% outliers of 1.5-4x and a per-run offset; the gate uses its defaults.
 """
 
@@ -14,8 +14,8 @@ import argparse
 
 import numpy as np
 
-from edgekit.regression import BLOCKS, DEFAULT_THRESHOLD, block_medians, judge_samples
-from edgekit.testing import synthetic_latencies_ms
+from edgekit.judge.regression import BLOCKS, DEFAULT_THRESHOLD, block_medians, judge_samples
+from edgekit.testing.latencies import synthetic_latencies_ms
 
 
 def flagged_share(slowdown: float, trials: int, run_sigma: float, runs_per_side: int, seed: int) -> float:

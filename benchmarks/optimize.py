@@ -18,10 +18,10 @@ from pathlib import Path
 
 from compression import BenchModel, demo, efficientnet_lite0, latency_p50s
 
-from edgekit.bench import BenchOptions
-from edgekit.devices import resolve_device
+from edgekit.measure.bench import BenchOptions
 from edgekit.optimize.search import DeviceReport, OptimizeOptions, optimize
 from edgekit.optimize.state import ACCEPTED
+from edgekit.transport.devices import resolve_device
 
 MODELS = {"demo": demo, "efficientnet-lite0": efficientnet_lite0}
 

@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from edgekit.errors import EdgekitError
+from edgekit.core.errors import EdgekitError
 
 if TYPE_CHECKING:  # loaded by every pytest run where edgekit is installed: import the rest lazily
-    from edgekit.devices import Device
-    from edgekit.profiles import DeviceProfile
+    from edgekit.core.profiles import DeviceProfile
+    from edgekit.transport.devices import Device
 
 JUNIT_METRICS = (
     ("latency_p50_ms", ("latency_ms", "p50")),
@@ -76,7 +76,7 @@ def _split(value: str | None) -> list[str]:
 
 def selected_devices(config: pytest.Config) -> list[str]:
     """Device names from --edge-devices and --edge-tags (tags need --edge-inventory)."""
-    from edgekit.inventory import load_inventory
+    from edgekit.transport.inventory import load_inventory
 
     inventory = config.getoption("--edge-inventory")
     names = _split(config.getoption("--edge-devices"))
@@ -114,8 +114,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture
 def edge_device(request: pytest.FixtureRequest) -> EdgeDevice:
-    from edgekit.devices import resolve_device
-    from edgekit.profiles import load_profile
+    from edgekit.core.profiles import load_profile
+    from edgekit.transport.devices import resolve_device
 
     name = request.param
     inventory = request.config.getoption("--edge-inventory")
@@ -133,8 +133,8 @@ EdgeBench = Callable[..., dict[str, Any]]
 def edge_bench(
     edge_device: EdgeDevice, record_property: Callable[[str, object], None], request: pytest.FixtureRequest
 ) -> EdgeBench:
-    from edgekit.bench import BenchOptions, run_bench
-    from edgekit.store import open_store
+    from edgekit.measure.bench import BenchOptions, run_bench
+    from edgekit.store.open import open_store
 
     store_path = request.config.getoption("--edge-store")
 

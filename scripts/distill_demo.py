@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.artifacts import sha256_file
-from edgekit.compress.distill import distill, export_onnx, require_torch
 from edgekit.compress.fidelity import session
+from edgekit.core.artifacts import sha256_file
 from edgekit.data import demo_model_path
 from edgekit.data.digits import digits_student, load_digits_split
+from edgekit.train.single_teacher import distill, export_onnx, require_torch
 
 
 def accuracy(model: Path, x: np.ndarray, labels: np.ndarray) -> float:

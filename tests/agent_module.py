@@ -6,7 +6,7 @@ import importlib.util
 import sys
 from types import ModuleType
 
-from edgekit.resources import agent_path
+from edgekit.core.resources import agent_path
 
 
 def load_agent() -> ModuleType:

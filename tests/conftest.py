@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.testing import make_mlp, make_multi_input
-from edgekit.testing_pg import PgServer, pg_missing_reason, start_postgres
+from edgekit.testing.models import make_mlp, make_multi_input
+from edgekit.testing.pg import PgServer, pg_missing_reason, start_postgres
 
 
 @pytest.fixture(autouse=True)

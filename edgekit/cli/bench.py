@@ -7,12 +7,12 @@ from typing import Annotated, Any
 
 import typer
 
-from edgekit.bench import BenchOptions, run_bench
 from edgekit.cli.common import DeviceOption, InventoryOption, JsonOption, StoreOption, store_from_option
 from edgekit.cli.output import ProgressPrinter, print_json, print_result, stderr
-from edgekit.devices import resolve_device
-from edgekit.errors import EXIT_BUDGET, EXIT_OK
-from edgekit.profiles import load_profile, parse_budget_overrides
+from edgekit.core.errors import EXIT_BUDGET, EXIT_OK
+from edgekit.core.profiles import load_profile, parse_budget_overrides
+from edgekit.measure.bench import BenchOptions, run_bench
+from edgekit.transport.devices import resolve_device
 
 
 def _benchmark(

@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from edgekit.resources import default_store_path
-from edgekit.store import ResultsStore, open_store
+from edgekit.core.resources import default_store_path
+from edgekit.store.base import ResultsStore
+from edgekit.store.open import open_store
 
 STORE_ENV = "EDGEKIT_STORE"  # a team points every command at its PostgreSQL store once
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]

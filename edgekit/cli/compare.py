@@ -10,9 +10,10 @@ from rich.table import Table
 
 from edgekit.cli.common import JsonOption, StoreOption, store_from_option
 from edgekit.cli.output import print_json, print_result, stderr, stdout
-from edgekit.compare import Comparison, compare, load_reference, parse_thresholds
-from edgekit.errors import EXIT_BUDGET, EXIT_OK, EXIT_USAGE
-from edgekit.fingerprint import COMPARABLE_KEYS
+from edgekit.core.errors import EXIT_BUDGET, EXIT_OK, EXIT_USAGE
+from edgekit.judge.compare import Comparison, compare, parse_thresholds
+from edgekit.judge.fingerprint import COMPARABLE_KEYS
+from edgekit.store.references import load_reference
 
 REFERENCE_HELP = "A result .json, a stored run id (or unique prefix), or latest:DEVICE:MODEL[:N]."
 ThresholdOption = Annotated[

@@ -11,8 +11,8 @@ from rich.table import Table
 from edgekit.cli.common import JsonOption
 from edgekit.cli.output import fmt, print_json, stderr, stdout
 from edgekit.compress import RECIPES, CompressOptions, compress, parse_recipes
-from edgekit.errors import EXIT_BUDGET, EXIT_OK
-from edgekit.profiles import load_profile
+from edgekit.core.errors import EXIT_BUDGET, EXIT_OK
+from edgekit.core.profiles import load_profile
 
 _RECIPE_HELP = (
     "Recipe, e.g. int8-static, prune-channels:0.5, lowrank:energy=0.9; chain with + or repeat. "

@@ -12,10 +12,10 @@ from rich.table import Table
 from edgekit.cli.common import JsonOption, StoreOption, store_location
 from edgekit.cli.fleet_progress import FleetProgress
 from edgekit.cli.output import print_json, stderr, stdout, verdict_text
-from edgekit.errors import EXIT_BUDGET, EXIT_DEVICE, EXIT_OK, EXIT_USAGE
-from edgekit.fleet import load_plan, run_plan
-from edgekit.runlock import plan_lock_path, run_lock
-from edgekit.store import mask_password
+from edgekit.core.errors import EXIT_BUDGET, EXIT_DEVICE, EXIT_OK, EXIT_USAGE
+from edgekit.core.runlock import plan_lock_path, run_lock
+from edgekit.measure.fleet import load_plan, run_plan
+from edgekit.store.location import mask_password
 
 fleet_app = typer.Typer(help="Run benchmark plans across many devices.", no_args_is_help=True)
 

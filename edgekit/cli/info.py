@@ -8,12 +8,12 @@ import typer
 from rich import box
 from rich.table import Table
 
-from edgekit.agent_client import agent_session
 from edgekit.cli.common import DeviceOption, InventoryOption, JsonOption, StoreOption, store_from_option
 from edgekit.cli.output import fmt, print_json, stdout, verdict_text
-from edgekit.devices import known_device_names, resolve_device
-from edgekit.errors import EXIT_DEVICE
-from edgekit.profiles import list_profiles, load_profile
+from edgekit.core.errors import EXIT_DEVICE
+from edgekit.core.profiles import list_profiles, load_profile
+from edgekit.transport.agent_client import agent_session
+from edgekit.transport.devices import known_device_names, resolve_device
 
 devices_app = typer.Typer(help="Devices: list them, read their facts.", no_args_is_help=True)
 profiles_app = typer.Typer(help="Device profiles: board facts and budgets.", no_args_is_help=True)
@@ -75,7 +75,7 @@ def devices_doctor(
     device: DeviceOption = "local", inventory: InventoryOption = None, as_json: JsonOption = False
 ) -> None:
     """What the board has and lacks for edgekit, and the exact line that installs the rest."""
-    from edgekit.doctor import diagnose
+    from edgekit.judge.doctor import diagnose
 
     target = resolve_device(device, inventory)
     profile = load_profile(target.profile)

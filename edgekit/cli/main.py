@@ -18,7 +18,7 @@ from edgekit.cli.optimize import optimize_command
 from edgekit.cli.output import stderr
 from edgekit.cli.report import report_command
 from edgekit.cli.train import train_command
-from edgekit.errors import EXIT_USAGE, EdgekitError
+from edgekit.core.errors import EXIT_USAGE, EdgekitError
 
 EXIT_INTERNAL = 70  # a bug in edgekit (EX_SOFTWARE); never used for input or device problems
 

@@ -8,17 +8,17 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from edgekit.atomic import write_text_atomic
-from edgekit.bench import BenchOptions
-from edgekit.budgets import MIB
 from edgekit.cli.common import InventoryOption, JsonOption, StoreOption, store_from_option
 from edgekit.cli.output import fmt, print_json, stderr, stdout
-from edgekit.devices import resolve_device
-from edgekit.durations import parse_duration_s
-from edgekit.errors import EXIT_BUDGET, EXIT_DEVICE, EXIT_OK, UsageError
-from edgekit.optimize.report import front_page
+from edgekit.core.atomic import write_text_atomic
+from edgekit.core.durations import parse_duration_s
+from edgekit.core.errors import EXIT_BUDGET, EXIT_DEVICE, EXIT_OK, UsageError
+from edgekit.judge.budgets import MIB
+from edgekit.measure.bench import BenchOptions
 from edgekit.optimize.search import DeviceReport, OptimizeOptions, optimize
 from edgekit.optimize.state import REJECTED
+from edgekit.report.optimize_page import front_page
+from edgekit.transport.devices import resolve_device
 
 
 def _progress(event: dict[str, Any]) -> None:

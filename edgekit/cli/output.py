@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from edgekit.budgets import FAIL, PASS, metric_values
+from edgekit.judge.budgets import FAIL, PASS, metric_values
 
 stdout = Console(highlight=False)
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -8,12 +8,12 @@ from typing import Annotated
 
 import typer
 
-from edgekit.atomic import write_text_atomic
 from edgekit.cli.common import JsonOption, StoreOption, store_from_option
 from edgekit.cli.compare import ThresholdOption
 from edgekit.cli.output import print_json, stderr
-from edgekit.compare import parse_thresholds
-from edgekit.errors import EXIT_BUDGET, EXIT_OK, UsageError
+from edgekit.core.atomic import write_text_atomic
+from edgekit.core.errors import EXIT_BUDGET, EXIT_OK, UsageError
+from edgekit.judge.compare import parse_thresholds
 from edgekit.report import FORMATS, ReportFilter, build_report, parse_since
 
 SUFFIX_FORMATS = {

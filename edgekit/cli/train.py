@@ -13,7 +13,7 @@ import typer
 
 from edgekit.cli.common import JsonOption
 from edgekit.cli.output import print_json, stderr, stdout
-from edgekit.errors import EXIT_OK, UsageError
+from edgekit.core.errors import EXIT_OK, UsageError
 
 TECHNIQUES = ("qat", "prune", "distill")
 
@@ -56,7 +56,7 @@ def train_command(
     """Train with quantization (qat), pruning (prune) or teachers (distill); write OUT like compress."""
     if technique not in TECHNIQUES:
         raise UsageError(f"train: unknown technique {technique!r}; expected one of {', '.join(TECHNIQUES)}")
-    from edgekit.profiles import load_profile
+    from edgekit.core.profiles import load_profile
     from edgekit.train.config import load_config
     from edgekit.train.extra import require_torch
 

@@ -1,4 +1,8 @@
-"""Compression recipes (quantization, pruning, low-rank) judged by fidelity on real data."""
+"""compress: compression recipes (quantization, pruning, low-rank, TFLite int8) judged by
+fidelity on real data, and the pipeline that writes an artifact directory.
+
+May import: `edgekit.core`, onnx, onnxruntime, numpy. Never transport, store, train or cli.
+"""
 
 from edgekit.compress.pipeline import CompressOptions, compress
 from edgekit.compress.recipes import RECIPES, parse_recipes

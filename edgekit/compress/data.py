@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.errors import InputSpecError
-from edgekit.inputs import check_inputs_file
-from edgekit.onnx_model import TensorInfo
+from edgekit.core.errors import InputSpecError
+from edgekit.core.inputs import check_inputs_file
+from edgekit.core.onnx_model import TensorInfo
 
 LABELS = "labels"
 MAX_BATCH = 32

@@ -11,7 +11,7 @@ import onnx
 import onnxruntime as ort
 
 from edgekit.compress.data import Dataset, batch_size, batches
-from edgekit.onnx_model import graph_inputs, load_onnx
+from edgekit.core.onnx_model import graph_inputs, load_onnx
 
 
 def session(model: Path | bytes) -> ort.InferenceSession:
@@ -78,7 +78,7 @@ def fidelity(source: Path, artifact: Path, dataset: Dataset) -> dict[str, Any]:
     output = session(source).get_outputs()[0].name
     reference = run_outputs(source, dataset, [output])[output]
     if artifact.suffix == ".tflite":
-        from edgekit.tflite_model import run_first_output
+        from edgekit.core.tflite_model import run_first_output
 
         test = run_first_output(artifact, dataset.inputs)
     else:

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.compress.data import Dataset
-from edgekit.errors import InputSpecError, UsageError
-from edgekit.onnx_model import TensorInfo
+from edgekit.core.errors import InputSpecError, UsageError
+from edgekit.core.onnx_model import TensorInfo
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

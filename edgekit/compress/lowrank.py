@@ -16,7 +16,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from edgekit.compress.graph import ensure_node_names, initializers
-from edgekit.errors import ModelError
+from edgekit.core.errors import ModelError
 
 MAX_FACTORED_FRACTION = 0.8
 

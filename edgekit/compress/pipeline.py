@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import json
-import platform
 import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import onnx
 
-from edgekit import __version__
-from edgekit.artifacts import MANIFEST_NAME, load_artifact, sha256_file
 from edgekit.compress import guard
 from edgekit.compress.data import Dataset, load_dataset, random_dataset
 from edgekit.compress.fidelity import fidelity, quality_loss
@@ -33,11 +28,12 @@ from edgekit.compress.quantize import (
 )
 from edgekit.compress.recipes import RECIPES, RecipeStep
 from edgekit.compress.tflite import require_converter, tflite_int8
-from edgekit.errors import InputSpecError, UsageError
-from edgekit.onnx_model import TensorInfo, graph_inputs, load_onnx
-from edgekit.profiles import DeviceProfile
+from edgekit.core.artifact_writer import ARTIFACT_STEM, artifact_manifest, prepare_out_dir, publish
+from edgekit.core.artifacts import MANIFEST_NAME, load_artifact
+from edgekit.core.errors import InputSpecError, UsageError
+from edgekit.core.onnx_model import TensorInfo, graph_inputs, load_onnx
+from edgekit.core.profiles import DeviceProfile
 
-ARTIFACT_STEM = "model"  # model.onnx, or model.tflite after tflite-int8
 CALIB_RANDOM_ROWS = 64
 EventCallback = Callable[[dict[str, Any]], None]
 
@@ -205,73 +201,6 @@ def _attempt(
     return (loss if loss is not None else float("inf")), out
 
 
-def _versions() -> dict[str, str | None]:
-    def version(name: str) -> str | None:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return None
-
-    return {
-        "edgekit": __version__,
-        "python": platform.python_version(),
-        **{name: version(name) for name in ("onnx", "onnxruntime", "numpy")},
-    }
-
-
-def _prepare_out_dir(out_dir: Path, force: bool) -> Path:
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not force:
-        raise UsageError(f"-o {out_dir}: exists and is not empty; pass --force to replace it")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-
-
-def _publish(staging: Path, out_dir: Path) -> None:
-    """Atomic from a reader's point of view: the directory appears whole or not at all."""
-    if out_dir.exists():
-        old = out_dir.with_name(f".{out_dir.name}.old-{staging.name.rsplit('-', 1)[-1]}")
-        out_dir.rename(old)
-        staging.rename(out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        staging.rename(out_dir)
-
-
-def artifact_manifest(
-    artifact: Path,
-    source: dict[str, Any],
-    *,
-    target: str,
-    recipe: Any,
-    fidelity: dict[str, Any] | None,
-    accuracy_guard: dict[str, Any] | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    """manifest.json of an artifact directory (`compress`, `train`): the file, what it was made
-    from (`source`: path, sha256, size_bytes), how, and what it cost; `extra` keys go before
-    `tools`, whose versions `extra["tools"]` may add to."""
-    tools = {**_versions(), **extra.pop("tools", {})}
-    return {
-        "schema": 1,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "artifact": {
-            "file": artifact.name,
-            "sha256": sha256_file(artifact),
-            "size_bytes": artifact.stat().st_size,
-            "format": artifact.suffix.lstrip("."),
-        },
-        "source": source,
-        "size_ratio": source["size_bytes"] / max(artifact.stat().st_size, 1),
-        "target": target,
-        "recipe": recipe,
-        "fidelity": fidelity,
-        "fidelity_null_reason": None if fidelity else "no --eval or --calib data given",
-        "accuracy_guard": accuracy_guard,
-        **extra,
-        "tools": tools,
-    }
-
-
 def compress(
     model_path: Path, out_dir: Path, options: CompressOptions, on_event: EventCallback | None = None
 ) -> dict[str, Any]:
@@ -282,7 +211,7 @@ def compress(
     model = load_onnx(source.path)
     calib, evaluation = _load_data(model, options)
     _check_plan(model, options, calib)
-    staging = _prepare_out_dir(out_dir, options.force)
+    staging = prepare_out_dir(out_dir, options.force)
     try:
         with tempfile.TemporaryDirectory(prefix="edgekit-compress-") as scratch:
             ctx = Context(options, source.path, calib, Path(scratch), emit)
@@ -323,7 +252,7 @@ def compress(
             accuracy_guard=guard_report,
         )
         (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-        _publish(staging, out_dir)
+        publish(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

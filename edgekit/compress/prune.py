@@ -23,7 +23,7 @@ from onnx import numpy_helper
 from edgekit.compress.data import Dataset
 from edgekit.compress.fidelity import run_outputs, with_outputs
 from edgekit.compress.graph import consumers, ensure_node_names, initializers
-from edgekit.errors import ModelError
+from edgekit.core.errors import ModelError
 
 CHANNEL_WISE = frozenset(
     {

@@ -29,9 +29,9 @@ from edgekit.compress.graph import (
     quantizable_nodes,
     topological_sort,
 )
-from edgekit.errors import ModelError, UsageError
-from edgekit.onnx_model import graph_inputs
-from edgekit.profiles import DeviceProfile
+from edgekit.core.errors import ModelError, UsageError
+from edgekit.core.onnx_model import graph_inputs
+from edgekit.core.profiles import DeviceProfile
 
 _CALIBRATION = {
     "minmax": CalibrationMethod.MinMax,

@@ -10,7 +10,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgekit.errors import UsageError
+from edgekit.core.errors import UsageError
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from edgekit.compress.data import Dataset
-from edgekit.errors import ModelError, UsageError
-from edgekit.onnx_model import TensorInfo
+from edgekit.core.errors import ModelError, UsageError
+from edgekit.core.onnx_model import TensorInfo
 
 TFLITE_EXTRA_HINT = "pip install -e '.[tflite]' (TensorFlow + onnx2tf, about 2.4 GB)"
 CONVERT_TIMEOUT_S = 1800

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.errors import UsageError
+from edgekit.core.errors import UsageError
 
 TEST_FRACTION = 0.2
 

@@ -25,19 +25,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgekit.errors import LabError, UsageError
-from edgekit.inventory import default_inventory_path
+from edgekit.core.errors import LabError, UsageError
+from edgekit.core.profiles import load_profile
 from edgekit.lab import preflight
 from edgekit.lab.board_sysfs import make_board_sysfs
 from edgekit.lab.inventory_edit import remove_device, upsert_device
+from edgekit.lab.keys import free_port, keygen
 from edgekit.lab.mirror import debian_mirror
 from edgekit.lab.mounts import bind, remove_tree
 from edgekit.lab.paths import ensure_inside, instance_dir, lab_dir
 from edgekit.lab.recipe import RootfsRecipe
 from edgekit.lab.rootfs import build_rootfs, unpack_rootfs
 from edgekit.lab.state import LabState, pid_alive, read_state, write_state
-from edgekit.profiles import load_profile
-from edgekit.testing_ssh import free_port, keygen
+from edgekit.transport.inventory import default_inventory_path
 
 Progress = Callable[[str], None]
 EMULATION_MARKER = "etc/edgekit-emulation.json"  # read by the agent: facts["emulated"]

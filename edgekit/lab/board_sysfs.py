@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgekit.profiles import DeviceProfile
-from edgekit.testing import make_fake_sysfs, write_sysfs_value
+from edgekit.core.profiles import DeviceProfile
+from edgekit.lab.sysfs_tree import make_fake_sysfs, write_sysfs_value
 
 BOARD_TEMP_MILLIDEG = 45000
 RAIL_MILLIVOLTS = 5000

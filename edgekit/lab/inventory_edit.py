@@ -13,8 +13,8 @@ from typing import Any
 
 import tomllib
 
-from edgekit.atomic import write_text_atomic
-from edgekit.inventory import parse_inventory
+from edgekit.core.atomic import write_text_atomic
+from edgekit.transport.inventory import parse_inventory
 
 _TABLE_HEADER = re.compile(r"^\s*\[")
 _DEVICE_HEADER = re.compile(r"^\s*\[\[\s*device\s*\]\]")

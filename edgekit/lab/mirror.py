@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from edgekit.errors import MissingPrerequisiteError
+from edgekit.core.errors import MissingPrerequisiteError
 
 APT_DIR = Path("/etc/apt")
 _SKIPPED_SUITE = re.compile(r"-(security|updates|backports|proposed-updates)$|/updates$")

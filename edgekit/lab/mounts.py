@@ -7,7 +7,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from edgekit.errors import LabError
+from edgekit.core.errors import LabError
 from edgekit.lab.paths import ensure_inside
 
 MOUNTS_FILE = Path("/proc/self/mounts")

@@ -14,8 +14,8 @@ import os
 import re
 from pathlib import Path
 
-from edgekit.errors import LabError, UsageError
-from edgekit.resources import edgekit_home
+from edgekit.core.errors import LabError, UsageError
+from edgekit.core.resources import edgekit_home
 
 CACHE_ENV = "EDGEKIT_LAB_CACHE"  # where rootfs tarballs are kept, if not in the lab directory
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")

@@ -11,7 +11,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgekit.errors import MissingPrerequisiteError
+from edgekit.core.errors import MissingPrerequisiteError
 
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 APT_PACKAGES = ("qemu-user-static", "debootstrap", "binfmt-support")

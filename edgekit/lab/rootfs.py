@@ -16,11 +16,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from edgekit.errors import LabError
+from edgekit.core.errors import LabError
+from edgekit.core.runlock import run_lock
 from edgekit.lab.mounts import bind, remove_tree, unmount_all_under
 from edgekit.lab.paths import rootfs_cache_dir
 from edgekit.lab.recipe import RootfsRecipe
-from edgekit.runlock import run_lock
 
 Progress = Callable[[str], None]
 BUILD_WAIT_S = 1800.0

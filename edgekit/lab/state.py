@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgekit.atomic import write_text_atomic
-from edgekit.errors import LabError
+from edgekit.core.atomic import write_text_atomic
+from edgekit.core.errors import LabError
 
 STATE_FILE = "state.json"
 STATE_SCHEMA = 1

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.compress.data import LABELS
-from edgekit.errors import InputSpecError
+from edgekit.core.errors import InputSpecError
 
 CALIB_SHARE = 0.25
 CALIB_MAX_ROWS = 256

@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgekit.artifacts import MANIFEST_NAME, sha256_file
-from edgekit.bench import BenchOptions, run_bench
 from edgekit.compress import CompressOptions, compress, parse_recipes
 from edgekit.compress.fidelity import quality_loss
-from edgekit.devices import Device
-from edgekit.errors import DeviceError, EdgekitError, UsageError
-from edgekit.onnx_model import load_onnx
+from edgekit.core.artifacts import MANIFEST_NAME, sha256_file
+from edgekit.core.errors import DeviceError, EdgekitError, UsageError
+from edgekit.core.onnx_model import load_onnx
+from edgekit.core.profiles import DeviceProfile, load_profile
+from edgekit.judge.regression import judge_samples
+from edgekit.measure.bench import BenchOptions, run_bench
 from edgekit.optimize.candidates import ModelTraits, first_phase, second_phase, slug
 from edgekit.optimize.data import SearchData, prepare_data
 from edgekit.optimize.pareto import OBJECTIVES, Measured, pareto_front, pick
@@ -40,9 +41,8 @@ from edgekit.optimize.state import (
     Outcome,
     load_state,
 )
-from edgekit.profiles import DeviceProfile, load_profile
-from edgekit.regression import judge_samples
-from edgekit.store import ResultsStore
+from edgekit.store.base import ResultsStore
+from edgekit.transport.devices import Device
 
 FLOAT = "float"
 EventCallback = Callable[[dict[str, Any]], None]

@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgekit.atomic import write_text_atomic
-from edgekit.errors import UsageError
+from edgekit.core.atomic import write_text_atomic
+from edgekit.core.errors import UsageError
 
 STATE_NAME = "search.json"
 STATE_SCHEMA = 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from edgekit.budgets import MIB
+from edgekit.judge.budgets import MIB
 from edgekit.report.data import base_model_of, device_of, model_of, recipe_of
 
 

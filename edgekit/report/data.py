@@ -3,7 +3,7 @@
 - which runs: `--since`, `--device`, `--model` filters, oldest first;
 - the latest run of each (device, model, recipe): the summary rows;
 - history per (device, model): each run judged against the previous one by the regression gate
-  (edgekit.compare), so regressions are marked where they happened;
+  (edgekit.judge.compare), so regressions are marked where they happened;
 - trade-offs per device: size, latency and accuracy of each recipe's latest run.
 """
 
@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from edgekit.compare import compare
-from edgekit.durations import parse_duration_s
-from edgekit.errors import UsageError
+from edgekit.core.durations import parse_duration_s
+from edgekit.core.errors import UsageError
+from edgekit.judge.compare import compare
 
 
 def parse_since(text: str, now: datetime) -> datetime:

@@ -9,7 +9,7 @@ from html import escape
 from typing import Any
 
 from edgekit import __version__
-from edgekit.budgets import MIB
+from edgekit.judge.budgets import MIB
 from edgekit.report import cells
 from edgekit.report.data import History, ReportData, TradeOff, base_model_of, created_at, recipe_of
 from edgekit.report.svg import (

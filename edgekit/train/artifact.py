@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.artifacts import MANIFEST_NAME, sha256_file
 from edgekit.compress.data import Dataset
 from edgekit.compress.fidelity import compare_outputs, run_outputs
-from edgekit.compress.pipeline import ARTIFACT_STEM, _prepare_out_dir, _publish, artifact_manifest
-from edgekit.errors import UsageError
+from edgekit.core.artifact_writer import ARTIFACT_STEM, artifact_manifest, prepare_out_dir, publish
+from edgekit.core.artifacts import MANIFEST_NAME, sha256_file
+from edgekit.core.errors import UsageError
 from edgekit.train.data import TrainData
 
 FLOAT_NAME = "float.onnx"
@@ -73,7 +73,7 @@ def write_artifact(
     emit: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Measure fidelity on `eval_data` with onnxruntime and publish OUT_DIR whole or not at all."""
-    staging = _prepare_out_dir(out_dir, force)
+    staging = prepare_out_dir(out_dir, force)
     try:
         artifact = staging / f"{ARTIFACT_STEM}.onnx"
         shutil.copyfile(plan.model, artifact)
@@ -107,7 +107,7 @@ def write_artifact(
             tools={"torch": torch_version()},
         )
         (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-        _publish(staging, out_dir)
+        publish(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edgekit.artifacts import MANIFEST_NAME
-from edgekit.errors import EdgekitError
-from edgekit.profiles import DeviceProfile
+from edgekit.core.artifacts import MANIFEST_NAME
+from edgekit.core.errors import EdgekitError
+from edgekit.core.profiles import DeviceProfile
 from edgekit.train.config import load_config
 
 TECHNIQUES = (("qat", "train-qat"), ("prune", "train-prune"))

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.config import Field, Section, integer, number, read_toml, text, validate
-from edgekit.errors import ConfigError, InputSpecError
+from edgekit.core.config import Field, Section, integer, number, read_toml, text, validate
+from edgekit.core.errors import ConfigError, InputSpecError
 
 TECHNIQUES = ("qat", "prune", "distill")
 ANY = Field((str, int, float, bool, list, dict), "a value")

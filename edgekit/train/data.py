@@ -12,8 +12,8 @@ import numpy as np
 
 from edgekit.compress.data import load_dataset
 from edgekit.compress.images import load_image_folder
-from edgekit.errors import InputSpecError
-from edgekit.onnx_model import TensorInfo
+from edgekit.core.errors import InputSpecError
+from edgekit.core.onnx_model import TensorInfo
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ The student is trained with the loss of Hinton et al. (2015) against that distri
 
     alpha * T^2 * KL(ensemble_T || softmax(student / T)) + (1 - alpha) * CE(student, labels)
 
-One teacher is the special case of many (`edgekit.compress.distill` keeps the single-teacher
+One teacher is the special case of many (`edgekit.train.single_teacher` keeps the single-teacher
 API on top of this module).
 """
 
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.compress.fidelity import session
-from edgekit.errors import UsageError
+from edgekit.core.errors import UsageError
 from edgekit.train.artifact import ArtifactPlan, check_out_dir, write_artifact
 from edgekit.train.data import TrainData, check_against_model
 from edgekit.train.export import export_onnx, parameter_count

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgekit.errors import UsageError
+from edgekit.core.errors import UsageError
 
 TRAIN_EXTRA_HINT = "pip install torch==2.13.0 (CPU build), or pip install -e '.[train]'"
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.errors import TrainingDivergedError, UsageError
+from edgekit.core.errors import TrainingDivergedError, UsageError
 from edgekit.train.data import TrainData
 from edgekit.train.extra import require_torch
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgekit.errors import UsageError
+from edgekit.core.errors import UsageError
 from edgekit.train.artifact import ArtifactPlan, check_out_dir, write_artifact
 from edgekit.train.data import TrainData, check_against_model
 from edgekit.train.export import export_onnx, parameter_count

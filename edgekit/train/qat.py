@@ -47,8 +47,8 @@ import numpy as np
 
 from edgekit.compress.data import Dataset
 from edgekit.compress.quantize import int8_static, preprocess, scheme_for
-from edgekit.errors import UsageError
-from edgekit.profiles import DeviceProfile, load_profile
+from edgekit.core.errors import UsageError
+from edgekit.core.profiles import DeviceProfile, load_profile
 from edgekit.train.artifact import ArtifactPlan, check_out_dir, onnx_accuracy, write_artifact
 from edgekit.train.data import TrainData, check_against_model
 from edgekit.train.export import export_onnx

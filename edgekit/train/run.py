@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edgekit.errors import ConfigError, UsageError
-from edgekit.profiles import DeviceProfile
+from edgekit.core.errors import ConfigError, UsageError
+from edgekit.core.profiles import DeviceProfile
 from edgekit.train.artifact import check_out_dir
 from edgekit.train.config import ModelSpec, TrainConfig, import_factory, infer_inputs, technique_settings
 from edgekit.train.data import TrainData, check_against_model, load_train_data

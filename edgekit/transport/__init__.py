@@ -1,1 +1,6 @@
-"""Ways to reach a device: `local` (a subprocess here) now, `ssh` later."""
+"""transport: reaching a device — the interface (`base`), this machine (`local`), SSH boards
+(`ssh`, `board_stage`, `lines`), the agent's JSON-lines client (`agent_client`), the inventory
+of devices (`inventory`) and resolving a device name to a transport (`devices`).
+
+May import: `edgekit.core`, paramiko, the standard library. Never judge, store, compress or cli.
+"""

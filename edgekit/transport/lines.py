@@ -11,7 +11,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterable
 
-from edgekit.errors import DeviceError
+from edgekit.core.errors import DeviceError
 
 _EOF = object()
 

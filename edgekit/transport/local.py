@@ -9,8 +9,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from edgekit.errors import DeviceError
-from edgekit.resources import agent_path, edgekit_home
+from edgekit.core.errors import DeviceError
+from edgekit.core.resources import agent_path, edgekit_home
 from edgekit.transport.base import StagedFile
 from edgekit.transport.lines import QueuedLineChannel
 

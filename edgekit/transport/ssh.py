@@ -21,11 +21,11 @@ from typing import Any
 
 import paramiko
 
-from edgekit.artifacts import sha256_file
-from edgekit.errors import DeviceError
-from edgekit.inventory import SshTarget, parse_jump_spec
-from edgekit.resources import agent_path
+from edgekit.core.artifacts import sha256_file
+from edgekit.core.errors import DeviceError
+from edgekit.core.resources import agent_path
 from edgekit.transport.base import StagedFile
+from edgekit.transport.inventory import SshTarget, parse_jump_spec
 from edgekit.transport.lines import QueuedLineChannel
 
 KEEPALIVE_S = 15

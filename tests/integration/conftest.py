@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from edgekit.testing_ssh import Sshd, sshd_missing_reason, start_sshd
+from edgekit.testing.ssh import Sshd, sshd_missing_reason, start_sshd
 
 
 @pytest.fixture(scope="module")

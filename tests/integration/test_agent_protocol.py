@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edgekit.resources import agent_path
-from edgekit.testing import make_fake_sysfs
+from edgekit.core.resources import agent_path
+from edgekit.lab.sysfs_tree import make_fake_sysfs
 
 pytestmark = pytest.mark.integration
 

@@ -203,10 +203,10 @@ def test_runtime_crash_is_a_device_failure_and_nothing_is_stored(mlp_model: Path
 
 
 def test_agent_that_cannot_start_is_exit_3(mlp_model: Path) -> None:
-    from edgekit.bench import BenchOptions, run_bench
-    from edgekit.devices import Device
-    from edgekit.errors import EXIT_DEVICE, DeviceError
-    from edgekit.profiles import load_profile
+    from edgekit.core.errors import EXIT_DEVICE, DeviceError
+    from edgekit.core.profiles import load_profile
+    from edgekit.measure.bench import BenchOptions, run_bench
+    from edgekit.transport.devices import Device
     from edgekit.transport.local import LocalTransport
 
     class BrokenPython(Device):

@@ -11,10 +11,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgekit.artifacts import load_artifact
 from edgekit.compress import CompressOptions, compress, parse_recipes
+from edgekit.core.artifacts import load_artifact
+from edgekit.core.profiles import load_profile
 from edgekit.data import demo_calib_set_path, demo_model_path, demo_test_set_path
-from edgekit.profiles import load_profile
 from tests.cli_run import run_cli
 
 pytestmark = pytest.mark.integration

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekit.compress.distill import distill, export_onnx, teacher_logits
 from edgekit.compress.fidelity import session
 from edgekit.data import demo_calib_set_path, demo_model_path, demo_test_set_path
 from edgekit.data.digits import digits_student
+from edgekit.train.single_teacher import distill, export_onnx, teacher_logits
 
 torch = pytest.importorskip("torch", reason="the train extra (CPU PyTorch) is not installed")
 pytestmark = pytest.mark.integration

@@ -1,5 +1,5 @@
 """Energy and thermal end to end: the host library, the real agent and its bench child, fake sensor
-trees in the kernel's formats (edgekit.testing) whose values a test switches in step with the run,
+trees in the kernel's formats (edgekit.testing.models) whose values a test switches in step with the run,
 so the reported numbers can be checked against a known ground truth."""
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ from typing import Any
 
 import pytest
 
-from edgekit.bench import BenchOptions, run_bench
 from edgekit.cli.output import result_table
-from edgekit.compare import compare
-from edgekit.devices import Device, resolve_device
-from edgekit.profiles import DeviceProfile, load_profile, parse_profile
-from edgekit.testing import make_fake_ina2xx, make_fake_rapl, make_fake_sysfs, write_sysfs_value
+from edgekit.core.profiles import DeviceProfile, load_profile, parse_profile
+from edgekit.judge.compare import compare
+from edgekit.lab.sysfs_tree import make_fake_sysfs, write_sysfs_value
+from edgekit.measure.bench import BenchOptions, run_bench
+from edgekit.testing.sensors import make_fake_ina2xx, make_fake_rapl
+from edgekit.transport.devices import Device, resolve_device
 
 pytestmark = pytest.mark.integration
 

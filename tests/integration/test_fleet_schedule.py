@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from edgekit.core.runlock import plan_lock_path, run_lock
 from edgekit.data import demo_model_path
-from edgekit.runlock import plan_lock_path, run_lock
 from tests.cli_run import run_cli
 
 pytestmark = pytest.mark.integration

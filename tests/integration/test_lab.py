@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.budgets import EMULATED_REASON
 from edgekit.data import demo_calib_set_path, demo_model_path, demo_test_set_path
+from edgekit.judge.budgets import EMULATED_REASON
 from edgekit.lab import preflight
 from tests.cli_run import run_cli
 

@@ -9,14 +9,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edgekit.bench import BenchOptions
 from edgekit.data import demo_calib_set_path, demo_model_path, demo_test_set_path
-from edgekit.devices import Device
+from edgekit.measure.bench import BenchOptions
 from edgekit.optimize.search import OptimizeOptions, optimize
 from edgekit.optimize.state import ACCEPTED, BASELINE, REJECTED
-from edgekit.store import open_store
-from edgekit.testing_ssh import Sshd, write_inventory
-from edgekit.testing_transport import SlowedTransport
+from edgekit.store.open import open_store
+from edgekit.testing.ssh import Sshd, write_inventory
+from edgekit.testing.transport import SlowedTransport
+from edgekit.transport.devices import Device
 from edgekit.transport.local import LocalTransport
 from tests.cli_run import run_cli
 from tests.integration.test_cli import assert_one_line_error

@@ -17,7 +17,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from edgekit.data import demo_model_path
 from edgekit.report.svg import PALETTE, REGRESSION_COLOUR
-from edgekit.store import open_store
+from edgekit.store.open import open_store
 from tests.cli_run import run_cli
 from tests.integration.browser import chromium_missing_reason, screenshot
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.artifacts import sha256_file
+from edgekit.core.artifacts import sha256_file
 from edgekit.data import demo_model_path
-from edgekit.fleet import load_plan, run_plan
-from edgekit.testing_ssh import Sshd, keygen, sshd_missing_reason, write_inventory
+from edgekit.measure.fleet import load_plan, run_plan
+from edgekit.testing.ssh import Sshd, keygen, sshd_missing_reason, write_inventory
 from tests.cli_run import run_cli
 
 pytestmark = [

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.testing import make_mlp
-from edgekit.testing_net import LinkProxy, slow_link, slow_link_missing_reason
-from edgekit.testing_ssh import Sshd, free_port, sshd_missing_reason, start_sshd, write_inventory
+from edgekit.testing.models import make_mlp
+from edgekit.testing.net import LinkProxy, slow_link, slow_link_missing_reason
+from edgekit.testing.ssh import Sshd, free_port, sshd_missing_reason, start_sshd, write_inventory
 from tests.cli_run import run_cli
 
 pytestmark = [

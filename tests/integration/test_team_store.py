@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from edgekit.data import demo_model_path
-from edgekit.testing_ssh import free_port
+from edgekit.testing.ssh import free_port
 from tests.cli_run import run_cli
 from tests.integration.test_cli import FAST, assert_one_line_error
 

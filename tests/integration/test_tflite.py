@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.artifacts import load_artifact, sha256_file
+from edgekit.core.artifacts import load_artifact, sha256_file
 from edgekit.data import demo_calib_set_path, demo_model_path, demo_test_set_path
 from tests.cli_run import run_cli
 

@@ -14,7 +14,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from edgekit.artifacts import load_artifact, quality_summary
+from edgekit.core.artifacts import load_artifact, quality_summary
 from edgekit.data import demo_model_path
 from tests.cli_run import run_cli
 
@@ -277,7 +277,7 @@ def test_without_torch_one_line_names_the_install_command(npz: Path, tmp_path: P
 
 
 def test_training_candidates_for_optimize_are_judged_on_the_heldout_rows(npz: Path, tmp_path: Path) -> None:
-    from edgekit.profiles import load_profile
+    from edgekit.core.profiles import load_profile
     from edgekit.train.candidates import training_candidates
 
     path = config(npz, "candidates", qat="bits = 8", prune="target_ratio = 0.5\nsteps = 1")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.testing import make_fake_sysfs, write_sysfs_value
+from edgekit.lab.sysfs_tree import make_fake_sysfs, write_sysfs_value
 from tests.agent_module import load_agent
 
 agent = load_agent()

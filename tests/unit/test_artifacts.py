@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.artifacts import load_artifact
-from edgekit.errors import ModelError
+from edgekit.core.artifacts import load_artifact
+from edgekit.core.errors import ModelError
 
 
 def test_model_file(mlp_model: Path) -> None:

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from edgekit.budgets import evaluate, metric_values
-from edgekit.profiles import Budget
-from edgekit.thermal import thermal_summary
+from edgekit.core.profiles import Budget
+from edgekit.judge.budgets import evaluate, metric_values
+from edgekit.judge.thermal import thermal_summary
 
 MIB = 1048576
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 
+from edgekit.core.onnx_model import graph_inputs, load_onnx
 from edgekit.data import demo_calib_set_path, demo_metadata, demo_model_path, demo_test_set_path
-from edgekit.onnx_model import graph_inputs, load_onnx
 
 
 def session() -> ort.InferenceSession:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from edgekit.doctor import diagnose
+from edgekit.judge.doctor import diagnose
 
 FACTS = {
     "python": "3.11.2",

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.errors import ConfigError, UsageError
-from edgekit.fleet import load_plan
+from edgekit.core.errors import ConfigError, UsageError
+from edgekit.measure.fleet import load_plan
 
 INVENTORY = """
 [[device]]

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from edgekit.compress.images import image_geometry, normalise
-from edgekit.errors import InputSpecError
-from edgekit.onnx_model import TensorInfo
+from edgekit.core.errors import InputSpecError
+from edgekit.core.onnx_model import TensorInfo
 
 
 def test_geometry_from_the_input_shape() -> None:

@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekit.errors import InputSpecError, ModelError, UsageError
-from edgekit.inputs import check_inputs_file, parse_shape_options, resolve_input_spec
-from edgekit.onnx_model import TensorInfo, graph_inputs, load_onnx
+from edgekit.core.errors import InputSpecError, ModelError, UsageError
+from edgekit.core.inputs import check_inputs_file, parse_shape_options, resolve_input_spec
+from edgekit.core.onnx_model import TensorInfo, graph_inputs, load_onnx
 
 IMAGE = TensorInfo("image", "float32", ("batch", 3, "height", "width"))
 FIXED = TensorInfo("x", "float32", (1, 3, 224, 224))

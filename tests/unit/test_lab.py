@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.budgets import EMULATED_REASON, evaluate
-from edgekit.config import tomllib
-from edgekit.errors import EXIT_USAGE, LabError, MissingPrerequisiteError, UsageError
-from edgekit.inventory import parse_inventory
+from edgekit.core.config import tomllib
+from edgekit.core.errors import EXIT_USAGE, LabError, MissingPrerequisiteError, UsageError
+from edgekit.core.profiles import Budget, load_profile
+from edgekit.judge.budgets import EMULATED_REASON, evaluate
 from edgekit.lab import preflight
 from edgekit.lab.board_sysfs import make_board_sysfs
 from edgekit.lab.inventory_edit import remove_device_text, upsert_device, upsert_device_text
@@ -19,7 +19,7 @@ from edgekit.lab.mounts import mounts_under, parse_mount_points, remove_tree
 from edgekit.lab.paths import check_name, ensure_inside, inside
 from edgekit.lab.recipe import RootfsRecipe
 from edgekit.lab.state import LabState, pid_alive, read_state, write_state
-from edgekit.profiles import Budget, load_profile
+from edgekit.transport.inventory import parse_inventory
 from tests.agent_module import load_agent
 
 # /etc/apt/sources.list.d/debian.sources of a Debian 12 cloud image (recorded).

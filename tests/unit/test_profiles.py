@@ -4,15 +4,15 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.errors import ConfigError, UnknownProfileError, UsageError
-from edgekit.profiles import (
+from edgekit.core.errors import ConfigError, UnknownProfileError, UsageError
+from edgekit.core.profiles import (
     BUDGET_METRICS,
     list_profiles,
     load_profile,
     load_profile_file,
     parse_budget_overrides,
 )
-from edgekit.resources import bundled_profiles_dir
+from edgekit.core.resources import bundled_profiles_dir
 
 VALID = """
 schema = 1

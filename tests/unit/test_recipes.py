@@ -6,7 +6,7 @@ import pytest
 from edgekit.compress.lowrank import choose_rank
 from edgekit.compress.prune import _keep_count
 from edgekit.compress.recipes import parse_recipes, parse_step
-from edgekit.errors import UsageError
+from edgekit.core.errors import UsageError
 
 
 def test_defaults_positional_and_keywords() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgekit.regression import (
+from edgekit.judge.regression import (
     BLOCKS,
     DEFAULT_THRESHOLD,
     block_medians,
@@ -13,7 +13,7 @@ from edgekit.regression import (
     judge_scalar,
     mann_whitney_u,
 )
-from edgekit.testing import synthetic_latencies_ms
+from edgekit.testing.latencies import synthetic_latencies_ms
 
 
 def test_exact_mann_whitney_by_hand() -> None:

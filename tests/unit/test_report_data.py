@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
-from edgekit.errors import UsageError
+from edgekit.core.errors import UsageError
 from edgekit.report import ReportFilter, build_report, parse_since, render_markdown, render_openmetrics
 from edgekit.report.data import base_model_of, recipe_of
 

@@ -1,5 +1,5 @@
 """The agent's power, energy and thermal back ends on fake trees in the kernel's and firmware's
-exact formats (shared/reference/sensor-formats.md; source keys in edgekit.testing's builders)."""
+exact formats (shared/reference/sensor-formats.md; source keys in edgekit.testing.models's builders)."""
 
 from __future__ import annotations
 
@@ -13,18 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.resources import agent_path
-from edgekit.testing import (
+from edgekit.core.resources import agent_path
+from edgekit.lab.sysfs_tree import make_fake_sysfs, write_sysfs_value
+from edgekit.testing.sensors import (
     NVPMODEL_QUERY,
     PI5_PMIC_ADC,
     make_fake_ina2xx,
     make_fake_ina3221,
     make_fake_ina3221x,
     make_fake_rapl,
-    make_fake_sysfs,
     make_fake_tool,
     set_ina3221_rail,
-    write_sysfs_value,
 )
 from tests.agent_module import load_agent
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgekit.stats import (
+from edgekit.judge.stats import (
     MIN_SAMPLES_FOR_PERCENTILE,
     bootstrap_ci,
     iqr,

@@ -15,10 +15,12 @@ from typing import Any
 
 import pytest
 
-from edgekit.errors import StoreError
-from edgekit.store import MIGRATIONS, SCHEMA_VERSION, SQLITE, Dialect, mask_password, open_store
-from edgekit.testing_pg import PgServer
-from edgekit.testing_ssh import free_port
+from edgekit.core.errors import StoreError
+from edgekit.store.base import MIGRATIONS, SCHEMA_VERSION, SQLITE, Dialect
+from edgekit.store.location import mask_password
+from edgekit.store.open import open_store
+from edgekit.testing.pg import PgServer
+from edgekit.testing.ssh import free_port
 
 
 @dataclass
@@ -49,7 +51,7 @@ class Backend:
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     if request.param == "sqlite":
         return Backend("sqlite", str(tmp_path / "results.sqlite"), SQLITE)
-    from edgekit.store_pg import POSTGRES
+    from edgekit.store.postgres import POSTGRES
 
     return Backend("postgresql", request.getfixturevalue("pg_url"), POSTGRES)
 
@@ -261,7 +263,7 @@ def test_two_store_objects_written_by_many_threads(backend: Backend) -> None:
 def test_postgresql_role_that_may_not_create_tables(pg_url: str) -> None:
     """A team member's role with rights on the tables only: uses a migrated store, and gets one clear
     line, not a traceback, on a store nobody has migrated yet."""
-    from edgekit.store_pg import POSTGRES
+    from edgekit.store.postgres import POSTGRES
 
     admin = Backend("postgresql", pg_url, POSTGRES)
     role = f"member_{uuid.uuid4().hex[:8]}"

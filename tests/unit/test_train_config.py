@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekit.errors import ConfigError
+from edgekit.core.errors import ConfigError
 from edgekit.train.config import import_factory, infer_inputs, load_config
 
 
@@ -54,8 +54,8 @@ def test_missing_data_file_is_named(tmp_path: Path) -> None:
     [
         ("nodots", "expected 'package.module:factory'"),
         ("edgekit.no_such_module:make", "cannot import edgekit.no_such_module: ModuleNotFoundError"),
-        ("edgekit.errors:no_such_factory", "has no 'no_such_factory'"),
-        ("edgekit.errors:EXIT_USAGE", "is not callable"),
+        ("edgekit.core.errors:no_such_factory", "has no 'no_such_factory'"),
+        ("edgekit.core.errors:EXIT_USAGE", "is not callable"),
     ],
 )
 def test_factory_errors(spec: str, message: str) -> None:

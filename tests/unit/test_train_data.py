@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekit.errors import InputSpecError
+from edgekit.core.errors import InputSpecError
 from edgekit.train.data import TrainData, load_train_data
 
 

@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("torch", reason="the train extra (CPU PyTorch) is not installed")
 
-from edgekit.errors import UsageError
+from edgekit.core.errors import UsageError
 from edgekit.train.distill import ensemble_targets, softmax
 
 

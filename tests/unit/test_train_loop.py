@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the train extra (CPU PyTorch) is not installed")
 
-from edgekit.errors import TrainingDivergedError, UsageError  # noqa: E402
+from edgekit.core.errors import TrainingDivergedError, UsageError  # noqa: E402
 from edgekit.train.data import TrainData  # noqa: E402
 from edgekit.train.loop import STOP_AFTER_EPOCH_ENV, Checkpoints, FitOptions, fit  # noqa: E402
 

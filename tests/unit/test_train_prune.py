@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="the train extra (CPU PyTorch) is not installed")
 
-from edgekit.errors import UsageError  # noqa: E402
+from edgekit.core.errors import UsageError  # noqa: E402
 from edgekit.train import examples  # noqa: E402
 from edgekit.train.prune import channel_counts, find_groups, prune_channels  # noqa: E402
 

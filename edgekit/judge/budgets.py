@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from edgekit.profiles import BUDGET_METRICS, Budget
+from edgekit.core.profiles import BUDGET_METRICS, Budget
 
 MIB = 1024 * 1024
 

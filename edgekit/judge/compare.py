@@ -1,24 +1,18 @@
-"""Compare results: which runs to compare (references), whether they may be compared, and how.
+"""Compare results: whether runs may be compared, and how (pure: results in, verdicts out).
 
-A reference names one or more results:
-    results.json               a result file (`edgekit bench --json > results.json`), or a JSON list
-    RUN_ID                     a stored run (a unique prefix of at least 6 characters is enough)
-    latest:DEVICE:MODEL[:N]    the newest stored run (or N newest, pooled) of MODEL on DEVICE
+Which runs a reference names (a file, a run id, `latest:...`) is edgekit.store.references' job.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgekit.errors import UsageError
-from edgekit.fingerprint import differences
-from edgekit.regression import DEFAULT_THRESHOLD, MetricVerdict, judge_samples, judge_scalar
-from edgekit.store import ResultsStore
+from edgekit.core.errors import UsageError
+from edgekit.judge.fingerprint import differences
+from edgekit.judge.regression import DEFAULT_THRESHOLD, MetricVerdict, judge_samples, judge_scalar
 
 METRICS = ("latency_p50_ms", "peak_rss_bytes", "artifact_size_bytes")
 
@@ -52,46 +46,11 @@ class Comparison:
         }
 
 
-def load_reference(reference: str, store: ResultsStore | None) -> list[dict[str, Any]]:
-    """The results a reference names (see the module doc); UsageError when it names none."""
-    if reference.endswith(".json") or Path(reference).is_file():
-        return _results_file(Path(reference))
-    if store is None:
-        raise UsageError(f"{reference!r}: not a result file, and no results store to look it up in")
-    if reference.startswith("latest:"):
-        parts = reference.split(":")
-        if len(parts) not in (3, 4) or not all(parts[1:3]) or (len(parts) == 4 and not parts[3].isdigit()):
-            raise UsageError(f"{reference!r}: expected latest:DEVICE:MODEL or latest:DEVICE:MODEL:N")
-        count = int(parts[3]) if len(parts) == 4 else 1
-        runs = store.runs(device=parts[1], model=parts[2], limit=count)
-        if not runs:
-            raise UsageError(f"{reference!r}: no stored run of model {parts[2]!r} on device {parts[1]!r}")
-        return [run.result for run in runs]
-    run = store.get(reference) or (store.get_by_prefix(reference) if len(reference) >= 6 else None)
-    if run is None:
-        raise UsageError(f"{reference!r}: no such result file or stored run id (see `edgekit history`)")
-    return [run.result]
-
-
-def _results_file(path: Path) -> list[dict[str, Any]]:
-    try:
-        data = json.loads(path.read_text())
-    except OSError as exc:
-        raise UsageError(f"{path}: {exc.strerror}") from None
-    except ValueError as exc:
-        raise UsageError(f"{path}: not valid JSON (truncated or not a result?): {exc}") from None
-    results = data if isinstance(data, list) else [data]
-    for result in results:
-        if not isinstance(result, dict) or "latency_ms" not in result or "fingerprint" not in result:
-            raise UsageError(f"{path}: not an edgekit result (no latency_ms/fingerprint)")
-    return results
-
-
 def comparability(
     baseline: list[dict[str, Any]], candidate: list[dict[str, Any]], ignore: set[str]
 ) -> list[str]:
     """Why these runs must not be compared: differing conditions, or a suspect run (throttled
-    during its window, or started hotter than max_start_temp_c; see edgekit.thermal)."""
+    during its window, or started hotter than max_start_temp_c; see edgekit.judge.thermal)."""
     reference = baseline[0]["fingerprint"]
     reasons = []
     for result in [*baseline[1:], *candidate]:

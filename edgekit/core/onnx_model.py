@@ -8,7 +8,7 @@ from pathlib import Path
 import onnx
 from google.protobuf.message import DecodeError
 
-from edgekit.errors import ModelError
+from edgekit.core.errors import ModelError
 
 Dim = int | str | None  # fixed size, symbolic name, or unknown
 

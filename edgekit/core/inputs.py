@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.errors import InputSpecError, UsageError
-from edgekit.onnx_model import TensorInfo
+from edgekit.core.errors import InputSpecError, UsageError
+from edgekit.core.onnx_model import TensorInfo
 
 InputSpec = dict[str, dict[str, Any]]  # name -> {"shape": [...], "dtype": "float32"}
 

@@ -11,8 +11,9 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from edgekit.errors import StoreError
-from edgekit.store import Dialect, ResultsStore, mask_password, one_line
+from edgekit.core.errors import StoreError
+from edgekit.store.base import Dialect, ResultsStore, one_line
+from edgekit.store.location import mask_password
 
 if TYPE_CHECKING:
     from psycopg import Connection

@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from edgekit.errors import UsageError
+from edgekit.core.errors import UsageError
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -19,7 +19,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-from edgekit.errors import ConfigError
+from edgekit.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from edgekit.errors import UsageError
-from edgekit.resources import edgekit_home
+from edgekit.core.errors import UsageError
+from edgekit.core.resources import edgekit_home
 
 
 class RunLocked(UsageError):

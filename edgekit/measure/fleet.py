@@ -31,14 +31,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgekit.bench import BenchOptions, run_bench
 from edgekit.compress import CompressOptions, compress, parse_recipes
-from edgekit.config import Field, Section, number, read_toml, text, validate
-from edgekit.devices import Device, resolve_device
-from edgekit.errors import ConfigError, DeviceError, EdgekitError
-from edgekit.inventory import load_inventory
-from edgekit.profiles import load_profile
-from edgekit.store import open_store
+from edgekit.core.config import Field, Section, number, read_toml, text, validate
+from edgekit.core.errors import ConfigError, DeviceError, EdgekitError
+from edgekit.core.profiles import load_profile
+from edgekit.measure.bench import BenchOptions, run_bench
+from edgekit.store.open import open_store
+from edgekit.transport.devices import Device, resolve_device
+from edgekit.transport.inventory import load_inventory
 
 AS_IS = "as-is"
 DEFAULT_MAX_PARALLEL = 32  # SSH sessions at once: threads wait on the network, not on this CPU

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgekit.config import Field, Section, integer, read_toml, text, validate
-from edgekit.errors import ConfigError
-from edgekit.resources import edgekit_home
+from edgekit.core.config import Field, Section, integer, read_toml, text, validate
+from edgekit.core.errors import ConfigError
+from edgekit.core.resources import edgekit_home
 
 DEVICE_SCHEMA = Section(
     fields={

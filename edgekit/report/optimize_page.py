@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
-from edgekit.budgets import MIB
+from edgekit.judge.budgets import MIB
 from edgekit.optimize.search import DeviceReport
 from edgekit.report.html import STYLE
 from edgekit.report.svg import Point, scatter_plot

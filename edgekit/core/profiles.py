@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgekit.config import Field, Section, integer, number, read_toml, text, validate
-from edgekit.errors import ConfigError, UnknownProfileError, UsageError
-from edgekit.resources import bundled_profiles_dir, user_profiles_dir
+from edgekit.core.config import Field, Section, integer, number, read_toml, text, validate
+from edgekit.core.errors import ConfigError, UnknownProfileError, UsageError
+from edgekit.core.resources import bundled_profiles_dir, user_profiles_dir
 
 # Budget metrics: key -> what it limits. A result is within budget when value <= limit.
 BUDGET_METRICS: dict[str, str] = {

@@ -1,27 +1,22 @@
-"""Results store: every run kept whole, schema versioned with migrations.
+"""The results store's one interface: every run kept whole, schema versioned with migrations.
 
-SQLite by default; a PostgreSQL URL (edgekit.store_pg) for teams sharing a fleet. The schema, the
-migrations and every query live here once; a back end only brings its connection and its Dialect.
+The schema, the migrations and every query live here once; a back end (edgekit.store.sqlite,
+edgekit.store.postgres) only brings its connection, its Dialect and its write transaction.
 """
 
 from __future__ import annotations
 
 import json
-import re
-import sqlite3
 import threading
-import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
 
-from edgekit.errors import StoreError
+from edgekit.core.errors import StoreError
 
 # Append-only: never edit a shipped migration, add the next one. Written once for both back ends:
 # {ID_PK} is the dialect's auto-numbered primary key; everything else is common SQL.
@@ -279,59 +274,6 @@ class ResultsStore(ABC):
             self._conn.close()
 
 
-BUSY_TIMEOUT_S = 30.0
-
-
-class SqliteStore(ResultsStore):
-    """A SQLite file: the default store."""
-
-    dialect = SQLITE
-
-    def __init__(self, path: Path) -> None:
-        super().__init__()
-        self.path = path
-        self.location = str(path)
-        self._db_errors = (sqlite3.DatabaseError,)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(
-                str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-            )
-            self._open_with_retries()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"results store {path}: {exc}", path=str(path)) from None
-        except OSError as exc:
-            raise StoreError(f"results store {path}: {exc.strerror}", path=str(path)) from None
-
-    def _open_with_retries(self) -> None:
-        """Switching to WAL and migrating can meet SQLITE_BUSY without the busy handler being called
-        (another process opening the same new file at the same moment): retry those, with backoff."""
-        deadline = time.monotonic() + BUSY_TIMEOUT_S
-        delay_s = 0.05
-        while True:
-            try:
-                self._conn.execute("PRAGMA journal_mode=WAL")
-                self._conn.execute("PRAGMA foreign_keys=ON")
-                self._migrate()
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() + delay_s > deadline:
-                    raise
-                time.sleep(delay_s)
-                delay_s = min(delay_s * 2, 1.0)
-
-    @contextmanager
-    def _begin(self) -> Iterator[None]:
-        self._conn.execute("BEGIN IMMEDIATE")  # takes the write lock now: writers run one at a time
-        try:
-            yield
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        else:
-            self._conn.execute("COMMIT")
-
-
 def one_line(exc: BaseException) -> str:
     """A driver's message, folded onto one line (libpq's run over several)."""
     return " ".join(str(exc).split()) or type(exc).__name__
@@ -343,36 +285,3 @@ def _stored_run(row: Sequence[Any]) -> StoredRun:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
-
-
-def is_postgres_url(location: str | Path) -> bool:
-    return str(location).startswith(("postgresql://", "postgres://"))
-
-
-def mask_password(location: str | Path) -> str:
-    """The store's location as it may be printed: a URL's password (user:PASSWORD@ or
-    ?password=...) replaced by ***; a file path as it is."""
-    text = str(location)
-    if "://" not in text:
-        return text
-    parts = urlsplit(text)
-    userinfo, at, hosts = parts.netloc.rpartition("@")
-    netloc = f"{userinfo.split(':', 1)[0]}:***@{hosts}" if at and ":" in userinfo else parts.netloc
-    query = re.sub(r"(?i)(^|&)(password=)[^&]*", r"\1\2***", parts.query)
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
-
-
-def open_store(location: str | Path) -> ResultsStore:
-    """A store from a SQLite file path, or a postgresql:// (postgres://) URL."""
-    text = str(location)
-    if is_postgres_url(text):
-        from edgekit.store_pg import PostgresStore
-
-        return PostgresStore(text)
-    if "://" in text:
-        shown = mask_password(text)
-        raise StoreError(
-            f"--store {shown}: unknown URL scheme; give a SQLite file path or a postgresql:// URL",
-            store=shown,
-        )
-    return SqliteStore(Path(text).expanduser())

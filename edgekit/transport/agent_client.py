@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from edgekit.errors import AGENT_INPUT_ERROR_TYPES, AgentError, DeviceError, ModelError
+from edgekit.core.errors import AGENT_INPUT_ERROR_TYPES, AgentError, DeviceError, ModelError
 from edgekit.transport.base import AgentChannel, Transport
 
 PROTOCOL_VERSION = 1

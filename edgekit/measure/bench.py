@@ -10,18 +10,18 @@ from pathlib import Path
 from typing import Any
 
 from edgekit import __version__
-from edgekit.agent_client import agent_session
-from edgekit.artifacts import Artifact, load_artifact, sha256_file
-from edgekit.budgets import evaluate
-from edgekit.devices import Device
-from edgekit.errors import UsageError
-from edgekit.fingerprint import build_fingerprint
-from edgekit.inputs import InputSpec, check_inputs_file, parse_shape_options, resolve_input_spec
-from edgekit.onnx_model import graph_inputs, load_onnx
-from edgekit.profiles import DeviceProfile
-from edgekit.regression import BLOCKS, block_medians
-from edgekit.stats import latency_histogram, ns_to_ms, summarize_latencies
-from edgekit.thermal import thermal_summary
+from edgekit.core.artifacts import Artifact, load_artifact, sha256_file
+from edgekit.core.errors import UsageError
+from edgekit.core.inputs import InputSpec, check_inputs_file, parse_shape_options, resolve_input_spec
+from edgekit.core.onnx_model import graph_inputs, load_onnx
+from edgekit.core.profiles import DeviceProfile
+from edgekit.judge.budgets import evaluate
+from edgekit.judge.fingerprint import build_fingerprint
+from edgekit.judge.regression import BLOCKS, block_medians
+from edgekit.judge.stats import latency_histogram, ns_to_ms, summarize_latencies
+from edgekit.judge.thermal import thermal_summary
+from edgekit.transport.agent_client import agent_session
+from edgekit.transport.devices import Device
 
 RESULT_SCHEMA = 1
 EventCallback = Callable[[dict[str, Any]], None]
@@ -70,7 +70,7 @@ def prepare_model(path: Path, options: BenchOptions) -> PreparedModel:
     if artifact.format == "tflite":
         if options.shapes or options.inputs_file:
             raise UsageError(f"{artifact.path}: --shape and --inputs are not supported for TFLite models yet")
-        from edgekit.tflite_model import input_spec
+        from edgekit.core.tflite_model import input_spec
 
         return PreparedModel(artifact, input_spec(artifact.path))
     declared = graph_inputs(load_onnx(artifact.path))
@@ -180,7 +180,7 @@ def build_result(
     samples_ms = ns_to_ms(raw["latencies_ns"])
     latency = summarize_latencies(samples_ms, seed=options.seed).to_dict()
     latency["histogram"] = latency_histogram(samples_ms)
-    if len(samples_ms) >= BLOCKS:  # what the regression gate compares (see edgekit.regression)
+    if len(samples_ms) >= BLOCKS:  # what the regression gate compares (see edgekit.judge.regression)
         latency["block_medians"] = block_medians(samples_ms, BLOCKS)
     else:
         latency["block_medians"] = None

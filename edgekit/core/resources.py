@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-_PACKAGE_DIR = Path(__file__).resolve().parent
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent  # edgekit/
 _BUNDLED_DIR = _PACKAGE_DIR / "_bundled"
 _SOURCE_ROOT = _PACKAGE_DIR.parent
 

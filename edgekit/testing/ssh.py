@@ -1,6 +1,6 @@
 """A real OpenSSH server on 127.0.0.1 for tests and benchmarks: own host key, user key and port.
 
-Public, like edgekit.testing: users test their own fleet plans against it. Needs root and
+Public, like edgekit.testing.models: users test their own fleet plans against it. Needs root and
 OpenSSH's sshd (apt-get install openssh-server).
 """
 
@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgekit.lab.keys import free_port, keygen
+
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
 
@@ -25,17 +27,6 @@ def sshd_missing_reason() -> str | None:
     if os.geteuid() != 0:
         return "the loopback sshd fixture logs in as root"
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def keygen(path: Path) -> Path:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
-    return path
 
 
 @dataclass

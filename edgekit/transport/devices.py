@@ -7,9 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgekit.errors import UnknownDeviceError
-from edgekit.inventory import SshTarget, load_inventory
+from edgekit.core.errors import UnknownDeviceError
 from edgekit.transport.base import Transport
+from edgekit.transport.inventory import SshTarget, load_inventory
 from edgekit.transport.local import LocalTransport
 
 LOCAL = "local"
@@ -23,7 +23,7 @@ class Device:
     sysfs_root: Path | None = None
     procfs_root: Path | None = None
     ssh: SshTarget | None = None
-    # A transport of your own (a test double from edgekit.testing_transport, an exotic link).
+    # A transport of your own (a test double from edgekit.testing.transport, an exotic link).
     transport_factory: Callable[[], Transport] | None = None
 
     def transport(self) -> Transport:

@@ -1,6 +1,6 @@
 """A real PostgreSQL server on 127.0.0.1 for tests: initdb in a temp directory, own port, trust auth.
 
-Public, like edgekit.testing_ssh: users test their team store set-up against it. Needs the server
+Public, like edgekit.testing.ssh: users test their team store set-up against it. Needs the server
 binaries (apt-get install postgresql). PostgreSQL refuses to run as root, so as root the server runs
 as the `postgres` system user that the Debian package creates, in a directory that user owns.
 """
@@ -15,8 +15,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgekit.errors import EdgekitError
-from edgekit.testing_ssh import free_port
+from edgekit.core.errors import EdgekitError
+from edgekit.lab.keys import free_port
 
 PG_GLOB = "/usr/lib/postgresql/*/bin"
 SUPERUSER = "postgres"  # the database role initdb creates, whatever OS user runs the server

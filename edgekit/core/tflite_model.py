@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.errors import ModelError, UsageError
+from edgekit.core.errors import ModelError, UsageError
 
 
 def interpreter(path: Path) -> Any:

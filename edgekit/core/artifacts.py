@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgekit.errors import ModelError
+from edgekit.core.errors import ModelError
 
 MANIFEST_NAME = "manifest.json"
 _FORMAT_BY_SUFFIX = {".onnx": "onnx", ".tflite": "tflite"}

@@ -1,0 +1,80 @@
+"""Small real ONNX models for edgekit's tests and users' own (onnxruntime executes them).
+
+Every builder writes a checked model (`onnx.checker.check_model`) at opset 17 and returns its path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 17
+
+
+def _save(model: onnx.ModelProto, path: Path) -> Path:
+    onnx.checker.check_model(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def make_mlp(
+    path: Path,
+    *,
+    features: int = 64,
+    hidden: int = 128,
+    classes: int = 10,
+    batch: int | str = "batch",
+    seed: int = 0,
+) -> Path:
+    """input[batch, features] -> Gemm -> Relu -> Gemm -> logits[batch, classes]."""
+    rng = np.random.default_rng(seed)
+    w1 = numpy_helper.from_array(rng.standard_normal((features, hidden)).astype(np.float32) * 0.1, "w1")
+    b1 = numpy_helper.from_array(np.zeros(hidden, np.float32), "b1")
+    w2 = numpy_helper.from_array(rng.standard_normal((hidden, classes)).astype(np.float32) * 0.1, "w2")
+    b2 = numpy_helper.from_array(np.zeros(classes, np.float32), "b2")
+    graph = helper.make_graph(
+        [
+            helper.make_node("Gemm", ["input", "w1", "b1"], ["h"]),
+            helper.make_node("Relu", ["h"], ["hr"]),
+            helper.make_node("Gemm", ["hr", "w2", "b2"], ["logits"]),
+        ],
+        "mlp",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, features])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, classes])],
+        initializer=[w1, b1, w2, b2],
+    )
+    return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]), path)
+
+
+def make_multi_input(path: Path) -> Path:
+    """Three inputs of different dtypes, a symbolic sequence dim, two outputs.
+
+    tokens int64[batch, seq], mask bool[batch, seq], scale float32[1] ->
+    summed float32[batch] (tokens where mask, cast, summed, scaled) and count int64[batch].
+    """
+    graph = helper.make_graph(
+        [
+            helper.make_node("Cast", ["mask"], ["mask_i"], to=TensorProto.INT64),
+            helper.make_node("Mul", ["tokens", "mask_i"], ["masked"]),
+            helper.make_node("Cast", ["masked"], ["masked_f"], to=TensorProto.FLOAT),
+            helper.make_node("ReduceSum", ["masked_f", "axes"], ["sum"], keepdims=0),
+            helper.make_node("Mul", ["sum", "scale"], ["summed"]),
+            helper.make_node("ReduceSum", ["mask_i", "axes"], ["count"], keepdims=0),
+        ],
+        "multi_input",
+        [
+            helper.make_tensor_value_info("tokens", TensorProto.INT64, ["batch", "seq"]),
+            helper.make_tensor_value_info("mask", TensorProto.BOOL, ["batch", "seq"]),
+            helper.make_tensor_value_info("scale", TensorProto.FLOAT, [1]),
+        ],
+        [
+            helper.make_tensor_value_info("summed", TensorProto.FLOAT, ["batch"]),
+            helper.make_tensor_value_info("count", TensorProto.INT64, ["batch"]),
+        ],
+        initializer=[numpy_helper.from_array(np.array([1], np.int64), "axes")],
+    )
+    return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]), path)
