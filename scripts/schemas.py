@@ -21,9 +21,10 @@ SCHEMA_DIR = Path(__file__).resolve().parent.parent / "docs" / "schema"
 # schema file stem -> "module:attribute" of a function returning the JSON Schema (a dict).
 SCHEMAS: dict[str, str] = {
     # "result": "edgekit.core.result:result_json_schema",
-    # "profile": "edgekit.core.profiles:profile_json_schema",
-    # "inventory": "edgekit.transport.inventory:inventory_json_schema",
-    # "fleet-plan": "edgekit.measure.fleet:plan_json_schema",
+    "profile": "edgekit.core.profiles:profile_json_schema",
+    "inventory": "edgekit.transport.inventory:inventory_json_schema",
+    "fleet-plan": "edgekit.measure.fleet:plan_json_schema",
+    "train-config": "edgekit.train.config:train_config_json_schema",
 }
 
 

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import difflib
-import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
-from edgekit.core.config import Field, Section, integer, number, read_toml, text, validate
+from pydantic import Field, ValidationInfo, create_model, field_validator
+
+from edgekit.core.config import (
+    ConfigModel,
+    integer,
+    json_schema,
+    number,
+    one_of,
+    read_toml,
+    text,
+    validate_model,
+)
 from edgekit.core.errors import ConfigError, UnknownProfileError, UsageError
 from edgekit.core.resources import bundled_profiles_dir, user_profiles_dir
 
@@ -37,59 +47,23 @@ def _unit_of(key: str) -> str:
     return "number"
 
 
-PROFILE_SCHEMA = Section(
-    fields={
-        "schema": Field((int,), "1 (the profile schema version)", required=True, choices=(1,)),
-        "name": text("the profile name, equal to the file name without .toml", required=True),
-        "description": text("a one-line description of the board"),
-        "facts": Section(
-            required=True,
-            fields={
-                "arch": text("", required=True, choices=("aarch64", "armv7l", "x86_64", "any")),
-                "cores": integer("CPU cores; 0 = the host's", required=True),
-                "memory_mb": integer("RAM in MiB; 0 = the host's", required=True),
-                "runtime": text("", required=True, choices=("onnxruntime", "tflite")),
-                "int8_scheme": text("", required=True, choices=("u8s8", "s8s8")),
-                "reduce_range": Field((bool,), "true or false", required=True),
-                "default_threads": integer("threads; 0 = all cores", required=True),
-            },
-        ),
-        "sensors": Section(
-            fields={
-                "thermal_zone": text("a thermal zone type, '' = hottest zone"),
-                "throttle": text("", choices=("none", "rpi-firmware", "jetson")),
-                "power": Field((list,), "a list of sensor names", item_types=(str,)),
-                "power_command": Field(
-                    (list,),
-                    'a command line as a list, e.g. ["meter", "--watts"] (the `command` sensor)',
-                    item_types=(str,),
-                    check=lambda argv: len(argv) > 0,
-                ),
-                "power_command_unit": text("", choices=("W", "J")),
-                "sample_interval_ms": Field(
-                    (int, float),
-                    "a number > 0 (milliseconds between power readings)",
-                    check=lambda value: math.isfinite(value) and value > 0,
-                ),
-            },
-        ),
-        "budgets": Section(
-            fields={key: number(_unit_of(key)) for key in {**BUDGET_METRICS, **CONDITION_KEYS}},
-        ),
-        "sources": Section(free_values=text("where the numbers come from")),
-    },
-)
+Arch = Literal["aarch64", "armv7l", "x86_64", "any"]
+Runtime = Literal["onnxruntime", "tflite"]
+Int8Scheme = Literal["u8s8", "s8s8"]
+Throttle = Literal["none", "rpi-firmware", "jetson"]
+PowerUnit = Literal["W", "J"]
 
 
-@dataclass(frozen=True)
-class ProfileFacts:
-    arch: str
-    cores: int
-    memory_mb: int
-    runtime: str
-    int8_scheme: str
-    reduce_range: bool
-    default_threads: int
+class ProfileFacts(ConfigModel):
+    """[facts]: what the board is. 0 for cores/memory/threads means "the host's" (profile `local`)."""
+
+    arch: Arch = one_of(get_args(Arch), default=...)
+    cores: int = integer("CPU cores; 0 = the host's", default=...)
+    memory_mb: int = integer("RAM in MiB; 0 = the host's", default=...)
+    runtime: Runtime = one_of(get_args(Runtime), default=...)
+    int8_scheme: Int8Scheme = one_of(get_args(Int8Scheme), default=...)
+    reduce_range: bool = Field(description="true or false")
+    default_threads: int = integer("threads; 0 = all cores", default=...)
 
 
 # Power sensor kinds the agent reads (agents/edgekit_agent.py open_power_sensor): KIND or KIND:ARGUMENT.
@@ -106,16 +80,65 @@ POWER_SENSOR_KINDS: dict[str, str] = {
     "command": "command, the external meter in power_command",
 }
 _NEEDS_ARGUMENT = ("ina3221", "ina3221x", "rapl")
+_OPTIONAL_ARGUMENT = tuple(kind for kind in POWER_SENSOR_KINDS if kind not in _NEEDS_ARGUMENT)
+# The same rules for the JSON Schema (kind names are plain [a-z0-9-], no regex escaping needed).
+POWER_SPEC_PATTERN = f"^(({'|'.join(_NEEDS_ARGUMENT)}):.+|({'|'.join(_OPTIONAL_ARGUMENT)})(:.*)?)$"
 
 
-@dataclass(frozen=True)
-class ProfileSensors:
-    thermal_zone: str = ""
-    throttle: str = "none"
-    power: tuple[str, ...] = ()
-    power_command: tuple[str, ...] = ()
-    power_command_unit: str = "W"
-    sample_interval_ms: float | None = None
+def _power_spec_problem(spec: str, has_command: bool) -> str | None:
+    kind, _, argument = spec.partition(":")
+    if kind not in POWER_SENSOR_KINDS:
+        close = difflib.get_close_matches(kind, list(POWER_SENSOR_KINDS), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"unknown sensor kind {kind!r}{hint}; known: {', '.join(POWER_SENSOR_KINDS)}"
+    if kind in _NEEDS_ARGUMENT and not argument:
+        return f"expected {POWER_SENSOR_KINDS[kind]}"
+    if kind == "command" and not has_command:
+        return 'the `command` sensor needs [sensors] power_command = ["argv", ...]'
+    return None
+
+
+class ProfileSensors(ConfigModel):
+    """[sensors]: where the agent reads temperature, throttling and power on this board.
+
+    `power_command` is declared before `power` so that `power`'s check can see it.
+    """
+
+    model_config = ConfigModel.model_config | {
+        "json_schema_extra": {  # the `command` sensor needs power_command
+            "if": {
+                "properties": {"power": {"contains": {"pattern": "^command(:|$)"}}},
+                "required": ["power"],
+            },
+            "then": {"required": ["power_command"]},
+        }
+    }
+
+    thermal_zone: str = text("a thermal zone type, '' = hottest zone", default="")
+    throttle: Throttle = one_of(get_args(Throttle), default="none")
+    power_command: tuple[str, ...] = Field(
+        default=(),
+        strict=False,  # TOML gives a list; kept as a tuple
+        min_length=1,
+        description='a command line as a list, e.g. ["meter", "--watts"] (the `command` sensor)',
+    )
+    power: tuple[str, ...] = Field(
+        default=(),
+        strict=False,
+        description="a list of sensor names",
+        json_schema_extra={"items": {"type": "string", "pattern": POWER_SPEC_PATTERN}},
+    )
+    power_command_unit: PowerUnit = one_of(get_args(PowerUnit), default="W")
+    sample_interval_ms: float | None = number("milliseconds between power readings", minimum=0, above=True)
+
+    @field_validator("power")
+    @classmethod
+    def _known_power_specs(cls, power: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        for spec in power:
+            problem = _power_spec_problem(spec, bool(info.data.get("power_command")))
+            if problem:
+                raise ValueError(f"{spec!r}: {problem}")
+        return power
 
     def sensor_options(self) -> dict[str, Any]:
         """What the agent needs besides the sensor names (bench param `sensor_options`)."""
@@ -127,22 +150,46 @@ class ProfileSensors:
         return options
 
 
-def _check_power_specs(sensors: dict[str, Any], path: Path) -> None:
-    for spec in sensors.get("power", ()):
-        kind, _, argument = spec.partition(":")
-        problem = None
-        if kind not in POWER_SENSOR_KINDS:
-            close = difflib.get_close_matches(kind, list(POWER_SENSOR_KINDS), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            problem = f"unknown sensor kind {kind!r}{hint}; known: {', '.join(POWER_SENSOR_KINDS)}"
-        elif kind in _NEEDS_ARGUMENT and not argument:
-            problem = f"expected {POWER_SENSOR_KINDS[kind]}"
-        elif kind == "command" and not sensors.get("power_command"):
-            problem = 'the `command` sensor needs [sensors] power_command = ["argv", ...]'
-        if problem:
-            raise ConfigError(
-                f"{path}: sensors.power: {spec!r}: {problem}", path=str(path), key="sensors.power"
-            )
+# [budgets]: every key optional (absent = no budget for that metric); titles say what each limits.
+ProfileBudgets = create_model(
+    "ProfileBudgets",
+    __base__=ConfigModel,
+    __doc__="[budgets]: limits per metric (value <= limit passes) and run conditions.",
+    **{
+        key: (float | None, number(_unit_of(key), title=what))
+        for key, what in {**BUDGET_METRICS, **CONDITION_KEYS}.items()
+    },
+)
+
+
+class ProfileFile(ConfigModel):
+    """A device profile file, device_profiles/NAME.toml (or $EDGEKIT_HOME/profiles/NAME.toml)."""
+
+    # An int bounded to 1, not Literal[1]: pydantic's Literal[1] would accept TOML's `true`.
+    schema_version: int = Field(
+        alias="schema",
+        ge=1,
+        le=1,
+        description="1 (the profile schema version)",
+        json_schema_extra={"const": 1},
+    )
+    name: str = text("the profile name, equal to the file name without .toml", default=...)
+    description: str = text("a one-line description of the board", default="")
+    facts: ProfileFacts
+    sensors: ProfileSensors = Field(default_factory=ProfileSensors)
+    budgets: ProfileBudgets = Field(default_factory=ProfileBudgets)  # type: ignore[valid-type]
+    sources: dict[str, str] = Field(
+        default_factory=dict, description="a table of strings (where the numbers come from)"
+    )
+
+
+def profile_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a device profile TOML file (docs/schema/profile.schema.json)."""
+    return json_schema(
+        ProfileFile,
+        title="edgekit device profile",
+        description="A board kind and the budgets a model must meet on it (device_profiles/NAME.toml).",
+    )
 
 
 @dataclass(frozen=True)
@@ -173,15 +220,19 @@ class DeviceProfile:
     path: Path
 
     def to_dict(self) -> dict[str, Any]:
+        sensors = self.sensors
         return {
             "name": self.name,
             "description": self.description,
             "path": str(self.path),
-            "facts": vars(self.facts),
+            "facts": self.facts.model_dump(),
             "sensors": {
-                **vars(self.sensors),
-                "power": list(self.sensors.power),
-                "power_command": list(self.sensors.power_command),
+                "thermal_zone": sensors.thermal_zone,
+                "throttle": sensors.throttle,
+                "power": list(sensors.power),
+                "power_command": list(sensors.power_command),
+                "power_command_unit": sensors.power_command_unit,
+                "sample_interval_ms": sensors.sample_interval_ms,
             },
             "budgets": dict(self.budget.limits),
             "sources": dict(self.sources),
@@ -189,30 +240,25 @@ class DeviceProfile:
 
 
 def parse_profile(data: dict[str, Any], path: Path) -> DeviceProfile:
-    """Validate a parsed profile TOML and build the profile (pure apart from the path label)."""
-    validate(data, PROFILE_SCHEMA, path)
-    if data["name"] != path.stem:
+    """Validate a parsed profile TOML and build the profile (pure apart from the path label).
+
+    Raises ConfigError (one line: file, key, expectation) for anything ProfileFile rejects and
+    for a `name` other than the file name.
+    """
+    profile = validate_model(ProfileFile, data, path)
+    if profile.name != path.stem:
         raise ConfigError(
-            f"{path}: name: expected {path.stem!r} (the file name), got {data['name']!r}",
+            f"{path}: name: expected {path.stem!r} (the file name), got {profile.name!r}",
             path=str(path),
             key="name",
         )
-    sensors = data.get("sensors", {})
-    _check_power_specs(sensors, path)
     return DeviceProfile(
-        name=data["name"],
-        description=data.get("description", ""),
-        facts=ProfileFacts(**data["facts"]),
-        sensors=ProfileSensors(
-            thermal_zone=sensors.get("thermal_zone", ""),
-            throttle=sensors.get("throttle", "none"),
-            power=tuple(sensors.get("power", ())),
-            power_command=tuple(sensors.get("power_command", ())),
-            power_command_unit=sensors.get("power_command_unit", "W"),
-            sample_interval_ms=sensors.get("sample_interval_ms"),
-        ),
-        budget=Budget({k: float(v) for k, v in data.get("budgets", {}).items()}),
-        sources=dict(data.get("sources", {})),
+        name=profile.name,
+        description=profile.description,
+        facts=profile.facts,
+        sensors=profile.sensors,
+        budget=Budget(profile.budgets.model_dump(exclude_none=True)),
+        sources=dict(profile.sources),
         path=path,
     )
 

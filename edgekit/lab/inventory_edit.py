@@ -1,7 +1,7 @@
 """Add, replace or remove one [[device]] table in an inventory file, leaving the rest as written.
 
 The file is edited as text (comments and other boards stay byte for byte), the result is
-validated like any inventory, then written atomically.
+validated like any inventory (edgekit.transport.inventory.Inventory), then written atomically.
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
 from edgekit.core.atomic import write_text_atomic
+from edgekit.core.config import tomllib
 from edgekit.transport.inventory import parse_inventory
 
 _TABLE_HEADER = re.compile(r"^\s*\[")

@@ -31,8 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from edgekit.compress import CompressOptions, compress, parse_recipes
-from edgekit.core.config import Field, Section, number, read_toml, text, validate
+from edgekit.core.config import ConfigModel, integer, json_schema, number, read_toml, text, validate_model
 from edgekit.core.errors import ConfigError, DeviceError, EdgekitError
 from edgekit.core.profiles import load_profile
 from edgekit.measure.bench import BenchOptions, run_bench
@@ -42,29 +44,56 @@ from edgekit.transport.inventory import load_inventory
 
 AS_IS = "as-is"
 DEFAULT_MAX_PARALLEL = 32  # SSH sessions at once: threads wait on the network, not on this CPU
-_LIST_OF_STRINGS = Field((list,), "a list of strings", item_types=(str,))
-PLAN_SCHEMA = Section(
-    fields={
-        "plan": Section(
-            fields={
-                "name": text("the plan name"),
-                "runs": Field((int,), "an integer >= 1", check=lambda v: v >= 1),
-                "min_seconds": number("seconds"),
-                "inventory": text("inventory path"),
-                "max_parallel": Field((int,), "an integer >= 1", check=lambda v: v >= 1),
-            }
-        ),
-        "devices": Section(fields={"names": _LIST_OF_STRINGS, "tags": _LIST_OF_STRINGS}, required=True),
-        "model": Field((list,), "an array of [[model]] tables", item_types=(dict,), required=True),
-    }
-)
-MODEL_SCHEMA = Section(
-    fields={
-        "path": text("model path", required=True),
-        "recipes": _LIST_OF_STRINGS,
-        "calib": text("calib path"),
-    }
-)
+
+
+class PlanSettings(ConfigModel):
+    """[plan]: name, measurement effort, inventory and concurrency."""
+
+    name: str | None = text("the plan name; absent = the file name without .toml")
+    runs: int = integer("timed runs per benchmark", minimum=1, default=100)
+    min_seconds: float = number("seconds, the least timing time per benchmark", default=2.0)
+    inventory: str | None = text("inventory path, relative to the plan; absent = $EDGEKIT_HOME/devices.toml")
+    max_parallel: int = integer(
+        "devices worked on at once (SSH sessions)", minimum=1, default=DEFAULT_MAX_PARALLEL
+    )
+
+
+class PlanDevices(ConfigModel):
+    """[devices]: the devices by name and/or by inventory tag (a union of both)."""
+
+    names: list[str] = Field(default_factory=list, description="a list of strings (device names)")
+    tags: list[str] = Field(default_factory=list, description="a list of strings (inventory tags)")
+
+
+class PlanModel(ConfigModel):
+    """One [[model]] table: a model file and the recipes to benchmark it with."""
+
+    path: str = text("model path, relative to the plan", default=...)
+    recipes: list[str] = Field(
+        default_factory=lambda: [AS_IS],
+        json_schema_extra={"default": [AS_IS]},
+        description=f"a list of strings (compression recipes; {AS_IS!r} = the file itself)",
+    )
+    calib: str | None = text("calibration data path, relative to the plan")
+
+
+class PlanFile(ConfigModel):
+    """A fleet plan file: models x recipes x devices."""
+
+    plan: PlanSettings = Field(default_factory=PlanSettings)
+    devices: PlanDevices
+    model: list[PlanModel] = Field(description="an array of [[model]] tables")
+
+
+def plan_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a fleet plan TOML file (docs/schema/fleet-plan.schema.json)."""
+    return json_schema(
+        PlanFile,
+        title="edgekit fleet plan",
+        description="Models x recipes x devices for `edgekit fleet run PLAN.toml`.",
+    )
+
+
 EventCallback = Callable[[dict[str, Any]], None]
 
 
@@ -93,14 +122,18 @@ class DeviceOutcome:
 
 
 def load_plan(path: Path) -> Plan:
-    data = read_toml(path)
-    validate(data, PLAN_SCHEMA, path)
+    """Read and check a plan, its inventory, devices and recipes before any device is touched.
+
+    Raises ConfigError (one line naming `path` and the key) for a bad file or an unknown device,
+    UsageError for an unknown recipe.
+    """
+    data = validate_model(PlanFile, read_toml(path), path)
     base = path.parent
-    settings = data.get("plan", {})
-    inventory = base / settings["inventory"] if "inventory" in settings else None
+    settings = data.plan
+    inventory = base / settings.inventory if settings.inventory is not None else None
     targets = load_inventory(inventory)
-    wanted = set(data["devices"].get("names", []))
-    tags = set(data["devices"].get("tags", []))
+    wanted = set(data.devices.names)
+    tags = set(data.devices.tags)
     unknown = sorted(wanted - set(targets) - {"local"})
     if unknown:
         raise ConfigError(f"{path}: devices.names: unknown device(s) {', '.join(unknown)}")
@@ -108,23 +141,20 @@ def load_plan(path: Path) -> Plan:
     if not names:
         raise ConfigError(f"{path}: [devices] selects no device")
     cells = []
-    for index, entry in enumerate(data["model"]):
-        validate(entry, MODEL_SCHEMA, path, f"model[{index}]")
-        for recipe in entry.get("recipes", [AS_IS]):
+    for entry in data.model:
+        for recipe in entry.recipes:
             if recipe != AS_IS:
                 parse_recipes([recipe])  # fail on a bad recipe before any device is touched
             cells.append(
-                Cell(base / entry["path"], recipe, base / entry["calib"] if "calib" in entry else None)
+                Cell(base / entry.path, recipe, base / entry.calib if entry.calib is not None else None)
             )
-    options = BenchOptions(
-        runs=int(settings.get("runs", 100)), min_seconds=float(settings.get("min_seconds", 2.0))
-    )
+    options = BenchOptions(runs=settings.runs, min_seconds=settings.min_seconds)
     return Plan(
-        settings.get("name", path.stem),
+        settings.name if settings.name is not None else path.stem,
         [resolve_device(n, inventory) for n in names],
         cells,
         options,
-        int(settings.get("max_parallel", DEFAULT_MAX_PARALLEL)),
+        settings.max_parallel,
     )
 
 

@@ -6,86 +6,135 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
+from pydantic import Field, model_validator
 
-from edgekit.core.config import Field, Section, integer, number, read_toml, text, validate
+from edgekit.core.config import (
+    ConfigModel,
+    integer,
+    json_schema,
+    number,
+    one_of,
+    read_toml,
+    text,
+    validate_model,
+)
 from edgekit.core.errors import ConfigError, InputSpecError
 
 TECHNIQUES = ("qat", "prune", "distill")
-ANY = Field((str, int, float, bool, list, dict), "a value")
-_MODEL = {
-    "factory": text("package.module:factory", required=True),
-    "kwargs": Section(free_values=ANY),
-    "weights": text("a torch state_dict file (.pt)"),
-    "inputs": Section(
-        free_values=Field((list,), "a list of dimensions without the batch", item_types=(int,))
-    ),
-}
-_TEACHER = Section(
-    {
-        "onnx": text("an ONNX teacher"),
-        "factory": text("package.module:factory"),
-        "kwargs": Section(free_values=ANY),
-        "weights": text("a torch state_dict file (.pt)"),
-        "epochs": integer("epochs to train this teacher here on the labels when it has no weights"),
-        "seed": integer("seed of this teacher's initialisation and training"),
+ImagePreprocess = Literal["unit", "imagenet", "symmetric", "raw"]
+Augment = Literal["none", "shift"]
+Criterion = Literal["l1", "l2"]
+Weighting = Literal["mean", "confidence"]
+_KWARGS = "a table of keyword arguments for the factory"
+
+
+class ModelTable(ConfigModel):
+    """[model]: the student (the model trained), made by a factory."""
+
+    factory: str = text("package.module:factory", default=...)
+    kwargs: dict[str, Any] = Field(default_factory=dict, description=_KWARGS)
+    weights: str | None = text("a torch state_dict file (.pt)")
+    inputs: dict[str, list[int]] | None = Field(
+        default=None, description="a table of input name = a list of dimensions without the batch"
+    )
+
+
+class TeacherTable(ConfigModel):
+    """One [[distill.teachers]] table: an ONNX teacher or a factory one (exactly one of the two)."""
+
+    model_config = ConfigModel.model_config | {
+        "json_schema_extra": {"oneOf": [{"required": ["onnx"]}, {"required": ["factory"]}]}
     }
-)
-_OVERRIDES = {  # a technique's own [train] values
-    "epochs": integer("epochs of this technique", minimum=0),
-    "learning_rate": number("step size of this technique", minimum=None),
-}
-SCHEMA = Section(
-    {
-        "model": Section(_MODEL, required=True),
-        "data": Section(
-            {
-                "train": text("training .npz or image folder", required=True),
-                "eval": text("held-out .npz or image folder with labels", required=True),
-                "image_preprocess": text("", choices=("unit", "imagenet", "symmetric", "raw")),
-            },
-            required=True,
-        ),
-        "train": Section(
-            {
-                "epochs": integer("epochs (per pruning step for prune)", minimum=0),
-                "learning_rate": number("step size", minimum=None),
-                "batch_size": integer("rows per step", minimum=1),
-                "weight_decay": number("L2 penalty"),
-                "augment": text("", choices=("none", "shift")),
-                "float_epochs": integer("train the float model first (factories without weights)"),
-                "float_learning_rate": number("step size of the float training", minimum=None),
-            }
-        ),
-        "qat": Section(
-            {
-                "bits": integer("weight bits 2..8", minimum=2),
-                "per_channel": Field((bool,), "true/false"),
-                **_OVERRIDES,
-            }
-        ),
-        "prune": Section(
-            {
-                "target_ratio": number("share of channels removed", minimum=None),
-                "steps": integer("prune / fine-tune rounds", minimum=1),
-                "criterion": text("", choices=("l1", "l2")),
-                "multiple": integer("kept channels rounded up to this multiple", minimum=1),
-                **_OVERRIDES,
-            }
-        ),
-        "distill": Section(
-            {
-                "temperature": number("softmax temperature", minimum=None),
-                "alpha": number("weight of the soft targets, 0..1"),
-                "weighting": text("", choices=("mean", "confidence")),
-                "teachers": Field((list,), "a list of [[distill.teachers]] tables", item_types=(dict,)),
-                **_OVERRIDES,
-            }
-        ),
-    }
-)
+
+    onnx: str | None = text("an ONNX teacher")
+    factory: str | None = text("package.module:factory")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description=_KWARGS)
+    weights: str | None = text("a torch state_dict file (.pt)")
+    epochs: int | None = integer("epochs to train this teacher here on the labels when it has no weights")
+    seed: int | None = integer("seed of this teacher's initialisation and training")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TeacherTable:
+        if (self.onnx is None) == (self.factory is None):
+            raise ValueError("give exactly one of 'onnx' or 'factory'")
+        return self
+
+
+class DataTable(ConfigModel):
+    """[data]: training and held-out data, .npz files or image folders (DIR/<class>/*.png)."""
+
+    train: str = text("training .npz or image folder", default=...)
+    eval: str = text("held-out .npz or image folder with labels", default=...)
+    image_preprocess: ImagePreprocess = one_of(get_args(ImagePreprocess), default="unit")
+
+
+class TrainTable(ConfigModel):
+    """[train]: settings shared by every technique."""
+
+    epochs: int = integer("epochs (per pruning step for prune)", default=3)
+    learning_rate: float = number("step size", minimum=None, default=1e-3)
+    batch_size: int = integer("rows per step", minimum=1, default=64)
+    weight_decay: float = number("L2 penalty", default=0.0)
+    augment: Augment = one_of(get_args(Augment), default="none")
+    float_epochs: int = integer("train the float model first (factories without weights)", default=0)
+    float_learning_rate: float = number("step size of the float training", minimum=None, default=3e-3)
+
+
+class _Technique(ConfigModel):
+    """A technique's own [train] values; absent = [train]'s."""
+
+    epochs: int | None = integer("epochs of this technique")
+    learning_rate: float | None = number("step size of this technique", minimum=None)
+
+
+class QatTable(_Technique):
+    """[qat]: quantization-aware training."""
+
+    bits: int | None = integer("weight bits 2..8", minimum=2)
+    per_channel: bool | None = Field(default=None, description="true/false")
+
+
+class PruneTable(_Technique):
+    """[prune]: structured channel pruning with fine-tuning."""
+
+    target_ratio: float | None = number("share of channels removed", minimum=None)
+    steps: int | None = integer("prune / fine-tune rounds", minimum=1)
+    criterion: Criterion | None = one_of(get_args(Criterion))
+    multiple: int | None = integer("kept channels rounded up to this multiple", minimum=1)
+
+
+class DistillTable(_Technique):
+    """[distill]: knowledge distillation into [model] from one or more teachers."""
+
+    temperature: float | None = number("softmax temperature", minimum=None)
+    alpha: float | None = number("weight of the soft targets, 0..1")
+    weighting: Weighting | None = one_of(get_args(Weighting))
+    teachers: list[TeacherTable] = Field(
+        default_factory=list, description="an array of [[distill.teachers]] tables"
+    )
+
+
+class TrainFile(ConfigModel):
+    """A training config file (`edgekit train TECHNIQUE --config FILE`); paths relative to it."""
+
+    model: ModelTable
+    data: DataTable
+    train: TrainTable = Field(default_factory=TrainTable)
+    qat: QatTable = Field(default_factory=QatTable)
+    prune: PruneTable = Field(default_factory=PruneTable)
+    distill: DistillTable = Field(default_factory=DistillTable)
+
+
+def train_config_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a training config TOML file (docs/schema/train-config.schema.json)."""
+    return json_schema(
+        TrainFile,
+        title="edgekit training config",
+        description="Model factory, data and technique settings for `edgekit train qat|prune|distill`.",
+    )
 
 
 @dataclass(frozen=True)
@@ -126,27 +175,25 @@ def _resolve(base: Path, value: str | None) -> Path | None:
     return path if path.is_absolute() else base / path
 
 
-def _model_spec(table: dict[str, Any], base: Path) -> ModelSpec:
+def _model_spec(table: ModelTable | TeacherTable, base: Path) -> ModelSpec:
+    assert table.factory is not None
     return ModelSpec(
-        table["factory"],
-        dict(table.get("kwargs", {})),
-        _resolve(base, table.get("weights")),
-        int(table.get("epochs", 0)),
-        table.get("seed"),
+        table.factory,
+        dict(table.kwargs),
+        _resolve(base, table.weights),
+        (table.epochs or 0) if isinstance(table, TeacherTable) else 0,
+        table.seed if isinstance(table, TeacherTable) else None,
     )
 
 
-def _teachers(items: list[dict[str, Any]], base: Path, path: Path) -> list[ModelSpec | Path]:
+def _teachers(items: list[TeacherTable], base: Path, path: Path) -> list[ModelSpec | Path]:
     teachers: list[ModelSpec | Path] = []
     for number_, item in enumerate(items, 1):
-        where = f"distill.teachers[{number_}]"
-        validate(item, _TEACHER, path, where)
-        if ("onnx" in item) == ("factory" in item):
-            raise ConfigError(f"{path}: {where}: give exactly one of 'onnx' or 'factory'", path=str(path))
-        if "onnx" in item:
-            onnx_path = _resolve(base, item["onnx"])
+        if item.onnx is not None:
+            onnx_path = _resolve(base, item.onnx)
             assert onnx_path is not None
             if not onnx_path.is_file():
+                where = f"distill.teachers[{number_}]"
                 raise ConfigError(f"{path}: {where}.onnx: {onnx_path}: no such file", path=str(path))
             teachers.append(onnx_path)
         else:
@@ -155,34 +202,37 @@ def _teachers(items: list[dict[str, Any]], base: Path, path: Path) -> list[Model
 
 
 def load_config(path: Path, technique: str) -> TrainConfig:
-    """Parse and validate; paths are relative to the config file's directory."""
+    """Parse and validate; paths are relative to the config file's directory.
+
+    Raises ConfigError (one line naming the file and key) for anything TrainFile rejects, a
+    missing data/weights/teacher file, or `distill` without teachers.
+    """
     raw = read_toml(path)
-    validate(raw, SCHEMA, path)
+    parsed = validate_model(TrainFile, raw, path, one_based=("teachers",))
     base = path.parent
-    model = _model_spec(raw["model"], base)
-    data, train = raw["data"], raw.get("train", {})
-    distill = dict(raw.get("distill", {}))
-    teachers = _teachers(distill.pop("teachers", []), base, path)
+    model = _model_spec(parsed.model, base)
+    data, train = parsed.data, parsed.train
+    teachers = _teachers(parsed.distill.teachers, base, path)
     if technique == "distill" and not teachers:
         raise ConfigError(f"{path}: distill needs at least one [[distill.teachers]] table", path=str(path))
     config = TrainConfig(
         path=path,
         raw=raw,
         model=model,
-        inputs={k: list(v) for k, v in raw["model"]["inputs"].items()} if "inputs" in raw["model"] else None,
-        train_data=_resolve(base, data["train"]) or Path(),
-        eval_data=_resolve(base, data["eval"]) or Path(),
-        image_preprocess=data.get("image_preprocess", "unit"),
-        epochs=int(train.get("epochs", 3)),
-        learning_rate=float(train.get("learning_rate", 1e-3)),
-        batch_size=int(train.get("batch_size", 64)),
-        weight_decay=float(train.get("weight_decay", 0.0)),
-        augment=None if train.get("augment", "none") == "none" else train["augment"],
-        float_epochs=int(train.get("float_epochs", 0)),
-        float_learning_rate=float(train.get("float_learning_rate", 3e-3)),
-        qat=dict(raw.get("qat", {})),
-        prune=dict(raw.get("prune", {})),
-        distill=distill,
+        inputs=None if parsed.model.inputs is None else {k: list(v) for k, v in parsed.model.inputs.items()},
+        train_data=_resolve(base, data.train) or Path(),
+        eval_data=_resolve(base, data.eval) or Path(),
+        image_preprocess=data.image_preprocess,
+        epochs=train.epochs,
+        learning_rate=train.learning_rate,
+        batch_size=train.batch_size,
+        weight_decay=train.weight_decay,
+        augment=None if train.augment == "none" else train.augment,
+        float_epochs=train.float_epochs,
+        float_learning_rate=train.float_learning_rate,
+        qat=parsed.qat.model_dump(exclude_unset=True),
+        prune=parsed.prune.model_dump(exclude_unset=True),
+        distill=parsed.distill.model_dump(exclude_unset=True, exclude={"teachers"}),
         teachers=teachers,
     )
     for key, value in (("data.train", config.train_data), ("data.eval", config.eval_data)):

@@ -17,53 +17,26 @@ ssh_config = "~/.ssh/config"          # where Host aliases are looked up
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
-from edgekit.core.config import Field, Section, integer, read_toml, text, validate
+from pydantic import Field, field_validator, model_validator
+
+from edgekit.core.config import (
+    ConfigModel,
+    integer,
+    json_schema,
+    number,
+    one_of,
+    read_toml,
+    text,
+    validate_model,
+)
 from edgekit.core.errors import ConfigError
 from edgekit.core.resources import edgekit_home
 
-DEVICE_SCHEMA = Section(
-    fields={
-        "name": text("the device name", required=True),
-        "host": text("host name, address or ~/.ssh/config alias", required=True),
-        "port": integer("TCP port", minimum=1),
-        "user": text("login user"),
-        "key_file": text("private key path"),
-        "profile": text("device profile name or .toml path"),
-        "python": text("the board's Python interpreter"),
-        "workdir": text("directory on the board"),
-        "tags": Field((list,), "a list of tags", item_types=(str,)),
-        "host_key_policy": text("", choices=("strict", "accept-new")),
-        "known_hosts": text("known_hosts file"),
-        "ssh_config": text("ssh_config file"),
-        "proxy_jump": text("bastion(s): [user@]host[:port][,...]"),
-        "connect_timeout_s": Field((int, float), "a number of seconds > 0", check=lambda v: v > 0),
-    }
-)
-INVENTORY_SCHEMA = Section(
-    fields={"device": Field((list,), "an array of [[device]] tables", item_types=(dict,))}
-)
-
-
-@dataclass(frozen=True)
-class SshTarget:
-    name: str
-    host: str
-    port: int | None = None
-    user: str | None = None
-    key_file: str | None = None
-    profile: str = "generic-aarch64"
-    python: str = "python3"
-    workdir: str = "~/.edgekit"
-    tags: tuple[str, ...] = field(default_factory=tuple)
-    host_key_policy: str = "strict"
-    known_hosts: str = "~/.ssh/known_hosts"
-    ssh_config: str = "~/.ssh/config"
-    proxy_jump: str | None = None
-    connect_timeout_s: float = 10.0
+HostKeyPolicy = Literal["strict", "accept-new"]
+RESERVED_NAMES = ("local",)  # the host itself, never an inventory device
 
 
 def parse_jump_spec(spec: str) -> list[tuple[str | None, str, int | None]]:
@@ -84,26 +57,72 @@ def parse_jump_spec(spec: str) -> list[tuple[str | None, str, int | None]]:
     return hops
 
 
+class SshTarget(ConfigModel):
+    """One [[device]] table: a board reached over SSH. None = ssh_config / OpenSSH decides."""
+
+    name: str = text(
+        "the device name", default=..., json_schema_extra={"not": {"enum": list(RESERVED_NAMES)}}
+    )
+    host: str = text("host name, address or ~/.ssh/config alias", default=...)
+    port: int | None = integer("TCP port", minimum=1)
+    user: str | None = text("login user")
+    key_file: str | None = text("private key path; absent = ssh-agent and the default keys")
+    profile: str = text("device profile name or .toml path", default="generic-aarch64")
+    python: str = text("the board's Python interpreter", default="python3")
+    workdir: str = text("directory on the board", default="~/.edgekit")
+    tags: tuple[str, ...] = Field(default=(), strict=False, description="a list of tags")
+    host_key_policy: HostKeyPolicy = one_of(get_args(HostKeyPolicy), default="strict")
+    known_hosts: str = text("known_hosts file", default="~/.ssh/known_hosts")
+    ssh_config: str = text("ssh_config file", default="~/.ssh/config")
+    proxy_jump: str | None = text("bastion(s): [user@]host[:port][,...]")
+    connect_timeout_s: float = number("seconds", above=True, default=10.0)
+
+    @field_validator("proxy_jump")
+    @classmethod
+    def _readable_jump(cls, spec: str | None) -> str | None:
+        if spec is not None:
+            try:
+                parse_jump_spec(spec)
+            except ConfigError as exc:
+                raise ValueError(exc.message) from None
+        return spec
+
+
+class Inventory(ConfigModel):
+    """An inventory file: [[device]] tables with unique names ("local" is the host itself)."""
+
+    device: list[SshTarget] = Field(default_factory=list, description="an array of [[device]] tables")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Inventory:
+        seen: set[str] = set()
+        for index, target in enumerate(self.device):
+            if target.name in seen or target.name in RESERVED_NAMES:
+                why = "reserved" if target.name in RESERVED_NAMES else "a duplicate"
+                raise ValueError(f"device[{index}].name: {target.name!r} is {why}")
+            seen.add(target.name)
+        return self
+
+
+def inventory_json_schema() -> dict[str, Any]:
+    """The JSON Schema of an inventory TOML file (docs/schema/inventory.schema.json)."""
+    return json_schema(
+        Inventory,
+        title="edgekit inventory",
+        description="The boards edgekit reaches over SSH ($EDGEKIT_HOME/devices.toml or --inventory FILE).",
+    )
+
+
 def default_inventory_path() -> Path:
     return edgekit_home() / "devices.toml"
 
 
 def parse_inventory(data: dict[str, Any], path: Path) -> dict[str, SshTarget]:
-    validate(data, INVENTORY_SCHEMA, path)
-    devices: dict[str, SshTarget] = {}
-    for index, entry in enumerate(data.get("device", [])):
-        validate(entry, DEVICE_SCHEMA, path, f"device[{index}]")
-        name = entry["name"]
-        if name in devices or name == "local":
-            why = "reserved" if name == "local" else "a duplicate"
-            raise ConfigError(f"{path}: device[{index}].name: {name!r} is {why}")
-        if "proxy_jump" in entry:
-            try:
-                parse_jump_spec(entry["proxy_jump"])
-            except ConfigError as exc:
-                raise ConfigError(f"{path}: device[{index}].proxy_jump: {exc.message}") from None
-        devices[name] = SshTarget(**{**entry, "tags": tuple(entry.get("tags", ()))})
-    return devices
+    """Validate a parsed inventory TOML: device name -> target, in file order.
+
+    Raises ConfigError (one line naming `path`, e.g. `device[0].port`) for anything Inventory rejects.
+    """
+    return {target.name: target for target in validate_model(Inventory, data, path).device}
 
 
 def load_inventory(path: Path | None) -> dict[str, SshTarget]:
