@@ -16,7 +16,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "docs" / "schema"
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA_DIR = ROOT / "docs" / "schema"
+# The models of this checkout, whatever edgekit is installed.
+sys.path.insert(0, str(ROOT))
 
 # schema file stem -> "module:attribute" of a function returning the JSON Schema (a dict).
 SCHEMAS: dict[str, str] = {
