@@ -21,7 +21,7 @@ from compression import BenchModel, demo, efficientnet_lite0, latency_p50s
 from edgekit.measure.bench import BenchOptions
 from edgekit.optimize.search import DeviceReport, OptimizeOptions, optimize
 from edgekit.optimize.state import ACCEPTED
-from edgekit.transport.devices import resolve_device
+from edgekit.transport.board import resolve_board
 
 MODELS = {"demo": demo, "efficientnet-lite0": efficientnet_lite0}
 
@@ -43,7 +43,7 @@ def search(model: BenchModel, out: Path, budget_s: float, max_drop: float) -> De
             assert isinstance(outcome, dict)
             print(f"  {outcome['name']}: {outcome['status']} ({outcome['reason']})", file=sys.stderr)
 
-    _, (report,) = optimize(options, [resolve_device("local")], on_event=progress)
+    _, (report,) = optimize(options, [resolve_board("local")], on_event=progress)
     return report
 
 

@@ -9,11 +9,11 @@
         assert_within_budget(result)
 
 `edge_device` is parametrised over the selected boards (test ids are device names), each with its
-profile and budgets; `edge_bench(model_or_artifact, **BenchOptions fields)` benchmarks on it and
-returns the result JSON, recording its metrics as JUnit properties; `assert_within_budget(result)`
-fails with a per-metric table. Tests marked `edge` are skipped with a reason when no device is
-selected. Boards are locked by their agent (one benchmark at a time per board), which also holds
-across pytest-xdist workers; `local` uses one lock per machine.
+profile and budgets; `edge_bench(model_or_artifact, budget_overrides=None, **BenchOptions fields)`
+benchmarks on it and returns the result JSON, recording its metrics as JUnit properties;
+`assert_within_budget(result)` fails with a per-metric table. Tests marked `edge` are skipped with
+a reason when no device is selected. Boards are locked by their agent (one benchmark at a time per
+board), which also holds across pytest-xdist workers; `local` uses one lock per machine.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ import pytest
 from edgekit.core.errors import EdgekitError
 
 if TYPE_CHECKING:  # loaded by every pytest run where edgekit is installed: import the rest lazily
-    from edgekit.core.profiles import DeviceProfile
+    from edgekit.core.profiles import Budget, DeviceProfile
+    from edgekit.transport.board import Board
     from edgekit.transport.devices import Device
 
 JUNIT_METRICS = (
@@ -45,9 +46,25 @@ JUNIT_METRICS = (
 
 @dataclass(frozen=True)
 class EdgeDevice:
-    name: str
-    device: Device
-    profile: DeviceProfile
+    """The board under test: `name` (the test id), `device`, `profile` and its `budget`."""
+
+    board: Board
+
+    @property
+    def name(self) -> str:
+        return self.board.name
+
+    @property
+    def device(self) -> Device:
+        return self.board.device
+
+    @property
+    def profile(self) -> DeviceProfile:
+        return self.board.profile
+
+    @property
+    def budget(self) -> Budget:
+        return self.board.budget
 
 
 class BudgetExceeded(AssertionError):
@@ -114,14 +131,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture
 def edge_device(request: pytest.FixtureRequest) -> EdgeDevice:
-    from edgekit.core.profiles import load_profile
-    from edgekit.transport.devices import resolve_device
+    from edgekit.transport.board import resolve_board
 
     name = request.param
     inventory = request.config.getoption("--edge-inventory")
     try:
-        device = resolve_device(name, Path(inventory) if inventory else None)
-        return EdgeDevice(name, device, load_profile(device.profile))
+        return EdgeDevice(resolve_board(name, inventory=Path(inventory) if inventory else None))
     except EdgekitError as exc:
         pytest.fail(f"edge device {name!r}: {exc.message}", pytrace=False)
 
@@ -138,13 +153,18 @@ def edge_bench(
 
     store_path = request.config.getoption("--edge-store")
 
-    def bench(model: str | Path, **options: Any) -> dict[str, Any]:
+    def bench(
+        model: str | Path, budget_overrides: dict[str, float] | None = None, **options: Any
+    ) -> dict[str, Any]:
         known = {f.name for f in dataclasses.fields(BenchOptions)}
         unknown = sorted(set(options) - known)
         if unknown:
-            raise TypeError(f"edge_bench: unknown option(s) {', '.join(unknown)} (BenchOptions fields)")
+            raise TypeError(
+                f"edge_bench: unknown option(s) {', '.join(unknown)} (BenchOptions fields, budget_overrides)"
+            )
+        board = edge_device.board.with_budget_overrides(budget_overrides or {})
         try:
-            result = run_bench(Path(model), edge_device.device, edge_device.profile, BenchOptions(**options))
+            result = run_bench(Path(model), board, BenchOptions(**options))
         except EdgekitError as exc:
             pytest.fail(f"{edge_device.name}: {exc.message}", pytrace=False)
         record_metrics(result, record_property)

@@ -10,9 +10,9 @@ import typer
 from edgekit.cli.common import DeviceOption, InventoryOption, JsonOption, StoreOption, store_from_option
 from edgekit.cli.output import ProgressPrinter, print_json, print_result, stderr
 from edgekit.core.errors import EXIT_BUDGET, EXIT_OK
-from edgekit.core.profiles import load_profile, parse_budget_overrides
+from edgekit.core.profiles import parse_budget_overrides
 from edgekit.measure.bench import BenchOptions, run_bench
-from edgekit.transport.devices import resolve_device
+from edgekit.transport.board import resolve_board
 
 
 def _benchmark(
@@ -20,18 +20,20 @@ def _benchmark(
     device_name: str,
     inventory: Path | None,
     profile_name: str | None,
+    budget_overrides: dict[str, float],
     options: BenchOptions,
     as_json: bool,
     store: str | None,
     save: bool,
     strict: bool,
 ) -> dict[str, Any]:
-    device = resolve_device(device_name, inventory)
-    profile = load_profile(profile_name or device.profile)
+    board = resolve_board(
+        device_name, inventory=inventory, profile=profile_name, budget_overrides=budget_overrides
+    )
     # Opened first: a bad store (an unreachable team database) fails before the device is touched.
     results_store = store_from_option(store) if save else None
     try:
-        result = run_bench(model, device, profile, options, on_event=ProgressPrinter(enabled=True))
+        result = run_bench(model, board, options, on_event=ProgressPrinter(enabled=True))
         if results_store is not None:
             results_store.add_run(result)
     finally:
@@ -81,6 +83,7 @@ def bench(
     strict: Annotated[bool, typer.Option(help="Exit 1 when a budgeted metric is unknown.")] = False,
 ) -> None:
     """Benchmark MODEL on a device and judge it against the device profile's budgets."""
+    overrides = parse_budget_overrides(budget or [])
     options = BenchOptions(
         runs=runs,
         warmup=warmup,
@@ -89,11 +92,10 @@ def bench(
         shapes=tuple(shape or ()),
         inputs_file=inputs,
         seed=seed,
-        budget_overrides=parse_budget_overrides(budget or []),
         lock_timeout_s=lock_timeout,
         thermal_wait_timeout_s=thermal_wait_timeout,
     )
-    _benchmark(model, device, inventory, profile, options, as_json, store, not no_store, strict)
+    _benchmark(model, device, inventory, profile, overrides, options, as_json, store, not no_store, strict)
     raise typer.Exit(EXIT_OK)
 
 
@@ -113,5 +115,5 @@ def demo(
             + (f", held-out accuracy {accuracy * 100:.1f}%" if isinstance(accuracy, float) else "")
         )
     options = BenchOptions(min_seconds=min_seconds, inputs_file=demo_test_set_path())
-    _benchmark(demo_model_path(), "local", None, None, options, as_json, store, True, False)
+    _benchmark(demo_model_path(), "local", None, None, {}, options, as_json, store, True, False)
     raise typer.Exit(EXIT_OK)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -14,7 +14,7 @@ from edgekit.cli.fleet_progress import FleetProgress
 from edgekit.cli.output import print_json, stderr, stdout, verdict_text
 from edgekit.core.errors import EXIT_BUDGET, EXIT_DEVICE, EXIT_OK, EXIT_USAGE
 from edgekit.core.runlock import plan_lock_path, run_lock
-from edgekit.measure.fleet import load_plan, run_plan
+from edgekit.measure.fleet import DeviceOutcome, FleetRun, Plan, load_plan, run_plan
 from edgekit.store.location import mask_password
 
 fleet_app = typer.Typer(help="Run benchmark plans across many devices.", no_args_is_help=True)
@@ -43,65 +43,81 @@ def fleet_run(
     if max_parallel is not None:
         plan.max_parallel = max_parallel
     location = store_location(store)
+    run = _run(plan_path, plan, location, fresh, wait_lock)
+    if run.resumed:
+        stderr.print(
+            f"resumed plan run {run.plan_run_id}: {run.skipped_cells} cell(s) were already done",
+            markup=False,
+        )
+    if as_json:
+        print_json(_as_json(plan, run))
+    else:
+        stdout.print(_table(plan, run))
+    _print_summary(plan, run, location)
+    raise typer.Exit(_exit_code(run.outcomes))
+
+
+def _run(plan_path: Path, plan: Plan, location: str | Path, fresh: bool, wait_lock: float) -> FleetRun:
+    """Run the plan under its lock (one run of a plan at a time), showing progress on stderr."""
     with (
         run_lock(plan_lock_path(plan_path), f"plan {plan.name!r}", wait_lock),
         FleetProgress(len(plan.devices), len(plan.cells)) as progress,
     ):
-        fleet_run = run_plan(plan, location, progress, fresh=fresh)
-    outcomes = fleet_run.outcomes
-    if fleet_run.resumed:
-        stderr.print(
-            f"resumed plan run {fleet_run.plan_run_id}: {fleet_run.skipped_cells} cell(s) were already done",
-            markup=False,
-        )
-    failed_devices = [o.device for o in outcomes if o.failed]
-    verdicts = [r["budget"]["verdict"] for o in outcomes for r in o.results]
-    if as_json:
-        print_json(
-            {
-                "plan": plan.name,
-                "plan_run_id": fleet_run.plan_run_id,
-                "resumed": fleet_run.resumed,
-                "skipped_cells": fleet_run.skipped_cells,
-                "devices": {
-                    o.device: {
-                        "failed": o.failed,
-                        "errors": o.errors,
-                        "runs": [r["run_id"] for r in o.results],
-                    }
-                    for o in outcomes
-                },
+        return run_plan(plan, location, progress, fresh=fresh)
+
+
+def _as_json(plan: Plan, run: FleetRun) -> dict[str, Any]:
+    return {
+        "plan": plan.name,
+        "plan_run_id": run.plan_run_id,
+        "resumed": run.resumed,
+        "skipped_cells": run.skipped_cells,
+        "devices": {
+            o.device: {
+                "failed": o.failed,
+                "errors": o.errors,
+                "runs": [r["run_id"] for r in o.results],
             }
-        )
-    else:
-        table = Table(
-            "device",
-            "model",
-            "recipe",
-            "p50 ms",
-            "verdict",
-            title=f"plan {escape(plan.name)}",
-            title_justify="left",
-        )
-        for outcome in outcomes:
-            device = escape(outcome.device)
-            for result in outcome.results:
-                fleet = result["fleet"]
-                table.add_row(
-                    device,
-                    escape(Path(fleet["model"]).name),
-                    escape(fleet["recipe"]),
-                    f"{result['latency_ms']['p50']:.3f}" if result["latency_ms"]["p50"] else "—",
-                    verdict_text(result["budget"]["verdict"]),
-                )
-            for error in outcome.errors:
-                table.add_row(
-                    device, escape(error["cell"]), "", "—", f"[bold red]ERROR[/] {escape(error['error'])}"
-                )
-        stdout.print(table)
+            for o in run.outcomes
+        },
+    }
+
+
+def _table(plan: Plan, run: FleetRun) -> Table:
+    """One row per new result and per error, device by device."""
+    table = Table(
+        "device",
+        "model",
+        "recipe",
+        "p50 ms",
+        "verdict",
+        title=f"plan {escape(plan.name)}",
+        title_justify="left",
+    )
+    for outcome in run.outcomes:
+        device = escape(outcome.device)
+        for result in outcome.results:
+            fleet = result["fleet"]
+            table.add_row(
+                device,
+                escape(Path(fleet["model"]).name),
+                escape(fleet["recipe"]),
+                f"{result['latency_ms']['p50']:.3f}" if result["latency_ms"]["p50"] else "—",
+                verdict_text(result["budget"]["verdict"]),
+            )
+        for error in outcome.errors:
+            table.add_row(
+                device, escape(error["cell"]), "", "—", f"[bold red]ERROR[/] {escape(error['error'])}"
+            )
+    return table
+
+
+def _print_summary(plan: Plan, run: FleetRun, location: str | Path) -> None:
+    outcomes = run.outcomes
+    failed_devices = [o.device for o in outcomes if o.failed]
     errors = sum(len(o.errors) for o in outcomes)
     stderr.print(
-        f"plan {plan.name} run {fleet_run.plan_run_id}: {len(outcomes)} device(s), "
+        f"plan {plan.name} run {run.plan_run_id}: {len(outcomes)} device(s), "
         f"{sum(len(o.results) for o in outcomes)} new result(s), {errors} error(s), "
         f"{len(failed_devices)} failed device(s); stored in {mask_password(location)}",
         markup=False,
@@ -110,7 +126,14 @@ def fleet_run(
         stderr.print(
             f"edgekit: device(s) failed: {', '.join(failed_devices)}; other results kept", markup=False
         )
-        raise typer.Exit(EXIT_DEVICE)
+
+
+def _exit_code(outcomes: list[DeviceOutcome]) -> int:
+    """3 when a device failed, else 2 when a model or recipe failed on a device, else 1 when a
+    result is over budget, else 0."""
+    if any(o.failed for o in outcomes):
+        return EXIT_DEVICE
     if any(o.errors for o in outcomes):
-        raise typer.Exit(EXIT_USAGE)  # a model or recipe the devices could not take
-    raise typer.Exit(EXIT_BUDGET if "fail" in verdicts else EXIT_OK)
+        return EXIT_USAGE  # a model or recipe the devices could not take
+    verdicts = [r["budget"]["verdict"] for o in outcomes for r in o.results]
+    return EXIT_BUDGET if "fail" in verdicts else EXIT_OK

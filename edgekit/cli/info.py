@@ -12,7 +12,8 @@ from edgekit.cli.common import DeviceOption, InventoryOption, JsonOption, StoreO
 from edgekit.cli.output import fmt, print_json, stdout, verdict_text
 from edgekit.core.errors import EXIT_DEVICE
 from edgekit.core.profiles import list_profiles, load_profile
-from edgekit.transport.agent_client import agent_session
+from edgekit.measure.facts import device_facts, doctor
+from edgekit.transport.board import resolve_board
 from edgekit.transport.devices import known_device_names, resolve_device
 
 devices_app = typer.Typer(help="Devices: list them, read their facts.", no_args_is_help=True)
@@ -22,8 +23,7 @@ profiles_app = typer.Typer(help="Device profiles: board facts and budgets.", no_
 @devices_app.command("list")
 def devices_list(inventory: InventoryOption = None, as_json: JsonOption = False) -> None:
     """Known devices: `local` and every board in the inventory."""
-    devices = [resolve_device(name, inventory) for name in known_device_names(inventory)]
-    rows = [{"name": d.name, "profile": d.profile, "kind": d.kind} for d in devices]
+    rows = [resolve_device(name, inventory).to_dict() for name in known_device_names(inventory)]
     if as_json:
         print_json(rows)
         return
@@ -38,24 +38,15 @@ def devices_facts(
     device: DeviceOption = "local", inventory: InventoryOption = None, as_json: JsonOption = False
 ) -> None:
     """What the device's agent reports: CPU, memory, runtimes, clocks, temperatures."""
-    target = resolve_device(device, inventory)
-    with agent_session(target.transport()) as client:
-        hello = client.hello()
-        sensors = client.sensors()
-    facts = {
-        "device": target.name,
-        "agent_version": hello.get("agent_version"),
-        **hello.get("facts", {}),
-        "sensors": sensors,
-    }
+    facts = device_facts(resolve_device(device, inventory))
     if as_json:
         print_json(facts)
         return
-    table = Table("fact", "value", title=f"device {target.name}", title_justify="left")
+    table = Table("fact", "value", title=f"device {facts['device']}", title_justify="left")
     for key, value in facts.items():
         if key != "sensors":
             table.add_row(key, _show(value))
-    for zone in sensors.get("thermal_zones") or []:
+    for zone in facts["sensors"].get("thermal_zones") or []:
         table.add_row(f"thermal {zone.get('zone')} ({zone.get('type')})", f"{fmt(zone.get('temp_c'), 1)} °C")
     stdout.print(table)
 
@@ -75,32 +66,18 @@ def devices_doctor(
     device: DeviceOption = "local", inventory: InventoryOption = None, as_json: JsonOption = False
 ) -> None:
     """What the board has and lacks for edgekit, and the exact line that installs the rest."""
-    from edgekit.judge.doctor import diagnose
-
-    target = resolve_device(device, inventory)
-    profile = load_profile(target.profile)
-    with agent_session(target.transport()) as client:
-        facts = client.hello().get("facts", {})
-        sensors = client.sensors(
-            {
-                "power_sensors": list(profile.sensors.power),
-                "sensor_options": profile.sensors.sensor_options(),
-                "discover_power": True,
-            }
-        )
-    python = target.ssh.python if target.ssh else "python3"
-    checks, install = diagnose(facts, profile.facts.runtime, python, sensors, list(profile.sensors.power))
+    report = doctor(resolve_board(device, inventory=inventory))
     if as_json:
-        print_json({"device": target.name, "checks": [vars(c) for c in checks], "install": install})
+        print_json(report.to_dict())
     else:
-        table = Table("item", "status", "detail", title=f"device {target.name}", title_justify="left")
+        table = Table("item", "status", "detail", title=f"device {report.device}", title_justify="left")
         style = {"ok": "green", "missing": "bold red", "warn": "yellow"}
-        for check in checks:
+        for check in report.checks:
             table.add_row(check.item, f"[{style[check.status]}]{check.status}[/]", check.detail)
         stdout.print(table)
-        if install:
-            stdout.print(f"install what is missing on the board:\n  {install}", markup=False)
-    if install:
+        if report.install:
+            stdout.print(f"install what is missing on the board:\n  {report.install}", markup=False)
+    if report.install:
         raise typer.Exit(EXIT_DEVICE)
 
 

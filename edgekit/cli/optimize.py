@@ -18,7 +18,7 @@ from edgekit.measure.bench import BenchOptions
 from edgekit.optimize.search import DeviceReport, OptimizeOptions, optimize
 from edgekit.optimize.state import REJECTED
 from edgekit.report.optimize_page import front_page
-from edgekit.transport.devices import resolve_device
+from edgekit.transport.board import resolve_board
 
 
 def _progress(event: dict[str, Any]) -> None:
@@ -115,7 +115,8 @@ def optimize_command(
         if budget_s is None:
             raise UsageError(f"--time-budget {time_budget!r}: expected a duration like 90s, 30m or 2h")
     names = [d.strip() for d in devices.split(",") if d.strip()] if devices else [device]
-    targets = [resolve_device(name, inventory) for name in names]  # unknown names fail before any work
+    # unknown device names and profiles fail before any work
+    targets = [resolve_board(name, inventory=inventory) for name in names]
     options = OptimizeOptions(
         model=model,
         eval=eval_data,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from edgekit.judge.regression import BLOCKS, block_medians
 from edgekit.judge.stats import latency_histogram, ns_to_ms, summarize_latencies
 from edgekit.judge.thermal import thermal_summary
 from edgekit.transport.agent_client import agent_session
-from edgekit.transport.devices import Device
+from edgekit.transport.board import Board
 
 RESULT_SCHEMA = 1
 EventCallback = Callable[[dict[str, Any]], None]
@@ -38,7 +38,6 @@ class BenchOptions:
     inputs_file: Path | None = None
     runtime: str = "auto"
     seed: int = 0
-    budget_overrides: dict[str, float] = field(default_factory=dict)
     lock_timeout_s: float = 600.0  # wait this long for another benchmark on the board to finish
     thermal_wait_timeout_s: float = 300.0  # wait this long for max_start_temp_c, then run (suspect)
 
@@ -87,14 +86,15 @@ def _threads(options: BenchOptions, profile: DeviceProfile) -> int | None:
     return threads or None  # 0 = let the runtime decide
 
 
-def sensor_params(profile: DeviceProfile, options: BenchOptions) -> dict[str, Any]:
-    """Bench params for energy and the thermal wait (docs/protocol.md)."""
-    budget = profile.budget.with_overrides(options.budget_overrides)
+def sensor_params(board: Board, options: BenchOptions) -> dict[str, Any]:
+    """Bench params for energy and the thermal wait (docs/protocol.md): the profile's sensors and
+    the board's effective max_start_temp_c (deg C, None = no wait)."""
+    sensors = board.profile.sensors
     return {
-        "power_sensors": list(profile.sensors.power),
-        "sensor_options": profile.sensors.sensor_options(),
-        "thermal_zone": profile.sensors.thermal_zone,
-        "max_start_temp_c": budget.max_start_temp_c,
+        "power_sensors": list(sensors.power),
+        "sensor_options": sensors.sensor_options(),
+        "thermal_zone": sensors.thermal_zone,
+        "max_start_temp_c": board.budget.max_start_temp_c,
         "thermal_wait_timeout_s": options.thermal_wait_timeout_s,
     }
 
@@ -111,13 +111,15 @@ def energy_section(raw: dict[str, Any]) -> tuple[dict[str, Any] | None, str | No
 
 def run_bench(
     model_path: Path,
-    device: Device,
-    profile: DeviceProfile,
+    board: Board,
     options: BenchOptions,
     on_event: EventCallback | None = None,
 ) -> dict[str, Any]:
-    """Benchmark on a device and judge against the profile's budgets (plus overrides)."""
+    """Benchmark on the board's device and judge against the board's budget (the profile's, with
+    any overrides). Raises UsageError/ModelError for a bad model or option before the device is
+    touched, DeviceError (exit 3) when the device or its agent fails."""
     prepared = prepare_model(model_path, options)
+    device = board.device
     emit = on_event or (lambda event: None)
     emit({"phase": "connect", "device": device.name})
     transport = device.transport()
@@ -134,7 +136,7 @@ def run_bench(
         params = {
             "artifact": staged.remote_path,
             "runtime": options.runtime,
-            "threads": _threads(options, profile),
+            "threads": _threads(options, board.profile),
             "warmup": options.warmup,
             "runs": options.runs,
             "min_seconds": options.min_seconds,
@@ -143,12 +145,11 @@ def run_bench(
             "inputs_file": inputs_path,
             "seed": options.seed,
             "lock_timeout_s": options.lock_timeout_s,
-            **sensor_params(profile, options),
+            **sensor_params(board, options),
         }
         raw = client.bench(params, on_progress=emit)
     result = build_result(
-        device=device,
-        profile=profile,
+        board=board,
         hello=hello,
         prepared=prepared,
         raw=raw,
@@ -166,8 +167,7 @@ def run_bench(
 
 def build_result(
     *,
-    device: Device,
-    profile: DeviceProfile,
+    board: Board,
     hello: dict[str, Any],
     prepared: PreparedModel,
     raw: dict[str, Any],
@@ -175,6 +175,7 @@ def build_result(
     transfer: dict[str, Any],
 ) -> dict[str, Any]:
     """Assemble the result JSON from the agent's raw bench reply (pure)."""
+    device, profile = board.device, board.profile
     facts = dict(hello.get("facts") or {})
     artifact = prepared.artifact
     samples_ms = ns_to_ms(raw["latencies_ns"])
@@ -236,7 +237,6 @@ def build_result(
         "fingerprint": fingerprint,
         "null_reasons": {"energy": energy_reason} if energy_reason else {},
     }
-    budget = profile.budget.with_overrides(options.budget_overrides)
-    result["budget"] = evaluate(result, budget)
+    result["budget"] = evaluate(result, board.budget)
     result["budget"]["profile"] = profile.name
     return result

@@ -36,9 +36,10 @@ from pydantic import Field
 from edgekit.compress import CompressOptions, compress, parse_recipes
 from edgekit.core.config import ConfigModel, integer, json_schema, number, read_toml, text, validate_model
 from edgekit.core.errors import ConfigError, DeviceError, EdgekitError
-from edgekit.core.profiles import load_profile
 from edgekit.measure.bench import BenchOptions, run_bench
+from edgekit.store.base import ResultsStore
 from edgekit.store.open import open_store
+from edgekit.transport.board import Board, board_for
 from edgekit.transport.devices import Device, resolve_device
 from edgekit.transport.inventory import load_inventory
 
@@ -158,18 +159,18 @@ def load_plan(path: Path) -> Plan:
     )
 
 
-def _artifact(cell: Cell, device: Device, workdir: Path) -> Path:
-    """The file to benchmark: the model itself, or its compressed form for this device's profile."""
+def _artifact(cell: Cell, board: Board, workdir: Path) -> Path:
+    """The file to benchmark: the model itself, or its compressed form for this board's profile
+    (made once per profile in `workdir` and reused by every board with that profile)."""
     if cell.recipe == AS_IS:
         return cell.model
-    out = workdir / f"{cell.model.stem}-{cell.recipe}-{device.profile}".replace(":", "_").replace(",", "_")
+    profile = board.profile
+    out = workdir / f"{cell.model.stem}-{cell.recipe}-{profile.name}".replace(":", "_").replace(",", "_")
     if not out.exists():
         compress(
             cell.model,
             out,
-            CompressOptions(
-                steps=parse_recipes([cell.recipe]), profile=load_profile(device.profile), calib=cell.calib
-            ),
+            CompressOptions(steps=parse_recipes([cell.recipe]), profile=profile, calib=cell.calib),
         )
     return out
 
@@ -186,87 +187,113 @@ def cell_key(cell: Cell) -> str:
     return f"{cell.model.resolve()}|{cell.recipe}"
 
 
+@dataclass
+class _PlanRun:
+    """What every device's worker of one plan run shares."""
+
+    plan: Plan
+    store: ResultsStore
+    plan_run_id: str
+    done: set[tuple[str, str]]  # (device, cell_key) finished by the run this one resumes
+    emit: EventCallback
+    workdir: Path  # compressed artifacts, shared by the devices of a profile
+    # compression is CPU-heavy host work: one at a time
+    compress_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def is_done(self, device: str, cell: Cell) -> bool:
+        return (device, cell_key(cell)) in self.done
+
+
+def _bench_cell(run: _PlanRun, board: Board, cell: Cell) -> dict[str, Any]:
+    """Compress (if the recipe asks) and benchmark one cell on one board, and store the result with
+    the cell marked done. Raises DeviceError when the board fails, EdgekitError for the cell."""
+    with run.compress_lock:
+        artifact = _artifact(cell, board, run.workdir)
+    result = run_bench(
+        artifact,
+        board,
+        run.plan.options,
+        on_event=lambda event: run.emit({"device": board.name, "phase": "bench", "bench": event}),
+    )
+    result["fleet"] = {
+        "plan": run.plan.name,
+        "plan_run_id": run.plan_run_id,
+        "model": str(cell.model),
+        "recipe": cell.recipe,
+    }
+    run.store.add_run(result, plan_cell=(run.plan_run_id, board.name, cell_key(cell)))
+    return result
+
+
+def _run_cells(run: _PlanRun, board: Board, outcome: DeviceOutcome) -> None:
+    """Every cell of the plan on one board, in order: a failing cell is recorded and the next one
+    runs; a failing board (DeviceError) ends its cells."""
+    for index, cell in enumerate(run.plan.cells):
+        label = f"{cell.model.name} [{cell.recipe}]"
+        if run.is_done(board.name, cell):
+            message = f"{label} (done before)"
+            run.emit({"device": board.name, "phase": "cell", "message": message, "index": index})
+            continue
+        run.emit({"device": board.name, "phase": "cell", "message": label, "index": index})
+        try:
+            outcome.results.append(_bench_cell(run, board, cell))
+        except DeviceError as exc:
+            outcome.errors.append({"cell": label, "error": exc.message})
+            outcome.failed = True
+            run.emit({"device": board.name, "phase": "failed", "message": exc.message})
+            return  # the board is gone: its other cells would fail the same way
+        except EdgekitError as exc:
+            outcome.errors.append({"cell": label, "error": exc.message})
+
+
+def _run_device(run: _PlanRun, device: Device) -> DeviceOutcome:
+    """One device's outcome; never raises an EdgekitError (a board whose profile cannot be loaded
+    is a failed device, its error under cell "*")."""
+    outcome = DeviceOutcome(device.name)
+    try:
+        board = board_for(device)
+        run.emit({"device": device.name, "phase": "start", "cells": len(run.plan.cells)})
+        _run_cells(run, board, outcome)
+    except EdgekitError as exc:
+        outcome.errors.append({"cell": "*", "error": exc.message})
+        outcome.failed = True
+    run.emit(
+        {
+            "device": device.name,
+            "phase": "done",
+            "message": f"{len(outcome.results)} result(s), {len(outcome.errors)} error(s)",
+            "failed": outcome.failed,
+        }
+    )
+    return outcome
+
+
+def _run_devices(run: _PlanRun) -> list[DeviceOutcome]:
+    """Every device at once (at most plan.max_parallel threads), outcomes in plan order."""
+    devices = run.plan.devices
+    with ThreadPoolExecutor(max_workers=max(1, min(run.plan.max_parallel, len(devices)))) as pool:
+        futures = [pool.submit(_run_device, run, device) for device in devices]
+        return [future.result() for future in futures]
+
+
+def _skipped_cells(plan: Plan, done: set[tuple[str, str]]) -> int:
+    return sum(1 for device in plan.devices for cell in plan.cells if (device.name, cell_key(cell)) in done)
+
+
 def run_plan(
     plan: Plan, store_location: str | Path, on_event: EventCallback | None = None, fresh: bool = False
 ) -> FleetRun:
     """Run every cell on every device. An interrupted run of the same plan is resumed (its finished
-    cells are not redone) unless `fresh`; a run that ends, with or without failed devices, is finished."""
-    emit = on_event or (lambda event: None)
-    compress_lock = threading.Lock()  # compression is CPU-heavy host work: one at a time
-
+    cells are not redone) unless `fresh`; a run that ends, with or without failed devices, is finished.
+    Raises StoreError (before any device is touched) when the store cannot be opened."""
     store = open_store(store_location)  # a bad store fails the run before any device is touched
-    plan_run_id, resumed = store.start_plan_run(plan.name, fresh=fresh)
-    done = store.done_cells(plan_run_id)
-
-    def run_device(device: Device, workdir: Path) -> DeviceOutcome:
-        outcome = DeviceOutcome(device.name)
-        try:
-            profile = load_profile(device.profile)
-            emit({"device": device.name, "phase": "start", "cells": len(plan.cells)})
-            for index, cell in enumerate(plan.cells):
-                label = f"{cell.model.name} [{cell.recipe}]"
-                if (device.name, cell_key(cell)) in done:
-                    emit(
-                        {
-                            "device": device.name,
-                            "phase": "cell",
-                            "message": f"{label} (done before)",
-                            "index": index,
-                        }
-                    )
-                    continue
-                emit({"device": device.name, "phase": "cell", "message": label, "index": index})
-                try:
-                    with compress_lock:
-                        artifact = _artifact(cell, device, workdir)
-                    result = run_bench(
-                        artifact,
-                        device,
-                        profile,
-                        plan.options,
-                        on_event=lambda event: emit(
-                            {"device": device.name, "phase": "bench", "bench": event}
-                        ),
-                    )
-                    result["fleet"] = {
-                        "plan": plan.name,
-                        "plan_run_id": plan_run_id,
-                        "model": str(cell.model),
-                        "recipe": cell.recipe,
-                    }
-                    store.add_run(result, plan_cell=(plan_run_id, device.name, cell_key(cell)))
-                    outcome.results.append(result)
-                except DeviceError as exc:
-                    outcome.errors.append({"cell": label, "error": exc.message})
-                    outcome.failed = True
-                    emit({"device": device.name, "phase": "failed", "message": exc.message})
-                    break  # the board is gone: its other cells would fail the same way
-                except EdgekitError as exc:
-                    outcome.errors.append({"cell": label, "error": exc.message})
-        except EdgekitError as exc:
-            outcome.errors.append({"cell": "*", "error": exc.message})
-            outcome.failed = True
-        emit(
-            {
-                "device": device.name,
-                "phase": "done",
-                "message": f"{len(outcome.results)} result(s), {len(outcome.errors)} error(s)",
-                "failed": outcome.failed,
-            }
-        )
-        return outcome
-
     try:
-        with (
-            tempfile.TemporaryDirectory(prefix="edgekit-fleet-") as scratch,
-            ThreadPoolExecutor(max_workers=max(1, min(plan.max_parallel, len(plan.devices)))) as pool,
-        ):
-            futures = [pool.submit(run_device, device, Path(scratch)) for device in plan.devices]
-            outcomes = [future.result() for future in futures]
+        plan_run_id, resumed = store.start_plan_run(plan.name, fresh=fresh)
+        done = store.done_cells(plan_run_id)
+        with tempfile.TemporaryDirectory(prefix="edgekit-fleet-") as scratch:
+            run = _PlanRun(plan, store, plan_run_id, done, on_event or (lambda event: None), Path(scratch))
+            outcomes = _run_devices(run)
         store.finish_plan_run(plan_run_id)
-        skipped = sum(
-            1 for device in plan.devices for cell in plan.cells if (device.name, cell_key(cell)) in done
-        )
-        return FleetRun(plan_run_id, resumed, skipped, outcomes)
+        return FleetRun(plan_run_id, resumed, _skipped_cells(plan, done), outcomes)
     finally:
         store.close()

@@ -26,7 +26,7 @@ from edgekit.compress.fidelity import quality_loss
 from edgekit.core.artifacts import MANIFEST_NAME, sha256_file
 from edgekit.core.errors import DeviceError, EdgekitError, UsageError
 from edgekit.core.onnx_model import load_onnx
-from edgekit.core.profiles import DeviceProfile, load_profile
+from edgekit.core.profiles import DeviceProfile
 from edgekit.judge.regression import judge_samples
 from edgekit.measure.bench import BenchOptions, run_bench
 from edgekit.optimize.candidates import ModelTraits, first_phase, second_phase, slug
@@ -42,7 +42,7 @@ from edgekit.optimize.state import (
     load_state,
 )
 from edgekit.store.base import ResultsStore
-from edgekit.transport.devices import Device
+from edgekit.transport.board import Board
 
 FLOAT = "float"
 EventCallback = Callable[[dict[str, Any]], None]
@@ -156,22 +156,22 @@ class Search:
 
     # -- one device -------------------------------------------------------------------------
 
-    def run_device(self, device: Device) -> DeviceReport:
-        profile = load_profile(device.profile)
-        search = self.state.device(device.name, profile.name)
+    def run_device(self, board: Board) -> DeviceReport:
+        profile = board.profile
+        search = self.state.device(board.name, profile.name)
         try:
-            baseline = self._baseline(device, profile, search)
+            baseline = self._baseline(board, search)
             traits = model_traits(self.options.model, profile)
             first = list(self.options.recipes) or first_phase(traits)
             for name in first:
-                self._candidate(device, profile, search, name, baseline)
+                self._candidate(board, search, name, baseline)
             if not self.options.recipes:
                 for name in second_phase(self._survivors(search), search.outcomes):
-                    self._candidate(device, profile, search, name, baseline)
+                    self._candidate(board, search, name, baseline)
             if self.options.train_config is not None and self._time_left():
-                self._training_candidates(device, profile, search, baseline)
+                self._training_candidates(board, search, baseline)
             if not self.out_of_time:
-                self._confirm(device, profile, search)
+                self._confirm(board, search)
         except DeviceError as exc:
             return self._report(search, profile, error=exc.message)
         return self._report(search, profile)
@@ -183,13 +183,13 @@ class Search:
             self.out_of_time = True
         return not self.out_of_time
 
-    def _baseline(self, device: Device, profile: DeviceProfile, search: DeviceSearch) -> Outcome:
+    def _baseline(self, board: Board, search: DeviceSearch) -> Outcome:
         if search.done(FLOAT):
             return search.outcomes[FLOAT]
-        self.emit({"phase": "candidate", "device": device.name, "candidate": FLOAT})
+        self.emit({"phase": "candidate", "device": board.name, "candidate": FLOAT})
         started = time.monotonic()
         outcome = Outcome(FLOAT, BASELINE, "the float model: the reference", artifact=str(self.options.model))
-        self._measure(device, profile, self.options.model, outcome)
+        self._measure(board, self.options.model, outcome)
         outcome.accuracy_drop_points = 0.0
         outcome.speedup = 1.0
         outcome.seconds = round(time.monotonic() - started, 2)
@@ -197,14 +197,13 @@ class Search:
         self.state.save(self.out_dir)
         return outcome
 
-    def _training_candidates(
-        self, device: Device, profile: DeviceProfile, search: DeviceSearch, baseline: Outcome
-    ) -> None:
+    def _training_candidates(self, board: Board, search: DeviceSearch, baseline: Outcome) -> None:
         """QAT and prune-and-fine-tune artifacts from the training config, trained once per
         profile (reused by later devices and resumed searches), judged like every candidate."""
         from edgekit.train.candidates import training_candidates
 
         assert self.options.train_config is not None
+        profile = board.profile
         made = training_candidates(
             self.options.train_config,
             profile,
@@ -216,12 +215,11 @@ class Search:
         )
         for name, directory in made:
             manifest = json.loads((directory / MANIFEST_NAME).read_text())
-            self._candidate(device, profile, search, name, baseline, made=(directory, manifest))
+            self._candidate(board, search, name, baseline, made=(directory, manifest))
 
     def _candidate(
         self,
-        device: Device,
-        profile: DeviceProfile,
+        board: Board,
         search: DeviceSearch,
         name: str,
         baseline: Outcome,
@@ -231,6 +229,7 @@ class Search:
         (training), else the recipe `name` is compressed here."""
         if search.done(name) or not self._time_left():
             return
+        device, profile = board.device, board.profile
         self.emit({"phase": "candidate", "device": device.name, "candidate": name})
         started = time.monotonic()
         outcome = Outcome(name, ACCEPTED)
@@ -253,7 +252,7 @@ class Search:
                 outcome.status = REJECTED
                 outcome.reason = f"accuracy drop {drop:.2f} > {self.options.max_accuracy_drop:g} points"
             else:
-                self._measure(device, profile, artifact_dir, outcome)
+                self._measure(board, artifact_dir, outcome)
                 self._judge_speed(outcome, baseline, device.name)
         except DeviceError:
             raise  # the device is gone: the caller reports it, other devices go on
@@ -293,13 +292,10 @@ class Search:
         )
         return out, manifest
 
-    def _measure(
-        self, device: Device, profile: DeviceProfile, model: Path, outcome: Outcome, tag: str = "search"
-    ) -> None:
+    def _measure(self, board: Board, model: Path, outcome: Outcome, tag: str = "search") -> None:
         result = run_bench(
             model,
-            device,
-            profile,
+            board,
             self.options.bench,
             on_event=lambda e: self.emit({**e, "candidate": outcome.name}),
         )
@@ -329,7 +325,7 @@ class Search:
         else:
             outcome.reason = f"{verdict.verdict} vs float ({verdict.reason})"
 
-    def _confirm(self, device: Device, profile: DeviceProfile, search: DeviceSearch) -> None:
+    def _confirm(self, board: Board, search: DeviceSearch) -> None:
         """Re-measure the pick and float alternately (A B B A ...), pooling each side's block
         medians, so the reported speed-up is a ratio taken side by side, not two numbers minutes
         apart on a machine whose speed drifts. Kept in the state: a resumed search reuses it."""
@@ -339,14 +335,14 @@ class Search:
             return
         if search.confirmation and search.confirmation.get("chosen") == chosen:
             return
-        self.emit({"phase": "confirm", "device": device.name, "candidate": chosen})
+        self.emit({"phase": "confirm", "device": board.name, "candidate": chosen})
         blocks: dict[str, list[float]] = {FLOAT: [], chosen: []}
         paths = {FLOAT: self.options.model, chosen: Path(search.outcomes[chosen].artifact or "")}
         for round_index in range(self.options.confirm_rounds):
             order = [FLOAT, chosen] if round_index % 2 == 0 else [chosen, FLOAT]
             for name in order:
                 probe = Outcome(name, ACCEPTED)
-                self._measure(device, profile, paths[name], probe, tag="confirm")
+                self._measure(board, paths[name], probe, tag="confirm")
                 blocks[name] += probe.block_medians or []
         verdict = judge_samples("latency_p50_ms", blocks[FLOAT], blocks[chosen], seed=self.options.seed)
         float_ms, chosen_ms = statistics.median(blocks[FLOAT]), statistics.median(blocks[chosen])
@@ -443,12 +439,12 @@ class Search:
 
 def optimize(
     options: OptimizeOptions,
-    devices: Sequence[Device],
+    devices: Sequence[Board],
     store: ResultsStore | None = None,
     on_event: EventCallback | None = None,
 ) -> tuple[Search, list[DeviceReport]]:
     """Search on each device in turn (one board at a time keeps the host's compression work off
     the measurements of `local`); a failing device never loses the others' reports."""
     search = Search(options, store, on_event)
-    reports = [search.run_device(device) for device in devices]
+    reports = [search.run_device(board) for board in devices]
     return search, reports

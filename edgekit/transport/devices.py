@@ -17,6 +17,9 @@ LOCAL = "local"
 
 @dataclass(frozen=True)
 class Device:
+    """How to reach one device. `profile` is the profile name (or .toml path) the inventory gives
+    it; `edgekit.transport.board` pairs it with the loaded profile."""
+
     name: str
     profile: str
     kind: str  # "local" or "ssh"
@@ -35,12 +38,18 @@ class Device:
             return SshTransport(self.ssh)
         return LocalTransport(self.name, sysfs_root=self.sysfs_root, procfs_root=self.procfs_root)
 
+    def to_dict(self) -> dict[str, str]:
+        """`{"name", "profile", "kind"}`: the row `edgekit devices list` shows."""
+        return {"name": self.name, "profile": self.profile, "kind": self.kind}
+
 
 def known_device_names(inventory: Path | None = None) -> list[str]:
     return [LOCAL, *load_inventory(inventory)]
 
 
 def resolve_device(name: str, inventory: Path | None = None) -> Device:
+    """`local` or a device of the inventory (default $EDGEKIT_HOME/devices.toml). Raises
+    UnknownDeviceError (exit 2) for any other name, with the closest known name as a hint."""
     if name == LOCAL:
         return Device(name=LOCAL, profile="local", kind="local")
     devices = load_inventory(inventory)

@@ -206,6 +206,7 @@ def test_agent_that_cannot_start_is_exit_3(mlp_model: Path) -> None:
     from edgekit.core.errors import EXIT_DEVICE, DeviceError
     from edgekit.core.profiles import load_profile
     from edgekit.measure.bench import BenchOptions, run_bench
+    from edgekit.transport.board import Board
     from edgekit.transport.devices import Device
     from edgekit.transport.local import LocalTransport
 
@@ -214,7 +215,8 @@ def test_agent_that_cannot_start_is_exit_3(mlp_model: Path) -> None:
             return LocalTransport(self.name, python="/nonexistent/python3")
 
     with pytest.raises(DeviceError) as info:
-        run_bench(mlp_model, BrokenPython("lab-1", "local", "local"), load_profile("local"), BenchOptions())
+        board = Board.of(BrokenPython("lab-1", "local", "local"), load_profile("local"))
+        run_bench(mlp_model, board, BenchOptions())
     assert info.value.exit_code == EXIT_DEVICE
     assert "device 'lab-1': cannot start the agent" in str(info.value)
 

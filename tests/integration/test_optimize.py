@@ -16,6 +16,7 @@ from edgekit.optimize.state import ACCEPTED, BASELINE, REJECTED
 from edgekit.store.open import open_store
 from edgekit.testing.ssh import Sshd, write_inventory
 from edgekit.testing.transport import SlowedTransport
+from edgekit.transport.board import board_for
 from edgekit.transport.devices import Device
 from edgekit.transport.local import LocalTransport
 from tests.cli_run import run_cli
@@ -125,7 +126,7 @@ def test_a_candidate_slower_on_the_device_is_rejected(tmp_path: Path) -> None:
         recipes=("int8-static", "fp16"),
         bench=BenchOptions(runs=100, min_seconds=0.3),
     )
-    _, (report,) = optimize(options, [slowpoke])
+    _, (report,) = optimize(options, [board_for(slowpoke)])
     outcomes = {o.name: o for o in report.outcomes}
     assert outcomes["int8-static"].status == REJECTED
     assert outcomes["int8-static"].reason.startswith("slower than float on slowpoke")

@@ -1,0 +1,65 @@
+"""What a device's agent reports about its board (`edgekit devices facts`) and what the board has
+and lacks for edgekit (`edgekit devices doctor`): one agent session each, returning data.
+
+The agent's `hello` and `sensors` replies are specified in docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from edgekit.judge.doctor import Check, diagnose
+from edgekit.transport.agent_client import agent_session
+from edgekit.transport.board import Board
+from edgekit.transport.devices import Device
+
+
+def device_facts(device: Device) -> dict[str, Any]:
+    """`{"device": name, "agent_version": str | None, **hello facts, "sensors": sensors reply}`:
+    the agent's facts (CPU, memory, runtimes, clocks) and its current sensor readings
+    (`thermal_zones`: list of `{"zone", "type", "temp_c"}`, deg C). Needs no profile.
+    Raises DeviceError (exit 3) when the device or its agent cannot be reached."""
+    with agent_session(device.transport()) as client:
+        hello = client.hello()
+        sensors = client.sensors()
+    return {
+        "device": device.name,
+        "agent_version": hello.get("agent_version"),
+        **hello.get("facts", {}),
+        "sensors": sensors,
+    }
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    """`checks` in display order; `install` is the one shell line that installs what is missing on
+    the board (None when nothing is)."""
+
+    device: str
+    checks: list[Check]
+    install: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """`{"device", "checks": [{"item", "status", "detail"}], "install"}` (`--json`)."""
+        return {"device": self.device, "checks": [vars(c) for c in self.checks], "install": self.install}
+
+
+def doctor(board: Board) -> DoctorReport:
+    """Ask the board's agent for its facts and for every power sensor it can find (the profile's
+    ones tried first), then judge them with edgekit.judge.doctor.diagnose against the profile's
+    runtime and sensors. Raises DeviceError (exit 3) when the device or its agent cannot be reached."""
+    profile = board.profile
+    with agent_session(board.device.transport()) as client:
+        facts = client.hello().get("facts", {})
+        sensors = client.sensors(
+            {
+                "power_sensors": list(profile.sensors.power),
+                "sensor_options": profile.sensors.sensor_options(),
+                "discover_power": True,
+            }
+        )
+    ssh = board.device.ssh
+    python = ssh.python if ssh else "python3"
+    checks, install = diagnose(facts, profile.facts.runtime, python, sensors, list(profile.sensors.power))
+    return DoctorReport(board.name, checks, install)
