@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import os
 import shutil
@@ -116,3 +117,13 @@ def test_from_the_source_folder_the_child_is_the_package_run_with_m() -> None:
     assert argv == [sys.executable, "-m", "edgekit_agent", "--bench-child"]
     assert env is not None
     assert env["PYTHONPATH"].split(os.pathsep)[0] == str(agent_source_dir().resolve())
+
+
+def test_every_agent_module_is_python_3_8_grammar() -> None:
+    """Boards run the agent on Python >= 3.8: no syntax newer than that (match, parenthesised
+    context managers, ...). Newer library calls (str.removeprefix, zip(strict=)) are not caught here."""
+    package = agent_source_dir() / "edgekit_agent"
+    modules = sorted(p for p in package.rglob("*.py") if "__pycache__" not in p.parts)
+    assert len(modules) > 20
+    for path in modules:
+        ast.parse(path.read_text(), filename=str(path), feature_version=(3, 8))
