@@ -66,7 +66,7 @@ class ProfileFacts(ConfigModel):
     default_threads: int = integer("threads; 0 = all cores", default=...)
 
 
-# Power sensor kinds the agent reads (agents/edgekit_agent.py open_power_sensor): KIND or KIND:ARGUMENT.
+# Power sensor kinds the agent reads (agents/edgekit_agent/sensors/power.py): KIND or KIND:ARGUMENT.
 POWER_SENSOR_KINDS: dict[str, str] = {
     "ina3221": "ina3221:LABEL, a hwmon ina3221 channel by its label (JetPack 5/6), e.g. ina3221:VDD_IN",
     "ina3221x": "ina3221x:RAIL, a JetPack 4 IIO rail, e.g. ina3221x:POM_5V_IN",

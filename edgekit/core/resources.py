@@ -1,7 +1,8 @@
-"""Where the files shipped beside the library live: the agent and the device profiles.
+"""Where the files shipped beside the library live: the agent package and the device profiles.
 
-In a wheel they are force-included under ``edgekit/_bundled``; in a source checkout
-(editable install) they are the top-level ``agents/`` and ``device_profiles/`` folders.
+In a wheel they are force-included under ``edgekit/_bundled`` (``agents/edgekit_agent/``,
+``device_profiles/``); in a source checkout (editable install) they are the top-level
+``agents/`` and ``device_profiles/`` folders.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ def _shipped(relative: str) -> Path:
     return _SOURCE_ROOT / relative
 
 
-def agent_path() -> Path:
-    """The agent file that is started on (or uploaded to) a device."""
-    return _shipped("agents/edgekit_agent.py")
+def agent_source_dir() -> Path:
+    """The folder holding the agent package ``edgekit_agent/``, whose sources
+    edgekit.transport.agent_bundle zips into the one file started on (or uploaded to) a device."""
+    return _shipped("agents")
 
 
 def bundled_profiles_dir() -> Path:

@@ -1,4 +1,5 @@
-"""The `local` device: the agent runs as a subprocess of this machine's Python."""
+"""The `local` device: the agent zipapp (edgekit/transport/agent_bundle.py) runs as a subprocess
+of this machine's Python, exactly as it runs on a board."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import tempfile
 from pathlib import Path
 
 from edgekit.core.errors import DeviceError
-from edgekit.core.resources import agent_path, edgekit_home
+from edgekit.core.resources import edgekit_home
+from edgekit.transport.agent_bundle import build_agent_bundle
 from edgekit.transport.base import StagedFile
 from edgekit.transport.lines import QueuedLineChannel
 
@@ -68,7 +70,7 @@ class LocalTransport:
         self._procfs_root = procfs_root
 
     def agent_argv(self) -> list[str]:
-        argv = [self._python, str(agent_path()), "--workdir", str(edgekit_home())]
+        argv = [self._python, str(build_agent_bundle().path), "--workdir", str(edgekit_home())]
         # One machine, one lock, whatever EDGEKIT_HOME each caller has (pytest-xdist workers,
         # two terminals): two benchmarks on `local` never overlap.
         argv += ["--lock-file", str(Path(tempfile.gettempdir()) / f"edgekit-local-{os.getuid()}.lock")]

@@ -2,7 +2,8 @@
 
 Layout on the board, under the device's workdir:
 
-    agent-<sha256>.py              the agent, uploaded only when that exact file is missing
+    agent-<sha256>.pyz             the agent zipapp (edgekit/transport/agent_bundle.py), uploaded
+                                   only when that exact file is missing
     artifacts/<sha256><ext>        models, verified by hash on the board before reuse
 
 Uploads go to a temporary name, are hashed on the board, then renamed: a half-written file is
@@ -21,9 +22,8 @@ from typing import Any
 
 import paramiko
 
-from edgekit.core.artifacts import sha256_file
 from edgekit.core.errors import DeviceError
-from edgekit.core.resources import agent_path
+from edgekit.transport.agent_bundle import build_agent_bundle
 from edgekit.transport.base import StagedFile
 from edgekit.transport.inventory import SshTarget, parse_jump_spec
 from edgekit.transport.lines import QueuedLineChannel
@@ -324,10 +324,9 @@ class SshTransport:
     # -- agent ------------------------------------------------------------------------------------
 
     def start_agent(self) -> QueuedLineChannel:
-        local = agent_path()
-        digest = sha256_file(local)
-        remote = f"{self.workdir}/agent-{digest}.py"
-        self._push(local, remote, digest)
+        bundle = build_agent_bundle()
+        remote = f"{self.workdir}/{bundle.name}"
+        self._push(bundle.path, remote, bundle.sha256)  # skipped when the board has these bytes
         command = " ".join(shlex.quote(p) for p in (self.target.python, remote, "--workdir", self.workdir))
         try:
             channel = self._client.get_transport().open_session()  # type: ignore[union-attr]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,8 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edgekit.core.resources import agent_path
 from edgekit.lab.sysfs_tree import make_fake_sysfs
+from tests.agent_module import agent_command
 
 pytestmark = pytest.mark.integration
 
@@ -24,14 +23,7 @@ MLP_INPUTS = {"input": {"shape": [1, 64], "dtype": "float32"}}
 class AgentProcess:
     def __init__(self, sysfs: Path, env: dict[str, str] | None = None, workdir: Path | None = None) -> None:
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                str(agent_path()),
-                "--sysfs-root",
-                str(sysfs),
-                "--workdir",
-                str(workdir or sysfs.parent / "workdir"),
-            ],
+            agent_command("--sysfs-root", str(sysfs), "--workdir", str(workdir or sysfs.parent / "workdir")),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

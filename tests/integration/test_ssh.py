@@ -51,7 +51,7 @@ def test_bench_over_ssh_pushes_once_then_reuses(sshd: Sshd, tmp_path: Path) -> N
     assert result["latency_ms"]["n"] == 20
     sha = result["artifact"]["sha256"]
     assert (workdir / "artifacts" / f"{sha}.onnx").read_bytes() == demo_model_path().read_bytes()
-    assert len(list(workdir.glob("agent-*.py"))) == 1
+    assert len(list(workdir.glob("agent-*.pyz"))) == 1
     assert not list((workdir / "artifacts").glob("*.part-*"))
     second = json.loads(
         run_cli(

@@ -6,6 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
+from edgekit_agent.facts.cpufreq import read_cpufreq
+from edgekit_agent.facts.emulation import parse_emulation
+from edgekit_agent.facts.throttle import read_throttled
+from edgekit_agent.host import Host
+from edgekit_agent.sensors.thermal import read_thermal_zones
 
 from edgekit.core.config import tomllib
 from edgekit.core.errors import EXIT_USAGE, LabError, MissingPrerequisiteError, UsageError
@@ -20,7 +25,6 @@ from edgekit.lab.paths import check_name, ensure_inside, inside
 from edgekit.lab.recipe import RootfsRecipe
 from edgekit.lab.state import LabState, pid_alive, read_state, write_state
 from edgekit.transport.inventory import parse_inventory
-from tests.agent_module import load_agent
 
 # /etc/apt/sources.list.d/debian.sources of a Debian 12 cloud image (recorded).
 DEB822 = """Types: deb
@@ -210,24 +214,20 @@ def test_upsert_refuses_to_write_an_inventory_edgekit_cannot_read(tmp_path: Path
 
 
 def test_board_sysfs_reads_like_the_board_through_the_agent(tmp_path: Path) -> None:
-    agent = load_agent()
     make_board_sysfs(tmp_path / "pi4", load_profile("raspberry-pi-4"))
-    host = agent.Host(sysfs_root=str(tmp_path / "pi4"))
-    assert agent.read_thermal_zones(host) == [
-        {"zone": "thermal_zone0", "type": "cpu-thermal", "temp_c": 45.0}
-    ]
-    assert len(agent.read_cpufreq(host)) == 4
-    assert agent.read_throttled(host)["source"] == "rpi-firmware-sysfs"
+    host = Host(sysfs_root=str(tmp_path / "pi4"))
+    assert read_thermal_zones(host) == [{"zone": "thermal_zone0", "type": "cpu-thermal", "temp_c": 45.0}]
+    assert len(read_cpufreq(host)) == 4
+    assert read_throttled(host)["source"] == "rpi-firmware-sysfs"
     jetson = make_board_sysfs(tmp_path / "jetson", load_profile("jetson-orin-nano"))
     assert (jetson / "class/hwmon/hwmon0/name").read_text() == "ina3221\n"
     assert (jetson / "class/hwmon/hwmon0/in1_label").read_text() == "VDD_IN\n"
 
 
 def test_agent_reads_the_emulation_marker() -> None:
-    agent = load_agent()
-    assert agent.parse_emulation(None) is None
-    assert agent.parse_emulation('{"emulator": "qemu-user"}') == {"emulator": "qemu-user"}
-    assert agent.parse_emulation("{half")["emulator"] == "unknown"
+    assert parse_emulation(None) is None
+    assert parse_emulation('{"emulator": "qemu-user"}') == {"emulator": "qemu-user"}
+    assert parse_emulation("{half")["emulator"] == "unknown"
 
 
 def _result(emulated: bool) -> dict[str, object]:

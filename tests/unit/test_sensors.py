@@ -1,5 +1,6 @@
-"""The agent's power, energy and thermal back ends on fake trees in the kernel's and firmware's
-exact formats (shared/reference/sensor-formats.md; source keys in edgekit.testing.models's builders)."""
+"""The agent's power, energy and thermal back ends (agents/edgekit_agent/sensors/, energy.py,
+sampler.py, thermal_wait.py) on fake trees in the kernel's and firmware's exact formats (source
+keys in edgekit.testing.sensors's builders)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from edgekit_agent.energy import energy_summary, window_power
+from edgekit_agent.facts.nvpmodel import parse_nvpmodel
+from edgekit_agent.failure import AgentFailure
+from edgekit_agent.host import Host
+from edgekit_agent.sampler import PowerSampler
+from edgekit_agent.sensors.meter import parse_meter_output
+from edgekit_agent.sensors.pmic import parse_pmic_adc
+from edgekit_agent.sensors.power import discover_power_sensors, open_power_sensor
+from edgekit_agent.sensors.readers import counter_delta, parse_sysfs_number
+from edgekit_agent.sensors.snapshot import sensors_snapshot
+from edgekit_agent.thermal_wait import wait_until_cool
 
-from edgekit.core.resources import agent_path
+from edgekit.core.resources import agent_source_dir
 from edgekit.lab.sysfs_tree import make_fake_sysfs, write_sysfs_value
 from edgekit.testing.sensors import (
     NVPMODEL_QUERY,
@@ -25,14 +37,12 @@ from edgekit.testing.sensors import (
     make_fake_tool,
     set_ina3221_rail,
 )
-from tests.agent_module import load_agent
 
-agent = load_agent()
 MAX_RANGE_UJ = 262143328850  # raplcap#14
 
 
-def failure_of(call) -> agent.AgentFailure:  # type: ignore[no-untyped-def,name-defined]
-    with pytest.raises(agent.AgentFailure) as caught:
+def failure_of(call) -> AgentFailure:  # type: ignore[no-untyped-def]
+    with pytest.raises(AgentFailure) as caught:
         call()
     return caught.value
 
@@ -50,7 +60,7 @@ def fake_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_pmic_rails_pair_amps_and_volts_by_name_not_index() -> None:
-    rails = agent.parse_pmic_adc(PI5_PMIC_ADC)
+    rails = parse_pmic_adc(PI5_PMIC_ADC)
     assert len(rails) == 12  # EXT5V_V and BATT_V have no current line, so no power
     assert rails["VDD_CORE"] == pytest.approx(6.22421 * 0.861733)
     assert rails["DDR_VDDQ"] == 0.0
@@ -59,38 +69,38 @@ def test_pmic_rails_pair_amps_and_volts_by_name_not_index() -> None:
 
 @pytest.mark.parametrize("text", ["", "VCHI initialization failed\n", " VDD_CORE_A current(7)=nanA\n"])
 def test_pmic_garbage_is_a_typed_failure(text: str) -> None:
-    assert failure_of(lambda: agent.parse_pmic_adc(text)).error_type == "SensorGarbage"
+    assert failure_of(lambda: parse_pmic_adc(text)).error_type == "SensorGarbage"
 
 
 def test_nvpmodel_query() -> None:
-    assert agent.parse_nvpmodel(NVPMODEL_QUERY) == {"mode": "MAXN", "id": 0}
+    assert parse_nvpmodel(NVPMODEL_QUERY) == {"mode": "MAXN", "id": 0}
     warned = "NVPM WARN: patching tpc_pg_mask: (0x1:0x4)\nNV Power Mode: 15W\nNVPM WARN: x\n2\n"
-    assert agent.parse_nvpmodel(warned) == {"mode": "15W", "id": 2}
-    assert agent.parse_nvpmodel("nvpmodel: command not found") is None
+    assert parse_nvpmodel(warned) == {"mode": "15W", "id": 2}
+    assert parse_nvpmodel("nvpmodel: command not found") is None
 
 
 @pytest.mark.parametrize(
     ("text", "value"), [("4.25\n", 4.25), ("power: 3.1 W\n", 3.1), ("12\n13.5 J\n\n", 13.5), ("1e3", 1000.0)]
 )
 def test_meter_output(text: str, value: float) -> None:
-    assert agent.parse_meter_output(text) == value
+    assert parse_meter_output(text) == value
 
 
 @pytest.mark.parametrize("text", ["", "error: no device\n", "nan\n"])
 def test_meter_garbage(text: str) -> None:
-    assert failure_of(lambda: agent.parse_meter_output(text)).error_type == "SensorGarbage"
+    assert failure_of(lambda: parse_meter_output(text)).error_type == "SensorGarbage"
 
 
 def test_counter_delta_wraps_at_the_range_and_treats_a_drop_without_range_as_reset() -> None:
-    assert agent.counter_delta(100, 250, MAX_RANGE_UJ) == 150
-    assert agent.counter_delta(MAX_RANGE_UJ - 50, 30, MAX_RANGE_UJ) == 80
-    assert agent.counter_delta(5000, 30, None) == 30
+    assert counter_delta(100, 250, MAX_RANGE_UJ) == 150
+    assert counter_delta(MAX_RANGE_UJ - 50, 30, MAX_RANGE_UJ) == 80
+    assert counter_delta(5000, 30, None) == 30
 
 
 def test_sysfs_number_garbage() -> None:
-    assert agent.parse_sysfs_number("5056\n", "x") == 5056.0
+    assert parse_sysfs_number("5056\n", "x") == 5056.0
     for text in (None, "", "abc\n", "5.0.1"):
-        assert failure_of(lambda t=text: agent.parse_sysfs_number(t, "x")).error_type == "SensorGarbage"
+        assert failure_of(lambda t=text: parse_sysfs_number(t, "x")).error_type == "SensorGarbage"
 
 
 # --- readers over fake trees ----------------------------------------------------------------
@@ -98,38 +108,35 @@ def test_sysfs_number_garbage() -> None:
 
 def test_ina3221_by_label_power_is_mv_times_ma(tmp_path: Path) -> None:
     directory = make_fake_ina3221(tmp_path, index=5)
-    host = agent.Host(str(tmp_path))
-    reader = agent.open_power_sensor(host, "ina3221:VDD_IN")
+    host = Host(str(tmp_path))
+    reader = open_power_sensor(host, "ina3221:VDD_IN")
     assert reader.kind == "power"
     assert reader.read() == pytest.approx(5.056 * 1.104)
     assert reader.interval_s == pytest.approx(0.007)  # update_interval ms
     assert "1-0040" in reader.source
     set_ina3221_rail(directory, 3, 5000, 400)
-    assert agent.open_power_sensor(host, "ina3221:VDD_SOC").read() == pytest.approx(2.0)
-    missing = failure_of(lambda: agent.open_power_sensor(host, "ina3221:VDD_GPU"))
+    assert open_power_sensor(host, "ina3221:VDD_SOC").read() == pytest.approx(2.0)
+    missing = failure_of(lambda: open_power_sensor(host, "ina3221:VDD_GPU"))
     assert missing.error_type == "SensorUnavailable"
     assert "no ina3221 hwmon with label VDD_GPU" in missing.message
 
 
 def test_ina2xx_the_only_one_or_by_i2c_client(tmp_path: Path) -> None:
     make_fake_ina2xx(tmp_path, chip="ina226", index=1, client="1-0040", power_uw=2500000)
-    host = agent.Host(str(tmp_path))
-    assert agent.open_power_sensor(host, "ina226").read() == pytest.approx(2.5)
+    host = Host(str(tmp_path))
+    assert open_power_sensor(host, "ina226").read() == pytest.approx(2.5)
     make_fake_ina2xx(tmp_path, chip="ina226", index=2, client="1-0041", power_uw=1250000)
-    ambiguous = failure_of(lambda: agent.open_power_sensor(host, "ina226"))
+    ambiguous = failure_of(lambda: open_power_sensor(host, "ina226"))
     assert "2 ina226 hwmon devices (1-0040, 1-0041)" in ambiguous.message
-    assert agent.open_power_sensor(host, "ina226:1-0041").read() == pytest.approx(1.25)
-    assert "no ina219 hwmon" in failure_of(lambda: agent.open_power_sensor(host, "ina219")).message
+    assert open_power_sensor(host, "ina226:1-0041").read() == pytest.approx(1.25)
+    assert "no ina219 hwmon" in failure_of(lambda: open_power_sensor(host, "ina219")).message
 
 
 def test_ina3221x_jetpack4_iio_rail_in_milliwatts(tmp_path: Path) -> None:
     make_fake_ina3221x(tmp_path)
-    host = agent.Host(str(tmp_path))
-    assert agent.open_power_sensor(host, "ina3221x:POM_5V_IN").read() == pytest.approx(3.149)
-    assert (
-        "no ina3221x rail VDD_IN"
-        in failure_of(lambda: agent.open_power_sensor(host, "ina3221x:VDD_IN")).message
-    )
+    host = Host(str(tmp_path))
+    assert open_power_sensor(host, "ina3221x:POM_5V_IN").read() == pytest.approx(3.149)
+    assert "no ina3221x rail VDD_IN" in failure_of(lambda: open_power_sensor(host, "ina3221x:VDD_IN")).message
 
 
 def test_rapl_matches_by_name_skips_mmio_and_unfolds_a_wrap(tmp_path: Path) -> None:
@@ -138,8 +145,8 @@ def test_rapl_matches_by_name_skips_mmio_and_unfolds_a_wrap(tmp_path: Path) -> N
         ("intel-rapl:0", "package-0", MAX_RANGE_UJ - 2_000_000, MAX_RANGE_UJ),
         ("intel-rapl:0:a", "dram", 7, MAX_RANGE_UJ),
     ])  # fmt: skip
-    host = agent.Host(str(tmp_path))
-    reader = agent.open_power_sensor(host, "rapl:package-0")
+    host = Host(str(tmp_path))
+    reader = open_power_sensor(host, "rapl:package-0")
     assert reader.kind == "energy" and "intel-rapl:0/" in reader.source + "/"
     assert "mmio" not in os.path.realpath(reader.source)
     assert reader.read() == 0.0  # joules since opening
@@ -147,29 +154,26 @@ def test_rapl_matches_by_name_skips_mmio_and_unfolds_a_wrap(tmp_path: Path) -> N
     assert reader.read() == pytest.approx(1.5)
     write_sysfs_value(zones["intel-rapl:0"], "energy_uj", 1_500_000)  # wrapped past the range
     assert reader.read() == pytest.approx(1.5 + 0.5 + 1.5)
-    assert agent.open_power_sensor(host, "rapl:dram").read() == 0.0
-    assert (
-        "no powercap zone named psys"
-        in failure_of(lambda: agent.open_power_sensor(host, "rapl:psys")).message
-    )
+    assert open_power_sensor(host, "rapl:dram").read() == 0.0
+    assert "no powercap zone named psys" in failure_of(lambda: open_power_sensor(host, "rapl:psys")).message
 
 
 def test_unreadable_and_garbage_files_are_reasons_not_crashes(tmp_path: Path) -> None:
     zones = make_fake_rapl(tmp_path, zones=[("intel-rapl:0", "package-0", 1, MAX_RANGE_UJ)])
-    host = agent.Host(str(tmp_path))
+    host = Host(str(tmp_path))
     # Tests run as root, which chmod cannot stop: a directory where the file should be fails
     # the open() the same way (an OSError with its errno), here EISDIR.
     (zones["intel-rapl:0"] / "energy_uj").unlink()
     (zones["intel-rapl:0"] / "energy_uj").mkdir()
-    failure = failure_of(lambda: agent.open_power_sensor(host, "rapl:package-0"))
+    failure = failure_of(lambda: open_power_sensor(host, "rapl:package-0"))
     assert failure.error_type == "SensorUnavailable" and "EISDIR" in failure.message
     (zones["intel-rapl:0"] / "energy_uj").rmdir()
     write_sysfs_value(zones["intel-rapl:0"], "energy_uj", "garbage")
-    assert failure_of(lambda: agent.open_power_sensor(host, "rapl:package-0")).error_type == "SensorGarbage"
+    assert failure_of(lambda: open_power_sensor(host, "rapl:package-0")).error_type == "SensorGarbage"
     directory = make_fake_ina2xx(tmp_path)
     write_sysfs_value(directory, "power1_input", "")
-    assert failure_of(lambda: agent.open_power_sensor(host, "ina226")).error_type == "SensorGarbage"
-    unknown = failure_of(lambda: agent.open_power_sensor(host, "tegrastats:VDD_IN"))
+    assert failure_of(lambda: open_power_sensor(host, "ina226")).error_type == "SensorGarbage"
+    unknown = failure_of(lambda: open_power_sensor(host, "tegrastats:VDD_IN"))
     assert "unknown sensor 'tegrastats:VDD_IN'" in unknown.message
 
 
@@ -190,14 +194,16 @@ def test_root_only_energy_uj_is_eacces_for_a_normal_user(world_readable_tree: Pa
             path.chmod(0o755 if path.is_dir() else 0o444)
     (zones["intel-rapl:0"] / "energy_uj").chmod(0o400)
     code = (
-        "import importlib.util, os, sys\n"
-        f"spec = importlib.util.spec_from_file_location('a', {str(agent_path())!r})\n"
-        "a = importlib.util.module_from_spec(spec); spec.loader.exec_module(a)\n"
+        "import os, sys\n"
+        f"sys.path.insert(0, {str(agent_source_dir())!r})\n"
+        "from edgekit_agent.failure import AgentFailure\n"
+        "from edgekit_agent.host import Host\n"
+        "from edgekit_agent.sensors.power import open_power_sensor\n"
         # after the imports: this Python's own files may be unreadable by nobody
         "if os.geteuid() == 0: os.setgid(65534); os.setuid(65534)\n"
         "try:\n"
-        f"    a.open_power_sensor(a.Host({str(world_readable_tree)!r}), 'rapl:package-0')\n"
-        "except a.AgentFailure as f: print(f.error_type, f.message)\n"
+        f"    open_power_sensor(Host({str(world_readable_tree)!r}), 'rapl:package-0')\n"
+        "except AgentFailure as f: print(f.error_type, f.message)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     expected = "SensorUnavailable rapl:package-0: energy_uj is root-only (EACCES; CVE-2020-8694)"
@@ -206,54 +212,54 @@ def test_root_only_energy_uj_is_eacces_for_a_normal_user(world_readable_tree: Pa
 
 def test_rpi5_pmic_through_a_fake_vcgencmd(fake_path: Path, tmp_path: Path) -> None:
     make_fake_tool(fake_path, "vcgencmd", {"pmic_read_adc": PI5_PMIC_ADC})
-    host = agent.Host(str(tmp_path))
-    total = agent.open_power_sensor(host, "rpi5-pmic")
-    assert total.read() == pytest.approx(sum(agent.parse_pmic_adc(PI5_PMIC_ADC).values()))
+    host = Host(str(tmp_path))
+    total = open_power_sensor(host, "rpi5-pmic")
+    assert total.read() == pytest.approx(sum(parse_pmic_adc(PI5_PMIC_ADC).values()))
     assert total.interval_s >= 0.05
-    assert agent.open_power_sensor(host, "rpi5-pmic:VDD_CORE").read() == pytest.approx(6.22421 * 0.861733)
-    assert "no rail GPU" in failure_of(lambda: agent.open_power_sensor(host, "rpi5-pmic:GPU")).message
+    assert open_power_sensor(host, "rpi5-pmic:VDD_CORE").read() == pytest.approx(6.22421 * 0.861733)
+    assert "no rail GPU" in failure_of(lambda: open_power_sensor(host, "rpi5-pmic:GPU")).message
 
 
 def test_rpi5_pmic_on_a_board_without_it(fake_path: Path, tmp_path: Path) -> None:
-    host = agent.Host(str(tmp_path))
-    failure = failure_of(lambda: agent.open_power_sensor(host, "rpi5-pmic"))
+    host = Host(str(tmp_path))
+    failure = failure_of(lambda: open_power_sensor(host, "rpi5-pmic"))
     assert "vcgencmd not found" in failure.message
     make_fake_tool(fake_path, "vcgencmd", {"get_throttled": "throttled=0x0\n"})  # a Pi 4: no pmic_read_adc
-    failure = failure_of(lambda: agent.open_power_sensor(host, "rpi5-pmic"))
+    failure = failure_of(lambda: open_power_sensor(host, "rpi5-pmic"))
     assert "exited 255" in failure.message and "VCHI" in failure.message
 
 
 def test_external_meter_command_watts_and_joules(tmp_path: Path) -> None:
-    host = agent.Host(str(tmp_path))
-    watts = agent.open_power_sensor(host, "command", {"power_command": ["echo", "4.5 W"]})
+    host = Host(str(tmp_path))
+    watts = open_power_sensor(host, "command", {"power_command": ["echo", "4.5 W"]})
     assert watts.kind == "power" and watts.read() == 4.5 and watts.interval_s == 0.2
     counter = tmp_path / "joules"
     counter.write_text("100.0\n")
     options = {"power_command": ["cat", str(counter)], "power_command_unit": "J", "sample_interval_ms": 500}
-    joules = agent.open_power_sensor(host, "command", options)
+    joules = open_power_sensor(host, "command", options)
     assert joules.kind == "energy" and joules.interval_s == 0.5
     counter.write_text("112.5\n")
     assert joules.read() == pytest.approx(12.5)
     counter.write_text("2.0\n")  # the meter restarted: counts from 0 again
     assert joules.read() == pytest.approx(14.5)
-    assert "no power_command" in failure_of(lambda: agent.open_power_sensor(host, "command")).message
-    bad = failure_of(lambda: agent.open_power_sensor(host, "command", {"power_command": ["false"]}))
+    assert "no power_command" in failure_of(lambda: open_power_sensor(host, "command")).message
+    bad = failure_of(lambda: open_power_sensor(host, "command", {"power_command": ["false"]}))
     assert "exited 1" in bad.message
 
 
 def test_discovery_lists_every_sensor_with_its_state(tmp_path: Path) -> None:
     make_fake_ina3221(tmp_path, rails=[("VDD_IN", 5000, 1000), ("", 5000, 0), ("VDD_SOC", 5000, 200)])
     make_fake_rapl(tmp_path)
-    found = {entry["sensor"]: entry for entry in agent.discover_power_sensors(agent.Host(str(tmp_path)))}
+    found = {entry["sensor"]: entry for entry in discover_power_sensors(Host(str(tmp_path)))}
     assert set(found) >= {"ina3221:VDD_IN", "ina3221:VDD_SOC", "rapl:package-0", "rapl:core", "rapl:uncore"}
     assert found["ina3221:VDD_IN"]["ok"] and found["ina3221:VDD_IN"]["value"] == pytest.approx(5.0)
 
 
 def test_snapshot_reports_nvpmodel_when_present(fake_path: Path, tmp_path: Path) -> None:
-    host = agent.Host(str(make_fake_sysfs(tmp_path / "sys")))
-    assert agent.sensors_snapshot(host)["nvpmodel"] is None
+    host = Host(str(make_fake_sysfs(tmp_path / "sys")))
+    assert sensors_snapshot(host)["nvpmodel"] is None
     make_fake_tool(fake_path, "nvpmodel", {"q": NVPMODEL_QUERY})
-    assert agent.sensors_snapshot(host)["nvpmodel"] == {"mode": "MAXN", "id": 0}
+    assert sensors_snapshot(host)["nvpmodel"] == {"mode": "MAXN", "id": 0}
 
 
 # --- the energy summary (pure) --------------------------------------------------------------
@@ -264,7 +270,7 @@ def steady(watts: float, seconds: float, step: float, t0: float = 0.0) -> list[t
 
 
 def test_energy_per_inference_from_power_samples() -> None:
-    summary = agent.energy_summary(
+    summary = energy_summary(
         steady(2.0, 2.0, 0.01), steady(7.0, 2.0, 0.01, 5.0), kind="power", window_s=2.0, inferences=1000,
         resolution=0.001,
     )  # fmt: skip
@@ -279,21 +285,21 @@ def test_energy_per_inference_from_power_samples() -> None:
 
 def test_trapezoid_weights_uneven_samples_by_time() -> None:
     busy = [(0.0, 4.0), (0.1, 4.0), (0.2, 10.0), (1.0, 10.0)]  # 0.1 s ramp, then 10 W for 0.8 s
-    mean, _ = agent.window_power(busy, "power")
+    mean, _ = window_power(busy, "power")
     assert mean == pytest.approx((0.1 * 4 + 0.1 * 7 + 0.8 * 10) / 1.0)
 
 
 def test_counter_energy_uses_differences_not_samples() -> None:
     idle = [(0.0, 0.0), (0.5, 1.0), (1.0, 2.0), (2.0, 4.0)]  # 2 W
     busy = [(10.0, 4.0), (10.7, 11.0), (11.0, 14.0), (12.0, 24.0)]  # 10 W
-    summary = agent.energy_summary(idle, busy, kind="energy", window_s=2.0, inferences=400, resolution=1e-6)
+    summary = energy_summary(idle, busy, kind="energy", window_s=2.0, inferences=400, resolution=1e-6)
     assert summary["avg_power_w"] == pytest.approx(10.0) and summary["idle_power_w"] == pytest.approx(2.0)
     assert summary["mj_per_inference"] == pytest.approx(8.0 * 2.0 / 400 * 1000)
     assert summary["method"] == "counter-difference"
 
 
 def test_too_few_samples_is_null_with_a_reason() -> None:
-    summary = agent.energy_summary(
+    summary = energy_summary(
         steady(2.0, 0.2, 0.1),
         steady(3.0, 0.1, 0.1),
         kind="power",
@@ -308,7 +314,7 @@ def test_too_few_samples_is_null_with_a_reason() -> None:
 
 def test_noisy_samples_give_a_standard_error() -> None:
     noisy = [(i * 0.01, 5.0 + (0.5 if i % 2 else -0.5)) for i in range(101)]
-    summary = agent.energy_summary(
+    summary = energy_summary(
         steady(2.0, 1.0, 0.01), noisy, kind="power", window_s=1.0, inferences=100, resolution=0.0
     )
     assert summary["mj_per_inference_uncertainty"] == pytest.approx(0.5 / 101**0.5 * 10, rel=0.02)
@@ -318,21 +324,21 @@ def test_noisy_samples_give_a_standard_error() -> None:
 
 
 def test_thermal_wait_times_out_and_says_so(tmp_path: Path) -> None:
-    host = agent.Host(str(make_fake_sysfs(tmp_path / "sys", thermal_zones=[("cpu-thermal", 80000)])))
+    host = Host(str(make_fake_sysfs(tmp_path / "sys", thermal_zones=[("cpu-thermal", 80000)])))
     events: list[dict[str, object]] = []
-    wait = agent.wait_until_cool(host, "cpu-thermal", 60.0, 0.3, 0.05, events.append)
+    wait = wait_until_cool(host, "cpu-thermal", 60.0, 0.3, 0.05, events.append)
     assert wait["timed_out"] is True and wait["start_temp_c"] == 80.0
     assert events and events[0]["phase"] == "cooldown" and events[0]["temp_c"] == 80.0
-    cool = agent.wait_until_cool(host, "cpu-thermal", 90.0, 0.3, 0.05, events.append)
+    cool = wait_until_cool(host, "cpu-thermal", 90.0, 0.3, 0.05, events.append)
     assert cool["timed_out"] is False and cool["waited_s"] < 0.1
-    absent = agent.wait_until_cool(host, "gpu-thermal", 60.0, 0.3, 0.05, events.append)
+    absent = wait_until_cool(host, "gpu-thermal", 60.0, 0.3, 0.05, events.append)
     assert absent["start_temp_c"] is None and "no thermal zone 'gpu-thermal'" in absent["reason"]
 
 
 def test_sampler_brackets_the_window_and_a_failed_sensor_stays_failed(tmp_path: Path) -> None:
     directory = make_fake_ina2xx(tmp_path, power_uw=3_000_000)
-    reader = agent.open_power_sensor(agent.Host(str(tmp_path)), "ina226", {"sample_interval_ms": 5})
-    sampler = agent.PowerSampler(reader)
+    reader = open_power_sensor(Host(str(tmp_path)), "ina226", {"sample_interval_ms": 5})
+    sampler = PowerSampler(reader)
     sampler.start()
     started = time.perf_counter()
     time.sleep(0.1)

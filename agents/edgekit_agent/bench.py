@@ -1,0 +1,295 @@
+"""One benchmark, run in the bench child, as named steps (docs/protocol.md, `bench`):
+
+read_settings -> load_model (cold start, memory before/after) -> warm_up -> wait_for_cool ->
+open_power -> idle_baseline -> timed_window (sensor snapshots and power samples around it) ->
+measured_energy -> bench_result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from typing import Any, Callable, Dict, List, NamedTuple, Optional
+
+from edgekit_agent.energy import measured_energy
+from edgekit_agent.failure import AgentFailure, first_line
+from edgekit_agent.host import Host
+from edgekit_agent.inputs import build_feeds
+from edgekit_agent.memory import current_rss, peak_rss
+from edgekit_agent.runtimes.choose import open_model, runtime_for
+from edgekit_agent.sampler import PowerSampler, Sample
+from edgekit_agent.sensors.power import open_first_power_sensor
+from edgekit_agent.sensors.readers import PowerReader
+from edgekit_agent.sensors.snapshot import sensors_snapshot
+from edgekit_agent.thermal_wait import THERMAL_POLL_S, wait_until_cool
+
+PROGRESS_INTERVAL_S = 0.5
+IDLE_MAX_SECONDS = 60.0  # the idle baseline matches the planned window, up to this long
+TEST_CRASH_ENV = "EDGEKIT_AGENT_TEST_CRASH"  # test hook: the bench child kills itself with this signal
+
+Emit = Callable[[Dict[str, Any]], None]
+
+
+class BenchSettings(NamedTuple):
+    artifact: str
+    runtime: str  # "onnxruntime" or "tflite"
+    runs: int
+    warmup: int
+    min_seconds: float
+    max_seconds: float
+    threads: Optional[int]
+
+
+class LoadedModel(NamedTuple):
+    model: Any
+    run: Callable[[], Any]
+    first_outputs: Any
+    load_ns: int
+    first_ns: int
+    baseline_rss: Optional[int]
+    after_load_rss: Optional[int]
+
+
+class PowerWatch(NamedTuple):
+    specs: List[str]
+    reader: Optional[PowerReader]
+    failures: List[str]
+    sampler: Optional[PowerSampler]
+
+
+class TimedWindow(NamedTuple):
+    latencies_ns: List[int]
+    started_unix: float
+    duration_ns: int
+    max_ns: int
+    sensors_start: Dict[str, Any]
+    sensors_end: Dict[str, Any]
+    busy_samples: List[Sample]
+
+
+class Progress:
+    """Progress events for one bench: elapsed_s counts from the start of the load."""
+
+    def __init__(self, emit: Emit) -> None:
+        self.emit = emit
+        self.started = time.perf_counter()
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        self.emit(
+            {
+                "event": "progress",
+                "phase": phase,
+                "done": done,
+                "total": total,
+                "elapsed_s": round(time.perf_counter() - self.started, 3),
+            }
+        )
+
+    def event(self, event: Dict[str, Any]) -> None:
+        """A free-form progress event (the thermal wait's cooldown)."""
+        self.emit(dict(event, event="progress", elapsed_s=round(time.perf_counter() - self.started, 3)))
+
+
+def read_settings(params: Dict[str, Any]) -> BenchSettings:
+    artifact = params.get("artifact")
+    if not isinstance(artifact, str) or not artifact:
+        raise AgentFailure("BadRequest", "bench needs params.artifact (a path on the device)")
+    runs = int(params.get("runs", 100))
+    warmup = int(params.get("warmup", 10))
+    min_seconds = float(params.get("min_seconds", 2.0))
+    max_seconds = float(params.get("max_seconds", 600.0))
+    threads = params.get("threads")
+    crash_when_asked()
+    runtime = runtime_for(artifact, str(params.get("runtime", "auto")))
+    return BenchSettings(
+        artifact, runtime, runs, warmup, min_seconds, max_seconds, int(threads) if threads else None
+    )
+
+
+def crash_when_asked() -> None:
+    """Test hook: EDGEKIT_AGENT_TEST_CRASH=SIGSEGV makes the child kill itself with that signal."""
+    crash = os.environ.get(TEST_CRASH_ENV)
+    if crash:
+        os.kill(os.getpid(), getattr(signal, crash))
+
+
+def load_model(settings: BenchSettings, params: Dict[str, Any]) -> LoadedModel:
+    """Load the model and run it once: cold-start times and the memory it costs."""
+    # Import numpy and the runtime before the baseline so that only the model counts as its delta.
+    import numpy  # noqa: F401
+
+    if settings.runtime == "onnxruntime":
+        with contextlib.suppress(ImportError):  # open_model reports RuntimeMissing
+            import onnxruntime  # noqa: F401
+    baseline_rss = current_rss()
+
+    t0 = time.perf_counter_ns()
+    model = open_model(settings.artifact, settings.runtime, settings.threads)
+    load_ns = time.perf_counter_ns() - t0
+    run = model.make_runner(build_feeds(params, model.input_names()))
+    t0 = time.perf_counter_ns()
+    try:
+        first_outputs = run()
+    except Exception as exc:
+        raise AgentFailure("InferenceError", "first inference failed: %s" % first_line(exc)) from None
+    first_ns = time.perf_counter_ns() - t0
+    return LoadedModel(model, run, first_outputs, load_ns, first_ns, baseline_rss, current_rss())
+
+
+def warm_up(loaded: LoadedModel, warmup: int, progress: Progress) -> float:
+    """Run `warmup` inferences; the mean seconds per inference (the first one's when warmup is 0)."""
+    run = loaded.run
+    next_report = time.perf_counter() + PROGRESS_INTERVAL_S
+    started = time.perf_counter()
+    for index in range(warmup):
+        run()
+        if time.perf_counter() >= next_report:
+            progress("warmup", index + 1, warmup)
+            next_report = time.perf_counter() + PROGRESS_INTERVAL_S
+    return (time.perf_counter() - started) / warmup if warmup else loaded.first_ns / 1e9
+
+
+def wait_for_cool(host: Host, params: Dict[str, Any], progress: Progress) -> Optional[Dict[str, Any]]:
+    """The thermal wait when params["max_start_temp_c"] is given, else None."""
+    max_start_temp_c = params.get("max_start_temp_c")
+    if max_start_temp_c is None:
+        return None
+    return wait_until_cool(
+        host,
+        str(params.get("thermal_zone") or ""),
+        float(max_start_temp_c),
+        float(params.get("thermal_wait_timeout_s", 300.0)),
+        float(params.get("thermal_poll_s", THERMAL_POLL_S)),
+        progress.event,
+    )
+
+
+def open_power(host: Host, params: Dict[str, Any]) -> PowerWatch:
+    """The first working sensor of params["power_sensors"] and a sampler on it (None when none works)."""
+    specs = [str(spec) for spec in params.get("power_sensors") or []]
+    reader, failures = open_first_power_sensor(host, specs, params.get("sensor_options") or {})
+    return PowerWatch(specs, reader, failures, PowerSampler(reader) if reader is not None else None)
+
+
+def idle_baseline(
+    power: PowerWatch, settings: BenchSettings, per_inference_s: float, progress: Progress
+) -> List[Sample]:
+    """Power samples with no inference, as long as the timed window is planned to be, right before it."""
+    if power.sampler is None:
+        return []
+    idle_s = min(
+        max(settings.min_seconds, settings.runs * per_inference_s), settings.max_seconds, IDLE_MAX_SECONDS
+    )
+    progress("idle", 0, 1)
+    power.sampler.start()
+    time.sleep(idle_s)
+    return list(power.sampler.stop())
+
+
+def timed_window(
+    loaded: LoadedModel,
+    settings: BenchSettings,
+    host: Host,
+    sampler: Optional[PowerSampler],
+    progress: Progress,
+) -> TimedWindow:
+    """Time inferences until both `runs` are done and `min_seconds` have passed, capped by
+    `max_seconds` (MLPerf style), each with time.perf_counter_ns."""
+    runs = settings.runs
+    sensors_start = sensors_snapshot(host)
+    progress("timed", 0, runs)
+    if sampler is not None:
+        sampler.start()
+    run = loaded.run
+    latencies: List[int] = []
+    append = latencies.append
+    clock = time.perf_counter_ns
+    window_start_unix = time.time()
+    window_start = clock()
+    min_ns = int(settings.min_seconds * 1e9)
+    max_ns = int(settings.max_seconds * 1e9)
+    report_every_ns = int(PROGRESS_INTERVAL_S * 1e9)
+    next_report_ns = window_start + report_every_ns
+    while True:
+        t0 = clock()
+        run()
+        t1 = clock()
+        append(t1 - t0)
+        elapsed = t1 - window_start
+        if (len(latencies) >= runs and elapsed >= min_ns) or elapsed >= max_ns:
+            break
+        if t1 >= next_report_ns:
+            progress("timed", len(latencies), runs)
+            next_report_ns = t1 + report_every_ns
+    window_ns = clock() - window_start
+    busy_samples = sampler.stop() if sampler is not None else []
+    sensors_end = sensors_snapshot(host)
+    progress("timed", len(latencies), runs)
+    return TimedWindow(
+        latencies, window_start_unix, window_ns, max_ns, sensors_start, sensors_end, busy_samples
+    )
+
+
+def bench_result(
+    settings: BenchSettings,
+    loaded: LoadedModel,
+    window: TimedWindow,
+    energy: Dict[str, Any],
+    thermal_wait: Optional[Dict[str, Any]],
+) -> Dict[str, Any]:
+    """The bench reply's result (docs/protocol.md); peak RSS is read now, after everything ran."""
+    model = loaded.model
+    peak, source = peak_rss()
+    return {
+        "runtime": {
+            "name": model.name,
+            "version": model.version,
+            "threads": model.threads,
+            "providers": model.providers,
+        },
+        "latencies_ns": window.latencies_ns,
+        "warmup_runs": settings.warmup,
+        "cold_start_ms": {"load": loaded.load_ns / 1e6, "first_inference": loaded.first_ns / 1e6},
+        "memory": {
+            "baseline_rss_bytes": loaded.baseline_rss,
+            "after_load_rss_bytes": loaded.after_load_rss,
+            "peak_rss_bytes": peak,
+            "source": source,
+        },
+        "sensors_start": window.sensors_start,
+        "sensors_end": window.sensors_end,
+        "energy": energy,
+        "thermal_wait": thermal_wait,
+        "window": {
+            "started_unix": window.started_unix,
+            "duration_s": window.duration_ns / 1e9,
+            "capped_by_max_seconds": window.duration_ns >= window.max_ns,
+        },
+        "outputs": model.outputs(loaded.first_outputs),
+    }
+
+
+def run_bench(params: Dict[str, Any], host: Host, emit: Emit) -> Dict[str, Any]:
+    """One benchmark of params["artifact"]; progress events go to emit, failures raise AgentFailure."""
+    settings = read_settings(params)
+    progress = Progress(emit)
+    emit({"event": "progress", "phase": "load", "done": 0, "total": 1, "elapsed_s": 0.0})
+    loaded = load_model(settings, params)
+    per_inference_s = warm_up(loaded, settings.warmup, progress)
+    thermal_wait = wait_for_cool(host, params, progress)
+    power = open_power(host, params)
+    idle_samples = idle_baseline(power, settings, per_inference_s, progress)
+    window = timed_window(loaded, settings, host, power.sampler, progress)
+    energy = measured_energy(
+        power.reader,
+        power.sampler,
+        power.specs,
+        power.failures,
+        idle_samples,
+        window.busy_samples,
+        window.duration_ns / 1e9,
+        len(window.latencies_ns),
+    )
+    return bench_result(settings, loaded, window, energy, thermal_wait)

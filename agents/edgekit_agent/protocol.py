@@ -1,0 +1,146 @@
+"""The long-lived agent: JSON-lines requests on stdin, one reply per request on stdout
+(protocol 1, docs/protocol.md), ops hello / sensors / bench / bye."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+import traceback
+from typing import IO, Any, Dict, List, Optional
+
+from edgekit_agent import AGENT_VERSION, PROTOCOL_VERSION
+from edgekit_agent.child_process import run_bench_child
+from edgekit_agent.device_lock import DeviceLock
+from edgekit_agent.emitter import Emitter
+from edgekit_agent.facts.device import device_facts
+from edgekit_agent.failure import AgentFailure, first_line
+from edgekit_agent.host import Host
+from edgekit_agent.sensors.power import check_power_sensors, discover_power_sensors
+from edgekit_agent.sensors.snapshot import sensors_snapshot
+
+MAX_LINE_BYTES = 1 << 20
+
+
+class Agent:
+    def __init__(
+        self, host: Host, argv_tail: List[str], out: IO[str], workdir: str, lock_file: Optional[str] = None
+    ) -> None:
+        self.host = host
+        self.argv_tail = argv_tail
+        self.emit = Emitter(out)
+        self.workdir = workdir
+        self.lock_file = lock_file or os.path.join(workdir, "bench.lock")
+
+    def reply_ok(self, request_id: Any, result: Any) -> None:
+        self.emit({"id": request_id, "ok": True, "result": result})
+
+    def reply_error(self, request_id: Any, failure: AgentFailure) -> None:
+        self.emit({"id": request_id, "ok": False, "error": failure.to_reply()})
+
+    def handle_line(self, raw: bytes) -> bool:
+        """Handle one request line; False when the agent should stop."""
+        try:
+            message = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            self.reply_error(None, AgentFailure("BadRequest", "not a JSON line: %s" % exc))
+            return True
+        if not isinstance(message, dict):
+            self.reply_error(None, AgentFailure("BadRequest", "a request must be a JSON object"))
+            return True
+        request_id = message.get("id")
+        op = message.get("op")
+        params = message.get("params", {})
+        if request_id is None or not isinstance(op, str):
+            self.reply_error(request_id, AgentFailure("BadRequest", "a request needs an id and an op"))
+            return True
+        if not isinstance(params, dict):
+            self.reply_error(request_id, AgentFailure("BadRequest", "params must be an object"))
+            return True
+        handler = {"hello": self.op_hello, "sensors": self.op_sensors, "bench": self.op_bench}.get(op)
+        if op == "bye":
+            self.reply_ok(request_id, {"bye": True})
+            return False
+        if handler is None:
+            self.reply_error(
+                request_id,
+                AgentFailure("UnknownOp", "unknown op %r (hello, sensors, bench, bye)" % op, op=op),
+            )
+            return True
+        try:
+            self.reply_ok(request_id, handler(request_id, params))
+        except AgentFailure as failure:
+            self.reply_error(request_id, failure)
+        except Exception as exc:
+            traceback.print_exc(file=sys.stderr)
+            self.reply_error(
+                request_id, AgentFailure("Internal", "%s: %s" % (exc.__class__.__name__, first_line(exc)))
+            )
+        return True
+
+    def op_hello(self, request_id: Any, params: Dict[str, Any]) -> Dict[str, Any]:
+        return {
+            "agent_version": AGENT_VERSION,
+            "protocol": PROTOCOL_VERSION,
+            "pid": os.getpid(),
+            "facts": device_facts(self.host, self.workdir),
+        }
+
+    def op_sensors(self, request_id: Any, params: Dict[str, Any]) -> Dict[str, Any]:
+        snapshot = sensors_snapshot(self.host)
+        specs = params.get("power_sensors")
+        if isinstance(specs, list):  # the profile's sensors, each tried once (devices doctor)
+            options = params.get("sensor_options") or {}
+            snapshot["power_sensors"] = check_power_sensors(self.host, [str(s) for s in specs], options)
+        if params.get("discover_power"):
+            snapshot["power_discovered"] = discover_power_sensors(self.host)
+        return snapshot
+
+    def op_bench(self, request_id: Any, params: Dict[str, Any]) -> Dict[str, Any]:
+        lock = DeviceLock(self.lock_file)
+        holder = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "artifact": os.path.basename(str(params.get("artifact", ""))),
+        }
+
+        def waiting(held_by: str) -> None:
+            self.emit(
+                {
+                    "id": request_id,
+                    "event": "progress",
+                    "phase": "lock",
+                    "message": "waiting for the device lock held by %s" % held_by,
+                }
+            )
+
+        def relay(event: Dict[str, Any]) -> None:
+            self.emit(dict(event, id=request_id))
+
+        lock.acquire(float(params.get("lock_timeout_s", 600.0)), holder, waiting)
+        try:
+            return run_bench_child(params, self.argv_tail, relay)
+        finally:
+            lock.release()
+
+    def serve(self, stream: IO[bytes]) -> int:
+        while True:
+            raw = stream.readline(MAX_LINE_BYTES + 1)
+            if not raw:
+                return 0
+            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                while True:  # drain the rest of the oversized line
+                    rest = stream.readline(MAX_LINE_BYTES)
+                    if not rest or rest.endswith(b"\n"):
+                        break
+                self.reply_error(
+                    None, AgentFailure("LineTooLong", "request line longer than %d bytes" % MAX_LINE_BYTES)
+                )
+                continue
+            if not raw.strip():
+                continue
+            if not self.handle_line(raw):
+                return 0

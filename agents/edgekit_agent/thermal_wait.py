@@ -1,0 +1,64 @@
+"""Wait for the board to cool below a temperature before the timed window."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Dict
+
+from edgekit_agent.host import Host
+from edgekit_agent.sensors.thermal import zone_temperature_c
+
+THERMAL_POLL_S = 1.0
+
+
+def wait_until_cool(
+    host: Host,
+    zone_type: str,
+    max_c: float,
+    timeout_s: float,
+    poll_s: float,
+    progress: Callable[[Dict[str, Any]], None],
+) -> Dict[str, Any]:
+    """Wait until the zone is below max_c. On timeout the run goes on and says so (the host
+    marks it suspect): a benchmark that never starts helps no one, a flagged one can be judged."""
+    started = time.monotonic()
+    temp, zone = zone_temperature_c(host, zone_type)
+    if temp is None:
+        return {
+            "max_start_temp_c": max_c,
+            "zone": zone,
+            "start_temp_c": None,
+            "waited_s": 0.0,
+            "timed_out": False,
+            "reason": "no thermal zone %r to watch" % (zone_type or "any"),
+        }
+    while temp >= max_c:
+        elapsed = time.monotonic() - started
+        if elapsed >= timeout_s:
+            return {
+                "max_start_temp_c": max_c,
+                "zone": zone,
+                "start_temp_c": temp,
+                "waited_s": round(elapsed, 3),
+                "timed_out": True,
+            }
+        progress(
+            {
+                "phase": "cooldown",
+                "temp_c": temp,
+                "max_start_temp_c": max_c,
+                "message": "%s at %.1f C, waiting for < %.1f C (%.0f/%.0f s)"
+                % (zone, temp, max_c, elapsed, timeout_s),
+            }
+        )
+        time.sleep(poll_s)
+        temp, zone = zone_temperature_c(host, zone_type)
+        if temp is None:
+            break
+    return {
+        "max_start_temp_c": max_c,
+        "zone": zone,
+        "start_temp_c": temp,
+        "waited_s": round(time.monotonic() - started, 3),
+        "timed_out": False,
+    }
