@@ -19,7 +19,7 @@ agreement means nothing; read the cosine.
 
 Latency: every artifact of a model, float included, is benchmarked through the edgekit agent
 on `local` with 1 thread, in interleaved repetitions; the ratio is median(float p50) /
-median(artifact p50). Goals from the issue are printed beside the figures.
+median(artifact p50). Goals (the README's compression table lists them) are printed beside the figures.
 """
 
 from __future__ import annotations

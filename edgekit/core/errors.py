@@ -11,7 +11,7 @@ EXIT_DEVICE = 3
 
 
 class EdgekitError(Exception):
-    """Base class. `exit_code` follows DESIGN.md: 2 usage/input, 3 device/transport."""
+    """Base class. `exit_code` follows docs/results.md ("Exit codes"): 2 usage/input, 3 device/transport."""
 
     exit_code: int = EXIT_USAGE
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from edgekit.lab.sysfs_tree import write_sysfs_value
 
 # ---------------------------------------------------------------------------------------------
-# Fake power sensors, in the kernel's and firmware's formats (shared/reference/sensor-formats.md;
+# Fake power sensors, in the kernel's and firmware's formats (docs/reference/sensor-formats.md;
 # the [KEYS] name the sources listed there).
 # ---------------------------------------------------------------------------------------------
 
