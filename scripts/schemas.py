@@ -20,7 +20,7 @@ SCHEMA_DIR = Path(__file__).resolve().parent.parent / "docs" / "schema"
 
 # schema file stem -> "module:attribute" of a function returning the JSON Schema (a dict).
 SCHEMAS: dict[str, str] = {
-    # "result": "edgekit.core.result:result_json_schema",
+    "result": "edgekit.core.result:result_json_schema",
     # "profile": "edgekit.core.profiles:profile_json_schema",
     # "inventory": "edgekit.transport.inventory:inventory_json_schema",
     # "fleet-plan": "edgekit.measure.fleet:plan_json_schema",

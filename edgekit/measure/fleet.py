@@ -35,6 +35,7 @@ from edgekit.compress import CompressOptions, compress, parse_recipes
 from edgekit.core.config import Field, Section, number, read_toml, text, validate
 from edgekit.core.errors import ConfigError, DeviceError, EdgekitError
 from edgekit.core.profiles import load_profile
+from edgekit.core.result import FleetCell, Result
 from edgekit.measure.bench import BenchOptions, run_bench
 from edgekit.store.open import open_store
 from edgekit.transport.devices import Device, resolve_device
@@ -87,7 +88,7 @@ class Plan:
 @dataclass
 class DeviceOutcome:
     device: str
-    results: list[dict[str, Any]] = field(default_factory=list)
+    results: list[Result] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)
     failed: bool = False  # the device itself failed (unreachable, agent died, ...)
 
@@ -198,12 +199,9 @@ def run_plan(
                             {"device": device.name, "phase": "bench", "bench": event}
                         ),
                     )
-                    result["fleet"] = {
-                        "plan": plan.name,
-                        "plan_run_id": plan_run_id,
-                        "model": str(cell.model),
-                        "recipe": cell.recipe,
-                    }
+                    result.fleet = FleetCell(
+                        plan=plan.name, plan_run_id=plan_run_id, model=str(cell.model), recipe=cell.recipe
+                    )
                     store.add_run(result, plan_cell=(plan_run_id, device.name, cell_key(cell)))
                     outcome.results.append(result)
                 except DeviceError as exc:
