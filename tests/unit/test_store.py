@@ -58,9 +58,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     return Backend("postgresql", request.getfixturevalue("pg_url"), POSTGRES)
 
 
-def fake_result(
-    device: str = "local", model: str = "mlp", verdict: str = "pass", p50: float = 1.0
-) -> Result:
+def fake_result(device: str = "local", model: str = "mlp", verdict: str = "pass", p50: float = 1.0) -> Result:
     return make_result(
         {"device.name": device, "model.name": model, "budget.verdict": verdict, "latency_ms.p50": p50}
     )
