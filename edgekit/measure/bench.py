@@ -109,6 +109,16 @@ def sensor_params(profile: DeviceProfile, options: BenchOptions) -> dict[str, An
     }
 
 
+def energy_section(raw: dict[str, Any]) -> tuple[Energy | None, str | None]:
+    """The result's "energy" (None when not measured) and the reason when it is None."""
+    energy = raw.get("energy")
+    if not isinstance(energy, dict):
+        return None, "the agent did not measure energy (an older agent?)"
+    if energy.get("mj_per_inference") is None:
+        return None, str(energy.get("reason") or "not measured")
+    return Energy.model_validate({key: value for key, value in energy.items() if key != "reason"}), None
+
+
 def run_bench(
     model_path: Path,
     device: Device,
@@ -189,16 +199,6 @@ def memory_section(raw: dict[str, Any]) -> Memory:
         baseline_rss_bytes=baseline,
         source=memory_raw.get("source"),
     )
-
-
-def energy_section(raw: dict[str, Any]) -> tuple[Energy | None, str | None]:
-    """The result's "energy" (None when not measured) and the reason when it is None."""
-    energy = raw.get("energy")
-    if not isinstance(energy, dict):
-        return None, "the agent did not measure energy (an older agent?)"
-    if energy.get("mj_per_inference") is None:
-        return None, str(energy.get("reason") or "not measured")
-    return Energy.model_validate({key: value for key, value in energy.items() if key != "reason"}), None
 
 
 def thermal_section(raw: dict[str, Any], profile: DeviceProfile) -> Thermal:
