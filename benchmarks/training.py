@@ -1,4 +1,5 @@
-"""Training-aware compression benchmark: the three acceptance experiments (README, "Training-aware compression").
+"""Training-aware compression benchmark: the three acceptance experiments (README, "Training-aware
+compression").
 
     python benchmarks/training.py [--seeds 0,1,2] [--reps 5] [--min-seconds 1.5] [--only qat,distill,prune]
 

@@ -167,14 +167,14 @@ def edge_bench(
             result = run_bench(Path(model), board, BenchOptions(**options))
         except EdgekitError as exc:
             pytest.fail(f"{edge_device.name}: {exc.message}", pytrace=False)
-        record_metrics(result, record_property)
+        record_metrics(result.to_dict(), record_property)
         if store_path:
             store = open_store(store_path)
             try:
                 store.add_run(result)
             finally:
                 store.close()
-        return result
+        return result.to_dict()  # the fixture's contract: the result JSON object, as bench --json
 
     return bench
 

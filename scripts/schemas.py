@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 # schema file stem -> "module:attribute" of a function returning the JSON Schema (a dict).
 SCHEMAS: dict[str, str] = {
-    # "result": "edgekit.core.result:result_json_schema",
+    "result": "edgekit.core.result:result_json_schema",
     "profile": "edgekit.core.profiles:profile_json_schema",
     "inventory": "edgekit.transport.inventory:inventory_json_schema",
     "fleet-plan": "edgekit.measure.fleet:plan_json_schema",

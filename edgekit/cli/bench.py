@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -11,6 +11,7 @@ from edgekit.cli.common import DeviceOption, InventoryOption, JsonOption, StoreO
 from edgekit.cli.output import ProgressPrinter, print_json, print_result, stderr
 from edgekit.core.errors import EXIT_BUDGET, EXIT_OK
 from edgekit.core.profiles import parse_budget_overrides
+from edgekit.core.result import Result
 from edgekit.measure.bench import BenchOptions, run_bench
 from edgekit.transport.board import resolve_board
 
@@ -26,7 +27,7 @@ def _benchmark(
     store: str | None,
     save: bool,
     strict: bool,
-) -> dict[str, Any]:
+) -> Result:
     board = resolve_board(
         device_name, inventory=inventory, profile=profile_name, budget_overrides=budget_overrides
     )
@@ -43,7 +44,7 @@ def _benchmark(
         print_json(result)
     else:
         print_result(result)
-    verdict = result["budget"]["verdict"]
+    verdict = result.budget.verdict
     if verdict == "fail" or (strict and verdict == "unknown"):
         raise typer.Exit(EXIT_BUDGET)
     return result

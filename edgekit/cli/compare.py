@@ -136,12 +136,12 @@ def check_command(
         base = load_reference(baseline, results_store) if baseline else None
     finally:
         results_store.close()
-    budget_failed = any(r["budget"]["verdict"] == "fail" for r in candidates)
+    budget_failed = any(r.budget.verdict == "fail" for r in candidates)
     comparison = compare(base, candidates, thresholds, ignore) if base else None
     if as_json:
         print_json(
             {
-                "budget": [r["budget"] for r in candidates],
+                "budget": [r.budget.to_dict() for r in candidates],
                 "comparison": comparison.to_dict() if comparison else None,
             }
         )

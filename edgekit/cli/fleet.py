@@ -13,6 +13,7 @@ from edgekit.cli.common import JsonOption, StoreOption, store_location
 from edgekit.cli.fleet_progress import FleetProgress
 from edgekit.cli.output import print_json, stderr, stdout, verdict_text
 from edgekit.core.errors import EXIT_BUDGET, EXIT_DEVICE, EXIT_OK, EXIT_USAGE
+from edgekit.core.result import FleetCell
 from edgekit.core.runlock import plan_lock_path, run_lock
 from edgekit.measure.fleet import DeviceOutcome, FleetRun, Plan, load_plan, run_plan
 from edgekit.store.location import mask_password
@@ -76,7 +77,7 @@ def _as_json(plan: Plan, run: FleetRun) -> dict[str, Any]:
             o.device: {
                 "failed": o.failed,
                 "errors": o.errors,
-                "runs": [r["run_id"] for r in o.results],
+                "runs": [r.run_id for r in o.results],
             }
             for o in run.outcomes
         },
@@ -97,13 +98,13 @@ def _table(plan: Plan, run: FleetRun) -> Table:
     for outcome in run.outcomes:
         device = escape(outcome.device)
         for result in outcome.results:
-            fleet = result["fleet"]
+            fleet, p50 = result.fleet or FleetCell(), result.latency_ms.p50
             table.add_row(
                 device,
-                escape(Path(fleet["model"]).name),
-                escape(fleet["recipe"]),
-                f"{result['latency_ms']['p50']:.3f}" if result["latency_ms"]["p50"] else "—",
-                verdict_text(result["budget"]["verdict"]),
+                escape(Path(fleet.model or "").name),
+                escape(fleet.recipe or ""),
+                f"{p50:.3f}" if p50 else "—",
+                verdict_text(result.budget.verdict),
             )
         for error in outcome.errors:
             table.add_row(
@@ -135,5 +136,5 @@ def _exit_code(outcomes: list[DeviceOutcome]) -> int:
         return EXIT_DEVICE
     if any(o.errors for o in outcomes):
         return EXIT_USAGE  # a model or recipe the devices could not take
-    verdicts = [r["budget"]["verdict"] for o in outcomes for r in o.results]
+    verdicts = [r.budget.verdict for o in outcomes for r in o.results]
     return EXIT_BUDGET if "fail" in verdicts else EXIT_OK

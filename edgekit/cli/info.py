@@ -148,15 +148,15 @@ def history(
         return
     table = Table("run", "when (UTC)", "device", "model", "p50 ms", "p90 ms", "peak RSS MiB", "verdict")
     for run in runs:
-        latency, memory = run.result.get("latency_ms", {}), run.result.get("memory", {})
-        peak = memory.get("peak_rss_bytes")
+        latency, memory = run.result.latency_ms, run.result.memory
+        peak = memory.peak_rss_bytes if memory is not None else None
         table.add_row(
             run.run_id[:12],
             run.created_at[:19].replace("T", " "),
             run.device,
             run.model,
-            fmt(latency.get("p50")),
-            fmt(latency.get("p90")),
+            fmt(latency.p50),
+            fmt(latency.p90),
             fmt(peak / 1048576 if peak is not None else None, 1),
             verdict_text(run.verdict),
         )

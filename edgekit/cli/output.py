@@ -8,9 +8,11 @@ import sys
 import time
 from typing import Any
 
+from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
+from edgekit.core.result import ColdStart, Memory, Result, Runtime, Thermal
 from edgekit.judge.budgets import FAIL, PASS, metric_values
 
 stdout = Console(highlight=False)
@@ -22,9 +24,17 @@ if not stdout.is_terminal and "COLUMNS" not in os.environ:
 _VERDICT_STYLE = {PASS: "bold green", FAIL: "bold red", "unknown": "yellow"}
 
 
+def _jsonable(value: Any) -> Any:
+    """json.dumps' fallback: a typed model (a Result) as its JSON object, anything else as text."""
+    if isinstance(value, BaseModel):  # the keys that were set, by alias: as Result.to_dict()
+        return value.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    return str(value)
+
+
 def print_json(value: Any) -> None:
-    """Machine output: exactly one JSON document on stdout, nothing else there."""
-    sys.stdout.write(json.dumps(value, indent=2, sort_keys=False, default=str) + "\n")
+    """Machine output: exactly one JSON document on stdout, nothing else there. Results (and lists
+    of them) are printed as their JSON objects (edgekit.core.result)."""
+    sys.stdout.write(json.dumps(value, indent=2, sort_keys=False, default=_jsonable) + "\n")
     sys.stdout.flush()
 
 
@@ -43,91 +53,86 @@ def verdict_text(verdict: str) -> str:
     return f"[{style}]{verdict.upper()}[/]"
 
 
-def result_table(result: dict[str, Any]) -> Table:
+def result_table(result: Result) -> Table:
     """Every metric with its budget and verdict; unmeasured metrics show why."""
-    checks = {c["metric"]: c for c in result["budget"]["checks"]}
+    checks = {c.metric: c for c in result.budget.checks}
     table = Table(title=_title(result), title_justify="left", show_lines=False)
     table.add_column("metric", no_wrap=True)
     table.add_column("value", justify="right")
     table.add_column("budget", justify="right")
     table.add_column("verdict")
     table.add_column("note", overflow="fold")
-    thermal = result.get("thermal") or {}
-    if thermal.get("suspect"):
-        table.caption = "[bold red]SUSPECT RUN[/]: " + "; ".join(thermal.get("suspect_reasons") or [])
+    if result.thermal is not None and result.thermal.suspect:
+        table.caption = "[bold red]SUSPECT RUN[/]: " + "; ".join(result.thermal.suspect_reasons)
         table.caption_justify = "left"
     for metric, measured in metric_values(result).items():
         check = checks.get(metric)
-        note = measured.reason or (check or {}).get("reason") or ""
+        note = measured.reason or (check.reason if check else None) or ""
         table.add_row(
             metric,
             fmt(measured.value),
-            fmt(check["limit"]) if check else "",
-            verdict_text(check["verdict"]) if check else "[dim]no budget[/]",
+            fmt(check.limit) if check else "",
+            verdict_text(check.verdict) if check else "[dim]no budget[/]",
             note,
         )
     return table
 
 
-def _title(result: dict[str, Any]) -> str:
-    device, runtime, latency = result["device"], result.get("runtime") or {}, result["latency_ms"]
+def _title(result: Result) -> str:
+    device, runtime, latency = result.device, result.runtime or Runtime(), result.latency_ms
     return (
-        f"{result['model']['name']} on {device['name']} (profile {device['profile']}) — "
-        f"{runtime.get('name')} {runtime.get('version')}, threads={runtime.get('threads')}, "
-        f"n={latency['n']}"
-        + (" — EMULATED (qemu): timings are not the board's" if device.get("emulated") else "")
+        f"{result.model.name} on {device.name} (profile {device.profile}) — "
+        f"{runtime.name} {runtime.version}, threads={runtime.threads}, "
+        f"n={latency.n}" + (" — EMULATED (qemu): timings are not the board's" if device.emulated else "")
     )
 
 
-def print_result(result: dict[str, Any]) -> None:
+def print_result(result: Result) -> None:
     stdout.print(result_table(result))
-    latency, memory, thermal = result["latency_ms"], result["memory"], result["thermal"]
-    cold = result.get("cold_start_ms") or {}
+    latency, memory, thermal = result.latency_ms, result.memory or Memory(), result.thermal or Thermal()
+    cold = result.cold_start_ms or ColdStart()
     details = [
-        f"latency ms: mean {fmt(latency.get('mean'))} ± {fmt(latency.get('std'))}, "
-        f"min {fmt(latency.get('min'))}, max {fmt(latency.get('max'))}, MAD {fmt(latency.get('mad'))}",
-        f"cold start ms: load {fmt(cold.get('load'))}, first inference {fmt(cold.get('first_inference'))}",
-        f"memory: model delta {_mib(memory.get('model_rss_delta_bytes'))} ({memory.get('source')})",
+        f"latency ms: mean {fmt(latency.mean)} ± {fmt(latency.std)}, "
+        f"min {fmt(latency.min)}, max {fmt(latency.max)}, MAD {fmt(latency.mad)}",
+        f"cold start ms: load {fmt(cold.load)}, first inference {fmt(cold.first_inference)}",
+        f"memory: model delta {_mib(memory.model_rss_delta_bytes)} ({memory.source})",
         _thermal_line(thermal),
         _energy_line(result),
     ]
-    outliers = latency.get("outliers") or {}
-    if outliers.get("low") or outliers.get("high"):
+    outliers = latency.outliers
+    if outliers.low or outliers.high:
         details.append(
-            f"outliers ({outliers.get('rule')}): {outliers.get('low')} low, {outliers.get('high')} high "
-            "(kept in every statistic)"
+            f"outliers ({outliers.rule}): {outliers.low} low, {outliers.high} high (kept in every statistic)"
         )
     for line in details:
         stdout.print(f"  {line}")
-    run_id = result.get("run_id")
-    suspect = "  [bold red]SUSPECT[/] (throttled or started hot: see above)" if thermal.get("suspect") else ""
+    run_id = result.run_id
+    suspect = "  [bold red]SUSPECT[/] (throttled or started hot: see above)" if thermal.suspect else ""
     stdout.print(
-        f"verdict: {verdict_text(result['budget']['verdict'])}"
-        + (f"  (run {run_id})" if run_id else "")
-        + suspect
+        f"verdict: {verdict_text(result.budget.verdict)}" + (f"  (run {run_id})" if run_id else "") + suspect
     )
 
 
-def _thermal_line(thermal: dict[str, Any]) -> str:
-    reasons = thermal.get("null_reasons") or {}
-    if thermal.get("start_c") is None:
+def _thermal_line(thermal: Thermal) -> str:
+    reasons = thermal.null_reasons or {}
+    if thermal.start_c is None:
         temps = reasons.get("start_c", "not measured")
     else:
-        temps = f"start {fmt(thermal['start_c'], 1)} °C, end {fmt(thermal.get('end_c'), 1)} °C"
-    throttled = thermal.get("throttled")
+        temps = f"start {fmt(thermal.start_c, 1)} °C, end {fmt(thermal.end_c, 1)} °C"
+    throttled = thermal.throttled
     throttle = reasons.get("throttled", "unknown") if throttled is None else ("yes" if throttled else "no")
     return f"thermal: {temps}; throttled: {throttle}"
 
 
-def _energy_line(result: dict[str, Any]) -> str:
-    energy = result.get("energy")
-    if not energy:
-        return f"energy: not measured ({(result.get('null_reasons') or {}).get('energy', 'no sensor')})"
+def _energy_line(result: Result) -> str:
+    energy = result.energy
+    if energy is None:
+        return f"energy: not measured ({result.null_reasons.get('energy', 'no sensor')})"
     return (
-        f"energy: {fmt(energy['mj_per_inference'])} ± {fmt(energy.get('mj_per_inference_uncertainty'))} "
-        f"mJ/inference above idle; {fmt(energy.get('avg_power_w'))} W busy, "
-        f"{fmt(energy.get('idle_power_w'))} W idle ({energy.get('sensor')}, "
-        f"{energy.get('sample_count')}+{energy.get('idle_sample_count')} samples)"
+        f"energy: {fmt(energy.mj_per_inference)} ± {fmt(energy.mj_per_inference_uncertainty)} "
+        f"mJ/inference above idle; {fmt(energy.avg_power_w)} W busy, "
+        f"{fmt(energy.idle_power_w)} W idle ({energy.sensor}, "
+        f"{energy.sample_count}+{energy.idle_sample_count} samples)"
     )
 
 

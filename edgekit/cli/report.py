@@ -94,11 +94,11 @@ def report_command(
         "runs": len(report.runs),
         "devices": report.devices,
         "regressions": [
-            {"device": h.device, "model": h.model, "run_id": e.result.get("run_id"), "reason": e.reason}
+            {"device": h.device, "model": h.model, "run_id": e.result.run_id, "reason": e.reason}
             for h in report.histories
             for e in h.regressions
         ],
-        "budget_failures": [r.get("run_id") for r in report.budget_failures],
+        "budget_failures": [r.run_id for r in report.budget_failures],
     }
     if output is not None:
         write_text_atomic(output, text)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from edgekit.core.profiles import BUDGET_METRICS, Budget
+from edgekit.core.result import BudgetCheck, BudgetVerdict, Measurement
 
 MIB = 1024 * 1024
 
@@ -24,77 +24,68 @@ class MetricValue:
     reason: str | None = None  # why value is None
 
 
-def _get(data: dict[str, Any] | None, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(data, dict):
-            return None
-        data = data.get(key)
-    return data
-
-
-def metric_values(result: dict[str, Any]) -> dict[str, MetricValue]:
-    """The budgetable metrics of a result, each a value or None with the reason."""
-    latency = result.get("latency_ms") or {}
-    null_reasons = latency.get("null_reasons") or {}
+def metric_values(result: Measurement) -> dict[str, MetricValue]:
+    """The budgetable metrics of a result, each a value or None with the reason. Units: latency and
+    cold start ms, peak RSS and model size MiB, energy mJ per inference."""
+    latency = result.latency_ms
     values: dict[str, MetricValue] = {}
     for q in ("p50", "p90", "p99"):
-        value = latency.get(q)
+        value = getattr(latency, q)
         values[f"latency_{q}_ms"] = MetricValue(
-            value, None if value is not None else null_reasons.get(q, "not measured")
+            value, None if value is not None else latency.null_reasons.get(q, "not measured")
         )
-    cold = result.get("cold_start_ms") or {}
-    load, first = cold.get("load"), cold.get("first_inference")
+    cold = result.cold_start_ms
+    load, first = (cold.load, cold.first_inference) if cold is not None else (None, None)
     values["cold_start_ms"] = (
         MetricValue(load + first)
         if load is not None and first is not None
         else MetricValue(None, "not measured")
     )
-    peak = _get(result, "memory", "peak_rss_bytes")
+    memory = result.memory
+    peak = memory.peak_rss_bytes if memory is not None else None
     values["peak_rss_mb"] = (
         MetricValue(peak / MIB)
         if peak is not None
-        else MetricValue(None, _get(result, "memory", "reason") or "not measured")
+        else MetricValue(None, (memory.reason if memory is not None else None) or "not measured")
     )
-    size = _get(result, "artifact", "size_bytes")
+    size = result.artifact.size_bytes
     values["model_size_mb"] = (
         MetricValue(size / MIB) if size is not None else MetricValue(None, "unknown size")
     )
-    energy = result.get("energy")
-    mj = _get(energy, "mj_per_inference")
+    mj = result.energy.mj_per_inference if result.energy is not None else None
     values["energy_mj_per_inference"] = (
         MetricValue(mj)
         if mj is not None
-        else MetricValue(None, _get(result, "null_reasons", "energy") or "no power sensor")
+        else MetricValue(None, result.null_reasons.get("energy") or "no power sensor")
     )
     return values
 
 
-def evaluate(result: dict[str, Any], budget: Budget) -> dict[str, Any]:
-    """The result's "budget" section: overall verdict and one check per budgeted metric.
+def evaluate(result: Measurement, budget: Budget, profile: str | None = None) -> BudgetVerdict:
+    """The result's "budget" section: overall verdict and one check per budgeted metric (`profile`,
+    when given, names the profile whose budget this is).
 
     Overall: fail if any check fails, else unknown if any check could not be measured, else pass.
     """
     values = metric_values(result)
-    emulated = bool(_get(result, "device", "emulated"))
-    checks: list[dict[str, Any]] = []
+    emulated = bool(result.device.emulated)
+    checks: list[BudgetCheck] = []
     for metric, limit in budget.metric_limits().items():
         measured = values[metric]
         verdict = UNKNOWN if measured.value is None else (PASS if measured.value <= limit else FAIL)
         reason = measured.reason
         if emulated and metric in TIMING_METRICS and measured.value is not None:
             verdict, reason = UNKNOWN, EMULATED_REASON
-        check: dict[str, Any] = {
-            "metric": metric,
-            "limit": limit,
-            "value": measured.value,
-            "verdict": verdict,
-        }
+        check = BudgetCheck(metric=metric, limit=limit, value=measured.value, verdict=verdict)
         if reason:
-            check["reason"] = reason
+            check.reason = reason
         checks.append(check)
-    verdicts = {c["verdict"] for c in checks}
+    verdicts = {c.verdict for c in checks}
     overall = FAIL if FAIL in verdicts else UNKNOWN if UNKNOWN in verdicts else PASS
-    return {"verdict": overall, "checks": checks}
+    verdict = BudgetVerdict(verdict=overall, checks=checks)
+    if profile is not None:
+        verdict.profile = profile
+    return verdict
 
 
 __all__ = [

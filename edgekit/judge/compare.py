@@ -5,12 +5,14 @@ Which runs a reference names (a file, a run id, `latest:...`) is edgekit.store.r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from edgekit.core.errors import UsageError
+from edgekit.core.result import Result
 from edgekit.judge.fingerprint import differences
 from edgekit.judge.regression import DEFAULT_THRESHOLD, MetricVerdict, judge_samples, judge_scalar
 
@@ -46,24 +48,29 @@ class Comparison:
         }
 
 
-def comparability(
-    baseline: list[dict[str, Any]], candidate: list[dict[str, Any]], ignore: set[str]
-) -> list[str]:
+def _run(result: Result) -> str:
+    return result.run_id or "?"
+
+
+def _fingerprint(result: Result) -> dict[str, Any]:
+    return result.fingerprint.comparable() if result.fingerprint is not None else {}
+
+
+def comparability(baseline: list[Result], candidate: list[Result], ignore: set[str]) -> list[str]:
     """Why these runs must not be compared: differing conditions, or a suspect run (throttled
     during its window, or started hotter than max_start_temp_c; see edgekit.judge.thermal)."""
-    reference = baseline[0]["fingerprint"]
+    reference = _fingerprint(baseline[0])
     reasons = []
     for result in [*baseline[1:], *candidate]:
-        for key, (want, got) in differences(reference, result["fingerprint"]).items():
+        for key, (want, got) in differences(reference, _fingerprint(result)).items():
             if key not in ignore:
-                reasons.append(f"{key} differs: {want!r} vs {got!r} (run {result.get('run_id', '?')})")
+                reasons.append(f"{key} differs: {want!r} vs {got!r} (run {_run(result)})")
     for result in [*baseline, *candidate]:
-        thermal = result.get("thermal") or {}
-        if thermal.get("suspect"):
-            why = "; ".join(thermal.get("suspect_reasons") or []) or "see its thermal section"
-            reasons.append(f"run {result.get('run_id', '?')} is suspect: {why}")
-        elif result["fingerprint"].get("throttled"):
-            reasons.append(f"run {result.get('run_id', '?')} throttled during its window (suspect)")
+        if result.thermal is not None and result.thermal.suspect:
+            why = "; ".join(result.thermal.suspect_reasons) or "see its thermal section"
+            reasons.append(f"run {_run(result)} is suspect: {why}")
+        elif result.fingerprint is not None and result.fingerprint.throttled:
+            reasons.append(f"run {_run(result)} throttled during its window (suspect)")
     return sorted(set(reasons))
 
 
@@ -72,19 +79,21 @@ def _median(values: list[float | None]) -> float | None:
     return float(np.median(present)) if present else None
 
 
+def _peak_rss(result: Result) -> int | None:
+    return result.memory.peak_rss_bytes if result.memory is not None else None
+
+
 def compare(
-    baseline: list[dict[str, Any]],
-    candidate: list[dict[str, Any]],
+    baseline: list[Result],
+    candidate: list[Result],
     thresholds: dict[str, float] | None = None,
     ignore: set[str] | None = None,
     seed: int = 0,
 ) -> Comparison:
+    """Judge candidate runs against baseline runs: latency on the pooled block medians (ms),
+    peak RSS and artifact size (bytes) on their medians (edgekit.judge.regression)."""
     chosen = thresholds or {}
-    comparison = Comparison(
-        [r.get("run_id", "?") for r in baseline],
-        [r.get("run_id", "?") for r in candidate],
-        comparable=True,
-    )
+    comparison = Comparison([_run(r) for r in baseline], [_run(r) for r in candidate], comparable=True)
     reasons = comparability(baseline, candidate, ignore or set())
     if reasons:
         comparison.comparable = False
@@ -94,15 +103,16 @@ def compare(
     def threshold(metric: str) -> float:
         return chosen.get(metric, chosen.get("*", DEFAULT_THRESHOLD))
 
-    base_blocks = [b for r in baseline for b in (r["latency_ms"].get("block_medians") or [])]
-    cand_blocks = [b for r in candidate for b in (r["latency_ms"].get("block_medians") or [])]
+    base_blocks = [b for r in baseline for b in (r.latency_ms.block_medians or [])]
+    cand_blocks = [b for r in candidate for b in (r.latency_ms.block_medians or [])]
     comparison.metrics.append(
         judge_samples("latency_p50_ms", base_blocks, cand_blocks, threshold("latency_p50_ms"), seed=seed)
     )
-    for metric, read in (
-        ("peak_rss_bytes", lambda r: (r.get("memory") or {}).get("peak_rss_bytes")),
-        ("artifact_size_bytes", lambda r: (r.get("artifact") or {}).get("size_bytes")),
-    ):
+    scalars: tuple[tuple[str, Callable[[Result], float | None]], ...] = (
+        ("peak_rss_bytes", _peak_rss),
+        ("artifact_size_bytes", lambda r: r.artifact.size_bytes),
+    )
+    for metric, read in scalars:
         comparison.metrics.append(
             judge_scalar(
                 metric,

@@ -1,4 +1,4 @@
-"""One benchmark run on one device -> one result (the JSON object DESIGN.md specifies)."""
+"""One benchmark run on one device -> one Result (edgekit.core.result)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,17 @@ from edgekit.core.errors import UsageError
 from edgekit.core.inputs import InputSpec, check_inputs_file, parse_shape_options, resolve_input_spec
 from edgekit.core.onnx_model import graph_inputs, load_onnx
 from edgekit.core.profiles import DeviceProfile
+from edgekit.core.result import (
+    RESULT_SCHEMA,
+    BudgetVerdict,
+    Energy,
+    Fingerprint,
+    Latency,
+    Measurement,
+    Memory,
+    Result,
+    Thermal,
+)
 from edgekit.judge.budgets import evaluate
 from edgekit.judge.fingerprint import build_fingerprint
 from edgekit.judge.regression import BLOCKS, block_medians
@@ -22,8 +33,8 @@ from edgekit.judge.stats import latency_histogram, ns_to_ms, summarize_latencies
 from edgekit.judge.thermal import thermal_summary
 from edgekit.transport.agent_client import agent_session
 from edgekit.transport.board import Board
+from edgekit.transport.devices import Device
 
-RESULT_SCHEMA = 1
 EventCallback = Callable[[dict[str, Any]], None]
 
 
@@ -99,14 +110,14 @@ def sensor_params(board: Board, options: BenchOptions) -> dict[str, Any]:
     }
 
 
-def energy_section(raw: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+def energy_section(raw: dict[str, Any]) -> tuple[Energy | None, str | None]:
     """The result's "energy" (None when not measured) and the reason when it is None."""
     energy = raw.get("energy")
     if not isinstance(energy, dict):
         return None, "the agent did not measure energy (an older agent?)"
     if energy.get("mj_per_inference") is None:
         return None, str(energy.get("reason") or "not measured")
-    return {key: value for key, value in energy.items() if key != "reason"}, None
+    return Energy.model_validate({key: value for key, value in energy.items() if key != "reason"}), None
 
 
 def run_bench(
@@ -114,7 +125,7 @@ def run_bench(
     board: Board,
     options: BenchOptions,
     on_event: EventCallback | None = None,
-) -> dict[str, Any]:
+) -> Result:
     """Benchmark on the board's device and judge against the board's budget (the profile's, with
     any overrides). Raises UsageError/ModelError for a bad model or option before the device is
     touched, DeviceError (exit 3) when the device or its agent fails."""
@@ -165,6 +176,68 @@ def run_bench(
     return result
 
 
+def latency_section(latencies_ns: list[int], seed: int) -> Latency:
+    """Summary statistics (edgekit.judge.stats), histogram and block medians of the timed
+    inferences; latencies in ns in, every value in ms out. Block medians need >= BLOCKS samples
+    (null with the reason below that): they are what the regression gate compares."""
+    samples_ms = ns_to_ms(latencies_ns)
+    latency = summarize_latencies(samples_ms, seed=seed).to_dict()
+    latency["histogram"] = latency_histogram(samples_ms)
+    if len(samples_ms) >= BLOCKS:
+        latency["block_medians"] = block_medians(samples_ms, BLOCKS)
+    else:
+        latency["block_medians"] = None
+        latency["null_reasons"]["block_medians"] = f"needs >= {BLOCKS} samples, have {len(samples_ms)}"
+    return Latency.model_validate(latency)
+
+
+def memory_section(raw: dict[str, Any]) -> Memory:
+    """Peak and baseline RSS from the agent (bytes), and what the model added on top."""
+    memory_raw = raw.get("memory") or {}
+    peak, baseline = memory_raw.get("peak_rss_bytes"), memory_raw.get("baseline_rss_bytes")
+    return Memory(
+        peak_rss_bytes=peak,
+        model_rss_delta_bytes=(peak - baseline) if peak is not None and baseline is not None else None,
+        baseline_rss_bytes=baseline,
+        source=memory_raw.get("source"),
+    )
+
+
+def thermal_section(raw: dict[str, Any], profile: DeviceProfile) -> Thermal:
+    """Temperatures (°C) and throttling at the window's start and end, and whether the run is
+    suspect (edgekit.judge.thermal)."""
+    return Thermal.model_validate(
+        thermal_summary(
+            raw.get("sensors_start") or {},
+            raw.get("sensors_end") or {},
+            profile.sensors.thermal_zone,
+            raw.get("thermal_wait"),
+        )
+    )
+
+
+def fingerprint_section(
+    device: Device, facts: dict[str, Any], runtime: dict[str, Any], artifact: Artifact,
+    thermal: Thermal, raw: dict[str, Any],
+) -> Fingerprint:  # fmt: skip
+    """The run's conditions and their hash (edgekit.judge.fingerprint)."""
+    return Fingerprint.model_validate(
+        build_fingerprint(
+            device.name,
+            facts,
+            runtime,
+            artifact.sha256,
+            thermal.model_dump(mode="json"),
+            raw.get("sensors_start") or {},
+        )
+    )
+
+
+def budget_section(measured: Measurement, board: Board) -> BudgetVerdict:
+    """The verdict per budgeted metric against the board's budget (the profile's, with overrides)."""
+    return evaluate(measured, board.budget, board.profile.name)
+
+
 def build_result(
     *,
     board: Board,
@@ -173,70 +246,48 @@ def build_result(
     raw: dict[str, Any],
     options: BenchOptions,
     transfer: dict[str, Any],
-) -> dict[str, Any]:
-    """Assemble the result JSON from the agent's raw bench reply (pure)."""
+) -> Result:
+    """Assemble the result from the agent's raw bench reply (pure): measure, then judge."""
     device, profile = board.device, board.profile
     facts = dict(hello.get("facts") or {})
     artifact = prepared.artifact
-    samples_ms = ns_to_ms(raw["latencies_ns"])
-    latency = summarize_latencies(samples_ms, seed=options.seed).to_dict()
-    latency["histogram"] = latency_histogram(samples_ms)
-    if len(samples_ms) >= BLOCKS:  # what the regression gate compares (see edgekit.judge.regression)
-        latency["block_medians"] = block_medians(samples_ms, BLOCKS)
-    else:
-        latency["block_medians"] = None
-        latency["null_reasons"]["block_medians"] = f"needs >= {BLOCKS} samples, have {len(samples_ms)}"
-    memory_raw = raw.get("memory") or {}
-    peak, baseline = memory_raw.get("peak_rss_bytes"), memory_raw.get("baseline_rss_bytes")
-    thermal = thermal_summary(
-        raw.get("sensors_start") or {},
-        raw.get("sensors_end") or {},
-        profile.sensors.thermal_zone,
-        raw.get("thermal_wait"),
-    )
+    thermal = thermal_section(raw, profile)
     energy, energy_reason = energy_section(raw)
     runtime = dict(raw.get("runtime") or {})
-    fingerprint = build_fingerprint(
-        device.name, facts, runtime, artifact.sha256, thermal, raw.get("sensors_start") or {}
+    fingerprint = fingerprint_section(device, facts, runtime, artifact, thermal, raw)
+    measured = Measurement.model_validate(
+        {
+            "schema": RESULT_SCHEMA,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
+            "edgekit_version": __version__,
+            "device": {
+                "name": device.name,
+                "profile": profile.name,
+                "kind": device.kind,
+                "agent_version": hello.get("agent_version"),
+                **facts,
+                "fingerprint": fingerprint.hash,
+            },
+            "model": {"name": artifact.name, "path": str(artifact.path)},
+            "artifact": artifact.to_dict(),
+            "runtime": runtime,
+            "inputs": prepared.inputs,
+            "settings": {
+                "runs": options.runs,
+                "warmup": options.warmup,
+                "min_seconds": options.min_seconds,
+                "seed": options.seed,
+                "inputs_file": str(options.inputs_file) if options.inputs_file else None,
+            },
+            "latency_ms": latency_section(raw["latencies_ns"], options.seed),
+            "cold_start_ms": raw.get("cold_start_ms"),
+            "memory": memory_section(raw),
+            "energy": energy,
+            "thermal": thermal,
+            "window": raw.get("window"),
+            "transfer": transfer,
+            "fingerprint": fingerprint,
+            "null_reasons": {"energy": energy_reason} if energy_reason else {},
+        }
     )
-    result: dict[str, Any] = {
-        "schema": RESULT_SCHEMA,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="microseconds"),
-        "edgekit_version": __version__,
-        "device": {
-            "name": device.name,
-            "profile": profile.name,
-            "kind": device.kind,
-            "agent_version": hello.get("agent_version"),
-            **facts,
-            "fingerprint": fingerprint["hash"],
-        },
-        "model": {"name": artifact.name, "path": str(artifact.path)},
-        "artifact": artifact.to_dict(),
-        "runtime": runtime,
-        "inputs": prepared.inputs,
-        "settings": {
-            "runs": options.runs,
-            "warmup": options.warmup,
-            "min_seconds": options.min_seconds,
-            "seed": options.seed,
-            "inputs_file": str(options.inputs_file) if options.inputs_file else None,
-        },
-        "latency_ms": latency,
-        "cold_start_ms": raw.get("cold_start_ms"),
-        "memory": {
-            "peak_rss_bytes": peak,
-            "model_rss_delta_bytes": (peak - baseline) if peak is not None and baseline is not None else None,
-            "baseline_rss_bytes": baseline,
-            "source": memory_raw.get("source"),
-        },
-        "energy": energy,
-        "thermal": thermal,
-        "window": raw.get("window"),
-        "transfer": transfer,
-        "fingerprint": fingerprint,
-        "null_reasons": {"energy": energy_reason} if energy_reason else {},
-    }
-    result["budget"] = evaluate(result, board.budget)
-    result["budget"]["profile"] = profile.name
-    return result
+    return Result.judged(measured, budget_section(measured, board))

@@ -36,6 +36,7 @@ from pydantic import Field
 from edgekit.compress import CompressOptions, compress, parse_recipes
 from edgekit.core.config import ConfigModel, integer, json_schema, number, read_toml, text, validate_model
 from edgekit.core.errors import ConfigError, DeviceError, EdgekitError
+from edgekit.core.result import FleetCell, Result
 from edgekit.measure.bench import BenchOptions, run_bench
 from edgekit.store.base import ResultsStore
 from edgekit.store.open import open_store
@@ -117,7 +118,7 @@ class Plan:
 @dataclass
 class DeviceOutcome:
     device: str
-    results: list[dict[str, Any]] = field(default_factory=list)
+    results: list[Result] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)
     failed: bool = False  # the device itself failed (unreachable, agent died, ...)
 
@@ -204,7 +205,7 @@ class _PlanRun:
         return (device, cell_key(cell)) in self.done
 
 
-def _bench_cell(run: _PlanRun, board: Board, cell: Cell) -> dict[str, Any]:
+def _bench_cell(run: _PlanRun, board: Board, cell: Cell) -> Result:
     """Compress (if the recipe asks) and benchmark one cell on one board, and store the result with
     the cell marked done. Raises DeviceError when the board fails, EdgekitError for the cell."""
     with run.compress_lock:
@@ -215,12 +216,9 @@ def _bench_cell(run: _PlanRun, board: Board, cell: Cell) -> dict[str, Any]:
         run.plan.options,
         on_event=lambda event: run.emit({"device": board.name, "phase": "bench", "bench": event}),
     )
-    result["fleet"] = {
-        "plan": run.plan.name,
-        "plan_run_id": run.plan_run_id,
-        "model": str(cell.model),
-        "recipe": cell.recipe,
-    }
+    result.fleet = FleetCell(
+        plan=run.plan.name, plan_run_id=run.plan_run_id, model=str(cell.model), recipe=cell.recipe
+    )
     run.store.add_run(result, plan_cell=(run.plan_run_id, board.name, cell_key(cell)))
     return result
 

@@ -299,16 +299,15 @@ class Search:
             self.options.bench,
             on_event=lambda e: self.emit({**e, "candidate": outcome.name}),
         )
-        result["optimize"] = {"search_id": self.search_id, "candidate": outcome.name, "stage": tag}
+        result.optimize = {"search_id": self.search_id, "candidate": outcome.name, "stage": tag}
         if self.store is not None:
             self.store.add_run(result)
-        latency = result["latency_ms"]
-        outcome.latency_p50_ms = latency.get("p50")
-        outcome.block_medians = latency.get("block_medians")
-        outcome.size_bytes = result["artifact"]["size_bytes"]
-        outcome.energy_mj = (result.get("energy") or {}).get("mj_per_inference")
-        outcome.budget_verdict = result["budget"]["verdict"]
-        outcome.run_id = result.get("run_id")
+        outcome.latency_p50_ms = result.latency_ms.p50
+        outcome.block_medians = result.latency_ms.block_medians
+        outcome.size_bytes = result.artifact.size_bytes
+        outcome.energy_mj = result.energy.mj_per_inference if result.energy is not None else None
+        outcome.budget_verdict = result.budget.verdict
+        outcome.run_id = result.run_id
 
     def _judge_speed(self, outcome: Outcome, baseline: Outcome, device_name: str) -> None:
         if outcome.latency_p50_ms and baseline.latency_p50_ms:

@@ -13,10 +13,10 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 from edgekit.core.durations import parse_duration_s
 from edgekit.core.errors import UsageError
+from edgekit.core.result import Quality, Result
 from edgekit.judge.compare import compare
 
 
@@ -35,9 +35,9 @@ def parse_since(text: str, now: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def created_at(result: dict[str, Any]) -> datetime:
-    moment = datetime.fromisoformat(str(result["created_at"]))
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+def created_at(result: Result) -> datetime:
+    """When the run was made, an aware datetime (UTC when created_at has no offset)."""
+    return result.created
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class ReportFilter:
     devices: tuple[str, ...] = ()
     models: tuple[str, ...] = ()
 
-    def keeps(self, result: dict[str, Any]) -> bool:
+    def keeps(self, result: Result) -> bool:
         if self.since is not None and created_at(result) < self.since:
             return False
         if self.devices and device_of(result) not in self.devices:
@@ -64,40 +64,40 @@ class ReportFilter:
         return "; ".join(parts) or "all stored runs"
 
 
-def device_of(result: dict[str, Any]) -> str:
-    return str(result["device"]["name"])
+def device_of(result: Result) -> str:
+    return result.device.name
 
 
-def model_of(result: dict[str, Any]) -> str:
-    return str(result["model"]["name"])
+def model_of(result: Result) -> str:
+    return result.model.name
 
 
-def base_model_of(result: dict[str, Any]) -> str:
+def base_model_of(result: Result) -> str:
     """The model a run's artifact was made from: the fleet cell's model, the manifest's source, or
     the model itself (an uncompressed file)."""
-    fleet_model = (result.get("fleet") or {}).get("model")
+    fleet_model = result.fleet.model if result.fleet is not None else None
     if fleet_model:
         return re.sub(r"\.(onnx|tflite)$", "", str(fleet_model).rsplit("/", 1)[-1])
-    return str((result.get("artifact") or {}).get("source_name") or model_of(result))
+    return str(result.artifact.source_name or model_of(result))
 
 
-def recipe_of(result: dict[str, Any]) -> str:
-    fleet_recipe = (result.get("fleet") or {}).get("recipe")
+def recipe_of(result: Result) -> str:
+    fleet_recipe = result.fleet.recipe if result.fleet is not None else None
     if fleet_recipe:
         return str(fleet_recipe)
-    steps = (result.get("artifact") or {}).get("recipe") or []
+    steps = result.artifact.recipe
     names = [str(step.get("name", "?")) if isinstance(step, dict) else str(step) for step in steps]
     return "+".join(names) or "as-is"
 
 
-def select(results: Iterable[dict[str, Any]], chosen: ReportFilter) -> list[dict[str, Any]]:
+def select(results: Iterable[Result], chosen: ReportFilter) -> list[Result]:
     """The results the filter keeps, oldest first."""
     return sorted((r for r in results if chosen.keeps(r)), key=created_at)
 
 
-def latest_per_cell(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def latest_per_cell(results: Sequence[Result]) -> list[Result]:
     """The newest run of each (device, model, recipe), ordered by device then model."""
-    latest: dict[tuple[str, str, str], dict[str, Any]] = {}
+    latest: dict[tuple[str, str, str], Result] = {}
     for result in results:  # oldest first: later ones replace earlier ones
         latest[(device_of(result), model_of(result), recipe_of(result))] = result
     return [latest[key] for key in sorted(latest)]
@@ -105,7 +105,7 @@ def latest_per_cell(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class HistoryEntry:
-    result: dict[str, Any]
+    result: Result
     verdict: str  # regression | improvement | unchanged | not-comparable | insufficient-data | first
     reason: str
     baseline_run_id: str | None
@@ -122,7 +122,7 @@ class History:
         return [e for e in self.entries if e.verdict == "regression"]
 
 
-def histories(results: Sequence[dict[str, Any]], thresholds: dict[str, float] | None = None) -> list[History]:
+def histories(results: Sequence[Result], thresholds: dict[str, float] | None = None) -> list[History]:
     """Per (device, model), oldest first: each run judged against the run before it by the same
     gate as `edgekit compare` (significance and effect size; differing fingerprints or throttled
     runs are "not-comparable", never silently compared)."""
@@ -135,13 +135,11 @@ def histories(results: Sequence[dict[str, Any]], thresholds: dict[str, float] | 
     return [grouped[key] for key in sorted(grouped)]
 
 
-def _judge(
-    previous: dict[str, Any] | None, result: dict[str, Any], thresholds: dict[str, float] | None
-) -> HistoryEntry:
+def _judge(previous: Result | None, result: Result, thresholds: dict[str, float] | None) -> HistoryEntry:
     if previous is None:
         return HistoryEntry(result, "first", "first run in this series", None)
-    if "fingerprint" not in previous or "fingerprint" not in result:
-        return HistoryEntry(result, "not-comparable", "a run has no fingerprint", previous.get("run_id"))
+    if previous.fingerprint is None or result.fingerprint is None:
+        return HistoryEntry(result, "not-comparable", "a run has no fingerprint", previous.run_id)
     comparison = compare([previous], [result], thresholds=thresholds)
     if not comparison.comparable:
         reason = "; ".join(comparison.not_comparable_reasons)
@@ -149,8 +147,8 @@ def _judge(
         changed = [m for m in comparison.metrics if m.verdict in ("regression", "improvement")]
         reason = "; ".join(f"{m.metric}: {m.reason}" for m in changed) or "no significant change"
         if all(m.verdict == "insufficient-data" for m in comparison.metrics):
-            return HistoryEntry(result, "insufficient-data", reason, previous.get("run_id"))
-    return HistoryEntry(result, comparison.verdict, reason, previous.get("run_id"))
+            return HistoryEntry(result, "insufficient-data", reason, previous.run_id)
+    return HistoryEntry(result, comparison.verdict, reason, previous.run_id)
 
 
 @dataclass(frozen=True)
@@ -167,25 +165,24 @@ class TradeOff:
     run_id: str
 
 
-def trade_offs(latest: Sequence[dict[str, Any]]) -> list[TradeOff]:
+def trade_offs(latest: Sequence[Result]) -> list[TradeOff]:
     """One point per recipe's latest run: what each recipe buys (size, latency, energy) and costs
     (accuracy), next to the plain model."""
     points = []
     for result in latest:
-        quality = (result.get("artifact") or {}).get("quality") or {}
-        energy = result.get("energy") or {}
+        quality = result.artifact.quality or Quality()
         points.append(
             TradeOff(
                 device=device_of(result),
                 base_model=base_model_of(result),
                 recipe=recipe_of(result),
-                size_bytes=(result.get("artifact") or {}).get("size_bytes"),
-                latency_p50_ms=(result.get("latency_ms") or {}).get("p50"),
-                accuracy=quality.get("accuracy"),
-                accuracy_drop_points=quality.get("accuracy_drop_points"),
-                top1_agreement=quality.get("top1_agreement"),
-                energy_mj=energy.get("mj_per_inference"),
-                run_id=str(result.get("run_id", "")),
+                size_bytes=result.artifact.size_bytes,
+                latency_p50_ms=result.latency_ms.p50,
+                accuracy=quality.accuracy,
+                accuracy_drop_points=quality.accuracy_drop_points,
+                top1_agreement=quality.top1_agreement,
+                energy_mj=result.energy.mj_per_inference if result.energy is not None else None,
+                run_id=result.run_id or "",
             )
         )
     return points
@@ -195,8 +192,8 @@ def trade_offs(latest: Sequence[dict[str, Any]]) -> list[TradeOff]:
 class ReportData:
     generated_at: datetime
     scope: str
-    runs: list[dict[str, Any]]
-    latest: list[dict[str, Any]]
+    runs: list[Result]
+    latest: list[Result]
     histories: list[History]
     trade_offs: list[TradeOff]
 
@@ -209,12 +206,12 @@ class ReportData:
         return [e for h in self.histories for e in h.regressions]
 
     @property
-    def budget_failures(self) -> list[dict[str, Any]]:
-        return [r for r in self.latest if (r.get("budget") or {}).get("verdict") == "fail"]
+    def budget_failures(self) -> list[Result]:
+        return [r for r in self.latest if r.budget.verdict == "fail"]
 
 
 def build_report(
-    results: Iterable[dict[str, Any]],
+    results: Iterable[Result],
     chosen: ReportFilter,
     now: datetime,
     thresholds: dict[str, float] | None = None,

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from html import escape
-from typing import Any
 
 from edgekit import __version__
+from edgekit.core.result import Result
 from edgekit.judge.budgets import MIB
 from edgekit.report import cells
 from edgekit.report.data import History, ReportData, TradeOff, base_model_of, created_at, recipe_of
@@ -105,7 +105,7 @@ def _tr(values: Sequence[str], css: dict[int, str] | None = None, title: str = "
     return f"<tr{attribute}>{tds}</tr>"
 
 
-def _summary_row(result: dict[str, Any]) -> str:
+def _summary_row(result: Result) -> str:
     values = cells.row(result, cells.SUMMARY_COLUMNS)
     budget_index = cells.headings(cells.SUMMARY_COLUMNS).index("budget")
     css = {budget_index: values[budget_index]}
@@ -116,7 +116,7 @@ def _summary_row(result: dict[str, Any]) -> str:
     return _tr(values, css, title="; ".join(suspect))
 
 
-def _run_row(result: dict[str, Any]) -> str:
+def _run_row(result: Result) -> str:
     values = cells.row(result, cells.RUN_COLUMNS)
     budget_index = cells.headings(cells.RUN_COLUMNS).index("budget")
     return _tr(values, {budget_index: values[budget_index]})
@@ -133,9 +133,9 @@ def _regressions(report: ReportData) -> str:
                     [
                         history.device,
                         history.model,
-                        str(entry.result.get("created_at", ""))[:16].replace("T", " "),
+                        entry.result.created_at[:16].replace("T", " "),
                         str(entry.baseline_run_id or "")[:12],
-                        str(entry.result.get("run_id", ""))[:12],
+                        (entry.result.run_id or "")[:12],
                         entry.reason,
                     ],
                     {5: "regression"},
@@ -148,20 +148,19 @@ def _distributions(report: ReportData) -> list[str]:
     plots = []
     for device in report.devices:
         rows = []
-        for result in (r for r in report.latest if r["device"]["name"] == device):
-            latency = result.get("latency_ms") or {}
-            if latency.get("min") is None or latency.get("max") is None:
-                continue
-            histogram = latency.get("histogram") or {}
-            markers = {k: float(latency[k]) for k in ("p50", "p90", "p99") if latency.get(k) is not None}
+        for result in (r for r in report.latest if r.device.name == device):
+            latency = result.latency_ms
+            histogram = latency.histogram
+            quantiles = {"p50": latency.p50, "p90": latency.p90, "p99": latency.p99}
+            markers = {k: float(v) for k, v in quantiles.items() if v is not None}
             rows.append(
                 DistributionRow(
                     label=f"{base_model_of(result)} [{recipe_of(result)}]",
-                    edges=histogram.get("edges_ms") or [],
-                    counts=histogram.get("counts") or [],
+                    edges=histogram.edges_ms if histogram else [],
+                    counts=histogram.counts if histogram else [],
                     markers=markers,
-                    low=float(latency["min"]),
-                    high=float(latency["max"]),
+                    low=float(latency.min),
+                    high=float(latency.max),
                 )
             )
         if rows:
@@ -247,20 +246,19 @@ def _time_format(times: Sequence[float]) -> str:
 def _history_series(history: History) -> HistorySeries:
     points = []
     for entry in history.entries:
-        latency = entry.result.get("latency_ms") or {}
-        if latency.get("p50") is None:
+        latency = entry.result.latency_ms
+        if latency.p50 is None:
             continue
-        interval = (latency.get("ci95") or {}).get("p50") or [None, None]
+        interval = latency.ci95.get("p50") or [None, None]
         mark = entry.verdict if entry.verdict in ("regression", "improvement", "not-comparable") else ""
         points.append(
             HistoryPoint(
                 t=created_at(entry.result).timestamp(),
-                y=float(latency["p50"]),
+                y=float(latency.p50),
                 low=interval[0],
                 high=interval[1],
                 mark=mark,
-                detail=f"ms, run {str(entry.result.get('run_id', ''))[:12]}: "
-                f"{entry.verdict} ({entry.reason})",
+                detail=f"ms, run {(entry.result.run_id or '')[:12]}: {entry.verdict} ({entry.reason})",
             )
         )
     return HistorySeries(history.model, tuple(points))

@@ -35,7 +35,7 @@ def render_markdown(report: ReportData) -> str:
             [
                 h.device,
                 h.model,
-                str(e.result.get("run_id", ""))[:12],
+                (e.result.run_id or "")[:12],
                 str(e.baseline_run_id or "")[:12],
                 e.reason,
             ]

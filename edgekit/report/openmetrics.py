@@ -5,57 +5,71 @@ model and recipe. Gauges only, so the same text also parses as the classic Prome
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
 
+from edgekit.core.result import ColdStart, Energy, Memory, Result
 from edgekit.report.data import ReportData, base_model_of, created_at, device_of, model_of, recipe_of
 
-Reader = Callable[[dict[str, Any]], float | None]
+Reader = Callable[[Result], float | None]
 
 
-def _get(*path: str, scale: float = 1.0) -> Reader:
-    def read(result: dict[str, Any]) -> float | None:
-        value: Any = result
-        for key in path:
-            value = value.get(key) if isinstance(value, dict) else None
-        return (
-            float(value) * scale if isinstance(value, int | float) and not isinstance(value, bool) else None
-        )
+def _scaled(read: Callable[[Result], float | None], scale: float = 1.0) -> Reader:
+    """A reader of one typed field, in base units (value * scale); None when not measured."""
 
-    return read
+    def value(result: Result) -> float | None:
+        measured = read(result)
+        return float(measured) * scale if measured is not None else None
+
+    return value
 
 
-def _budget_failed(result: dict[str, Any]) -> float | None:
-    verdict = (result.get("budget") or {}).get("verdict")
-    return {"pass": 0.0, "fail": 1.0}.get(str(verdict))
+def _budget_failed(result: Result) -> float | None:
+    return {"pass": 0.0, "fail": 1.0}.get(result.budget.verdict)
 
 
-def _suspect(result: dict[str, Any]) -> float | None:
-    thermal = result.get("thermal") or {}
-    return 1.0 if thermal.get("suspect") or thermal.get("throttled") else 0.0
+def _suspect(result: Result) -> float | None:
+    return 1.0 if result.suspect else 0.0
+
+
+def _cold(result: Result) -> ColdStart:
+    return result.cold_start_ms or ColdStart()
+
+
+def _memory(result: Result) -> Memory:
+    return result.memory or Memory()
+
+
+def _energy(result: Result) -> Energy | None:
+    return result.energy
+
+
+def _accuracy(result: Result) -> float | None:
+    return result.artifact.quality.accuracy if result.artifact.quality is not None else None
 
 
 # name, unit, help, extra labels, reader
 METRICS: tuple[tuple[str, str, str, dict[str, str], Reader], ...] = (
     ("edgekit_latency_seconds", "seconds", "Latency per inference at a quantile.", {"quantile": "0.5"},
-     _get("latency_ms", "p50", scale=1e-3)),
-    ("edgekit_latency_seconds", "seconds", "", {"quantile": "0.9"}, _get("latency_ms", "p90", scale=1e-3)),
-    ("edgekit_latency_seconds", "seconds", "", {"quantile": "0.99"}, _get("latency_ms", "p99", scale=1e-3)),
+     _scaled(lambda r: r.latency_ms.p50, 1e-3)),
+    ("edgekit_latency_seconds", "seconds", "", {"quantile": "0.9"},
+     _scaled(lambda r: r.latency_ms.p90, 1e-3)),
+    ("edgekit_latency_seconds", "seconds", "", {"quantile": "0.99"},
+     _scaled(lambda r: r.latency_ms.p99, 1e-3)),
     ("edgekit_cold_start_seconds", "seconds", "Model load and first inference.", {"phase": "load"},
-     _get("cold_start_ms", "load", scale=1e-3)),
+     _scaled(lambda r: _cold(r).load, 1e-3)),
     ("edgekit_cold_start_seconds", "seconds", "", {"phase": "first_inference"},
-     _get("cold_start_ms", "first_inference", scale=1e-3)),
+     _scaled(lambda r: _cold(r).first_inference, 1e-3)),
     ("edgekit_peak_rss_bytes", "bytes", "Peak resident memory of the benchmark process.", {},
-     _get("memory", "peak_rss_bytes")),
+     _scaled(lambda r: _memory(r).peak_rss_bytes)),
     ("edgekit_model_rss_delta_bytes", "bytes", "Resident memory the model added.", {},
-     _get("memory", "model_rss_delta_bytes")),
+     _scaled(lambda r: _memory(r).model_rss_delta_bytes)),
     ("edgekit_artifact_size_bytes", "bytes", "Size of the model artifact.", {},
-     _get("artifact", "size_bytes")),
+     _scaled(lambda r: r.artifact.size_bytes)),
     ("edgekit_energy_per_inference_joules", "joules", "Energy per inference above idle.", {},
-     _get("energy", "mj_per_inference", scale=1e-3)),
+     _scaled(lambda r: e.mj_per_inference if (e := _energy(r)) else None, 1e-3)),
     ("edgekit_power_watts", "watts", "Average power during the timed window.", {},
-     _get("energy", "avg_power_w")),
+     _scaled(lambda r: e.avg_power_w if (e := _energy(r)) else None)),
     ("edgekit_accuracy_ratio", "ratio", "Accuracy of the artifact on its eval data.", {},
-     _get("artifact", "quality", "accuracy")),
+     _scaled(_accuracy)),
     ("edgekit_budget_failed", "", "1 when a budget failed, 0 when all passed (absent when unknown).", {},
      _budget_failed),
     ("edgekit_run_suspect", "", "1 when the run throttled or started too hot.", {}, _suspect),
@@ -68,7 +82,7 @@ def _label_value(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def _labels(result: dict[str, Any], extra: dict[str, str]) -> str:
+def _labels(result: Result, extra: dict[str, str]) -> str:
     labels = {
         "device": device_of(result),
         "model": base_model_of(result),

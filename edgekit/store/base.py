@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from edgekit.core.errors import StoreError
+from edgekit.core.result import Result, load_result
 
 # Append-only: never edit a shipped migration, add the next one. Written once for both back ends:
 # {ID_PK} is the dialect's auto-numbered primary key; everything else is common SQL.
@@ -79,12 +80,14 @@ SQLITE = Dialect("sqlite", id_pk="INTEGER PRIMARY KEY AUTOINCREMENT", placeholde
 
 @dataclass(frozen=True)
 class StoredRun:
+    """One stored run: its index columns and the whole result, upgraded to today's schema."""
+
     run_id: str
     created_at: str
     device: str
     model: str
     verdict: str
-    result: dict[str, Any]
+    result: Result
 
 
 class _Cursor(Protocol):
@@ -177,27 +180,26 @@ class ResultsStore(ABC):
             )
         return version
 
-    def add_run(self, result: dict[str, Any], plan_cell: tuple[str, str, str] | None = None) -> str:
-        """Store one whole result in one transaction; returns its run id (also set in result).
+    def add_run(self, result: Result, plan_cell: tuple[str, str, str] | None = None) -> str:
+        """Store one whole result in one transaction; returns its run id (also set on result).
         `plan_cell` = (plan_run_id, device, cell) marks that fleet cell done in the same transaction."""
-        run_id = result.get("run_id") or uuid.uuid4().hex
-        result["run_id"] = run_id
-        created_at = result.setdefault("created_at", _now())
-        fingerprint = result.get("fingerprint") or {}
+        run_id = result.run_id or uuid.uuid4().hex
+        result.run_id = run_id
+        fingerprint = result.fingerprint.to_dict() if result.fingerprint is not None else {}
         with self._errors("cannot store run"), self._transaction():
             self._execute(
                 "INSERT INTO runs (run_id, created_at, device, model, artifact_sha256, verdict, "
                 "fingerprint_hash, fingerprint_json, result_json) VALUES (?,?,?,?,?,?,?,?,?)",
                 (
                     run_id,
-                    created_at,
-                    result["device"]["name"],
-                    result["model"]["name"],
-                    result["artifact"]["sha256"],
-                    result["budget"]["verdict"],
+                    result.created_at,
+                    result.device.name,
+                    result.model.name,
+                    result.artifact.sha256,
+                    result.budget.verdict,
                     fingerprint.get("hash", ""),
                     json.dumps(fingerprint, sort_keys=True),
-                    json.dumps(result, sort_keys=True),
+                    json.dumps(result.to_dict(), sort_keys=True),
                 ),
             )
             if plan_cell is not None:
@@ -207,7 +209,7 @@ class ResultsStore(ABC):
                     "ON CONFLICT (plan_run_id, device, cell) DO UPDATE SET run_id = excluded.run_id",
                     (*plan_cell, run_id),
                 )
-        return str(run_id)
+        return run_id
 
     def runs(
         self, *, device: str | None = None, model: str | None = None, limit: int = 50
@@ -225,11 +227,11 @@ class ResultsStore(ABC):
             f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY created_at DESC, id DESC LIMIT ?",
             (*args, limit),
         )
-        return [_stored_run(row) for row in rows]
+        return [self._stored_run(row) for row in rows]
 
     def get(self, run_id: str) -> StoredRun | None:
         rows = self._fetch(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
-        return _stored_run(rows[0]) if rows else None
+        return self._stored_run(rows[0]) if rows else None
 
     def get_by_prefix(self, prefix: str) -> StoredRun | None:
         """The one run whose id starts with prefix; None when none or several do."""
@@ -273,14 +275,21 @@ class ResultsStore(ABC):
         with self._lock:
             self._conn.close()
 
+    def _stored_run(self, row: Sequence[Any]) -> StoredRun:
+        """A row as a StoredRun; a result this edgekit cannot read (a newer result schema, or
+        not a result) is one StoreError line naming the run."""
+        where = f"results store {self.location}: run {row[0]}"
+        try:
+            data = json.loads(row[5])
+        except ValueError as exc:
+            raise StoreError(f"{where}: result is not JSON: {exc}", store=self.location) from None
+        result = load_result(data, where, StoreError)
+        return StoredRun(row[0], row[1], row[2], row[3], row[4], result)
+
 
 def one_line(exc: BaseException) -> str:
     """A driver's message, folded onto one line (libpq's run over several)."""
     return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def _stored_run(row: Sequence[Any]) -> StoredRun:
-    return StoredRun(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]))
 
 
 def _now() -> str:

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from edgekit.core.errors import UsageError
+from edgekit.core.result import Result, load_result
 from edgekit.store.base import ResultsStore
 
 
-def load_reference(reference: str, store: ResultsStore | None) -> list[dict[str, Any]]:
-    """The results a reference names (see the module doc); UsageError when it names none."""
+def load_reference(reference: str, store: ResultsStore | None) -> list[Result]:
+    """The results a reference names (see the module doc), upgraded to today's schema; UsageError
+    when it names none, or a file that is not a result this edgekit can read (StoreError for a
+    stored run it cannot read)."""
     if reference.endswith(".json") or Path(reference).is_file():
         return _results_file(Path(reference))
     if store is None:
@@ -37,15 +39,18 @@ def load_reference(reference: str, store: ResultsStore | None) -> list[dict[str,
     return [run.result]
 
 
-def _results_file(path: Path) -> list[dict[str, Any]]:
+def _results_file(path: Path) -> list[Result]:
     try:
         data = json.loads(path.read_text())
     except OSError as exc:
         raise UsageError(f"{path}: {exc.strerror}") from None
     except ValueError as exc:
         raise UsageError(f"{path}: not valid JSON (truncated or not a result?): {exc}") from None
-    results = data if isinstance(data, list) else [data]
-    for result in results:
-        if not isinstance(result, dict) or "latency_ms" not in result or "fingerprint" not in result:
+    items = data if isinstance(data, list) else [data]
+    for item in items:
+        if not isinstance(item, dict) or "latency_ms" not in item or "fingerprint" not in item:
             raise UsageError(f"{path}: not an edgekit result (no latency_ms/fingerprint)")
-    return results
+    return [
+        load_result(item, str(path) if len(items) == 1 else f"{path} [{index}]")
+        for index, item in enumerate(items)
+    ]

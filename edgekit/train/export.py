@@ -1,5 +1,5 @@
 """torch -> ONNX through the legacy exporter (`dynamo=False`, opset 17): the dynamo exporter may
-emit another opset than asked and trips on batch-1 examples with dynamic dims (DESIGN.md)."""
+emit another opset than asked and trips on batch-1 examples with dynamic dims."""
 
 from __future__ import annotations
 

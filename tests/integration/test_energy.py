@@ -15,6 +15,7 @@ import pytest
 
 from edgekit.cli.output import result_table
 from edgekit.core.profiles import DeviceProfile, parse_profile
+from edgekit.core.result import Result
 from edgekit.judge.compare import compare
 from edgekit.lab.sysfs_tree import make_fake_sysfs, write_sysfs_value
 from edgekit.measure.bench import BenchOptions, run_bench
@@ -27,6 +28,11 @@ pytestmark = pytest.mark.integration
 TOLERANCE = 0.10  # energy per inference within 10% of the ground truth
 IDLE_W, BUSY_W = 2.0, 6.5
 OPTIONS = BenchOptions(runs=50, warmup=5, min_seconds=1.0)
+
+
+def bench_json(*args: Any) -> dict[str, Any]:
+    """run_bench's result as the JSON object `edgekit bench --json` prints."""
+    return run_bench(*args).to_dict()
 
 
 def profile(tmp_path: Path, power: list[str], **sensors: Any) -> DeviceProfile:
@@ -84,7 +90,7 @@ def test_hwmon_energy_per_inference_matches_the_ground_truth(
     hwmon = make_fake_ina2xx(sysfs, chip="ina226", power_uw=int(IDLE_W * 1e6), update_interval_ms=2)
     chosen = profile(tmp_path, ["ina3221:VDD_IN", "ina226"], sample_interval_ms=10)
     switch = on_phase("timed", lambda: write_sysfs_value(hwmon, "power1_input", int(BUSY_W * 1e6)))
-    result = run_bench(mlp_model, board(sysfs, chosen), OPTIONS, switch)
+    result = bench_json(mlp_model, board(sysfs, chosen), OPTIONS, switch)
     energy = result["energy"]
     assert energy is not None, result["null_reasons"]
     assert energy["sensor"] == "ina226" and "no ina3221 hwmon" in energy["skipped"][0]
@@ -136,7 +142,7 @@ def test_rapl_counter_differences_across_wraps(
 ) -> None:
     # A counter is read at the ends of each window; a fake writer thread starved for a moment by a
     # busy CI machine leaves a stale endpoint, so the windows are long enough to make that small.
-    result = run_bench(
+    result = bench_json(
         mlp_model, board(sysfs, profile(tmp_path, ["rapl:package-0"])), replace(OPTIONS, min_seconds=2.5),
         on_phase("timed", lambda: setattr(rapl, "watts", BUSY_W)),
     )  # fmt: skip
@@ -159,7 +165,7 @@ def test_rapl_counter_differences_across_wraps(
 def test_no_sensor_is_null_with_the_reason(
     sysfs: Path, tmp_path: Path, mlp_model: Path, power: list[str], reason: str
 ) -> None:
-    result = run_bench(
+    result = bench_json(
         mlp_model, board(sysfs, profile(tmp_path, power)), BenchOptions(runs=20, min_seconds=0)
     )
     assert result["energy"] is None and reason in result["null_reasons"]["energy"]
@@ -172,7 +178,7 @@ def test_a_sensor_turning_to_garbage_mid_run_is_a_reason_not_a_crash(
 ) -> None:
     hwmon = make_fake_ina2xx(sysfs)
     garbage = on_phase("timed", lambda: write_sysfs_value(hwmon, "power1_input", "-EIO garbage"))
-    result = run_bench(mlp_model, board(sysfs, profile(tmp_path, ["ina226"])), OPTIONS, garbage)
+    result = bench_json(mlp_model, board(sysfs, profile(tmp_path, ["ina226"])), OPTIONS, garbage)
     assert result["energy"] is None
     assert "ina226 failed during the run" in result["null_reasons"]["energy"]
     assert result["latency_ms"]["n"] >= 50
@@ -188,7 +194,7 @@ def test_thermal_wait_until_cool_with_progress(sysfs: Path, tmp_path: Path, mlp_
         cool(event)
 
     chosen = profile(tmp_path, [], budgets={"max_start_temp_c": 60.0})
-    result = run_bench(mlp_model, board(sysfs, chosen), BenchOptions(runs=20, min_seconds=0), record)
+    result = bench_json(mlp_model, board(sysfs, chosen), BenchOptions(runs=20, min_seconds=0), record)
     cooldown = [e for e in events if e.get("phase") == "cooldown"]
     assert cooldown and cooldown[0]["temp_c"] == 80.0 and "waiting for < 60.0 C" in cooldown[0]["message"]
     wait = result["thermal"]["wait"]
@@ -200,7 +206,7 @@ def test_too_hot_after_the_timeout_runs_but_is_suspect(sysfs: Path, tmp_path: Pa
     write_sysfs_value(sysfs, "class/thermal/thermal_zone0/temp", 80000)
     chosen = profile(tmp_path, [], budgets={"max_start_temp_c": 60.0})
     options = BenchOptions(runs=20, min_seconds=0, thermal_wait_timeout_s=0.5)
-    result = run_bench(mlp_model, board(sysfs, chosen), options)
+    result = bench_json(mlp_model, board(sysfs, chosen), options)
     thermal = result["thermal"]
     assert thermal["wait"]["timed_out"] is True and thermal["suspect"] is True
     assert "started hot: thermal_zone0:cpu-thermal at 80.0 °C" in thermal["suspect_reasons"][0]
@@ -212,12 +218,12 @@ def test_throttling_during_the_window_makes_the_run_suspect_everywhere(
     firmware = "devices/platform/soc/soc:firmware/get_throttled"  # hex, as raspberrypi-hwmon shows it
     write_sysfs_value(sysfs, firmware, "50000")  # occurred since boot, not now: history, not this run
     chosen = profile(tmp_path, [])
-    clean = run_bench(mlp_model, board(sysfs, chosen), BenchOptions(runs=20, min_seconds=0.3))
-    assert clean["thermal"]["throttled"] is False and clean["thermal"]["suspect"] is False
+    clean: Result = run_bench(mlp_model, board(sysfs, chosen), BenchOptions(runs=20, min_seconds=0.3))
+    assert clean.thermal is not None and clean.thermal.throttled is False and clean.thermal.suspect is False
     capped = on_phase("timed", lambda: write_sysfs_value(sysfs, firmware, "70000"))  # + capped occurred
     hot = run_bench(mlp_model, board(sysfs, chosen), BenchOptions(runs=20, min_seconds=0.3), capped)
-    assert hot["thermal"]["throttled"] is True and hot["thermal"]["suspect"] is True
-    assert hot["thermal"]["suspect_reasons"] == [
+    assert hot.thermal is not None and hot.thermal.throttled is True and hot.thermal.suspect is True
+    assert hot.thermal.suspect_reasons == [
         "firmware: ARM frequency capped occurred during the window (0x50000 -> 0x70000)"
     ]
     assert "SUSPECT RUN" in str(result_table(hot).caption)
@@ -231,12 +237,12 @@ def test_cpufreq_cap_is_throttling_but_a_low_current_clock_is_not(
 ) -> None:
     chosen = profile(tmp_path, [])
     write_sysfs_value(sysfs, "devices/system/cpu/cpu0/cpufreq/scaling_cur_freq", 600000)  # ondemand idling
-    calm = run_bench(mlp_model, board(sysfs, chosen), BenchOptions(runs=20, min_seconds=0.3))
+    calm = bench_json(mlp_model, board(sysfs, chosen), BenchOptions(runs=20, min_seconds=0.3))
     assert calm["thermal"]["throttled"] is False
     cap = on_phase(
         "timed", lambda: write_sysfs_value(sysfs, "devices/system/cpu/cpu1/cpufreq/scaling_max_freq", 1200000)
     )
-    capped = run_bench(mlp_model, board(sysfs, chosen), BenchOptions(runs=20, min_seconds=0.3), cap)
+    capped = bench_json(mlp_model, board(sysfs, chosen), BenchOptions(runs=20, min_seconds=0.3), cap)
     assert capped["thermal"]["suspect_reasons"] == [
         "cpu1 scaling_max_freq capped 1800000 -> 1200000 kHz during the window"
     ]
@@ -245,7 +251,7 @@ def test_cpufreq_cap_is_throttling_but_a_low_current_clock_is_not(
 def test_local_reports_real_energy_or_why_not(mlp_model: Path) -> None:
     """This machine as `local`: RAPL when readable, else null naming the sensor (this CI machine
     has no /sys/class/powercap at all)."""
-    result = run_bench(mlp_model, resolve_board("local"), BenchOptions(runs=50))
+    result = bench_json(mlp_model, resolve_board("local"), BenchOptions(runs=50))
     if result["energy"] is not None:
         assert result["energy"]["sensor"] == "rapl:package-0" and result["energy"]["avg_power_w"] > 0
     else:

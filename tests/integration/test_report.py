@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
+from edgekit.core.result import load_result
 from edgekit.data import demo_model_path
 from edgekit.report.svg import PALETTE, REGRESSION_COLOUR
 from edgekit.store.open import open_store
@@ -45,13 +46,13 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert run_cli("bench", str(int8), *FAST, home=home).returncode == 0
     store = open_store(home / "results.sqlite")
     try:
-        real = store.runs(model="demo_digits", limit=1)[0].result
+        real = store.runs(model="demo_digits", limit=1)[0].result.to_dict()
         steady = copied(real, 1.0, seconds_later=1)
         p50 = steady["latency_ms"]["p50"]
         steady["latency_ms"]["block_medians"] = [p50 * (1 + 0.01 * (i - 4.5) / 4.5) for i in range(10)]
         slower = copied(steady, 1.3, seconds_later=1)
-        store.add_run(steady)
-        store.add_run(slower)
+        store.add_run(load_result(steady, "steady copy"))
+        store.add_run(load_result(slower, "slower copy"))
     finally:
         store.close()
     (home / "steady_run_id").write_text(steady["run_id"])

@@ -3,28 +3,28 @@ from __future__ import annotations
 from typing import Any
 
 from edgekit.core.profiles import Budget
+from edgekit.core.result import Result
 from edgekit.judge.budgets import evaluate, metric_values
 from edgekit.judge.thermal import thermal_summary
+from tests.results import make_result
 
 MIB = 1048576
 
 
-def result(**overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "latency_ms": {
-            "p50": 4.0,
-            "p90": 6.0,
-            "p99": None,
-            "null_reasons": {"p99": "p99 needs >= 662 samples, have 100"},
-        },
+def result(**overrides: Any) -> Result:
+    changes: dict[str, Any] = {
+        "latency_ms.p50": 4.0,
+        "latency_ms.p90": 6.0,
+        "latency_ms.p99": None,
+        "latency_ms.null_reasons": {"p99": "p99 needs >= 662 samples, have 100"},
         "cold_start_ms": {"load": 30.0, "first_inference": 5.0},
-        "memory": {"peak_rss_bytes": 100 * MIB},
-        "artifact": {"size_bytes": 2 * MIB},
+        "memory.peak_rss_bytes": 100 * MIB,
+        "artifact.size_bytes": 2 * MIB,
         "energy": None,
         "null_reasons": {"energy": "no power sensor on this board"},
     }
-    base.update(overrides)
-    return base
+    changes.update(overrides)
+    return make_result(changes)
 
 
 def test_values_and_reasons() -> None:
@@ -39,18 +39,19 @@ def test_values_and_reasons() -> None:
 
 def test_pass_fail_unknown() -> None:
     passing = evaluate(result(), Budget({"latency_p50_ms": 5, "peak_rss_mb": 100, "max_start_temp_c": 60}))
-    assert passing["verdict"] == "pass"
-    assert [c["metric"] for c in passing["checks"]] == [
+    assert passing.verdict == "pass"
+    assert [c.metric for c in passing.checks] == [
         "latency_p50_ms",
         "peak_rss_mb",
     ]  # conditions aren't checks
     failing = evaluate(result(), Budget({"latency_p50_ms": 3.9, "latency_p99_ms": 1}))
-    assert failing["verdict"] == "fail"
-    assert [c["verdict"] for c in failing["checks"]] == ["fail", "unknown"]
+    assert failing.verdict == "fail"
+    assert [c.verdict for c in failing.checks] == ["fail", "unknown"]
     unknown = evaluate(result(), Budget({"latency_p50_ms": 5, "energy_mj_per_inference": 10}))
-    assert unknown["verdict"] == "unknown"
-    assert unknown["checks"][1]["reason"] == "no power sensor on this board"
-    assert evaluate(result(), Budget({}))["verdict"] == "pass"
+    assert unknown.verdict == "unknown"
+    assert unknown.checks[1].reason == "no power sensor on this board"
+    assert "reason" not in unknown.checks[0].to_dict()  # a measured check has no reason key
+    assert evaluate(result(), Budget({})).verdict == "pass"
 
 
 def test_thermal_summary_by_zone_type_and_throttle() -> None:

@@ -27,7 +27,9 @@ OUR_ISSUE = re.compile(r"\b[Ii]ssue \d+\b")
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
 
-@pytest.mark.parametrize("path", [p for p in SOURCES if p.name != "test_docs.py"], ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize(
+    "path", [p for p in SOURCES if p.name != "test_docs.py"], ids=lambda p: str(p.relative_to(ROOT))
+)
 def test_refers_only_to_files_inside_the_repository(path: Path) -> None:
     hits = [
         f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
@@ -37,7 +39,9 @@ def test_refers_only_to_files_inside_the_repository(path: Path) -> None:
     assert not hits, "\n".join(hits)
 
 
-@pytest.mark.parametrize("path", [*ROOT.glob("*.md"), *ROOT.glob("docs/**/*.md")], ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize(
+    "path", [*ROOT.glob("*.md"), *ROOT.glob("docs/**/*.md")], ids=lambda p: str(p.relative_to(ROOT))
+)
 def test_relative_links_resolve(path: Path) -> None:
     broken = [
         target

@@ -15,6 +15,7 @@ from edgekit_agent.sensors.thermal import read_thermal_zones
 from edgekit.core.config import tomllib
 from edgekit.core.errors import EXIT_USAGE, LabError, MissingPrerequisiteError, UsageError
 from edgekit.core.profiles import Budget, load_profile
+from edgekit.core.result import Result
 from edgekit.judge.budgets import EMULATED_REASON, evaluate
 from edgekit.lab import preflight
 from edgekit.lab.board_sysfs import make_board_sysfs
@@ -25,6 +26,7 @@ from edgekit.lab.paths import check_name, ensure_inside, inside
 from edgekit.lab.recipe import RootfsRecipe
 from edgekit.lab.state import LabState, pid_alive, read_state, write_state
 from edgekit.transport.inventory import parse_inventory
+from tests.results import make_result
 
 # /etc/apt/sources.list.d/debian.sources of a Debian 12 cloud image (recorded).
 DEB822 = """Types: deb
@@ -230,22 +232,26 @@ def test_agent_reads_the_emulation_marker() -> None:
     assert parse_emulation("{half")["emulator"] == "unknown"
 
 
-def _result(emulated: bool) -> dict[str, object]:
-    return {
-        "device": {"emulated": emulated},
-        "latency_ms": {"p50": 12.0, "p90": 20.0, "p99": 30.0},
-        "cold_start_ms": {"load": 100.0, "first_inference": 5.0},
-        "memory": {"peak_rss_bytes": 100 * 2**20},
-        "artifact": {"size_bytes": 2**20},
-    }
+def _result(emulated: bool) -> Result:
+    return make_result(
+        {
+            "device.emulated": emulated,
+            "latency_ms.p50": 12.0,
+            "latency_ms.p90": 20.0,
+            "latency_ms.p99": 30.0,
+            "cold_start_ms": {"load": 100.0, "first_inference": 5.0},
+            "memory.peak_rss_bytes": 100 * 2**20,
+            "artifact.size_bytes": 2**20,
+        }
+    )
 
 
 def test_timings_of_an_emulated_board_are_reported_never_judged() -> None:
     budget = Budget({"latency_p50_ms": 5.0, "cold_start_ms": 10.0, "peak_rss_mb": 50.0})
-    real = {c["metric"]: c for c in evaluate(_result(False), budget)["checks"]}
-    assert real["latency_p50_ms"]["verdict"] == "fail"
+    real = {c.metric: c for c in evaluate(_result(False), budget).checks}
+    assert real["latency_p50_ms"].verdict == "fail"
     emulated = evaluate(_result(True), budget)
-    checks = {c["metric"]: c for c in emulated["checks"]}
+    checks = {c.metric: c.to_dict() for c in emulated.checks}
     assert checks["latency_p50_ms"] == {
         "metric": "latency_p50_ms",
         "limit": 5.0,
@@ -255,4 +261,4 @@ def test_timings_of_an_emulated_board_are_reported_never_judged() -> None:
     }
     assert checks["cold_start_ms"]["verdict"] == "unknown"
     assert checks["peak_rss_mb"]["verdict"] == "fail"  # memory is still the process's own
-    assert emulated["verdict"] == "fail"
+    assert emulated.verdict == "fail"

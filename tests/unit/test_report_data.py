@@ -3,7 +3,6 @@ happened, trade-off points, and the Markdown and OpenMetrics renderings of it.""
 
 from __future__ import annotations
 
-import copy
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -12,8 +11,10 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from edgekit.core.errors import UsageError
+from edgekit.core.result import Result
 from edgekit.report import ReportFilter, build_report, parse_since, render_markdown, render_openmetrics
 from edgekit.report.data import base_model_of, recipe_of
+from tests.results import make_result
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
 FINGERPRINT = {"device": "pi", "machine": "aarch64", "threads": 4, "governor": "performance", "hash": "f"}
@@ -28,30 +29,36 @@ def result(
     recipe: str | None = None,
     seed: int = 0,
     **fingerprint: Any,
-) -> dict[str, Any]:
+) -> Result:
     """A stored result with 10 block medians scattered 1% around p50 (ground truth: the p50)."""
     blocks = (p50 * (1 + 0.01 * np.random.default_rng(seed).standard_normal(10))).tolist()
-    return {
-        "run_id": run_id,
-        "created_at": (NOW - timedelta(hours=hours_ago)).isoformat(),
-        "device": {"name": device},
-        "model": {"name": model},
-        "artifact": {
-            "sha256": "a" * 64,
-            "size_bytes": 1_000_000,
-            "recipe": [{"name": recipe}] if recipe else [],
-            "source_name": "net" if recipe else None,
-            "quality": {"accuracy": 0.95, "accuracy_drop_points": 1.0} if recipe else None,
-        },
-        "latency_ms": {"p50": p50, "p90": p50 * 1.2, "p99": p50 * 1.5, "min": p50 * 0.9, "max": p50 * 3,
-                       "block_medians": blocks},
-        "cold_start_ms": {"load": 10.0, "first_inference": 2.0},
-        "memory": {"peak_rss_bytes": 50 * 2**20},
-        "energy": None,
-        "budget": {"verdict": "pass"},
-        "thermal": {},
-        "fingerprint": {**FINGERPRINT, "device": device, **fingerprint},
-    }  # fmt: skip
+    return make_result(
+        {
+            "run_id": run_id,
+            "created_at": (NOW - timedelta(hours=hours_ago)).isoformat(),
+            "device.name": device,
+            "model.name": model,
+            "artifact": {
+                "sha256": "a" * 64,
+                "size_bytes": 1_000_000,
+                "recipe": [{"name": recipe}] if recipe else [],
+                "source_name": "net" if recipe else None,
+                "quality": {"accuracy": 0.95, "accuracy_drop_points": 1.0} if recipe else None,
+            },
+            "latency_ms.p50": p50,
+            "latency_ms.p90": p50 * 1.2,
+            "latency_ms.p99": p50 * 1.5,
+            "latency_ms.min": p50 * 0.9,
+            "latency_ms.max": p50 * 3,
+            "latency_ms.block_medians": blocks,
+            "cold_start_ms": {"load": 10.0, "first_inference": 2.0},
+            "memory": {"peak_rss_bytes": 50 * 2**20},
+            "energy": None,
+            "budget.verdict": "pass",
+            "thermal": {},
+            "fingerprint": {**FINGERPRINT, "device": device, **fingerprint},
+        }
+    )
 
 
 def test_since_accepts_durations_and_dates() -> None:
@@ -72,12 +79,12 @@ def test_filters_and_latest_rows() -> None:
         result("int8", 2, 0.5, model="net-int8", recipe="int8-static"),
     ]
     report = build_report(runs, ReportFilter(since=NOW - timedelta(days=1), devices=("pi",)), NOW)
-    assert [r["run_id"] for r in report.runs] == ["a1", "a2", "int8"]
-    assert [r["run_id"] for r in report.latest] == ["a2", "int8"]
+    assert [r.run_id for r in report.runs] == ["a1", "a2", "int8"]
+    assert [r.run_id for r in report.latest] == ["a2", "int8"]
     assert report.devices == ["pi"]
     assert "since 2026-11-23T12:00" in report.scope and "devices pi" in report.scope
     by_model = build_report(runs, ReportFilter(models=("net",)), NOW)  # the base model covers its artifacts
-    assert {r["run_id"] for r in by_model.runs} == {"old", "a1", "a2", "other-device", "int8"}
+    assert {r.run_id for r in by_model.runs} == {"old", "a1", "a2", "other-device", "int8"}
     assert (
         base_model_of(runs[-1]) == "net"
         and recipe_of(runs[-1]) == "int8-static"
@@ -96,7 +103,7 @@ def test_history_marks_the_regression_where_it_happened() -> None:
     ]
     report = build_report(runs, ReportFilter(), NOW)
     (history,) = report.histories
-    verdicts = [(e.result["run_id"], e.verdict) for e in history.entries]
+    verdicts = [(e.result.run_id, e.verdict) for e in history.entries]
     assert verdicts == [
         ("r1", "first"),
         ("r2", "unchanged"),
@@ -111,8 +118,8 @@ def test_history_marks_the_regression_where_it_happened() -> None:
 
 def test_markdown_leads_with_regressions_and_escapes_pipes() -> None:
     runs = [result("r1", 3, 1.0), result("slow", 2, 1.3, seed=1, model="net")]
-    runs[1]["budget"]["verdict"] = "fail"
-    runs[1]["device"]["name"] = runs[0]["device"]["name"] = "pi|lab"
+    runs[1].budget.verdict = "fail"
+    runs[1].device.name = runs[0].device.name = "pi|lab"
     text = render_markdown(build_report(runs, ReportFilter(), NOW))
     lines = text.splitlines()
     assert "**1** regressions, **1** over budget" in text
@@ -125,7 +132,7 @@ def test_markdown_leads_with_regressions_and_escapes_pipes() -> None:
 def test_openmetrics_parses_with_prometheus_client_in_base_units() -> None:
     odd = result("q", 1, 2.0, device='lab "3"\\n', model="m")
     runs = [result("r1", 2, 4.0), odd, result("int8", 1, 1.0, model="net-int8", recipe="int8-static")]
-    runs[0]["budget"]["verdict"] = "fail"
+    runs[0].budget.verdict = "fail"
     text = render_openmetrics(build_report(runs, ReportFilter(), NOW))
     families = {f.name: f for f in text_string_to_metric_families(text)}  # raises on invalid text
     assert text.endswith("# EOF\n")
@@ -148,7 +155,6 @@ def test_openmetrics_parses_with_prometheus_client_in_base_units() -> None:
 
 def test_a_result_without_fingerprint_is_not_compared() -> None:
     first, second = result("a", 2, 1.0), result("b", 1, 2.0)
-    second = copy.deepcopy(second)
-    del second["fingerprint"]
+    second = second.model_copy(update={"fingerprint": None})
     (history,) = build_report([first, second], ReportFilter(), NOW).histories
     assert history.entries[1].verdict == "not-comparable"

@@ -16,11 +16,13 @@ from typing import Any
 import pytest
 
 from edgekit.core.errors import StoreError
+from edgekit.core.result import RESULT_SCHEMA, Result
 from edgekit.store.base import MIGRATIONS, SCHEMA_VERSION, SQLITE, Dialect
 from edgekit.store.location import mask_password
 from edgekit.store.open import open_store
 from edgekit.testing.pg import PgServer
 from edgekit.testing.ssh import free_port
+from tests.results import V1_DIR, make_result
 
 
 @dataclass
@@ -56,18 +58,10 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     return Backend("postgresql", request.getfixturevalue("pg_url"), POSTGRES)
 
 
-def fake_result(
-    device: str = "local", model: str = "mlp", verdict: str = "pass", p50: float = 1.0
-) -> dict[str, Any]:
-    return {
-        "schema": 1,
-        "device": {"name": device},
-        "model": {"name": model},
-        "artifact": {"sha256": "ab" * 32},
-        "budget": {"verdict": verdict, "checks": []},
-        "latency_ms": {"p50": p50},
-        "fingerprint": {"hash": "f" * 16, "threads": 1},
-    }
+def fake_result(device: str = "local", model: str = "mlp", verdict: str = "pass", p50: float = 1.0) -> Result:
+    return make_result(
+        {"device.name": device, "model.name": model, "budget.verdict": verdict, "latency_ms.p50": p50}
+    )
 
 
 def test_round_trip_whole_result_newest_first(backend: Backend) -> None:
@@ -76,12 +70,9 @@ def test_round_trip_whole_result_newest_first(backend: Backend) -> None:
     second = store.add_run(fake_result(p50=2.0, model="other"))
     runs = store.runs()
     assert [r.run_id for r in runs] == [second, first]
-    assert runs[1].result["latency_ms"]["p50"] == 1.0
-    assert store.get(first).result == {
-        **fake_result(p50=1.0),
-        "run_id": first,
-        "created_at": runs[1].created_at,
-    }
+    assert runs[1].result.latency_ms.p50 == 1.0
+    assert runs[1].created_at == runs[1].result.created_at
+    assert store.get(first).result.to_dict() == {**fake_result(p50=1.0).to_dict(), "run_id": first}
     assert [r.run_id for r in store.runs(model="mlp")] == [first]
     assert [r.run_id for r in store.runs(model="mlp", device="local")] == [first]
     assert store.runs(device="nowhere") == []
@@ -93,26 +84,28 @@ def test_round_trip_whole_result_newest_first(backend: Backend) -> None:
 def test_result_comes_back_exactly(backend: Backend) -> None:
     """Every JSON value a result can hold survives the trip: floats to the last bit, big integers,
     unicode, nulls, nesting, key order irrelevant."""
-    result = fake_result(p50=0.1 + 0.2)
-    result["extra"] = {
+    data = fake_result(p50=0.1 + 0.2).to_dict()
+    data["extra"] = {
         "tiny": 5e-324,
         "big": 2**63 + 1,
         "text": "µs ≤ 1 — 模型 \u0000 'quoted' \"double\" ?%s",
         "none": None,
         "nested": [[1, 2.5, True, False], {"z": 1, "a": [None]}],
     }
+    result = Result.model_validate(data)
     store = open_store(backend.location)
     run_id = store.add_run(result)
     store.close()
     again = open_store(backend.location)
-    assert again.get(run_id).result == result
+    assert again.get(run_id).result.to_dict() == {**data, "run_id": run_id}
+    assert again.get(run_id).result.extra == data["extra"]  # type: ignore[attr-defined]
     again.close()
 
 
 def test_get_by_prefix_needs_a_unique_prefix(backend: Backend) -> None:
     store = open_store(backend.location)
-    first = store.add_run({**fake_result(), "run_id": "abc123first"})
-    store.add_run({**fake_result(), "run_id": "abc123second"})
+    first = store.add_run(fake_result().model_copy(update={"run_id": "abc123first"}))
+    store.add_run(fake_result().model_copy(update={"run_id": "abc123second"}))
     assert store.get_by_prefix("abc123f").run_id == first
     assert store.get_by_prefix("abc123") is None  # two runs match
     assert store.get_by_prefix("zzz") is None
@@ -134,7 +127,7 @@ def test_an_older_schema_is_migrated_and_keeps_its_runs(backend: Backend) -> Non
     for statement in backend.dialect.migration(1):
         backend.sql(statement)
     backend.sql("INSERT INTO schema_migrations VALUES (1, 'then')")
-    old = {**fake_result(), "run_id": "old-run", "created_at": "2025-01-01T00:00:00+00:00"}
+    old = {**fake_result().to_dict(), "run_id": "old-run", "created_at": "2025-01-01T00:00:00+00:00"}
     backend.sql(
         "INSERT INTO runs (run_id, created_at, device, model, artifact_sha256, verdict, fingerprint_hash, "
         "fingerprint_json, result_json) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -142,7 +135,7 @@ def test_an_older_schema_is_migrated_and_keeps_its_runs(backend: Backend) -> Non
     )
     store = open_store(backend.location)
     assert store.schema_version() == SCHEMA_VERSION
-    assert store.get("old-run").result == old
+    assert store.get("old-run").result.to_dict() == old
     plan_run_id, resumed = store.start_plan_run("nightly")
     new_run = store.add_run(fake_result(), plan_cell=(plan_run_id, "local", "cell"))
     assert not resumed and store.done_cells(plan_run_id) == {("local", "cell")}
@@ -159,11 +152,10 @@ def test_newer_schema_is_refused(backend: Backend) -> None:
 
 
 def test_failed_insert_leaves_nothing(backend: Backend) -> None:
+    """The run and its plan cell go in one transaction: a cell of no plan run fails it whole."""
     store = open_store(backend.location)
-    broken = fake_result()
-    del broken["artifact"]
-    with pytest.raises(KeyError):
-        store.add_run(broken)
+    with pytest.raises(StoreError, match="cannot store run"):
+        store.add_run(fake_result(), plan_cell=("no-such-plan-run", "pi", "a"))
     assert store.runs() == []
     store.add_run(fake_result())
     assert len(store.runs()) == 1
@@ -172,9 +164,9 @@ def test_failed_insert_leaves_nothing(backend: Backend) -> None:
 
 def test_duplicate_run_id_is_a_store_error_and_leaves_the_store_usable(backend: Backend) -> None:
     store = open_store(backend.location)
-    store.add_run({**fake_result(), "run_id": "same"})
+    store.add_run(fake_result().model_copy(update={"run_id": "same"}))
     with pytest.raises(StoreError, match="cannot store run"):
-        store.add_run({**fake_result(), "run_id": "same"})
+        store.add_run(fake_result().model_copy(update={"run_id": "same"}))
     store.add_run(fake_result())
     assert len(store.runs()) == 2
     store.close()
@@ -185,7 +177,60 @@ def test_result_json_is_stored_verbatim(backend: Backend) -> None:
     run_id = store.add_run(fake_result())
     store.close()
     raw = backend.sql("SELECT result_json FROM runs WHERE run_id = ?", (run_id,))[0][0]
-    assert json.loads(raw)["artifact"]["sha256"] == "ab" * 32
+    assert raw == json.dumps({**fake_result().to_dict(), "run_id": run_id}, sort_keys=True)
+
+
+def _insert_raw(backend: Backend, run_id: str, result: dict[str, Any]) -> None:
+    backend.sql(
+        "INSERT INTO runs (run_id, created_at, device, model, artifact_sha256, verdict, fingerprint_hash, "
+        "fingerprint_json, result_json) VALUES (?,?,?,?,?,?,?,?,?)",
+        (run_id, result["created_at"], "local", "mlp", "ab" * 32, "pass", "f" * 16, "{}", json.dumps(result)),
+    )
+
+
+def test_a_run_of_a_newer_result_schema_is_refused_in_one_line(backend: Backend) -> None:
+    open_store(backend.location).close()
+    newer = {**fake_result().to_dict(), "schema": RESULT_SCHEMA + 1, "renamed": 1}
+    _insert_raw(backend, "from-the-future", newer)
+    store = open_store(backend.location)
+    with pytest.raises(StoreError, match=f"result schema {RESULT_SCHEMA + 1} is newer") as caught:
+        store.get("from-the-future")
+    assert "from-the-future" in caught.value.message and "\n" not in caught.value.message
+    with pytest.raises(StoreError, match="upgrade edgekit"):
+        store.runs()
+    store.close()
+
+
+def test_a_stored_run_that_is_not_a_result_is_one_line(backend: Backend) -> None:
+    open_store(backend.location).close()
+    broken = fake_result().to_dict()
+    del broken["latency_ms"]
+    _insert_raw(backend, "broken", broken)
+    store = open_store(backend.location)
+    with pytest.raises(StoreError, match="run broken: not a valid edgekit result: latency_ms") as caught:
+        store.get("broken")
+    assert "\n" not in caught.value.message
+    store.close()
+
+
+def test_every_run_stored_by_the_first_schema_1_edgekit_loads(backend: Backend, tmp_path: Path) -> None:
+    """tests/data/results_v1/results.sqlite was written by the pre-restructure edgekit; its runs load
+    as Results (whole: same JSON) and can be stored again, on either back end."""
+    copy = tmp_path / "v1.sqlite"
+    copy.write_bytes((V1_DIR / "results.sqlite").read_bytes())
+    old = open_store(copy)
+    runs = old.runs(limit=100)
+    old.close()
+    assert len(runs) == 5
+    raw = sqlite3.connect(copy).execute("SELECT run_id, result_json FROM runs").fetchall()
+    for run in runs:
+        assert isinstance(run.result, Result) and run.result.run_id == run.run_id
+        assert run.result.to_dict() == json.loads(dict(raw)[run.run_id])
+    store = open_store(backend.location)
+    for run in reversed(runs):
+        store.add_run(run.result)
+    assert [r.result.to_dict() for r in store.runs(limit=100)] == [r.result.to_dict() for r in runs]
+    store.close()
 
 
 def test_plan_runs_resume_redo_and_finish(backend: Backend) -> None:
