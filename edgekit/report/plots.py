@@ -226,16 +226,16 @@ def distribution_plot(rows: Sequence[DistributionRow], title: str, unit: str) ->
         for index, row in enumerate(rows):
             colour = PALETTE[index % len(PALETTE)]
             _density(plot, row, index, colour)
-            whisker = ax.hlines(index, row.low, row.high, colors=colour, linewidth=2)
+            (whisker,) = ax.plot([row.low, row.high], [index, index], color=colour, linewidth=2)
             plot.mark(
                 whisker,
                 "whisker",
                 f"{row.label}: min {format_number(row.low)}, max {format_number(row.high)} {unit}",
             )
             for name, value in row.markers.items():
-                line = ax.vlines(
-                    value, index - 0.8, index + 0.12, colors=MARKER_COLOUR, linewidth=1.5,
-                    linestyles=MARKER_STYLE.get(name, "solid"), label=_literal(name),
+                (line,) = ax.plot(
+                    [value, value], [index - 0.8, index + 0.12], color=MARKER_COLOUR, linewidth=1.5,
+                    linestyle=MARKER_STYLE.get(name, "solid"),
                 )  # fmt: skip
                 plot.mark(line, "marker", f"{row.label} {name} = {format_number(value)} {unit}")
         ax.set_yticks(range(len(rows)), [_literal(row.label) for row in rows])
@@ -377,6 +377,7 @@ def history_plot(
             ordered = sorted(line.points, key=lambda p: p.t)
             (path,) = ax.plot([p.t for p in ordered], [p.y for p in ordered], color=colour, linewidth=1.5)
             plot.mark(path, "line")
+            _intervals(plot, ordered, colour)
             for point in ordered:
                 _history_mark(plot, point, line.label, colour)
         t_low, t_high = min(p.t for p in points), max(p.t for p in points)
@@ -391,12 +392,23 @@ def history_plot(
         return plot.svg()
 
 
+def _intervals(plot: _Plot, points: Sequence[HistoryPoint], colour: str) -> None:
+    """Every point's interval as a vertical bar: one line with gaps (NaN) between the bars."""
+    known = [p for p in points if p.low is not None and p.high is not None]
+    if not known:
+        return
+    nan = float("nan")
+    xs = [v for p in known for v in (p.t, p.t, nan)]
+    ys = [v for p in known for v in (p.low, p.high, nan)]
+    (bars,) = plot.ax.plot(xs, ys, color=colour, alpha=0.6, linewidth=1.5)
+    plot.mark(bars, "ci")
+
+
 def _history_mark(plot: _Plot, point: HistoryPoint, label: str, colour: str) -> None:
     ax = plot.ax
     tip = f"{label}: {format_number(point.y)} {point.detail}"
     if point.low is not None and point.high is not None:
-        bar = ax.vlines(point.t, point.low, point.high, colors=colour, alpha=0.6, linewidth=1.5)
-        plot.mark(bar, "ci", f"{label}: interval {format_number(point.low)}..{format_number(point.high)}")
+        tip += f"; interval {format_number(point.low)}..{format_number(point.high)}"
     hollow = point.mark == "not-comparable"
     (dot,) = ax.plot(
         [point.t], [point.y], marker="o", markersize=7, linestyle="none", color=colour,

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from edgekit.optimize.search import DeviceReport
+from edgekit.optimize.state import ACCEPTED, BASELINE, FAILED, REJECTED, Outcome
+from edgekit.report.optimize_page import front_page
 from edgekit.report.plots import (
     PALETTE,
     REGRESSION_COLOUR,
@@ -24,6 +27,7 @@ from edgekit.report.plots import (
     history_plot,
     scatter_plot,
 )
+from edgekit.report.style import STYLE
 
 SVG = "{http://www.w3.org/2000/svg}"
 XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
@@ -122,11 +126,11 @@ def test_history_rings_the_regression_red_and_leaves_not_comparable_hollow() -> 
     root = _parse(history_plot(HISTORY, "h", "ms", {0.0: "a", 120.0: "b"}))
     marks = _marks(root)
     assert Counter({k: len(v) for k, v in marks.items()}) == Counter(
-        {"line": 2, "ci": 3, "run": 3, "not-comparable": 1, "regression": 1, "improvement": 1, "legend": 1}
+        {"line": 2, "ci": 2, "run": 3, "not-comparable": 1, "regression": 1, "improvement": 1, "legend": 1}
     )
     ring = _style(marks["regression"][0])
     assert ring["stroke"] == REGRESSION_COLOUR and (ring.get("fill") == "none" or ring["fill-opacity"] == "0")
-    assert _tooltip(marks["regression"][0]) == "m: 1.3 slower"
+    assert _tooltip(marks["regression"][0]) == "m: 1.3 slower; interval 1.2..1.4"
     hollow = _style(marks["not-comparable"][0])
     assert hollow["fill"] == "#ffffff" and hollow["stroke"] == PALETTE[0]
     assert {_style(r)["fill"] for r in marks["run"]} == {PALETTE[0], PALETTE[1]}  # filled, by series
@@ -214,3 +218,27 @@ def test_matplotlib_is_lazy_and_leaves_home_env_and_settings_alone(tmp_path: Pat
     assert not list(home.rglob("*")) and not list(tmp.iterdir())
     after_user, _, _ = _render_in_a_fresh_process(tmp_path / "user", user_first=True)
     assert after_user == alone
+
+
+def test_optimize_page_plots_every_measured_candidate_by_its_role() -> None:
+    mib = 1 << 20
+    outcomes = [
+        Outcome("float", BASELINE, size_bytes=4 * mib, latency_p50_ms=2.0),
+        Outcome("int8-static", ACCEPTED, size_bytes=mib, latency_p50_ms=1.0, accuracy_drop_points=0.3),
+        Outcome("fp16", ACCEPTED, size_bytes=2 * mib, latency_p50_ms=0.9),
+        Outcome("prune-channels:0.5", REJECTED, "drop 2.2 points", size_bytes=mib, latency_p50_ms=1.5),
+        Outcome("int4", FAILED, "not supported"),
+    ]
+    report = DeviceReport("local", "host", outcomes, ["int8-static", "fp16"], "int8-static", "fastest", None)
+    page = front_page([report], "latency")
+    assert STYLE in page
+    (svg,) = re.findall(r"<svg .*?</svg>", page, flags=re.S)
+    root = _parse(svg)
+    tips = sorted(_tooltip(p) for p in _marks(root)["point"])
+    assert tips == [
+        "Pareto front fp16: 2, 0.9",
+        "chosen int8-static: 1, 1 (drop 0.30 points)",
+        "float float: 4, 2",
+        "rejected prune-channels:0.5: 1, 1.5",
+    ]
+    assert {"chosen", "Pareto front", "float", "rejected"} <= set(_texts(root))
