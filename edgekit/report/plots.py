@@ -4,21 +4,25 @@ Each function returns one self-contained `<svg>` element (no XML prolog, nothing
 only references are `#id`s inside the element) sized in CSS pixels, with `class="plot"`,
 `role="img"` and `aria-label` = the title. Marks carry ids `<plot id>-<kind>-<n>` (matplotlib
 writes `Artist.set_gid` as the element id; every id in the element starts with the plot id, a
-hash of the title, so several plots share a page without clashes) and a `<title>` child, so a
-browser shows the exact value on hover without any script. Kinds: `density`, `whisker`, `marker`
-(distribution), `point` (scatter), `line`, `ci`, `run`, `not-comparable`, `regression`,
-`improvement` (history), and `legend`.
+hash of the title, so plots with different titles share a page without clashes) and a
+`<title>` child, so a browser shows the exact value on hover without any script. Kinds:
+`density`, `whisker`, `marker` (distribution), `point` (scatter), `line`, `ci`, `run`,
+`not-comparable`, `regression`, `improvement` (history), and `legend`.
 
-matplotlib is imported only when a plot is drawn, with `MPLCONFIGDIR` pointing at a temporary
-directory removed right after (its font cache is rebuilt per process instead of being written to
-the user's home), and drawn on `matplotlib.figure.Figure` with the SVG canvas: pyplot, the global
-backend and the user's matplotlibrc are left alone (the style is matplotlib's defaults plus ours,
-inside `rc_context`). Same data, same bytes: `svg.hashsalt` is fixed and the date left out.
+matplotlib is imported only when a plot is drawn. If edgekit imports it first, `MPLCONFIGDIR`
+points at a temporary directory for the import and is removed right after: the font cache is
+rebuilt per process (about 1 s) instead of being written to the user's home, and a matplotlibrc
+in the user's config directory is not read by this process. Drawing uses
+`matplotlib.figure.Figure` with the SVG canvas, never pyplot or the global backend; the style
+(matplotlib's defaults plus ours) applies inside `rc_context` only, so the user's rcParams are
+as before afterwards (not thread-safe, as rcParams are not). Same data, same bytes:
+`svg.hashsalt` is fixed and no date or creator is written.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import sys
 import tempfile
@@ -77,7 +81,7 @@ def _literal(text: str) -> str:
 def _matplotlib() -> Iterator[Any]:
     """matplotlib imported (the first time with MPLCONFIGDIR in a removed temporary directory),
     with the report's style in effect; yields the `matplotlib` module."""
-    if "matplotlib.backends.backend_svg" not in sys.modules:
+    if "matplotlib" not in sys.modules:  # once imported, matplotlib has read its directories
         previous = os.environ.get("MPLCONFIGDIR")
         with tempfile.TemporaryDirectory(prefix="edgekit-mpl-") as config_dir:
             os.environ["MPLCONFIGDIR"] = config_dir
@@ -123,8 +127,6 @@ class _Plot:
             self.tooltips[gid] = tooltip
 
     def svg(self) -> str:
-        import io
-
         buffer = io.StringIO()
         self.figure.savefig(buffer, format="svg", metadata=_METADATA)
         return _inline(buffer.getvalue(), self.key, self.title, self.tooltips)
