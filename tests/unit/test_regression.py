@@ -63,6 +63,15 @@ def test_verdicts() -> None:
     assert judge_scalar("peak_rss_bytes", None, 103.0).verdict == "insufficient-data"
 
 
+def test_change_interval_is_the_one_stored_before_scipy() -> None:
+    """The bootstrap of the change (scipy.stats.bootstrap, unpaired, percentile) gives, for a seed,
+    the interval the hand-written resampling it replaced gave."""
+    base = [10.0, 10.1, 9.9, 10.05, 9.95, 10.02, 9.98, 10.0, 10.03, 9.97]
+    verdict = judge_samples("p50", base, [v * 1.08 for v in base], seed=5)
+    assert verdict.change == pytest.approx(0.08)
+    assert verdict.ci95 == pytest.approx((0.07460802053662755, 0.0854108216432865), rel=1e-12)
+
+
 def gate_rates(slowdown: float, trials: int, run_sigma: float) -> float:
     """Share of trials the gate calls a regression: one baseline run vs one candidate run."""
     rng = np.random.default_rng(2026)
