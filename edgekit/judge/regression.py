@@ -107,15 +107,34 @@ def _average_ranks(values: NDArray[np.float64]) -> NDArray[np.float64]:
 def relative_change_ci(
     baseline: ArrayLike, candidate: ArrayLike, seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES
 ) -> tuple[float, float, float]:
-    """median(candidate) / median(baseline) - 1, with a 95% percentile-bootstrap interval."""
+    """median(candidate) / median(baseline) - 1, with a 95% percentile-bootstrap interval.
+
+    Each side is resampled independently (`scipy.stats.bootstrap`, unpaired, method
+    "percentile", `resamples` resamples, seeded). Both sides need >= 2 observations (ValueError).
+    Returns (change, low, high), all relative (+0.07 = 7% slower).
+    """
     base = np.asarray(baseline, dtype=np.float64)
     cand = np.asarray(candidate, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    base_medians = np.median(base[rng.integers(0, base.size, (resamples, base.size))], axis=1)
-    cand_medians = np.median(cand[rng.integers(0, cand.size, (resamples, cand.size))], axis=1)
-    changes = cand_medians / base_medians - 1
-    low, high = np.percentile(changes, [2.5, 97.5])
-    return float(np.median(cand) / np.median(base) - 1), float(low), float(high)
+
+    def change_of(
+        base_resampled: NDArray[np.float64], cand_resampled: NDArray[np.float64], axis: int
+    ) -> NDArray[np.float64]:
+        return np.median(cand_resampled, axis=axis) / np.median(base_resampled, axis=axis) - 1
+
+    from scipy import stats as scipy_stats  # imported here: ~1 s, only paid when an interval is asked for
+
+    result = scipy_stats.bootstrap(
+        (base, cand),
+        change_of,
+        n_resamples=resamples,
+        vectorized=True,
+        paired=False,
+        confidence_level=0.95,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    interval = result.confidence_interval
+    return float(np.median(cand) / np.median(base) - 1), float(interval.low), float(interval.high)
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from html import escape
 
 from edgekit.judge.budgets import MIB
 from edgekit.optimize.search import DeviceReport
-from edgekit.report.html import STYLE
-from edgekit.report.svg import Point, scatter_plot
+from edgekit.report.plots import Point, scatter_plot
+from edgekit.report.style import STYLE
 
 
 def _series(report: DeviceReport, name: str, status: str) -> str:

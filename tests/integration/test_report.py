@@ -7,6 +7,7 @@ import copy
 import json
 import re
 import uuid
+import xml.etree.ElementTree as ET
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from edgekit.core.result import load_result
 from edgekit.data import demo_model_path
-from edgekit.report.svg import PALETTE, REGRESSION_COLOUR
+from edgekit.report.plots import PALETTE, REGRESSION_COLOUR
 from edgekit.store.open import open_store
 from tests.cli_run import run_cli
 from tests.integration.browser import chromium_missing_reason, screenshot
@@ -86,9 +87,16 @@ def test_html_markdown_and_openmetrics_agree_on_the_regression(home: Path, tmp_p
     assert set(flagged) <= {regressed, (home / "steady_run_id").read_text()}
     page = (tmp_path / "r.html").read_text()
     assert page.count("<svg") >= 4 and regressed[:12] in page
-    # Readable offline: nothing is fetched (the only URL is the SVG namespace).
-    assert not re.search(r"(src|href)\s*=|url\(|@import", page)
-    assert set(re.findall(r"https?://[^\s\"'<>]+", page)) == {"http://www.w3.org/2000/svg"}
+    # Readable offline: nothing is fetched. References are to ids inside the page only, and the
+    # only URLs are XML namespace names (never dereferenced).
+    references = re.findall(r"""(?:src|href)\s*=\s*["']([^"']*)|url\(([^)]*)\)""", page)
+    assert references and not re.search(r"@import|<script|<link|<img", page)
+    page_ids = set(re.findall(r'\bid="([^"]+)"', page))
+    assert all(ref.startswith("#") and ref[1:] in page_ids for pair in references for ref in pair if ref)
+    assert set(re.findall(r"https?://[^\s\"'<>]+", page)) == {
+        "http://www.w3.org/2000/svg",
+        "http://www.w3.org/1999/xlink",
+    }
 
     proc = run_cli("report", "-o", str(tmp_path / "r.md"), "--strict", home=home)
     assert proc.returncode == 1, proc.stderr  # --strict: a regression in scope fails the job
@@ -164,13 +172,46 @@ def test_the_page_in_a_real_browser_has_non_empty_plots(home: Path, tmp_path: Pa
         "local: accuracy vs latency",
         "local: p50 latency over time",
     ]
+    expected_marks = [{"density", "whisker", "marker"}, {"point"}, {"point"}, {"run", "ci", "regression"}]
     for index, svg in enumerate(plots):
+        marks = _marks(svg)
+        assert expected_marks[index] <= set(marks), f"{titles[index]}: marks {sorted(marks)}"
         alone = tmp_path / f"plot{index}.html"
-        alone.write_text(f"<!DOCTYPE html><html><body style='margin:0'>{svg}</body></html>")
+        alone.write_text(f"<!DOCTYPE html><html><body style='margin:0'>{_without_legend(svg)}</body></html>")
         png = screenshot(alone, tmp_path / f"plot{index}.png", tmp_path / "chromium-profile", 800, 500)
-        legend_px = 100 * svg.count('width="10" height="10"')  # a 10x10 swatch per series
-        assert _coloured_pixels(png) > legend_px + 40, f"{titles[index]}: no marks drawn"
+        assert _coloured_pixels(png) > 40, f"{titles[index]}: no marks drawn"
         assert _pixels_of(png, PALETTE[0]) > 10, f"{titles[index]}: the first series is missing"
-    # The regression is ringed in red on the history plot, and nowhere else in the plots.
+    # The known regression is ringed in red on the history plot, and nothing is red elsewhere.
+    regressed = (home / "regressed_run_id").read_text()
+    rings = [r for r in _marks(plots[3])["regression"] if regressed[:12] in (r.findtext(f"{SVG}title") or "")]
+    assert len(rings) == 1 and f"stroke: {REGRESSION_COLOUR}" in ET.tostring(rings[0], encoding="unicode")
     assert _pixels_of(tmp_path / "plot3.png", REGRESSION_COLOUR) > 60
     assert _pixels_of(tmp_path / "plot1.png", REGRESSION_COLOUR) == 0
+
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def _marks(svg: str) -> dict[str, list[ET.Element]]:
+    """The plot's marks by kind, from their ids `<plot id>-<kind>-<n>` (edgekit.report.plots)."""
+    found: dict[str, list[ET.Element]] = {}
+    for element in ET.fromstring(svg).iter():
+        match = re.fullmatch(r"p[0-9a-f]{10}-([a-z-]+)-\d+", element.get("id", ""))
+        if match:
+            found.setdefault(match.group(1), []).append(element)
+    return found
+
+
+def _without_legend(svg: str) -> str:
+    """The plot with its legend removed, so what the browser shows in colour is the marks alone."""
+    ET.register_namespace("", SVG[1:-1])
+    ET.register_namespace("xlink", "http://www.w3.org/1999/xlink")
+    root = ET.fromstring(svg)
+    removed = 0
+    for parent in root.iter():
+        for child in list(parent):
+            if re.fullmatch(r"p[0-9a-f]{10}-legend-\d+", child.get("id", "")):
+                parent.remove(child)
+                removed += 1
+    assert removed == 1
+    return ET.tostring(root, encoding="unicode")
