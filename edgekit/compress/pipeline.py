@@ -127,6 +127,14 @@ def _guard(ctx: Context, artifact: Path, evaluation: Dataset, report: dict[str, 
     if best["loss_points"] >= loss:  # keeping nodes float did not help: the plain artifact stays
         return {**result, "met": False, "method": method, "kept_float": [], "trail": search["trail"]}
     shutil.copyfile(attempts[tuple(best["excluded"])], artifact)
+    return _kept_float_report(result, method, ranked, search)
+
+
+def _kept_float_report(
+    result: dict[str, Any], method: str, ranked: list[guard.Sensitivity], search: dict[str, Any]
+) -> dict[str, Any]:
+    """The guard's report when its best exclusion set replaced the artifact."""
+    best = search["best"]
     drops = {s.node: s.sqnr_drop_db for s in ranked}
     return {
         **result,
