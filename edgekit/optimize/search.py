@@ -50,7 +50,7 @@ from edgekit.optimize.state import (
     load_state,
 )
 from edgekit.store.base import ResultsStore
-from edgekit.train.candidates import TrainedArtifact
+from edgekit.train.candidates import TrainedArtifact, training_candidates
 from edgekit.transport.devices import Device
 
 FLOAT = "float"
@@ -223,8 +223,6 @@ class Search:
     def _training_candidates(self, profile: DeviceProfile) -> list[Candidate]:
         """QAT and prune-and-fine-tune artifacts from the training config, trained once per
         profile (reused by later devices and resumed searches), judged like every candidate."""
-        from edgekit.train.candidates import training_candidates
-
         assert self.options.train_config is not None
         made = training_candidates(
             self.options.train_config,
