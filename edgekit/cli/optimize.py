@@ -10,15 +10,17 @@ from rich.table import Table
 
 from edgekit.cli.common import InventoryOption, JsonOption, StoreOption, store_from_option
 from edgekit.cli.output import fmt, print_json, stderr, stdout
+from edgekit.compress import Recipe, parse_recipe
 from edgekit.core.atomic import write_text_atomic
 from edgekit.core.durations import parse_duration_s
 from edgekit.core.errors import EXIT_BUDGET, EXIT_DEVICE, EXIT_OK, UsageError
 from edgekit.judge.budgets import MIB
 from edgekit.measure.bench import BenchOptions
-from edgekit.optimize.search import DeviceReport, OptimizeOptions, optimize
+from edgekit.optimize.search import DeviceReport, OptimizeOptions, Search, optimize
 from edgekit.optimize.state import REJECTED
 from edgekit.report.optimize_page import front_page
-from edgekit.transport.board import resolve_board
+from edgekit.store.base import ResultsStore
+from edgekit.transport.board import Board, resolve_board
 
 
 def _progress(event: dict[str, Any]) -> None:
@@ -109,11 +111,7 @@ def optimize_command(
     low-rank, chains), rejects those that lose more than --max-accuracy-drop or are slower than the
     float model on the device, keeps the Pareto front and writes the pick to OUT/DEVICE/best.
     Interrupted or out of time, the next run with the same -o resumes."""
-    budget_s = None
-    if time_budget is not None:
-        budget_s = parse_duration_s(time_budget)
-        if budget_s is None:
-            raise UsageError(f"--time-budget {time_budget!r}: expected a duration like 90s, 30m or 2h")
+    budget_s = _time_budget_s(time_budget)
     names = [d.strip() for d in devices.split(",") if d.strip()] if devices else [device]
     # unknown device names and profiles fail before any work
     targets = [resolve_board(name, inventory=inventory) for name in names]
@@ -126,43 +124,66 @@ def optimize_command(
         objective=objective,
         time_budget_s=budget_s,
         seed=seed,
-        recipes=tuple(recipe or ()),
+        recipes=_recipes(recipe or []),
         bench=BenchOptions(runs=runs, min_seconds=min_seconds, threads=threads, seed=seed),
         fresh=fresh,
         confirm_rounds=confirm,
         train_config=train_config,
     )
-    results_store = store_from_option(store) if save else None
-    try:
-        search, reports = optimize(options, targets, results_store, on_event=_progress)
-    finally:
-        if results_store is not None:
-            results_store.close()
+    search, reports = _run(options, targets, store_from_option(store) if save else None)
     write_text_atomic(out / "report.html", front_page(reports, options.objective))
     if search.resumed:
         stderr.print(f"resumed the search in {out}", markup=False)
     stderr.print(f"{search.data.note}; report: {out / 'report.html'}", markup=False)
     if as_json:
-        print_json(
-            {
-                "search_id": search.search_id,
-                "resumed": search.resumed,
-                "out_of_time": search.out_of_time,
-                "objective": options.objective,
-                "data": search.data.note,
-                "devices": {r.device: _report_dict(r) for r in reports},
-            }
-        )
+        print_json(_result_dict(search, reports, options))
     else:
-        for report in reports:
-            stdout.print(_table(report))
-            if report.error:
-                stderr.print(f"{report.device}: failed: {report.error}", markup=False)
-            elif report.best_dir:
-                stdout.print(
-                    f"{report.device}: {report.chosen} ({report.chosen_reason}) -> {report.best_dir}"
-                )
+        _print_reports(reports)
     raise typer.Exit(_exit_code(reports))
+
+
+def _time_budget_s(text: str | None) -> float | None:
+    if text is None:
+        return None
+    seconds = parse_duration_s(text)
+    if seconds is None:
+        raise UsageError(f"--time-budget {text!r}: expected a duration like 90s, 30m or 2h")
+    return seconds
+
+
+def _recipes(texts: list[str]) -> tuple[Recipe, ...]:
+    """Each --recipe is one candidate (a chain uses +); a bad one fails before any work."""
+    return tuple(parse_recipe(text) for text in texts)
+
+
+def _run(
+    options: OptimizeOptions, targets: list[Board], results_store: ResultsStore | None
+) -> tuple[Search, list[DeviceReport]]:
+    try:
+        return optimize(options, targets, results_store, on_event=_progress)
+    finally:
+        if results_store is not None:
+            results_store.close()
+
+
+def _print_reports(reports: list[DeviceReport]) -> None:
+    for report in reports:
+        stdout.print(_table(report))
+        if report.error:
+            stderr.print(f"{report.device}: failed: {report.error}", markup=False)
+        elif report.best_dir:
+            stdout.print(f"{report.device}: {report.chosen} ({report.chosen_reason}) -> {report.best_dir}")
+
+
+def _result_dict(search: Search, reports: list[DeviceReport], options: OptimizeOptions) -> dict[str, Any]:
+    return {
+        "search_id": search.search_id,
+        "resumed": search.resumed,
+        "out_of_time": search.out_of_time,
+        "objective": options.objective,
+        "data": search.data.note,
+        "devices": {r.device: _report_dict(r) for r in reports},
+    }
 
 
 def _report_dict(report: DeviceReport) -> dict[str, Any]:

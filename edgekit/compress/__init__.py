@@ -5,6 +5,15 @@ May import: `edgekit.core`, onnx, onnxruntime, numpy. Never transport, store, tr
 """
 
 from edgekit.compress.pipeline import CompressOptions, compress
-from edgekit.compress.recipes import RECIPES, parse_recipes
+from edgekit.compress.recipes import RECIPES, Recipe, RecipeStep, parse_recipe, parse_recipes, step
 
-__all__ = ["RECIPES", "CompressOptions", "compress", "parse_recipes"]
+__all__ = [
+    "RECIPES",
+    "CompressOptions",
+    "Recipe",
+    "RecipeStep",
+    "compress",
+    "parse_recipe",
+    "parse_recipes",
+    "step",
+]

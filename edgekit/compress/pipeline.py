@@ -17,19 +17,10 @@ from edgekit.compress.data import Dataset, load_dataset, random_dataset
 from edgekit.compress.fidelity import fidelity, quality_loss
 from edgekit.compress.graph import QUANTIZABLE_OPS
 from edgekit.compress.images import load_image_folder
-from edgekit.compress.quantize import (
-    check_quantizable,
-    fp16,
-    int4_weight,
-    int8_dynamic,
-    int8_static,
-    missing_calibration,
-    preprocess,
-)
-from edgekit.compress.recipes import RECIPES, RecipeStep
-from edgekit.compress.tflite import require_converter, tflite_int8
+from edgekit.compress.quantize import check_quantizable
+from edgekit.compress.recipe import FloatFallback, RecipeStep, StepContext
 from edgekit.core.artifact_writer import ARTIFACT_STEM, artifact_manifest, prepare_out_dir, publish
-from edgekit.core.artifacts import MANIFEST_NAME, load_artifact
+from edgekit.core.artifacts import MANIFEST_NAME, Artifact, load_artifact
 from edgekit.core.errors import InputSpecError, UsageError
 from edgekit.core.onnx_model import TensorInfo, graph_inputs, load_onnx
 from edgekit.core.profiles import DeviceProfile
@@ -53,11 +44,11 @@ class CompressOptions:
 
 
 @dataclass
-class Context:
+class Context(StepContext):
+    """A step's context plus what the pipeline itself needs around the steps."""
+
     options: CompressOptions
     source: Path  # the user's float model: every accuracy drop is measured against it
-    calib: Dataset | None
-    workdir: Path
     emit: EventCallback
 
 
@@ -89,49 +80,15 @@ def _load_data(model: onnx.ModelProto, options: CompressOptions) -> tuple[Datase
 
 
 def _check_plan(model: onnx.ModelProto, options: CompressOptions, calib: Dataset | None) -> None:
-    """Fail before any work: unquantizable model, missing calibration data."""
+    """Fail before any work: unquantizable model, missing calibration data, missing converter."""
     for step in options.steps:
-        if RECIPES[step.name].quantizes:
+        spec = step.spec
+        if spec.quantizes:
             check_quantizable(model, step.name)
-        if step.name in ("int8-static", "tflite-int8") and calib is None:
-            raise missing_calibration(step.name)
-        if step.name == "tflite-int8":
-            require_converter()
-        if step.name == "prune-channels" and step.params["reconstruct"] and calib is None:
-            raise UsageError(
-                "prune-channels reconstructs the next layers from calibration data: give --calib, "
-                "or prune-channels:RATIO,reconstruct=no"
-            )
-
-
-def _apply(step: RecipeStep, source: Path, out: Path, ctx: Context) -> dict[str, Any]:
-    profile, params = ctx.options.profile, step.params
-    if step.name == "int8-static":
-        prepared = ctx.workdir / "prepared.onnx"
-        report = preprocess(source, prepared)
-        return {**report, **int8_static(prepared, out, params, ctx.calib, profile)}
-    if step.name == "int8-dynamic":
-        return int8_dynamic(source, out, params, profile)
-    if step.name == "tflite-int8":
-        assert ctx.calib is not None  # _check_plan refuses a plan without it
-        return tflite_int8(source, out, ctx.calib, graph_inputs(load_onnx(source)), ctx.workdir)
-    if step.name == "int4-weight":
-        return int4_weight(source, out, params)
-    if step.name == "fp16":
-        return fp16(source, out, params)
-    if step.name == "prune-magnitude":
-        from edgekit.compress.prune import prune_magnitude
-
-        return prune_magnitude(source, out, params)
-    if step.name == "prune-channels":
-        from edgekit.compress.prune import prune_channels
-
-        return prune_channels(source, out, params, ctx.calib)
-    if step.name == "lowrank":
-        from edgekit.compress.lowrank import lowrank
-
-        return lowrank(source, out, params)
-    raise UsageError(f"recipe {step.name!r} is not implemented")
+        if calib is None and spec.needs_calibration(step.params):
+            raise UsageError(spec.no_calibration_message)
+        if spec.preflight is not None:
+            spec.preflight()
 
 
 def _guard(ctx: Context, artifact: Path, evaluation: Dataset, report: dict[str, Any]) -> dict[str, Any]:
@@ -148,25 +105,17 @@ def _guard(ctx: Context, artifact: Path, evaluation: Dataset, report: dict[str, 
     if loss <= tolerance:
         return {**result, "met": True, "kept_float": []}
     last = ctx.options.steps[-1]
-    if last.name != "int8-static":
+    fallback = last.spec.float_fallback
+    if fallback is None:
         return {**result, "met": False, "reason": f"no float fallback for {last.name}"}
-    prepared = ctx.workdir / "prepared.onnx"
     ctx.emit(
         {"phase": "guard", "message": f"accuracy drop {loss:.2f} > {tolerance:g} points: ranking layers"}
     )
-    try:
-        ranked = guard.rank_by_sqnr(prepared, artifact, evaluation)
-        method = "per-layer SQNR"
-    except Exception:  # intermediate tensors unreadable: measure instead
-        nodes = [n.name for n in onnx.load(str(prepared)).graph.node if n.op_type in QUANTIZABLE_OPS]
-        ranked = guard.rank_one_at_a_time(
-            nodes, lambda keep: _attempt(ctx, prepared, last, keep, evaluation)[0]
-        )
-        method = "one-at-a-time"
+    ranked, method = _rank_nodes(ctx, last, fallback, artifact, evaluation)
     attempts: dict[tuple[str, ...], Path] = {}
 
     def attempt(excluded: list[str]) -> float:
-        loss_points, path = _attempt(ctx, prepared, last, excluded, evaluation)
+        loss_points, path = _attempt(ctx, last, fallback, excluded, evaluation)
         attempts[tuple(excluded)] = path
         ctx.emit(
             {"phase": "guard", "message": f"{len(excluded)} node(s) float: drop {loss_points:.2f} points"}
@@ -178,6 +127,14 @@ def _guard(ctx: Context, artifact: Path, evaluation: Dataset, report: dict[str, 
     if best["loss_points"] >= loss:  # keeping nodes float did not help: the plain artifact stays
         return {**result, "met": False, "method": method, "kept_float": [], "trail": search["trail"]}
     shutil.copyfile(attempts[tuple(best["excluded"])], artifact)
+    return _kept_float_report(result, method, ranked, search)
+
+
+def _kept_float_report(
+    result: dict[str, Any], method: str, ranked: list[guard.Sensitivity], search: dict[str, Any]
+) -> dict[str, Any]:
+    """The guard's report when its best exclusion set replaced the artifact."""
+    best = search["best"]
     drops = {s.node: s.sqnr_drop_db for s in ranked}
     return {
         **result,
@@ -192,18 +149,109 @@ def _guard(ctx: Context, artifact: Path, evaluation: Dataset, report: dict[str, 
     }
 
 
+def _rank_nodes(
+    ctx: Context, step: RecipeStep, fallback: FloatFallback, artifact: Path, evaluation: Dataset
+) -> tuple[list[guard.Sensitivity], str]:
+    """The quantized nodes, most sensitive first, and how they were ranked."""
+    reference = fallback.reference(ctx)
+    try:
+        return guard.rank_by_sqnr(reference, artifact, evaluation), "per-layer SQNR"
+    except Exception:  # intermediate tensors unreadable: measure instead
+        nodes = [n.name for n in onnx.load(str(reference)).graph.node if n.op_type in QUANTIZABLE_OPS]
+        ranked = guard.rank_one_at_a_time(
+            nodes, lambda keep: _attempt(ctx, step, fallback, keep, evaluation)[0]
+        )
+        return ranked, "one-at-a-time"
+
+
 def _attempt(
-    ctx: Context, prepared: Path, step: RecipeStep, excluded: list[str], evaluation: Dataset
+    ctx: Context, step: RecipeStep, fallback: FloatFallback, excluded: list[str], evaluation: Dataset
 ) -> tuple[float, Path]:
     out = ctx.workdir / f"guard-{len(list(ctx.workdir.glob('guard-*')))}.onnx"
-    int8_static(prepared, out, step.params, ctx.calib, ctx.options.profile, exclude=excluded)
+    fallback.requantize(step.params, ctx, excluded, out)
     loss = quality_loss(fidelity(ctx.source, out, evaluation))
     return (loss if loss is not None else float("inf")), out
+
+
+def _run_steps(ctx: Context) -> tuple[Path, list[dict[str, Any]]]:
+    """Apply each step to the previous one's output, in the scratch directory: (the last output,
+    each step's manifest entry)."""
+    current, records = ctx.source, []
+    steps = ctx.options.steps
+    for index, step in enumerate(steps):
+        ctx.emit({"phase": "recipe", "message": f"{step.label()} ({index + 1}/{len(steps)})"})
+        out = ctx.workdir / f"step{index}{step.spec.suffix}"
+        records.append(step.spec.record(step, step.spec.apply(step.params, current, out, ctx)))
+        current = out
+    return current, records
+
+
+def _measure_fidelity(ctx: Context, artifact: Path, evaluation: Dataset | None) -> dict[str, Any] | None:
+    """The artifact's fidelity to the source on --eval, else on --calib (not on random
+    calibration rows), else None. With `per_layer`, the SQNR each float-fallback node
+    loses is added."""
+    options = ctx.options
+    data = evaluation or (ctx.calib if ctx.calib is not None and options.calib else None)
+    if data is None:
+        return None
+    ctx.emit({"phase": "fidelity", "message": f"comparing on {data.rows} rows"})
+    report = fidelity(ctx.source, artifact, data)
+    if evaluation is None:
+        report["note"] = "measured on the calibration data (no --eval given)"
+    fallback = options.steps[-1].spec.float_fallback
+    if options.per_layer and fallback is not None:
+        ranked = guard.rank_by_sqnr(fallback.reference(ctx), artifact, data)
+        report["per_layer_sqnr_drop_db"] = [
+            {"node": item.node, "sqnr_drop_db": round(float(item.sqnr_drop_db), 3)} for item in ranked
+        ]
+    return report
+
+
+def _apply_guard(
+    ctx: Context,
+    artifact: Path,
+    evaluation: Dataset | None,
+    fidelity_report: dict[str, Any] | None,
+    records: list[dict[str, Any]],
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(the guard's report or None, the fidelity report after it): with --max-accuracy-drop and
+    labelled --eval rows, sensitive nodes are kept float and the last step's record names them."""
+    if ctx.options.max_accuracy_drop is None or evaluation is None or not fidelity_report:
+        return None, fidelity_report
+    report = _guard(ctx, artifact, evaluation, fidelity_report)
+    if report.get("kept_float"):
+        records[-1]["report"]["kept_float"] = report["kept_float"]
+        fidelity_report = fidelity(ctx.source, artifact, evaluation)
+    return report, fidelity_report
+
+
+def _write_manifest(
+    staging: Path,
+    artifact: Path,
+    source: Artifact,
+    options: CompressOptions,
+    records: list[dict[str, Any]],
+    fidelity_report: dict[str, Any] | None,
+    guard_report: dict[str, Any] | None,
+) -> dict[str, Any]:
+    manifest = artifact_manifest(
+        artifact,
+        {"path": str(source.path), "sha256": source.sha256, "size_bytes": source.size_bytes},
+        target=options.profile.name,
+        recipe=records,
+        fidelity=fidelity_report,
+        accuracy_guard=guard_report,
+    )
+    (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+    return manifest
 
 
 def compress(
     model_path: Path, out_dir: Path, options: CompressOptions, on_event: EventCallback | None = None
 ) -> dict[str, Any]:
+    """Apply `options.steps` to the ONNX model at `model_path` and publish the artifact directory
+    `out_dir` (model file + manifest.json) atomically; returns the manifest plus its `path`.
+    Raises UsageError / ModelError / InputSpecError before any work for a bad plan or data."""
     emit = on_event or (lambda event: None)
     source = load_artifact(model_path)
     if source.format != "onnx":
@@ -214,44 +262,13 @@ def compress(
     staging = prepare_out_dir(out_dir, options.force)
     try:
         with tempfile.TemporaryDirectory(prefix="edgekit-compress-") as scratch:
-            ctx = Context(options, source.path, calib, Path(scratch), emit)
-            current = source.path
-            reports = []
-            for index, step in enumerate(options.steps):
-                emit({"phase": "recipe", "message": f"{step.label()} ({index + 1}/{len(options.steps)})"})
-                out = ctx.workdir / f"step{index}{'.tflite' if step.name == 'tflite-int8' else '.onnx'}"
-                report = _apply(step, current, out, ctx)
-                reports.append({"name": step.name, "params": step.params, "report": report})
-                current = out
+            ctx = Context(options.profile, calib, Path(scratch), options, source.path, emit)
+            current, records = _run_steps(ctx)
             artifact = staging / f"{ARTIFACT_STEM}{current.suffix}"
             shutil.copyfile(current, artifact)
-            fidelity_data = evaluation or (calib if calib is not None and options.calib else None)
-            fidelity_report: dict[str, Any] | None = None
-            if fidelity_data is not None:
-                emit({"phase": "fidelity", "message": f"comparing on {fidelity_data.rows} rows"})
-                fidelity_report = fidelity(source.path, artifact, fidelity_data)
-                if evaluation is None:
-                    fidelity_report["note"] = "measured on the calibration data (no --eval given)"
-            if options.per_layer and fidelity_report and options.steps[-1].name == "int8-static":
-                ranked = guard.rank_by_sqnr(ctx.workdir / "prepared.onnx", artifact, fidelity_data)
-                fidelity_report["per_layer_sqnr_drop_db"] = [
-                    {"node": item.node, "sqnr_drop_db": round(float(item.sqnr_drop_db), 3)} for item in ranked
-                ]
-            guard_report = None
-            if options.max_accuracy_drop is not None and evaluation is not None and fidelity_report:
-                guard_report = _guard(ctx, artifact, evaluation, fidelity_report)
-                if guard_report.get("kept_float"):
-                    reports[-1]["report"]["kept_float"] = guard_report["kept_float"]
-                    fidelity_report = fidelity(source.path, artifact, evaluation)
-        manifest = artifact_manifest(
-            artifact,
-            {"path": str(source.path), "sha256": source.sha256, "size_bytes": source.size_bytes},
-            target=options.profile.name,
-            recipe=reports,
-            fidelity=fidelity_report,
-            accuracy_guard=guard_report,
-        )
-        (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+            fidelity_report = _measure_fidelity(ctx, artifact, evaluation)
+            guard_report, fidelity_report = _apply_guard(ctx, artifact, evaluation, fidelity_report, records)
+        manifest = _write_manifest(staging, artifact, source, options, records, fidelity_report, guard_report)
         publish(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

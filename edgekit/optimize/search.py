@@ -11,6 +11,7 @@ and the best so far is written after every candidate (a time budget or a kill lo
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgekit.compress import CompressOptions, compress, parse_recipes
+from edgekit.compress import CompressOptions, Recipe, compress
 from edgekit.compress.fidelity import quality_loss
 from edgekit.core.artifacts import MANIFEST_NAME, sha256_file
 from edgekit.core.errors import DeviceError, EdgekitError, UsageError
@@ -29,7 +30,14 @@ from edgekit.core.onnx_model import load_onnx
 from edgekit.core.profiles import DeviceProfile
 from edgekit.judge.regression import judge_samples
 from edgekit.measure.bench import BenchOptions, run_bench
-from edgekit.optimize.candidates import ModelTraits, first_phase, second_phase, slug
+from edgekit.optimize.candidates import (
+    Candidate,
+    ModelTraits,
+    RuntimeSettings,
+    first_phase,
+    second_phase,
+    slug,
+)
 from edgekit.optimize.data import SearchData, prepare_data
 from edgekit.optimize.pareto import OBJECTIVES, Measured, pareto_front, pick
 from edgekit.optimize.state import (
@@ -42,6 +50,7 @@ from edgekit.optimize.state import (
     load_state,
 )
 from edgekit.store.base import ResultsStore
+from edgekit.train.candidates import TrainedArtifact, training_candidates
 from edgekit.transport.board import Board
 
 FLOAT = "float"
@@ -58,7 +67,7 @@ class OptimizeOptions:
     objective: str = "latency"
     time_budget_s: float | None = None
     seed: int = 0
-    recipes: tuple[str, ...] = ()  # empty: generated from the model and the board
+    recipes: tuple[Recipe, ...] = ()  # each a candidate; empty: generated from the model and the board
     bench: BenchOptions = field(default_factory=BenchOptions)
     fresh: bool = False
     confirm_rounds: int = 2  # the pick and float re-measured alternately this many times each
@@ -81,8 +90,6 @@ class OptimizeOptions:
         ):
             if path is not None and not path.exists():
                 raise UsageError(f"{option} {path}: no such file or directory")
-        for recipe in self.recipes:
-            parse_recipes([recipe])  # each is a candidate (a chain uses +); a bad one fails first
         self.bench.validate()
 
 
@@ -116,7 +123,7 @@ def search_key(options: OptimizeOptions) -> dict[str, Any]:
         "calib": _file_key(options.calib),
         "max_accuracy_drop": options.max_accuracy_drop,
         "seed": options.seed,
-        "recipes": list(options.recipes),
+        "recipes": [recipe.text() for recipe in options.recipes],
         "train_config": _file_key(options.train_config),
         "bench": {"runs": bench.runs, "min_seconds": bench.min_seconds, "threads": bench.threads},
     }
@@ -153,6 +160,7 @@ class Search:
         self.deadline = time.monotonic() + options.time_budget_s if options.time_budget_s else None
         self.search_id = hashlib.sha256(json.dumps(self.state.key, sort_keys=True).encode()).hexdigest()[:12]
         self.out_of_time = False
+        self.known: dict[str, Candidate] = {}  # every candidate of this run by name (resumed ones too)
 
     # -- one device -------------------------------------------------------------------------
 
@@ -161,20 +169,34 @@ class Search:
         search = self.state.device(board.name, profile.name)
         try:
             baseline = self._baseline(board, search)
-            traits = model_traits(self.options.model, profile)
-            first = list(self.options.recipes) or first_phase(traits)
-            for name in first:
-                self._candidate(board, search, name, baseline)
+            first = self._first_phase(profile)
+            self._try_all(board, search, first, baseline)
             if not self.options.recipes:
-                for name in second_phase(self._survivors(search), search.outcomes):
-                    self._candidate(board, search, name, baseline)
+                chains = second_phase(self._survivors(search, first), search.outcomes)
+                self._try_all(board, search, chains, baseline)
             if self.options.train_config is not None and self._time_left():
-                self._training_candidates(board, search, baseline)
+                self._try_all(board, search, self._training_candidates(profile), baseline)
             if not self.out_of_time:
                 self._confirm(board, search)
         except DeviceError as exc:
             return self._report(search, profile, error=exc.message)
         return self._report(search, profile)
+
+    def _first_phase(self, profile: DeviceProfile) -> list[Candidate]:
+        """The user's recipes, each a candidate, else those generated for the model and board."""
+        if self.options.recipes:
+            return [Candidate(recipe) for recipe in self.options.recipes]
+        return first_phase(model_traits(self.options.model, profile))
+
+    def _try_all(
+        self,
+        board: Board,
+        search: DeviceSearch,
+        candidates: Sequence[Candidate],
+        baseline: Outcome,
+    ) -> None:
+        for candidate in candidates:
+            self._candidate(board, search, candidate, baseline)
 
     def _time_left(self) -> bool:
         if self.deadline is not None and time.monotonic() >= self.deadline:
@@ -197,13 +219,10 @@ class Search:
         self.state.save(self.out_dir)
         return outcome
 
-    def _training_candidates(self, board: Board, search: DeviceSearch, baseline: Outcome) -> None:
+    def _training_candidates(self, profile: DeviceProfile) -> list[Candidate]:
         """QAT and prune-and-fine-tune artifacts from the training config, trained once per
         profile (reused by later devices and resumed searches), judged like every candidate."""
-        from edgekit.train.candidates import training_candidates
-
         assert self.options.train_config is not None
-        profile = board.profile
         made = training_candidates(
             self.options.train_config,
             profile,
@@ -213,20 +232,19 @@ class Search:
             self.options.seed,
             self.emit,
         )
-        for name, directory in made:
-            manifest = json.loads((directory / MANIFEST_NAME).read_text())
-            self._candidate(board, search, name, baseline, made=(directory, manifest))
+        return [Candidate(artifact) for artifact in made]
 
     def _candidate(
         self,
         board: Board,
         search: DeviceSearch,
-        name: str,
+        candidate: Candidate,
         baseline: Outcome,
-        made: tuple[Path, dict[str, Any]] | None = None,
     ) -> None:
-        """Judge one candidate: `made` is an artifact directory and its manifest made elsewhere
-        (training), else the recipe `name` is compressed here."""
+        """Judge one candidate (unless already judged, or out of time): make its artifact, judge
+        its accuracy, measure the survivors on the device and judge their speed against float."""
+        name = candidate.name
+        self.known[name] = candidate
         if search.done(name) or not self._time_left():
             return
         device, profile = board.device, board.profile
@@ -234,25 +252,11 @@ class Search:
         started = time.monotonic()
         outcome = Outcome(name, ACCEPTED)
         try:
-            artifact_dir, manifest = made or self._artifact(profile, name)
+            artifact_dir, manifest = self._artifact(profile, candidate)
             outcome.artifact = str(artifact_dir)
-            fidelity = manifest.get("fidelity") or {}
-            accuracy = fidelity.get("accuracy") or {}
-            outcome.accuracy = accuracy.get("after")
-            outcome.top1_agreement = fidelity.get("top1_agreement")
-            outcome.accuracy_drop_points = quality_loss(fidelity)
-            outcome.size_bytes = int(manifest["artifact"]["size_bytes"])
-            drop = outcome.accuracy_drop_points
-            if drop is None:
-                outcome.status, outcome.reason = (
-                    REJECTED,
-                    "accuracy not measurable on --eval (no labels or outputs)",
-                )
-            elif drop > self.options.max_accuracy_drop:
-                outcome.status = REJECTED
-                outcome.reason = f"accuracy drop {drop:.2f} > {self.options.max_accuracy_drop:g} points"
-            else:
-                self._measure(board, artifact_dir, outcome)
+            self._judge_accuracy(outcome, manifest)
+            if outcome.status == ACCEPTED:
+                self._measure(board, artifact_dir, outcome, runtime=candidate.runtime)
                 self._judge_speed(outcome, baseline, device.name)
         except DeviceError:
             raise  # the device is gone: the caller reports it, other devices go on
@@ -266,18 +270,38 @@ class Search:
             {"phase": "outcome", "device": device.name, "candidate": name, "outcome": outcome.to_dict()}
         )
 
-    def _artifact(self, profile: DeviceProfile, name: str) -> tuple[Path, dict[str, Any]]:
-        """The candidate compressed for this profile's scheme: made once, reused by every device
-        with the profile and by a resumed search (a directory is only there whole: compress
-        publishes it atomically)."""
-        out = self.out_dir / "candidates" / profile.name / slug(name)
+    def _judge_accuracy(self, outcome: Outcome, manifest: dict[str, Any]) -> None:
+        """Fill the accuracy and size from the artifact's manifest; rejected beyond the drop."""
+        fidelity = manifest.get("fidelity") or {}
+        accuracy = fidelity.get("accuracy") or {}
+        outcome.accuracy = accuracy.get("after")
+        outcome.top1_agreement = fidelity.get("top1_agreement")
+        outcome.accuracy_drop_points = quality_loss(fidelity)
+        outcome.size_bytes = int(manifest["artifact"]["size_bytes"])
+        drop = outcome.accuracy_drop_points
+        if drop is None:
+            outcome.status = REJECTED
+            outcome.reason = "accuracy not measurable on --eval (no labels or outputs)"
+        elif drop > self.options.max_accuracy_drop:
+            outcome.status = REJECTED
+            outcome.reason = f"accuracy drop {drop:.2f} > {self.options.max_accuracy_drop:g} points"
+
+    def _artifact(self, profile: DeviceProfile, candidate: Candidate) -> tuple[Path, dict[str, Any]]:
+        """The candidate's artifact directory and manifest: a trained one as made, a recipe
+        compressed for this profile's scheme, made once, reused by every device with the profile
+        and by a resumed search (a directory is only there whole: compress publishes it
+        atomically)."""
+        if isinstance(candidate.source, TrainedArtifact):
+            directory = candidate.source.directory
+            return directory, json.loads((directory / MANIFEST_NAME).read_text())
+        out = self.out_dir / "candidates" / profile.name / candidate.artifact_slug()
         manifest_path = out / MANIFEST_NAME
         if manifest_path.exists():
             manifest = json.loads(manifest_path.read_text())
             if manifest.get("source", {}).get("sha256") == self.state.key["model_sha256"]:
                 return out, manifest
         options = CompressOptions(
-            steps=parse_recipes([name]),
+            steps=list(candidate.source.steps),
             profile=profile,
             calib=self.data.calib,
             eval=self.data.heldout,
@@ -292,11 +316,19 @@ class Search:
         )
         return out, manifest
 
-    def _measure(self, board: Board, model: Path, outcome: Outcome, tag: str = "search") -> None:
+    def _measure(
+        self,
+        board: Board,
+        model: Path,
+        outcome: Outcome,
+        tag: str = "search",
+        runtime: RuntimeSettings | None = None,
+    ) -> None:
+        bench = self._bench_options(runtime or RuntimeSettings())
         result = run_bench(
             model,
             board,
-            self.options.bench,
+            bench,
             on_event=lambda e: self.emit({**e, "candidate": outcome.name}),
         )
         result.optimize = {"search_id": self.search_id, "candidate": outcome.name, "stage": tag}
@@ -308,6 +340,12 @@ class Search:
         outcome.energy_mj = result.energy.mj_per_inference if result.energy is not None else None
         outcome.budget_verdict = result.budget.verdict
         outcome.run_id = result.run_id
+
+    def _bench_options(self, runtime: RuntimeSettings) -> BenchOptions:
+        """The search's bench options with the candidate's runtime settings over them."""
+        if runtime.threads is None:
+            return self.options.bench
+        return dataclasses.replace(self.options.bench, threads=runtime.threads)
 
     def _judge_speed(self, outcome: Outcome, baseline: Outcome, device_name: str) -> None:
         if outcome.latency_p50_ms and baseline.latency_p50_ms:
@@ -335,14 +373,7 @@ class Search:
         if search.confirmation and search.confirmation.get("chosen") == chosen:
             return
         self.emit({"phase": "confirm", "device": board.name, "candidate": chosen})
-        blocks: dict[str, list[float]] = {FLOAT: [], chosen: []}
-        paths = {FLOAT: self.options.model, chosen: Path(search.outcomes[chosen].artifact or "")}
-        for round_index in range(self.options.confirm_rounds):
-            order = [FLOAT, chosen] if round_index % 2 == 0 else [chosen, FLOAT]
-            for name in order:
-                probe = Outcome(name, ACCEPTED)
-                self._measure(board, paths[name], probe, tag="confirm")
-                blocks[name] += probe.block_medians or []
+        blocks = self._side_by_side(board, search, chosen)
         verdict = judge_samples("latency_p50_ms", blocks[FLOAT], blocks[chosen], seed=self.options.seed)
         float_ms, chosen_ms = statistics.median(blocks[FLOAT]), statistics.median(blocks[chosen])
         search.confirmation = {
@@ -356,6 +387,20 @@ class Search:
         }
         self.state.save(self.out_dir)
 
+    def _side_by_side(self, board: Board, search: DeviceSearch, chosen: str) -> dict[str, list[float]]:
+        """Block medians (ms) of float and `chosen`, measured in alternating order."""
+        blocks: dict[str, list[float]] = {FLOAT: [], chosen: []}
+        paths = {FLOAT: self.options.model, chosen: Path(search.outcomes[chosen].artifact or "")}
+        known = self.known.get(chosen)
+        runtimes = {FLOAT: RuntimeSettings(), chosen: known.runtime if known else RuntimeSettings()}
+        for round_index in range(self.options.confirm_rounds):
+            order = [FLOAT, chosen] if round_index % 2 == 0 else [chosen, FLOAT]
+            for name in order:
+                probe = Outcome(name, ACCEPTED)
+                self._measure(board, paths[name], probe, tag="confirm", runtime=runtimes[name])
+                blocks[name] += probe.block_medians or []
+        return blocks
+
     # -- choosing ---------------------------------------------------------------------------
 
     @staticmethod
@@ -366,10 +411,17 @@ class Search:
             if o.status in (ACCEPTED, BASELINE) and o.latency_p50_ms is not None and o.size_bytes is not None
         ]
 
-    def _survivors(self, search: DeviceSearch) -> list[str]:
-        """Accepted candidates, fastest first."""
-        accepted = [o for o in search.outcomes.values() if o.status == ACCEPTED and o.latency_p50_ms]
-        return [o.name for o in sorted(accepted, key=lambda o: o.latency_p50_ms or 0.0)]
+    @staticmethod
+    def _survivors(search: DeviceSearch, tried: Sequence[Candidate]) -> list[Candidate]:
+        """The accepted ones of `tried`, fastest first."""
+        outcomes = search.outcomes
+
+        def latency(candidate: Candidate) -> float | None:
+            outcome = outcomes.get(candidate.name)
+            return outcome.latency_p50_ms if outcome is not None and outcome.status == ACCEPTED else None
+
+        accepted = [c for c in tried if latency(c)]
+        return sorted(accepted, key=lambda c: latency(c) or 0.0)
 
     def choose(self, search: DeviceSearch) -> tuple[list[str], str | None, str]:
         measured = self._measured(list(search.outcomes.values()))
@@ -410,12 +462,7 @@ class Search:
                 indent=2,
             ) + "\n"
         )  # fmt: skip
-        old = best.with_name("best.old")
-        shutil.rmtree(old, ignore_errors=True)
-        if best.exists():
-            best.rename(old)
-        staging.rename(best)
-        shutil.rmtree(old, ignore_errors=True)
+        _swap_in(staging, best)
         return best
 
     def _report(self, search: DeviceSearch, profile: DeviceProfile, error: str | None = None) -> DeviceReport:
@@ -436,6 +483,16 @@ class Search:
         )
 
 
+def _swap_in(staging: Path, target: Path) -> None:
+    """Replace the directory `target` by `staging`: the old one moved aside first, then removed."""
+    old = target.with_name(target.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    staging.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def optimize(
     options: OptimizeOptions,
     devices: Sequence[Board],
@@ -445,5 +502,5 @@ def optimize(
     """Search on each device in turn (one board at a time keeps the host's compression work off
     the measurements of `local`); a failing device never loses the others' reports."""
     search = Search(options, store, on_event)
-    reports = [search.run_device(board) for board in devices]
+    reports = [search.run_device(device) for device in devices]
     return search, reports

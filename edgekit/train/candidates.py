@@ -15,7 +15,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from edgekit.core.artifacts import MANIFEST_NAME
 from edgekit.core.errors import EdgekitError
@@ -23,6 +23,18 @@ from edgekit.core.profiles import DeviceProfile
 from edgekit.train.config import load_config
 
 TECHNIQUES = (("qat", "train-qat"), ("prune", "train-prune"))
+
+
+class TrainedArtifact(NamedTuple):
+    """A training candidate: its name (`train-qat`) and its artifact directory (with
+    manifest.json). The source of an `optimize` candidate, like a recipe chain."""
+
+    name: str
+    directory: Path
+
+    def text(self) -> str:
+        """The candidate's name, as a recipe chain's text is."""
+        return self.name
 
 
 def _finished(out: Path, config_sha: str, seed: int) -> bool:
@@ -41,19 +53,19 @@ def training_candidates(
     out_dir: Path,
     seed: int = 0,
     emit: Callable[[dict[str, Any]], None] | None = None,
-) -> list[tuple[str, Path]]:
-    """[(candidate name, artifact directory with manifest.json)] for QAT and prune-and-fine-tune.
+) -> list[TrainedArtifact]:
+    """The QAT and prune-and-fine-tune artifacts, in that order (a failed one left out).
     `calib` is unused: QAT calibrates on training rows (the ranges it trained with)."""
     from edgekit.train.run import run_training
 
     emit = emit or (lambda event: None)
     config_sha = hashlib.sha256(config_path.read_bytes()).hexdigest()
-    made: list[tuple[str, Path]] = []
+    made: list[TrainedArtifact] = []
     for technique, name in TECHNIQUES:
         config = dataclasses.replace(load_config(config_path, technique), eval_data=heldout)
         out = out_dir / name
         if _finished(out, config_sha, seed):
-            made.append((name, out))
+            made.append(TrainedArtifact(name, out))
             continue
         emit({"phase": "training", "candidate": name, "message": f"training {technique} ({config_path})"})
         try:
@@ -72,5 +84,5 @@ def training_candidates(
         except EdgekitError as exc:
             emit({"phase": "training", "candidate": name, "error": exc.message})
             continue
-        made.append((name, out))
+        made.append(TrainedArtifact(name, out))
     return made

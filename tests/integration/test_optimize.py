@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from edgekit.compress import parse_recipe
 from edgekit.data import demo_calib_set_path, demo_model_path, demo_test_set_path
 from edgekit.measure.bench import BenchOptions
 from edgekit.optimize.search import OptimizeOptions, optimize
@@ -123,7 +124,7 @@ def test_a_candidate_slower_on_the_device_is_rejected(tmp_path: Path) -> None:
         eval=demo_test_set_path(),
         calib=demo_calib_set_path(),
         out_dir=tmp_path / "out",
-        recipes=("int8-static", "fp16"),
+        recipes=(parse_recipe("int8-static"), parse_recipe("fp16")),
         bench=BenchOptions(runs=100, min_seconds=0.3),
     )
     _, (report,) = optimize(options, [board_for(slowpoke)])

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from edgekit.optimize.candidates import ModelTraits, first_phase, prune_ratio, second_phase, slug
+from edgekit.compress import parse_recipe
+from edgekit.optimize.candidates import (
+    Candidate,
+    ModelTraits,
+    RuntimeSettings,
+    first_phase,
+    prune_ratio,
+    second_phase,
+    slug,
+)
 from edgekit.optimize.pareto import Measured, Tolerances, dominates, pareto_front, pick
 
 FLOAT = Measured("float", 1.00, 1000, 0.0, None)
@@ -48,36 +57,66 @@ def test_a_tolerance_cycle_falls_back_to_the_strict_front() -> None:
     assert front and {m.name for m in front} <= {"a", "b"}
 
 
+def _names(candidates: list[Candidate]) -> list[str]:
+    return [c.name for c in candidates]
+
+
+def _candidates(*texts: str) -> list[Candidate]:
+    return [Candidate(parse_recipe(text)) for text in texts]
+
+
 def test_candidates_follow_the_model_and_the_board() -> None:
     cnn = ModelTraits(frozenset({"Conv", "Relu", "Gemm"}), tflite_runtime=False, int8_scheme="u8s8")
-    names = first_phase(cnn)
+    names = _names(first_phase(cnn))
     assert names[:2] == ["int8-static", "fp16"]
     assert "int8-static:scheme=s8s8" in names and "prune-channels:0.5" in names
+    assert "int8-static:per-channel=no" in names
     transformer = ModelTraits(frozenset({"MatMul", "Softmax"}), tflite_runtime=False, int8_scheme="s8s8")
-    names = first_phase(transformer)
+    names = _names(first_phase(transformer))
     assert "int8-dynamic" in names and "lowrank:energy=0.95" in names and "int8-static:scheme=u8s8" in names
     assert not any(n.startswith("prune-channels") for n in names)
     tflite = ModelTraits(frozenset({"Conv"}), tflite_runtime=True, int8_scheme="s8s8")
-    assert all(n.endswith("tflite-int8") for n in first_phase(tflite))
+    assert all(n.endswith("tflite-int8") for n in _names(first_phase(tflite)))
+    assert "prune-channels:0.25+tflite-int8" in _names(first_phase(tflite))
+
+
+def test_generated_candidates_are_typed_recipes_whose_text_reads_back_equal() -> None:
+    cnn = ModelTraits(frozenset({"Conv", "MatMul"}), tflite_runtime=False, int8_scheme="u8s8")
+    for candidate in first_phase(cnn):
+        assert candidate.recipe is not None and candidate.runtime == RuntimeSettings()
+        assert parse_recipe(candidate.name) == candidate.recipe
+    entropy = next(c for c in first_phase(cnn) if c.name == "int8-static:calib=entropy")
+    assert entropy.recipe is not None and entropy.recipe.steps[0].params["calib"] == "entropy"
 
 
 def test_chains_take_the_strongest_surviving_pruning_and_the_fastest_quantizers() -> None:
-    survivors = [
+    survivors = _candidates(
         "int8-static:per-channel=no",
         "prune-channels:0.4",
         "int8-static",
         "fp16",
         "prune-channels:0.25",
-    ]
-    assert second_phase(survivors, tried=set()) == [
+    )
+    chains = second_phase(survivors, tried=set())
+    assert _names(chains) == [
         "prune-channels:0.4+int8-static:per-channel=no",
         "prune-channels:0.4+fp16",
     ]
-    assert second_phase(["int8-static"], tried=set()) == []
-    assert second_phase(survivors, tried={"prune-channels:0.4+fp16"}) == [
+    chained = chains[0].recipe
+    assert chained is not None and [s.name for s in chained.steps] == ["prune-channels", "int8-static"]
+    assert second_phase(_candidates("int8-static"), tried=set()) == []
+    assert _names(second_phase(survivors, tried={"prune-channels:0.4+fp16"})) == [
         "prune-channels:0.4+int8-static:per-channel=no"
     ]
-    assert prune_ratio("prune-channels:0.4") == 0.4 and prune_ratio("prune-channels:0.4+fp16") is None
+    single, chain = _candidates("prune-channels:0.4", "prune-channels:0.4+fp16")
+    assert prune_ratio(single) == 0.4 and prune_ratio(chain) is None
     assert (
         slug("prune-channels:0.4+int8-static:calib=entropy") == "prune-channels_0.4_int8-static_calib_entropy"
     )
+
+
+def test_runtime_settings_name_the_candidate_but_not_its_artifact() -> None:
+    recipe = parse_recipe("int8-static")
+    plain, threaded = Candidate(recipe), Candidate(recipe, RuntimeSettings(threads=2))
+    assert (plain.name, threaded.name) == ("int8-static", "int8-static@threads=2")
+    assert plain.artifact_slug() == threaded.artifact_slug() == "int8-static"

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
 from edgekit.compress.lowrank import choose_rank
 from edgekit.compress.prune import _keep_count
-from edgekit.compress.recipes import parse_recipes, parse_step
+from edgekit.compress.recipes import RECIPES, Recipe, parse_recipe, parse_recipes, parse_step, step
 from edgekit.core.errors import UsageError
 
 
@@ -42,6 +44,74 @@ def test_bad_recipes(recipes: list[str], message: str) -> None:
     with pytest.raises(UsageError) as info:
         parse_recipes(recipes)
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "int8-static",
+        "int8-static:calib=entropy,per-channel=no",
+        "prune-channels:0.4",
+        "prune-channels:0.25,reconstruct=no",
+        "lowrank",
+        "lowrank:energy=0.95",
+        "lowrank:0.25",
+        "prune-channels:0.5+int8-static:scheme=s8s8",
+        "prune-magnitude:0.3+fp16:keep-io=no",
+    ],
+)
+def test_text_form_reads_back_as_itself(text: str) -> None:
+    recipe = parse_recipe(text)
+    assert recipe.text() == text and parse_recipe(recipe.text()) == recipe
+
+
+def test_text_form_is_canonical() -> None:
+    assert parse_step("int8-static:per_channel=false,calib=entropy").text() == (
+        "int8-static:calib=entropy,per-channel=no"
+    )
+    pruned = parse_step("prune-channels:reconstruct=no,ratio=0.40")
+    assert pruned.text() == "prune-channels:0.4,reconstruct=no"
+
+
+def test_steps_built_from_typed_values_match_parsed_ones() -> None:
+    built = step("int8-static", calib="entropy", per_channel=False)
+    assert built == parse_step("int8-static:calib=entropy,per-channel=no")
+    assert built.text() == "int8-static:calib=entropy,per-channel=no"
+    assert step("lowrank").params == {"energy": 0.9, "ratio": 0.0}
+    chain = Recipe((step("prune-channels", ratio=0.4), step("fp16")))
+    assert chain.text() == "prune-channels:0.4+fp16" and chain == parse_recipe("prune-channels:0.4+fp16")
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: step("prune-channels", ratio=1.5), "expected 0 <= value <= 0.95"),
+        (lambda: step("prune-channels", ratio="half"), "expected a number"),
+        (lambda: step("prune-channels", multiple=8.5), "expected a number"),
+        (lambda: step("int8-static", calib="kl"), "expected one of minmax, entropy, percentile"),
+        (lambda: step("int8-static", per_channel="no"), "expected yes or no"),
+        (lambda: step("int8-static", bits=4), "unknown parameter 'bits'"),
+        (lambda: step("int9"), "unknown recipe 'int9'"),
+        (lambda: Recipe((step("fp16"), step("prune-channels"))), "put fp16 last"),
+        (lambda: Recipe(()), "at least one step"),
+    ],
+)
+def test_bad_typed_steps(build: Any, message: str) -> None:
+    with pytest.raises(UsageError) as info:
+        build()
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_each_spec_says_what_it_needs() -> None:
+    needs = {name: spec.needs_calibration(step(name).params) for name, spec in RECIPES.items()}
+    needed = {name for name, needs_rows in needs.items() if needs_rows}
+    assert needed == {"int8-static", "tflite-int8", "prune-channels"}
+    assert not RECIPES["prune-channels"].needs_calibration(step("prune-channels", reconstruct=False).params)
+    assert all(spec.no_calibration_message for name, spec in RECIPES.items() if needs[name])
+    assert {name for name, spec in RECIPES.items() if spec.float_fallback} == {"int8-static"}
+    assert RECIPES["tflite-int8"].suffix == ".tflite"
+    record = RECIPES["fp16"].record(step("fp16"), {"keep_io_types": True})
+    assert record == {"name": "fp16", "params": {"keep-io": True}, "report": {"keep_io_types": True}}
 
 
 def test_rank_choice() -> None:
