@@ -53,6 +53,7 @@ def teacher_logits(teacher: Teacher, inputs: dict[str, np.ndarray], batch: int =
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise softmax(logits / temperature) of a rows x classes array, in float64."""
     z = logits.astype(np.float64) / temperature
     z -= z.max(axis=1, keepdims=True)
     e = np.exp(z)
@@ -75,6 +76,9 @@ def ensemble_targets(logits: Sequence[np.ndarray], temperature: float, weighting
 def distill_loss(
     student_logits: Any, teacher_probs: Any, labels: Any | None, temperature: float, alpha: float
 ) -> Any:
+    """alpha * T^2 * KL(teacher_probs || softmax(student_logits / T)) + (1 - alpha) * CE(student,
+    labels), batch-mean (Hinton et al., 2015); the KL term alone when `labels` is None or alpha >=
+    1. `student_logits` and `teacher_probs` are float32 batch x classes, `labels` int64 batch."""
     functional = torch.nn.functional
     soft = functional.kl_div(
         functional.log_softmax(student_logits / temperature, dim=1), teacher_probs, reduction="batchmean"
@@ -86,6 +90,9 @@ def distill_loss(
 
 @dataclass
 class DistillResult:
+    """The trained student, its per-epoch history, accuracies (fractions; with labelled eval data)
+    and the artifact manifest (with `out_dir`)."""
+
     model: Any
     history: list[dict[str, Any]]
     accuracy: dict[str, Any] = field(default_factory=dict)

@@ -35,6 +35,9 @@ LossFn = Callable[[Any, list[Any], Any, Any], Any]  # (model, inputs, labels, ro
 
 @dataclass(frozen=True)
 class FitOptions:
+    """How one phase trains: epochs, Adam's learning rate (cosine-annealed to 0 over the epochs)
+    and weight decay, rows per batch, seed and augmentation. UsageError for values out of range."""
+
     epochs: int
     learning_rate: float = 1e-3
     batch_size: int = 64
@@ -86,6 +89,7 @@ def shift_augment(batch: Any, generator: Any) -> Any:
 
 
 def cross_entropy_loss(model: Any, inputs: list[Any], labels: Any, index: Any) -> Any:
+    """The default loss: cross-entropy of the model's logits against int64 `labels` (batch mean)."""
     return torch.nn.functional.cross_entropy(model(*inputs), labels)
 
 
@@ -100,6 +104,7 @@ def predict(model: Any, arrays: Sequence[np.ndarray], batch_size: int = 256) -> 
 
 
 def accuracy(model: Any, data: TrainData, input_names: Sequence[str]) -> float:
+    """Top-1 accuracy (a fraction in [0, 1]) of a torch classifier on labelled `data`."""
     if data.labels is None:
         raise UsageError(f"{data.source}: accuracy needs a 'labels' array")
     return float((predict(model, data.arrays(input_names)).argmax(1) == data.labels).mean())
@@ -122,6 +127,7 @@ def _last_good(phase: str, checkpoints: Checkpoints | None) -> tuple[Path, str, 
 
 
 def _diverged(phase: str, epoch: int, value: float, checkpoints: Checkpoints | None) -> TrainingDivergedError:
+    """The error for a non-finite loss, naming the epoch and the last good checkpoint kept."""
     kept = _last_good(phase, checkpoints)
     where = f"; the last good checkpoint ({kept[1]}, epoch {kept[2]}) is kept in {kept[0]}" if kept else ""
     return TrainingDivergedError(

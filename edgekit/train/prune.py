@@ -42,6 +42,8 @@ PASS_THROUGH = (
 
 @dataclass
 class Slot:
+    """Where a module sits: its parent Sequential, its attribute name there and its dotted path."""
+
     parent: Any
     name: str
     qualname: str  # e.g. "3.0": where the module sits in the model
@@ -83,6 +85,9 @@ def _is_depthwise(module: Any) -> bool:
 
 
 def find_groups(model: Any) -> list[Group]:
+    """Every prunable Conv2d/Linear of an nn.Sequential with the layers that shrink with it, in
+    model order; layers whose consumer cannot be followed are left out. UsageError for other
+    model types."""
     slots = _slots(model)
     groups = []
     for index, slot in enumerate(slots):
@@ -119,6 +124,8 @@ def find_groups(model: Any) -> list[Group]:
 
 
 def channel_scores(group: Group, criterion: str) -> Any:
+    """One float score per output channel of the group's producer: the L1 or L2 norm of its
+    weights, times |gamma| / sqrt(var + eps) of the following BatchNorm when there is one."""
     weight = group.producer.module.weight.detach().flatten(1)
     scores = weight.abs().sum(1) if criterion == "l1" else weight.pow(2).sum(1).sqrt()
     if group.norms:
@@ -194,6 +201,7 @@ def prune_channels(
 
 
 def channel_counts(model: Any) -> dict[str, int]:
+    """Output channels (or features) of every prunable layer, by its dotted path."""
     counts = {}
     for group in find_groups(model):
         layer = group.producer.module
@@ -203,6 +211,8 @@ def channel_counts(model: Any) -> dict[str, int]:
 
 @dataclass
 class PruneResult:
+    """The pruned, fine-tuned model, the artifact manifest (with `out_dir`) and the per-step history."""
+
     model: Any
     manifest: dict[str, Any] | None
     steps: list[dict[str, Any]]
