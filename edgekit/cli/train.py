@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,6 +20,8 @@ TECHNIQUES = ("qat", "prune", "distill")
 
 
 def _progress_line(event: dict[str, Any]) -> str | None:
+    """One readable stderr line for a training event (epoch, resume, prune, result, fidelity),
+    None for events that print nothing."""
     kind = event.get("event")
     if kind == "epoch":
         parts = [f"{event['phase']} epoch {event['epoch']}/{event['epochs']}", f"loss {event['loss']:.4f}"]
@@ -39,6 +42,22 @@ def _progress_line(event: dict[str, Any]) -> str | None:
     if kind == "fidelity":
         return f"fidelity: {event['message']}"
     return None
+
+
+def _on_event(as_json: bool) -> Callable[[dict[str, Any]], None]:
+    """Where training events go: one JSON object a line on stderr with --json, else the readable
+    progress lines (`_progress_line`) on stderr."""
+
+    def on_event(event: dict[str, Any]) -> None:
+        if as_json:
+            sys.stderr.write(json.dumps(event, default=str) + "\n")
+            sys.stderr.flush()
+            return
+        line = _progress_line(event)
+        if line is not None:
+            stderr.print(line, markup=False)
+
+    return on_event
 
 
 def train_command(
@@ -65,17 +84,9 @@ def train_command(
     require_torch(f"edgekit train {technique}")
     from edgekit.train.run import run_training
 
-    def on_event(event: dict[str, Any]) -> None:
-        if as_json:
-            sys.stderr.write(json.dumps(event, default=str) + "\n")
-            sys.stderr.flush()
-            return
-        line = _progress_line(event)
-        if line is not None:
-            stderr.print(line, markup=False)
-
+    emit = _on_event(as_json)
     manifest = run_training(
-        settings, technique, out, seed=seed, resume=resume, force=force, profile=profile, emit=on_event
+        settings, technique, out, seed=seed, resume=resume, force=force, profile=profile, emit=emit
     )
     if as_json:
         print_json(manifest)
@@ -85,6 +96,8 @@ def train_command(
 
 
 def _summary(manifest: dict[str, Any]) -> None:
+    """The artifact written, its size ratio and accuracy drop, and the technique's own accuracies
+    (QAT vs PTQ, each pruning step, teachers vs student) on stdout."""
     artifact = manifest["artifact"]
     stdout.print(
         f"wrote {manifest['path']}/{artifact['file']}: {artifact['size_bytes']:,} bytes "

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgekit.core.errors import LabError, UsageError
-from edgekit.core.profiles import load_profile
+from edgekit.core.profiles import DeviceProfile, load_profile
 from edgekit.lab import preflight
 from edgekit.lab.board_sysfs import make_board_sysfs
 from edgekit.lab.inventory_edit import remove_device, upsert_device
@@ -50,6 +50,8 @@ USER_KEYS = ("~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa")
 
 @dataclass(frozen=True)
 class BoardStatus:
+    """One row of `edgekit lab list`."""
+
     name: str
     profile: str
     port: int | None
@@ -117,6 +119,8 @@ def _qemu_version() -> str | None:
 
 
 def _write_ssh_files(root: Path, port: int, key: Path) -> None:
+    """Authorise `key`'s public half for root, make a fresh host key, and write SSHD_CONFIG
+    (127.0.0.1:`port`, keys only)."""
     ssh_dir = root / "root/.ssh"
     ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     authorized = ssh_dir / "authorized_keys"
@@ -157,6 +161,8 @@ def _ssh_banner(port: int) -> bytes:
 
 
 def _wait_for_sshd(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Return once sshd answers with an SSH banner; LabError when it exits (with its log's tail)
+    or stays silent for START_TIMEOUT_S seconds."""
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -168,27 +174,22 @@ def _wait_for_sshd(port: int, process: subprocess.Popen[bytes], log: Path) -> No
     raise LabError(f"the board's sshd did not answer on 127.0.0.1:{port} within {START_TIMEOUT_S:.0f} s")
 
 
-def up(
-    profile_name: str,
-    name: str | None = None,
-    port: int | None = None,
-    inventory: Path | None = None,
-    key: Path | None = None,
-    progress: Progress = lambda line: None,
-    recipe: RootfsRecipe | None = None,
-) -> LabState:
-    """Build (once) and start an emulated board for a profile; add it to the inventory."""
-    profile = load_profile(profile_name)  # an unknown profile fails before anything is built
+def _aarch64_profile(profile_name: str) -> DeviceProfile:
+    """The profile to emulate; an unknown one fails before anything is built, and a board that is
+    not aarch64 is a UsageError."""
+    profile = load_profile(profile_name)
     if profile.facts.arch != "aarch64":
         raise UsageError(
             f"profile {profile.name!r} is {profile.facts.arch or 'not an ARM board'}; "
             "edgekit lab emulates aarch64 boards",
             profile=profile.name,
         )
-    preflight.require()
-    name = name or f"{profile.name}-emu"
-    lab = lab_dir()
-    directory = instance_dir(name, lab)
+    return profile
+
+
+def _clear_previous(name: str, directory: Path, inventory: Path | None, progress: Progress) -> None:
+    """Refuse a board of this name that is running (UsageError); remove what a stopped or crashed
+    one left behind (its inventory entry stays, to be replaced)."""
     existing = read_state(directory)
     if existing is not None and pid_alive(existing.pid) and processes_in_root(Path(existing.root)):
         raise UsageError(
@@ -198,10 +199,110 @@ def up(
     if directory.exists():
         progress(f"{name}: removing what a previous run left behind")
         down(name, inventory, keep_inventory=True)
+
+
+def _write_emulation_marker(root: Path, profile: DeviceProfile) -> None:
+    """EMULATION_MARKER in the board (JSON): the emulator, qemu's version, the profile it stands
+    for and the host machine; the agent reports it as facts["emulated"]."""
+    marker = {
+        "emulator": "qemu-user",
+        "qemu": _qemu_version(),
+        "stands_for": profile.name,
+        "host_machine": platform.machine(),
+        "note": "timings are not the board's",
+    }
+    (root / EMULATION_MARKER).write_text(json.dumps(marker) + "\n")
+
+
+def _bind_mounts(state: LabState, directory: Path, lab: Path) -> None:
+    """Bind the host's /proc and /dev into the board's root, recording each in the state file as
+    soon as it exists (so `down` unmounts it after a crash)."""
+    root = Path(state.root)
+    for source in ("/proc", "/dev"):
+        state.mounts.append(str(bind(source, root / source.lstrip("/"), lab)))
+        write_state(directory, state)
+
+
+def _start_sshd(state: LabState, directory: Path, port: int) -> None:
+    """Start the board's sshd in its chroot (its own session, output in <directory>/sshd.log),
+    record its pid, and wait until it answers on `port` with an SSH banner (LabError otherwise)."""
+    log = directory / "sshd.log"
+    with log.open("ab") as sink:
+        process = subprocess.Popen(
+            ["chroot", state.root, "/usr/sbin/sshd", "-D", "-e", "-f", f"/{SSHD_CONFIG}"],
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=sink,
+            start_new_session=True,  # not killed with the terminal that ran `lab up`
+        )
+    state.pid, state.started_at = process.pid, time.time()
+    write_state(directory, state)
+    _wait_for_sshd(port, process, log)
+
+
+def _pin_host_key(state: LabState, directory: Path) -> None:
+    """<directory>/known_hosts holding the board's ed25519 host key for [127.0.0.1]:PORT."""
+    host_key = (Path(state.root) / "etc/ssh/ssh_host_ed25519_key.pub").read_text().split()[:2]
+    known_hosts = directory / "known_hosts"
+    known_hosts.write_text(f"[127.0.0.1]:{state.port} {host_key[0]} {host_key[1]}\n")
+    state.known_hosts = str(known_hosts)
+
+
+def _bring_up(
+    state: LabState,
+    directory: Path,
+    lab: Path,
+    tarball: Path,
+    profile: DeviceProfile,
+    *,
+    port: int | None,
+    key: Path | None,
+    progress: Progress,
+) -> None:
+    """Unpack `tarball`, shape the root like the board, start its sshd on `port` (else a free
+    one) and add it to the inventory; each step is recorded in the state file as it happens, so
+    `down` can undo a failure."""
+    root = Path(state.root)
+    progress(f"{state.name}: unpacking {tarball.name}")
+    unpack_rootfs(tarball, root)
+    make_board_sysfs(root / "sys", profile)
+    _write_emulation_marker(root, profile)
+    key_path = user_key(key, lab)
+    port = port or free_port()
+    state.port = port
+    state.key_file = str(key_path)
+    _write_ssh_files(root, port, key_path)
+    _bind_mounts(state, directory, lab)
+    progress(f"{state.name}: starting the board's sshd on 127.0.0.1:{port}")
+    _start_sshd(state, directory, port)
+    _pin_host_key(state, directory)
+    upsert_device(Path(state.inventory), inventory_entry(state))
+    state.status = "up"
+    write_state(directory, state)
+
+
+def up(
+    profile_name: str,
+    name: str | None = None,
+    port: int | None = None,
+    inventory: Path | None = None,
+    key: Path | None = None,
+    progress: Progress = lambda line: None,
+    recipe: RootfsRecipe | None = None,
+) -> LabState:
+    """Build (once) and start an emulated board for a profile; add it to the inventory.
+    UsageError (exit 2) for a profile that is not aarch64, a board already up or a busy port;
+    MissingPrerequisiteError (exit 2) naming missing host tools; LabError (exit 3) when the board
+    does not start (then it is taken down)."""
+    profile = _aarch64_profile(profile_name)
+    preflight.require()
+    name = name or f"{profile.name}-emu"
+    lab = lab_dir()
+    directory = instance_dir(name, lab)
+    _clear_previous(name, directory, inventory, progress)
     if port is not None and not _port_is_free(port):
         raise UsageError(f"port {port} on 127.0.0.1 is in use; pick another --port or omit it", port=port)
-    recipe = recipe or RootfsRecipe()
-    tarball = build_rootfs(recipe, debian_mirror(), progress)
+    tarball = build_rootfs(recipe or RootfsRecipe(), debian_mirror(), progress)
     inventory = inventory or default_inventory_path()
     directory.mkdir(parents=True)
     root = directory / "root"
@@ -210,48 +311,7 @@ def up(
     )
     write_state(directory, state)  # from here on, `down` can undo whatever happens
     try:
-        progress(f"{name}: unpacking {tarball.name}")
-        unpack_rootfs(tarball, root)
-        make_board_sysfs(root / "sys", profile)
-        (root / EMULATION_MARKER).write_text(
-            json.dumps(
-                {
-                    "emulator": "qemu-user",
-                    "qemu": _qemu_version(),
-                    "stands_for": profile.name,
-                    "host_machine": platform.machine(),
-                    "note": "timings are not the board's",
-                }
-            )
-            + "\n"
-        )
-        key_path = user_key(key, lab)
-        state.port = port or free_port()
-        state.key_file = str(key_path)
-        _write_ssh_files(root, state.port, key_path)
-        for source in ("/proc", "/dev"):
-            state.mounts.append(str(bind(source, root / source.lstrip("/"), lab)))
-            write_state(directory, state)
-        progress(f"{name}: starting the board's sshd on 127.0.0.1:{state.port}")
-        log = directory / "sshd.log"
-        with log.open("ab") as sink:
-            process = subprocess.Popen(
-                ["chroot", str(root), "/usr/sbin/sshd", "-D", "-e", "-f", f"/{SSHD_CONFIG}"],
-                stdin=subprocess.DEVNULL,
-                stdout=sink,
-                stderr=sink,
-                start_new_session=True,  # not killed with the terminal that ran `lab up`
-            )
-        state.pid, state.started_at = process.pid, time.time()
-        write_state(directory, state)
-        _wait_for_sshd(state.port, process, log)
-        host_key = (root / "etc/ssh/ssh_host_ed25519_key.pub").read_text().split()[:2]
-        known_hosts = directory / "known_hosts"
-        known_hosts.write_text(f"[127.0.0.1]:{state.port} {host_key[0]} {host_key[1]}\n")
-        state.known_hosts = str(known_hosts)
-        upsert_device(inventory, inventory_entry(state))
-        state.status = "up"
-        write_state(directory, state)
+        _bring_up(state, directory, lab, tarball, profile, port=port, key=key, progress=progress)
     except BaseException:
         with contextlib.suppress(Exception):
             down(name, inventory)
@@ -261,6 +321,8 @@ def up(
 
 
 def inventory_entry(state: LabState) -> dict[str, object]:
+    """The board's [[device]] table: root over SSH on 127.0.0.1:PORT with the pinned host key,
+    tagged `lab` and `emulated`."""
     return {
         "name": state.name,
         "host": "127.0.0.1",
@@ -296,6 +358,7 @@ def down(name: str, inventory: Path | None = None, keep_inventory: bool = False)
 
 
 def boards() -> list[BoardStatus]:
+    """Every board with a state file under the lab directory, by name; `down` when its sshd is gone."""
     lab = lab_dir()
     found = []
     if not lab.is_dir():

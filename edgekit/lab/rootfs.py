@@ -31,6 +31,7 @@ IMPORT_CHECK = (
 
 
 def rootfs_tarball(recipe: RootfsRecipe, lab: Path | None = None) -> Path:
+    """Where the tarball of `recipe` is cached: <cache>/rootfs-<recipe key>.tar."""
     return (lab or rootfs_cache_dir()) / f"rootfs-{recipe.key()}.tar"
 
 
@@ -80,7 +81,59 @@ def build_rootfs(recipe: RootfsRecipe, mirror: str, progress: Progress, lab: Pat
         return _build(recipe, mirror, progress, lab, tarball)
 
 
+def _debootstrap(recipe: RootfsRecipe, root: Path, mirror: str, log: Path, progress: Progress) -> None:
+    """Debian `recipe.suite` for `recipe.arch` (minbase plus `recipe.debs`) into `root`."""
+    progress(f"debootstrap {recipe.suite} {recipe.arch} ({', '.join(recipe.debs)}) from {mirror}")
+    command = [
+        "debootstrap",
+        f"--arch={recipe.arch}",
+        "--variant=minbase",
+        f"--include={','.join(recipe.debs)}",
+        recipe.suite,
+        str(root),
+        mirror,
+    ]
+    _run(command, "debootstrap", log, progress)
+
+
+def _install_wheels(recipe: RootfsRecipe, root: Path, log: Path, progress: Progress) -> None:
+    """The recipe's aarch64 wheels (binary only, no dependencies) into the board's site-packages,
+    installed by the host's pip for the board's Python version and platforms."""
+    progress(f"aarch64 wheels: {' '.join(recipe.wheels)}")
+    pip = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--python-version",
+        recipe.python_version,
+        "--implementation",
+        "cp",
+        "--target",
+        str(root / recipe.site_packages),
+    ]
+    for platform in recipe.platforms:
+        pip += ["--platform", platform]
+    _run([*pip, *recipe.wheels], "pip install (aarch64 wheels)", log, progress)
+
+
+def _pack(root: Path, tarball: Path, log: Path, progress: Progress) -> None:
+    """`root` as the tar `tarball` (numeric owners), written to a temporary name, synced, renamed."""
+    progress(f"packing {tarball.name}")
+    partial = tarball.with_name(f".{tarball.name}.{os.getpid()}.part")
+    _run(["tar", "-C", str(root), "--numeric-owner", "-cf", str(partial), "."], "tar", log, progress)
+    with open(partial, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(partial, tarball)
+
+
 def _build(recipe: RootfsRecipe, mirror: str, progress: Progress, lab: Path, tarball: Path) -> Path:
+    """Build the rootfs in <lab>/build-<key> (debootstrap, wheels, import check, clean-up), pack it
+    as `tarball` and remove the build tree; a failed build leaves no partial tarball."""
     build = lab / f"build-{recipe.key()}"
     if build.exists():  # a build that crashed: it may have left debootstrap's /proc mount behind
         remove_tree(build, lab)
@@ -89,50 +142,12 @@ def _build(recipe: RootfsRecipe, mirror: str, progress: Progress, lab: Path, tar
     log = build / "build.log"
     started = time.monotonic()
     try:
-        progress(f"debootstrap {recipe.suite} {recipe.arch} ({', '.join(recipe.debs)}) from {mirror}")
-        _run(
-            [
-                "debootstrap",
-                f"--arch={recipe.arch}",
-                "--variant=minbase",
-                f"--include={','.join(recipe.debs)}",
-                recipe.suite,
-                str(root),
-                mirror,
-            ],
-            "debootstrap",
-            log,
-            progress,
-        )
-        progress(f"aarch64 wheels: {' '.join(recipe.wheels)}")
-        pip = [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--python-version",
-            recipe.python_version,
-            "--implementation",
-            "cp",
-            "--target",
-            str(root / recipe.site_packages),
-        ]
-        for platform in recipe.platforms:
-            pip += ["--platform", platform]
-        _run([*pip, *recipe.wheels], "pip install (aarch64 wheels)", log, progress)
+        _debootstrap(recipe, root, mirror, log, progress)
+        _install_wheels(recipe, root, log, progress)
         progress("import check inside the chroot (aarch64 python3 under qemu)")
         _import_check(root, lab, log, progress)
         _clean_rootfs(root)
-        progress(f"packing {tarball.name}")
-        partial = tarball.with_name(f".{tarball.name}.{os.getpid()}.part")
-        _run(["tar", "-C", str(root), "--numeric-owner", "-cf", str(partial), "."], "tar", log, progress)
-        with open(partial, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(partial, tarball)
+        _pack(root, tarball, log, progress)
     except BaseException:
         with contextlib.suppress(OSError):
             for stale in lab.glob(f".{tarball.name}.*.part"):
@@ -145,6 +160,8 @@ def _build(recipe: RootfsRecipe, mirror: str, progress: Progress, lab: Path, tar
 
 
 def _import_check(root: Path, lab: Path, log: Path, progress: Progress) -> None:
+    """Import numpy, onnxruntime and the LiteRT interpreter with the board's python3 (under qemu),
+    /proc bound for the duration."""
     bind("/proc", root / "proc", lab)
     try:
         _run(["chroot", str(root), "python3", "-c", IMPORT_CHECK], "import check", log, progress)
@@ -153,6 +170,7 @@ def _import_check(root: Path, lab: Path, log: Path, progress: Progress) -> None:
 
 
 def unpack_rootfs(tarball: Path, target: Path) -> None:
+    """Unpack `tarball` into a new directory `target` (numeric owners); LabError when tar fails."""
     target.mkdir(parents=True)
     done = subprocess.run(
         ["tar", "-C", str(target), "--numeric-owner", "-xf", str(tarball)], capture_output=True, text=True

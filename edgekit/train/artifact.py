@@ -9,7 +9,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from edgekit.core.artifact_writer import ARTIFACT_STEM, artifact_manifest, prepa
 from edgekit.core.artifacts import MANIFEST_NAME, sha256_file
 from edgekit.core.errors import UsageError
 from edgekit.train.data import TrainData
+
+if TYPE_CHECKING:  # loop needs torch; this module does not
+    from edgekit.train.loop import FitOptions
 
 FLOAT_NAME = "float.onnx"
 
@@ -31,6 +34,7 @@ def onnx_logits(model: Path, data: TrainData) -> np.ndarray:
 
 
 def onnx_accuracy(model: Path, data: TrainData) -> float:
+    """Top-1 accuracy (a fraction in [0, 1]) of an ONNX classifier on labelled `data`."""
     assert data.labels is not None
     return float((onnx_logits(model, data).argmax(1) == data.labels).mean())
 
@@ -55,7 +59,30 @@ class ArtifactPlan:
     reference_note: str | None = None
 
 
+def training_section(
+    technique: str,
+    settings: dict[str, Any],
+    options: FitOptions,
+    results: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The manifest's `training` section, keys in this order: `technique`, the technique's own
+    `settings`, `learning_rate`, `batch_size`, `seed` (from `options`), its `results` (accuracy,
+    history, ...), then `extra` (added by the caller, e.g. a float pre-training history)."""
+    training = {
+        "technique": technique,
+        **settings,
+        "learning_rate": options.learning_rate,
+        "batch_size": options.batch_size,
+        "seed": options.seed,
+        **results,
+    }
+    training.update(extra or {})
+    return training
+
+
 def torch_version() -> str | None:
+    """The installed torch's version string, or None without the `train` extra."""
     try:
         import torch
     except ImportError:

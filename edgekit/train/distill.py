@@ -27,11 +27,11 @@ import numpy as np
 
 from edgekit.compress.fidelity import session
 from edgekit.core.errors import UsageError
-from edgekit.train.artifact import ArtifactPlan, check_out_dir, write_artifact
+from edgekit.train.artifact import ArtifactPlan, check_out_dir, training_section, write_artifact
 from edgekit.train.data import TrainData, check_against_model
 from edgekit.train.export import export_onnx, parameter_count
 from edgekit.train.extra import require_torch
-from edgekit.train.loop import Checkpoints, FitOptions, accuracy, fit, predict
+from edgekit.train.loop import Checkpoints, FitOptions, LossFn, accuracy, fit, predict
 
 torch = require_torch("distillation")
 WEIGHTINGS = ("mean", "confidence")
@@ -53,6 +53,7 @@ def teacher_logits(teacher: Teacher, inputs: dict[str, np.ndarray], batch: int =
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise softmax(logits / temperature) of a rows x classes array, in float64."""
     z = logits.astype(np.float64) / temperature
     z -= z.max(axis=1, keepdims=True)
     e = np.exp(z)
@@ -75,6 +76,9 @@ def ensemble_targets(logits: Sequence[np.ndarray], temperature: float, weighting
 def distill_loss(
     student_logits: Any, teacher_probs: Any, labels: Any | None, temperature: float, alpha: float
 ) -> Any:
+    """alpha * T^2 * KL(teacher_probs || softmax(student_logits / T)) + (1 - alpha) * CE(student,
+    labels), batch-mean (Hinton et al., 2015); the KL term alone when `labels` is None or alpha >=
+    1. `student_logits` and `teacher_probs` are float32 batch x classes, `labels` int64 batch."""
     functional = torch.nn.functional
     soft = functional.kl_div(
         functional.log_softmax(student_logits / temperature, dim=1), teacher_probs, reduction="batchmean"
@@ -86,19 +90,141 @@ def distill_loss(
 
 @dataclass
 class DistillResult:
+    """The trained student, its per-epoch history, accuracies (fractions; with labelled eval data)
+    and the artifact manifest (with `out_dir`)."""
+
     model: Any
     history: list[dict[str, Any]]
     accuracy: dict[str, Any] = field(default_factory=dict)
     manifest: dict[str, Any] | None = None
 
 
+def _teacher_list(teachers: Sequence[Teacher] | Teacher) -> list[Teacher]:
+    """One teacher (an ONNX path or a torch module) or a sequence of them, as a list."""
+    if isinstance(teachers, str | Path) or not isinstance(teachers, Sequence):
+        return [teachers]
+    return list(teachers)
+
+
 def _check(teachers: Sequence[Teacher], temperature: float, alpha: float, weighting: str) -> None:
+    """UsageError for no teacher, alpha outside [0, 1], temperature <= 0 or an unknown weighting."""
     if not teachers:
         raise UsageError("distill: give at least one teacher")
     if not 0.0 <= alpha <= 1.0 or temperature <= 0:
         raise UsageError(f"distill: need 0 <= alpha <= 1 and temperature > 0, got {alpha}, {temperature}")
     if weighting not in WEIGHTINGS:
         raise UsageError(f"distill: weighting {weighting!r}: expected one of {', '.join(WEIGHTINGS)}")
+
+
+def _check_data(
+    student: Any,
+    train_data: TrainData,
+    alpha: float,
+    input_names: Sequence[str],
+    out_dir: Path | None,
+    force: bool,
+) -> None:
+    """Refuse a non-empty OUT_DIR, hard-label mixing without labels, and training rows that do
+    not fit the student (UsageError / InputSpecError)."""
+    check_out_dir(out_dir, force)
+    if alpha < 1.0 and train_data.labels is None:
+        raise UsageError("distill: alpha < 1 mixes in the hard labels; the training data has no 'labels'")
+    check_against_model(student, train_data, input_names, "train data")
+
+
+@dataclass(frozen=True)
+class _Distillation:
+    """One distillation: its teachers, the loss's temperature and alpha, the teachers' weighting
+    and the student's input names."""
+
+    teachers: list[Teacher]
+    temperature: float
+    alpha: float
+    weighting: str
+    input_names: Sequence[str]
+
+    def logits(self, data: TrainData) -> list[np.ndarray]:
+        """Every teacher's logits over `data` (float32, rows x classes each)."""
+        inputs = {name: data.inputs[name] for name in self.input_names}
+        return [teacher_logits(teacher, inputs) for teacher in self.teachers]
+
+    def loss(self, train_data: TrainData) -> LossFn:
+        """The training loss: `distill_loss` against the teachers' combined soft targets of each
+        batch's rows (computed once here, over every training row)."""
+        soft = ensemble_targets(self.logits(train_data), self.temperature, self.weighting)
+        targets = torch.from_numpy(soft)
+
+        def loss_fn(model: Any, batch: list[Any], labels: Any, index: Any) -> Any:
+            return distill_loss(model(*batch), targets[index], labels, self.temperature, self.alpha)
+
+        return loss_fn
+
+
+def _evaluator(
+    student: Any, eval_data: TrainData | None, input_names: Sequence[str]
+) -> Callable[[Any], float] | None:
+    """Per-epoch accuracy on labelled `eval_data` (checked against the student), else None."""
+    if eval_data is None or eval_data.labels is None:
+        return None
+    check_against_model(student, eval_data, input_names, "eval data")
+    return lambda m: accuracy(m, eval_data, input_names)
+
+
+def _accuracies(job: _Distillation, student: Any, eval_data: TrainData) -> tuple[dict[str, Any], np.ndarray]:
+    """Top-1 accuracies (fractions) on labelled `eval_data` of each teacher, their ensemble (at
+    T = 1) and the student; and the ensemble's probabilities (float32, rows x classes)."""
+    eval_logits = job.logits(eval_data)
+    ensemble = ensemble_targets(eval_logits, 1.0, job.weighting)
+    measured = {
+        "teachers": [float((item.argmax(1) == eval_data.labels).mean()) for item in eval_logits],
+        "ensemble": float((ensemble.argmax(1) == eval_data.labels).mean()),
+        "student": accuracy(student, eval_data, job.input_names),
+    }
+    return measured, ensemble
+
+
+def _write_student(
+    job: _Distillation,
+    options: FitOptions,
+    result: DistillResult,
+    ensemble: np.ndarray,
+    eval_data: TrainData,
+    out_dir: Path,
+    *,
+    force: bool,
+    training_extra: dict[str, Any] | None,
+    emit: Callable[[dict[str, Any]], None] | None,
+) -> dict[str, Any]:
+    """Publish the student as OUT_DIR: fidelity against the teachers' `ensemble` probabilities,
+    float.onnx the first teacher (exported when it is a torch module); returns the manifest."""
+    with tempfile.TemporaryDirectory(prefix="edgekit-distill-") as scratch:
+        work = Path(scratch)
+        names = job.input_names
+        examples = eval_data.arrays(names)
+        model_file = export_onnx(result.model, examples, work / "student.onnx", input_name=list(names))
+        reference = _reference_onnx(job.teachers[0], examples, work / "teacher.onnx", names)
+        loss = {"weighting": job.weighting, "temperature": job.temperature, "alpha": job.alpha}
+        teachers = [_describe(teacher) for teacher in job.teachers]
+        size = parameter_count(result.model)
+        training = training_section(
+            "distill",
+            {"teachers": teachers, **loss, "epochs": options.epochs},
+            options,
+            {"student_parameters": size, "accuracy": result.accuracy, "history": result.history},
+            training_extra,
+        )
+        params = {"teachers": len(job.teachers), **loss}
+        recipe = [{"name": "distill", "params": params, "report": {"student_parameters": size}}]
+        plan = ArtifactPlan(
+            model_file,
+            reference,
+            recipe,
+            training,
+            reference_logits=np.log(np.maximum(ensemble, 1e-12)),
+            reference_note=f"the ensemble of {len(job.teachers)} teacher(s) ({job.weighting}); "
+            "float.onnx is the first",
+        )
+        return write_artifact(plan, out_dir, eval_data, force=force, emit=emit)
 
 
 def distill(
@@ -123,24 +249,15 @@ def distill(
     emit: Callable[[dict[str, Any]], None] | None = None,
 ) -> DistillResult:
     """Train `student` on the teachers' combined soft targets (plus hard labels, weight 1 - alpha).
-    With `out_dir` (needs labelled `eval_data`) the student is written as an artifact directory."""
-    group = [teachers] if isinstance(teachers, str | Path) or not isinstance(teachers, Sequence) else teachers
+    With labelled `eval_data` the result carries teacher, ensemble and student accuracies; with
+    `out_dir` too, the student is written as an artifact directory. Raises UsageError for bad
+    settings."""
+    group = _teacher_list(teachers)
     _check(group, temperature, alpha, weighting)
-    check_out_dir(out_dir, force)
-    if alpha < 1.0 and train_data.labels is None:
-        raise UsageError("distill: alpha < 1 mixes in the hard labels; the training data has no 'labels'")
-    check_against_model(student, train_data, input_names, "train data")
-    inputs = {name: train_data.inputs[name] for name in input_names}
-    logits = [teacher_logits(teacher, inputs) for teacher in group]
-    targets = torch.from_numpy(ensemble_targets(logits, temperature, weighting))
-
-    def loss_fn(model: Any, batch: list[Any], labels: Any, index: Any) -> Any:
-        return distill_loss(model(*batch), targets[index], labels, temperature, alpha)
-
-    evaluate = None
-    if eval_data is not None and eval_data.labels is not None:
-        check_against_model(student, eval_data, input_names, "eval data")
-        evaluate = lambda m: accuracy(m, eval_data, input_names)  # noqa: E731
+    _check_data(student, train_data, alpha, input_names, out_dir, force)
+    job = _Distillation(group, temperature, alpha, weighting, input_names)
+    loss_fn = job.loss(train_data)
+    evaluate = _evaluator(student, eval_data, input_names)
     options = FitOptions(epochs, learning_rate, batch_size, seed=seed, augment=augment)
     trained, history = fit(
         student,
@@ -156,62 +273,31 @@ def distill(
     result = DistillResult(trained, history)
     if eval_data is None or eval_data.labels is None:
         return result
-    eval_inputs = {name: eval_data.inputs[name] for name in input_names}
-    eval_logits = [teacher_logits(teacher, eval_inputs) for teacher in group]
-    ensemble = ensemble_targets(eval_logits, 1.0, weighting)
-    result.accuracy = {
-        "teachers": [float((item.argmax(1) == eval_data.labels).mean()) for item in eval_logits],
-        "ensemble": float((ensemble.argmax(1) == eval_data.labels).mean()),
-        "student": accuracy(trained, eval_data, input_names),
-    }
-    if out_dir is None:
-        return result
-    with tempfile.TemporaryDirectory(prefix="edgekit-distill-") as scratch:
-        work = Path(scratch)
-        examples = eval_data.arrays(input_names)
-        model_file = export_onnx(trained, examples, work / "student.onnx", input_name=list(input_names))
-        reference = _reference_onnx(group[0], examples, work / "teacher.onnx", input_names)
-        training = {
-            "technique": "distill",
-            "teachers": [_describe(teacher) for teacher in group],
-            "weighting": weighting,
-            "temperature": temperature,
-            "alpha": alpha,
-            "epochs": epochs,
-            "learning_rate": learning_rate,
-            "batch_size": batch_size,
-            "seed": seed,
-            "student_parameters": parameter_count(trained),
-            "accuracy": result.accuracy,
-            "history": history,
-        }
-        training.update(training_extra or {})
-        params = {"teachers": len(group), "weighting": weighting, "temperature": temperature, "alpha": alpha}
-        plan = ArtifactPlan(
-            model_file,
-            reference,
-            [
-                {
-                    "name": "distill",
-                    "params": params,
-                    "report": {"student_parameters": parameter_count(trained)},
-                }
-            ],
-            training,
-            reference_logits=np.log(np.maximum(ensemble, 1e-12)),
-            reference_note=f"the ensemble of {len(group)} teacher(s) ({weighting}); float.onnx is the first",
+    result.accuracy, ensemble = _accuracies(job, trained, eval_data)
+    if out_dir is not None:
+        result.manifest = _write_student(
+            job,
+            options,
+            result,
+            ensemble,
+            eval_data,
+            out_dir,
+            force=force,
+            training_extra=training_extra,
+            emit=emit,
         )
-        result.manifest = write_artifact(plan, out_dir, eval_data, force=force, emit=emit)
     return result
 
 
 def _reference_onnx(teacher: Teacher, examples: list[np.ndarray], out: Path, names: Sequence[str]) -> Path:
+    """The float reference file: an ONNX teacher as is, a torch teacher exported to `out`."""
     if isinstance(teacher, str | Path):
         return Path(teacher)
     return export_onnx(teacher, examples, out, input_name=list(names))
 
 
 def _describe(teacher: Teacher) -> dict[str, Any]:
+    """A teacher as the manifest names it: its ONNX path, or its torch class and parameter count."""
     if isinstance(teacher, str | Path):
         return {"onnx": str(teacher)}
     return {"torch": teacher.__class__.__name__, "parameters": parameter_count(teacher)}

@@ -14,11 +14,17 @@ nn = torch.nn
 
 
 def _block(cin: int, cout: int, kernel: int = 3, groups: int = 1) -> list[Any]:
+    """Conv2d (same padding, no bias) -> BatchNorm2d -> ReLU, from `cin` to `cout` channels."""
     return [
         nn.Conv2d(cin, cout, kernel, padding=kernel // 2, groups=groups, bias=False),
         nn.BatchNorm2d(cout),
         nn.ReLU(),
     ]
+
+
+def _classifier(channels: int) -> list[Any]:
+    """Global average pooling -> Flatten -> Linear to the 10 digit classes (logits)."""
+    return [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, 10)]
 
 
 def digits_cnn(width: int = 32) -> Any:
@@ -28,9 +34,7 @@ def digits_cnn(width: int = 32) -> Any:
         *_block(width, 2 * width),
         nn.MaxPool2d(2),
         *_block(2 * width, 2 * width),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(2 * width, 10),
+        *_classifier(2 * width),
     )
 
 
@@ -42,9 +46,7 @@ def wide_cnn(width: int = 96) -> Any:
         nn.MaxPool2d(2),
         *_block(2 * width, 2 * width),
         *_block(2 * width, 2 * width),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(2 * width, 10),
+        *_classifier(2 * width),
     )
 
 
@@ -57,9 +59,7 @@ def ds_cnn(width: int = 32) -> Any:
         nn.MaxPool2d(2),
         *_block(2 * width, 2 * width, groups=2 * width),
         *_block(2 * width, 2 * width, kernel=1),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(2 * width, 10),
+        *_classifier(2 * width),
     )
 
 

@@ -22,7 +22,9 @@ def export_onnx(
     input_name: str | Sequence[str] = "input",
     output_name: str = "logits",
 ) -> Path:
-    """ONNX with a symbolic batch dimension on every input and the output."""
+    """Write `model` to `out` as ONNX (opset OPSET) with a symbolic batch dimension on every input
+    and the output; `example` holds one float32 array per input (only its first row is traced),
+    named by `input_name`. Returns `out`."""
     torch = require_torch()
     examples = [example] if isinstance(example, np.ndarray) else list(example)
     names = [input_name] if isinstance(input_name, str) else list(input_name)
@@ -41,4 +43,5 @@ def export_onnx(
 
 
 def parameter_count(model: Any) -> int:
+    """The number of scalar parameters (weights and biases) of a torch module."""
     return int(sum(p.numel() for p in model.parameters()))

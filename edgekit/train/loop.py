@@ -35,6 +35,9 @@ LossFn = Callable[[Any, list[Any], Any, Any], Any]  # (model, inputs, labels, ro
 
 @dataclass(frozen=True)
 class FitOptions:
+    """How one phase trains: epochs, Adam's learning rate (cosine-annealed to 0 over the epochs)
+    and weight decay, rows per batch, seed and augmentation. UsageError for values out of range."""
+
     epochs: int
     learning_rate: float = 1e-3
     batch_size: int = 64
@@ -86,6 +89,7 @@ def shift_augment(batch: Any, generator: Any) -> Any:
 
 
 def cross_entropy_loss(model: Any, inputs: list[Any], labels: Any, index: Any) -> Any:
+    """The default loss: cross-entropy of the model's logits against int64 `labels` (batch mean)."""
     return torch.nn.functional.cross_entropy(model(*inputs), labels)
 
 
@@ -100,6 +104,7 @@ def predict(model: Any, arrays: Sequence[np.ndarray], batch_size: int = 256) -> 
 
 
 def accuracy(model: Any, data: TrainData, input_names: Sequence[str]) -> float:
+    """Top-1 accuracy (a fraction in [0, 1]) of a torch classifier on labelled `data`."""
     if data.labels is None:
         raise UsageError(f"{data.source}: accuracy needs a 'labels' array")
     return float((predict(model, data.arrays(input_names)).argmax(1) == data.labels).mean())
@@ -122,6 +127,7 @@ def _last_good(phase: str, checkpoints: Checkpoints | None) -> tuple[Path, str, 
 
 
 def _diverged(phase: str, epoch: int, value: float, checkpoints: Checkpoints | None) -> TrainingDivergedError:
+    """The error for a non-finite loss, naming the epoch and the last good checkpoint kept."""
     kept = _last_good(phase, checkpoints)
     where = f"; the last good checkpoint ({kept[1]}, epoch {kept[2]}) is kept in {kept[0]}" if kept else ""
     return TrainingDivergedError(
@@ -130,6 +136,130 @@ def _diverged(phase: str, epoch: int, value: float, checkpoints: Checkpoints | N
         epoch=epoch,
         checkpoint=str(kept[0]) if kept else None,
     )
+
+
+@dataclass
+class _Progress:
+    """Everything a phase carries from epoch to epoch (and through a checkpoint)."""
+
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    generator: Any
+    history: list[dict[str, Any]]
+    first_epoch: int = 1
+
+    def state(self, phase: str, epoch: int) -> dict[str, Any]:
+        """The checkpoint contents after `epoch`: whole module, optimizer, scheduler, RNG states."""
+        return {
+            "phase": phase,
+            "epoch": epoch,
+            "model": self.model,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "history": self.history,
+        }
+
+
+def _start(
+    model: Any, phase: str, options: FitOptions, checkpoints: Checkpoints | None, emit: EventCallback
+) -> _Progress:
+    """Seed torch, build Adam + cosine schedule, and restore the phase's checkpoint if there is one
+    (emitting a `resume` event)."""
+    torch.manual_seed(options.seed)
+    generator = torch.Generator().manual_seed(options.seed)
+    state = checkpoints.load(phase) if checkpoints is not None else None
+    if state is not None:
+        model = state["model"]
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=options.learning_rate, weight_decay=options.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(options.epochs, 1))
+    progress = _Progress(model, optimizer, scheduler, generator, [])
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        progress.history = list(state["history"])
+        progress.first_epoch = int(state["epoch"]) + 1
+        emit({"event": "resume", "phase": phase, "epoch": progress.first_epoch - 1, "epochs": options.epochs})
+    return progress
+
+
+def _augmented(batch: list[Any], options: FitOptions, generator: Any) -> list[Any]:
+    """`options.augment` applied to the 4-D (image) inputs of a batch; other inputs unchanged."""
+    if options.augment is None:
+        return batch
+    augment = shift_augment if options.augment == "shift" else options.augment
+    return [augment(t, generator) if t.ndim == 4 else t for t in batch]
+
+
+def _train_epoch(
+    progress: _Progress,
+    phase: str,
+    epoch: int,
+    rows: int,
+    x: list[Any],
+    y: Any | None,
+    options: FitOptions,
+    loss_fn: LossFn,
+    checkpoints: Checkpoints | None,
+) -> float:
+    """One shuffled pass over the `rows` rows of `x` (tensors, one per input) and `y` (int64
+    labels or None), one optimizer step per batch; returns the mean loss per row.
+    Raises TrainingDivergedError when a batch loss is not finite."""
+    model, generator, optimizer = progress.model, progress.generator, progress.optimizer
+    model.train()
+    order = torch.randperm(rows, generator=generator)
+    loss_sum, seen = 0.0, 0
+    for start in range(0, rows, options.batch_size):
+        index = order[start : start + options.batch_size]
+        batch = _augmented([t[index] for t in x], options, generator)
+        labels = None if y is None else y[index]
+        loss = loss_fn(model, batch, labels, index)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise _diverged(phase, epoch, value, checkpoints)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        loss_sum += value * len(index)
+        seen += len(index)
+    progress.scheduler.step()
+    return loss_sum / seen
+
+
+def _epoch_entry(
+    model: Any,
+    phase: str,
+    epoch: int,
+    loss: float,
+    options: FitOptions,
+    x: list[Any],
+    data: TrainData,
+    evaluate: Callable[[Any], float] | None,
+    started: float,
+) -> dict[str, Any]:
+    """The history entry of an epoch: loss, train accuracy (with labels), eval accuracy (with
+    `evaluate`) and the epoch's wall time in seconds (`time.perf_counter` since `started`)."""
+    entry: dict[str, Any] = {"phase": phase, "epoch": epoch, "epochs": options.epochs, "loss": loss}
+    if data.labels is not None:
+        correct = int((predict(model, [t.numpy() for t in x]).argmax(1) == data.labels).sum())
+        entry["train_accuracy"] = correct / data.rows
+    if evaluate is not None:
+        entry["eval_accuracy"] = evaluate(model)
+    entry["seconds"] = round(time.perf_counter() - started, 3)
+    return entry
+
+
+def _stop_if_asked(epoch: int) -> None:
+    """The test-only interruption (`STOP_AFTER_EPOCH_ENV`): KeyboardInterrupt after that epoch."""
+    stop_after = int(os.environ.get(STOP_AFTER_EPOCH_ENV, "0") or 0)
+    if stop_after and epoch == stop_after:
+        raise KeyboardInterrupt(f"{STOP_AFTER_EPOCH_ENV}={stop_after}")
 
 
 def fit(
@@ -145,81 +275,45 @@ def fit(
     emit: EventCallback | None = None,
 ) -> tuple[Any, list[dict[str, Any]]]:
     """Train `model` for `options.epochs`; returns the trained model (a resumed run returns the
-    checkpointed module) and the per-epoch history."""
+    checkpointed module) and the per-epoch history. Emits `resume` and `epoch` events; raises
+    TrainingDivergedError when the loss stops being finite."""
     emit = emit or (lambda event: None)
-    torch.manual_seed(options.seed)
-    generator = torch.Generator().manual_seed(options.seed)
-    state = checkpoints.load(phase) if checkpoints is not None else None
-    if state is not None:
-        model = state["model"]
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=options.learning_rate, weight_decay=options.weight_decay
-    )
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(options.epochs, 1))
-    history: list[dict[str, Any]] = []
-    first_epoch = 1
-    if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        history = list(state["history"])
-        first_epoch = int(state["epoch"]) + 1
-        emit({"event": "resume", "phase": phase, "epoch": first_epoch - 1, "epochs": options.epochs})
+    progress = _start(model, phase, options, checkpoints, emit)
     x = [torch.from_numpy(a) for a in data.arrays(input_names)]
     y = torch.from_numpy(data.labels) if data.labels is not None else None
-    stop_after = int(os.environ.get(STOP_AFTER_EPOCH_ENV, "0") or 0)
-    for epoch in range(first_epoch, options.epochs + 1):
+    for epoch in range(progress.first_epoch, options.epochs + 1):
         started = time.perf_counter()
-        model.train()
-        order = torch.randperm(data.rows, generator=generator)
-        loss_sum, correct, seen = 0.0, 0, 0
-        for start in range(0, data.rows, options.batch_size):
-            index = order[start : start + options.batch_size]
-            batch = [t[index] for t in x]
-            if options.augment is not None:
-                augment = shift_augment if options.augment == "shift" else options.augment
-                batch = [augment(t, generator) if t.ndim == 4 else t for t in batch]
-            labels = None if y is None else y[index]
-            loss = loss_fn(model, batch, labels, index)
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise _diverged(phase, epoch, value, checkpoints)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            loss_sum += value * len(index)
-            seen += len(index)
-        scheduler.step()
-        entry: dict[str, Any] = {
-            "phase": phase,
-            "epoch": epoch,
-            "epochs": options.epochs,
-            "loss": loss_sum / seen,
-        }
-        if y is not None:
-            correct = int((predict(model, [t.numpy() for t in x]).argmax(1) == data.labels).sum())
-            entry["train_accuracy"] = correct / data.rows
-        if evaluate is not None:
-            entry["eval_accuracy"] = evaluate(model)
-        entry["seconds"] = round(time.perf_counter() - started, 3)
-        history.append(entry)
+        loss = _train_epoch(progress, phase, epoch, data.rows, x, y, options, loss_fn, checkpoints)
+        entry = _epoch_entry(progress.model, phase, epoch, loss, options, x, data, evaluate, started)
+        progress.history.append(entry)
         if checkpoints is not None:
-            checkpoints.save(
-                phase,
-                {
-                    "phase": phase,
-                    "epoch": epoch,
-                    "model": model,
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "generator": generator.get_state(),
-                    "torch_rng": torch.get_rng_state(),
-                    "history": history,
-                },
-            )
+            checkpoints.save(phase, progress.state(phase, epoch))
         emit({"event": "epoch", **entry})
-        if stop_after and epoch == stop_after:
-            raise KeyboardInterrupt(f"{STOP_AFTER_EPOCH_ENV}={stop_after}")
-    model.eval()
-    return model, history
+        _stop_if_asked(epoch)
+    progress.model.eval()
+    return progress.model, progress.history
+
+
+def fit_evaluated(
+    model: Any,
+    phase: str,
+    data: TrainData,
+    eval_data: TrainData,
+    input_names: Sequence[str],
+    options: FitOptions,
+    *,
+    checkpoints: Checkpoints | None = None,
+    emit: EventCallback | None = None,
+) -> tuple[Any, list[dict[str, Any]]]:
+    """`fit` with cross-entropy and the top-1 accuracy on labelled `eval_data` after every epoch
+    (the history's `eval_accuracy`, a fraction in [0, 1])."""
+    return fit(
+        model,
+        phase,
+        data,
+        input_names,
+        options,
+        evaluate=lambda m: accuracy(m, eval_data, input_names),
+        checkpoints=checkpoints,
+        emit=emit,
+    )

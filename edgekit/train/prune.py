@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.core.errors import UsageError
-from edgekit.train.artifact import ArtifactPlan, check_out_dir, write_artifact
+from edgekit.train.artifact import ArtifactPlan, check_out_dir, training_section, write_artifact
 from edgekit.train.data import TrainData, check_against_model
 from edgekit.train.export import export_onnx, parameter_count
 from edgekit.train.extra import require_torch
-from edgekit.train.loop import Checkpoints, FitOptions, accuracy, fit
+from edgekit.train.loop import Checkpoints, FitOptions, accuracy, fit_evaluated
 
 torch = require_torch("pruning")
 nn = torch.nn
@@ -42,6 +42,8 @@ PASS_THROUGH = (
 
 @dataclass
 class Slot:
+    """Where a module sits: its parent Sequential, its attribute name there and its dotted path."""
+
     parent: Any
     name: str
     qualname: str  # e.g. "3.0": where the module sits in the model
@@ -83,6 +85,9 @@ def _is_depthwise(module: Any) -> bool:
 
 
 def find_groups(model: Any) -> list[Group]:
+    """Every prunable Conv2d/Linear of an nn.Sequential with the layers that shrink with it, in
+    model order; layers whose consumer cannot be followed are left out. UsageError for other
+    model types."""
     slots = _slots(model)
     groups = []
     for index, slot in enumerate(slots):
@@ -119,6 +124,8 @@ def find_groups(model: Any) -> list[Group]:
 
 
 def channel_scores(group: Group, criterion: str) -> Any:
+    """One float score per output channel of the group's producer: the L1 or L2 norm of its
+    weights, times |gamma| / sqrt(var + eps) of the following BatchNorm when there is one."""
     weight = group.producer.module.weight.detach().flatten(1)
     scores = weight.abs().sum(1) if criterion == "l1" else weight.pow(2).sum(1).sqrt()
     if group.norms:
@@ -194,6 +201,7 @@ def prune_channels(
 
 
 def channel_counts(model: Any) -> dict[str, int]:
+    """Output channels (or features) of every prunable layer, by its dotted path."""
     counts = {}
     for group in find_groups(model):
         layer = group.producer.module
@@ -203,9 +211,117 @@ def channel_counts(model: Any) -> dict[str, int]:
 
 @dataclass
 class PruneResult:
+    """The pruned, fine-tuned model, the artifact manifest (with `out_dir`) and the per-step history."""
+
     model: Any
     manifest: dict[str, Any] | None
     steps: list[dict[str, Any]]
+
+
+def _check_prune(
+    model: Any,
+    train_data: TrainData,
+    eval_data: TrainData,
+    target_ratio: float,
+    steps: int,
+    input_names: Sequence[str],
+    out_dir: Path | None,
+    force: bool,
+) -> None:
+    """Refuse bad settings, data that does not fit the model, a non-empty OUT_DIR and a model with
+    nothing to prune (UsageError / InputSpecError) before any training."""
+    if steps < 1:
+        raise UsageError(f"prune: steps must be >= 1, got {steps}")
+    if not 0.0 < target_ratio < 1.0:
+        raise UsageError(f"prune: target_ratio must be in (0, 1), got {target_ratio}")
+    check_against_model(model, train_data, input_names, "train data")
+    check_out_dir(out_dir, force)
+    check_against_model(model, eval_data, input_names, "eval data")
+    if not find_groups(model):
+        raise UsageError("prune: no prunable Conv2d/Linear found (see edgekit.train.prune's docstring)")
+
+
+def _step_record(
+    step: int,
+    ratio: float,
+    model: Any,
+    onnx_file: Path,
+    accuracy_pruned: float,
+    accuracy_finetuned: float | None,
+    **more: Any,
+) -> dict[str, Any]:
+    """One row of the pruning history: the step (0 = the unpruned model), its ratio, the model's
+    parameter count, its ONNX size in bytes, accuracies (fractions) before and after fine-tuning
+    and its channel counts by layer; `more` adds the step's layer report and epochs."""
+    return {
+        "step": step,
+        "ratio": ratio,
+        "parameters": parameter_count(model),
+        "onnx_size_bytes": onnx_file.stat().st_size,
+        "accuracy_pruned": accuracy_pruned,
+        "accuracy_finetuned": accuracy_finetuned,
+        "channels": channel_counts(model),
+        **more,
+    }
+
+
+@dataclass(frozen=True)
+class _StepPlan:
+    """What every pruning step shares: data, input names, fine-tuning and where ONNX files go."""
+
+    train_data: TrainData
+    eval_data: TrainData
+    input_names: Sequence[str]
+    examples: list[Any]  # one example array per input, for the ONNX export
+    options: FitOptions
+    criterion: str
+    multiple: int
+    original: dict[str, int]  # channel counts before the first step, by layer
+    work: Path
+    checkpoints: Checkpoints | None
+    emit: Callable[[dict[str, Any]], None] | None
+
+
+def _prune_step(plan: _StepPlan, current: Any, step: int, ratio: float) -> tuple[Any, dict[str, Any]]:
+    """Prune `current` to `ratio` of the original channels, fine-tune it as phase `prune-STEP`,
+    export it to `step<STEP>.onnx`; returns the fine-tuned model and its history row."""
+    names = plan.input_names
+    current, layers = prune_channels(current, ratio, plan.criterion, plan.multiple, plan.original)
+    before = accuracy(current, plan.eval_data, names)
+    if plan.emit is not None:
+        plan.emit({"event": "prune", "phase": f"prune-{step}", "ratio": ratio, "accuracy_pruned": before})
+    current, epochs = fit_evaluated(
+        current,
+        f"prune-{step}",
+        plan.train_data,
+        plan.eval_data,
+        names,
+        plan.options,
+        checkpoints=plan.checkpoints,
+        emit=plan.emit,
+    )
+    onnx_file = export_onnx(current, plan.examples, plan.work / f"step{step}.onnx", input_name=list(names))
+    after = accuracy(current, plan.eval_data, names)
+    return current, _step_record(step, ratio, current, onnx_file, before, after, layers=layers, epochs=epochs)
+
+
+def _write_pruned(
+    plan: _StepPlan,
+    settings: dict[str, Any],
+    history: list[dict[str, Any]],
+    float_onnx: Path,
+    training_extra: dict[str, Any] | None,
+    out_dir: Path,
+    force: bool,
+) -> dict[str, Any]:
+    """Publish the last step's ONNX as OUT_DIR against the unpruned `float_onnx`; the manifest."""
+    steps = settings["steps"]
+    results = {"history": history}
+    training = training_section("prune_finetune", settings, plan.options, results, training_extra)
+    params = {**{k: settings[k] for k in ("target_ratio", "steps", "criterion")}, "multiple": plan.multiple}
+    recipe = [{"name": "prune-finetune", "params": params, "report": {"steps": len(history) - 1}}]
+    artifact = ArtifactPlan(plan.work / f"step{steps}.onnx", float_onnx, recipe, training)
+    return write_artifact(artifact, out_dir, plan.eval_data, force=force, emit=plan.emit)
 
 
 def prune_finetune(
@@ -229,89 +345,42 @@ def prune_finetune(
     checkpoints: Checkpoints | None = None,
     emit: Callable[[dict[str, Any]], None] | None = None,
 ) -> PruneResult:
-    """Prune to `target_ratio` of the channels in `steps` equal steps, fine-tuning after each."""
-    if steps < 1:
-        raise UsageError(f"prune: steps must be >= 1, got {steps}")
-    if not 0.0 < target_ratio < 1.0:
-        raise UsageError(f"prune: target_ratio must be in (0, 1), got {target_ratio}")
-    check_against_model(model, train_data, input_names, "train data")
-    check_out_dir(out_dir, force)
-    check_against_model(model, eval_data, input_names, "eval data")
-    if not find_groups(model):
-        raise UsageError("prune: no prunable Conv2d/Linear found (see edgekit.train.prune's docstring)")
+    """Prune to `target_ratio` of the channels in `steps` equal steps, fine-tuning after each.
+    With `out_dir`, the last step is written as an artifact directory against the unpruned model.
+    Raises UsageError for bad settings or a model with nothing to prune."""
+    _check_prune(model, train_data, eval_data, target_ratio, steps, input_names, out_dir, force)
     examples = train_data.arrays(input_names)
-    original = channel_counts(model)
     options = FitOptions(epochs_per_step, learning_rate, batch_size, seed=seed, augment=augment)
     with tempfile.TemporaryDirectory(prefix="edgekit-prune-") as scratch:
         work = Path(scratch)
+        plan = _StepPlan(
+            train_data,
+            eval_data,
+            input_names,
+            examples,
+            options,
+            criterion,
+            multiple,
+            original=channel_counts(model),
+            work=work,
+            checkpoints=checkpoints,
+            emit=emit,
+        )
         float_onnx = export_onnx(model, examples, work / "float.onnx", input_name=list(input_names))
-        history = [
-            {
-                "step": 0,
-                "ratio": 0.0,
-                "parameters": parameter_count(model),
-                "onnx_size_bytes": float_onnx.stat().st_size,
-                "accuracy_pruned": accuracy(model, eval_data, input_names),
-                "accuracy_finetuned": None,
-                "channels": original,
-            }
-        ]
+        history = [_step_record(0, 0.0, model, float_onnx, accuracy(model, eval_data, input_names), None)]
         current = model
         for step in range(1, steps + 1):
-            ratio = target_ratio * step / steps
-            current, layers = prune_channels(current, ratio, criterion, multiple, original)
-            before = accuracy(current, eval_data, input_names)
-            if emit is not None:
-                emit({"event": "prune", "phase": f"prune-{step}", "ratio": ratio, "accuracy_pruned": before})
-            current, epochs = fit(
-                current,
-                f"prune-{step}",
-                train_data,
-                input_names,
-                options,
-                evaluate=lambda m: accuracy(m, eval_data, input_names),
-                checkpoints=checkpoints,
-                emit=emit,
-            )
-            onnx_file = export_onnx(
-                current, examples, work / f"step{step}.onnx", input_name=list(input_names)
-            )
-            history.append(
-                {
-                    "step": step,
-                    "ratio": ratio,
-                    "parameters": parameter_count(current),
-                    "onnx_size_bytes": onnx_file.stat().st_size,
-                    "accuracy_pruned": before,
-                    "accuracy_finetuned": accuracy(current, eval_data, input_names),
-                    "channels": channel_counts(current),
-                    "layers": layers,
-                    "epochs": epochs,
-                }
-            )
+            current, record = _prune_step(plan, current, step, target_ratio * step / steps)
+            history.append(record)
         manifest = None
         if out_dir is not None:
-            training = {
-                "technique": "prune_finetune",
+            settings = {
                 "target_ratio": target_ratio,
                 "steps": steps,
                 "criterion": criterion,
                 "epochs_per_step": epochs_per_step,
-                "learning_rate": learning_rate,
-                "batch_size": batch_size,
-                "seed": seed,
-                "history": history,
             }
-            training.update(training_extra or {})
-            params = {
-                "target_ratio": target_ratio,
-                "steps": steps,
-                "criterion": criterion,
-                "multiple": multiple,
-            }
-            recipe = [{"name": "prune-finetune", "params": params, "report": {"steps": len(history) - 1}}]
-            plan = ArtifactPlan(work / f"step{steps}.onnx", float_onnx, recipe, training)
-            manifest = write_artifact(plan, out_dir, eval_data, force=force, emit=emit)
+            manifest = _write_pruned(plan, settings, history, float_onnx, training_extra, out_dir, force)
     return PruneResult(current, manifest, history)
 
 

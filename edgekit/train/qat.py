@@ -49,11 +49,17 @@ from edgekit.compress.data import Dataset
 from edgekit.compress.quantize import int8_static, preprocess, scheme_for
 from edgekit.core.errors import UsageError
 from edgekit.core.profiles import DeviceProfile, load_profile
-from edgekit.train.artifact import ArtifactPlan, check_out_dir, onnx_accuracy, write_artifact
+from edgekit.train.artifact import (
+    ArtifactPlan,
+    check_out_dir,
+    onnx_accuracy,
+    training_section,
+    write_artifact,
+)
 from edgekit.train.data import TrainData, check_against_model
 from edgekit.train.export import export_onnx
 from edgekit.train.extra import require_torch
-from edgekit.train.loop import Checkpoints, FitOptions, accuracy, fit
+from edgekit.train.loop import Checkpoints, FitOptions, accuracy, fit_evaluated
 
 torch = require_torch("quantization-aware training")
 nn = torch.nn
@@ -191,6 +197,107 @@ class QatResult:
     history: list[dict[str, Any]]
 
 
+def _check_qat(
+    model: Any,
+    train_data: TrainData,
+    eval_data: TrainData,
+    bits: int,
+    input_names: Sequence[str],
+    out_dir: Path | None,
+    force: bool,
+) -> None:
+    """Refuse a bit width outside 2..8, unlabelled data, a non-empty OUT_DIR and data that does not
+    fit the model (UsageError / InputSpecError), before any training."""
+    if not 2 <= bits <= 8:
+        raise UsageError(f"qat: bits must be 2..8 (onnxruntime runs int8 QDQ), got {bits}")
+    if eval_data.labels is None or train_data.labels is None:
+        raise UsageError("qat: training and evaluation data need 'labels'")
+    check_out_dir(out_dir, force)
+    check_against_model(model, train_data, input_names, "train data")
+    check_against_model(model, eval_data, input_names, "eval data")
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """The quantization grid QAT trains against and PTQ rounds to: the bit width, its weight levels
+    per side of zero (see `weight_levels`), per output channel or per tensor, the calibration
+    rows and the target profile (its int8 scheme)."""
+
+    bits: int
+    levels: int
+    per_channel: bool
+    calib: TrainData
+    profile: DeviceProfile
+
+    def wrapped(self, folded: Any) -> Any:
+        """A copy of the BatchNorm-folded model with every Conv2d/Linear fake-quantized."""
+        return wrap(copy.deepcopy(folded), self.levels, self.per_channel)
+
+    def quantize(self, float_onnx: Path, out: Path, workdir: Path) -> dict[str, Any]:
+        """`quantize_onnx` with this grid's calibration rows, scheme and profile; its report."""
+        return quantize_onnx(float_onnx, out, self.calib, self.per_channel, self.profile, workdir)
+
+
+def _grid(train_data: TrainData, bits: int, per_channel: bool, profile: DeviceProfile, seed: int) -> _Grid:
+    """The grid for `bits` under the profile's int8 scheme (reduced range or not), calibrated on
+    CALIB_ROWS training rows drawn with `seed`."""
+    calib = train_data.subset(np.random.default_rng(seed).permutation(train_data.rows)[:CALIB_ROWS])
+    _, reduce_range = scheme_for({"scheme": "target", "reduce-range": "target"}, profile)
+    return _Grid(bits, weight_levels(bits, reduce_range), per_channel, calib, profile)
+
+
+def _export_and_quantize(
+    grid: _Grid, folded: Any, tuned: Any, examples: list[np.ndarray], input_names: Sequence[str], work: Path
+) -> dict[str, Any]:
+    """Write float.onnx (the folded model), ptq.onnx (the folded model on the grid, quantized
+    without fine-tuning) and qat.onnx (the fine-tuned model, quantized) into `work`; returns the
+    quantizer's report for qat.onnx."""
+    names = list(input_names)
+    export_onnx(folded, examples, work / "float.onnx", input_name=names)
+    # PTQ at the same bit width: the same grid, rounding without fine-tuning.
+    snapped = unwrap(grid.wrapped(folded))
+    export_onnx(snapped, examples, work / "ptq-float.onnx", input_name=names)
+    export_onnx(tuned, examples, work / "qat-float.onnx", input_name=names)
+    grid.quantize(work / "ptq-float.onnx", work / "ptq.onnx", work)
+    return grid.quantize(work / "qat-float.onnx", work / "qat.onnx", work)
+
+
+def _measure(work: Path, eval_data: TrainData, fake_quant_accuracy: float) -> dict[str, float]:
+    """Top-1 accuracies (fractions) on `eval_data` of float.onnx, ptq.onnx and qat.onnx under
+    onnxruntime, next to the fake-quantized torch model's."""
+    return {
+        "float": onnx_accuracy(work / "float.onnx", eval_data),
+        "ptq": onnx_accuracy(work / "ptq.onnx", eval_data),
+        "qat": onnx_accuracy(work / "qat.onnx", eval_data),
+        "qat_fake_quant_torch": fake_quant_accuracy,
+    }
+
+
+def _training(
+    grid: _Grid,
+    options: FitOptions,
+    measured: dict[str, float],
+    history: list[dict[str, Any]],
+    ptq_onnx: Path,
+    extra: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The manifest's `training` section: the grid, the fine-tuning, the measured accuracies, the
+    PTQ file's size in bytes and the share of the PTQ loss QAT recovered."""
+    own = {
+        "bits": grid.bits,
+        "per_channel": grid.per_channel,
+        "grid": f"int8 file, weights on {grid.levels} levels per side of zero",
+        "epochs": options.epochs,
+    }
+    results = {
+        "accuracy": measured,
+        "ptq_size_bytes": ptq_onnx.stat().st_size,
+        "recovered_share": _recovered(measured),
+        "history": history,
+    }
+    return training_section("qat", own, options, results, extra)
+
+
 def qat(
     model: Any,
     train_data: TrainData,
@@ -212,71 +319,32 @@ def qat(
     checkpoints: Checkpoints | None = None,
     emit: Callable[[dict[str, Any]], None] | None = None,
 ) -> QatResult:
-    """Fake-quant fine-tuning of a trained float `model`; with `out_dir`, write the QDQ artifact."""
-    if not 2 <= bits <= 8:
-        raise UsageError(f"qat: bits must be 2..8 (onnxruntime runs int8 QDQ), got {bits}")
-    if eval_data.labels is None or train_data.labels is None:
-        raise UsageError("qat: training and evaluation data need 'labels'")
+    """Fake-quant fine-tuning of a trained float `model`; with `out_dir`, write the QDQ artifact.
+    The result's accuracies are fractions on `eval_data` (float, PTQ and QAT under onnxruntime,
+    QAT fake-quantized in torch). Raises UsageError for bad bits or unlabelled data."""
+    _check_qat(model, train_data, eval_data, bits, input_names, out_dir, force)
     profile = profile or load_profile("local")
-    check_out_dir(out_dir, force)
-    check_against_model(model, train_data, input_names, "train data")
-    check_against_model(model, eval_data, input_names, "eval data")
     torch.manual_seed(seed)
-    calib = train_data.subset(np.random.default_rng(seed).permutation(train_data.rows)[:CALIB_ROWS])
+    grid = _grid(train_data, bits, per_channel, profile, seed)
     folded = fold_batchnorm(model)
-    _, reduce_range = scheme_for({"scheme": "target", "reduce-range": "target"}, profile)
-    levels = weight_levels(bits, reduce_range)
-    wrapped = wrap(copy.deepcopy(folded), levels, per_channel)
-    calibrate_observers(wrapped, calib.arrays(input_names))
+    wrapped = grid.wrapped(folded)
+    calibrate_observers(wrapped, grid.calib.arrays(input_names))
     options = FitOptions(epochs, learning_rate, batch_size, seed=seed, augment=augment)
-    trained, history = fit(
-        wrapped,
-        "qat",
-        train_data,
-        input_names,
-        options,
-        evaluate=lambda m: accuracy(m, eval_data, input_names),
-        checkpoints=checkpoints,
-        emit=emit,
+    trained, history = fit_evaluated(
+        wrapped, "qat", train_data, eval_data, input_names, options, checkpoints=checkpoints, emit=emit
     )
-    qat_torch_accuracy = accuracy(trained, eval_data, input_names)
+    fake_quant_accuracy = accuracy(trained, eval_data, input_names)
     tuned = unwrap(trained)
     examples = [example_inputs] if isinstance(example_inputs, np.ndarray) else list(example_inputs)
     with tempfile.TemporaryDirectory(prefix="edgekit-qat-") as scratch:
         work = Path(scratch)
-        export_onnx(folded, examples, work / "float.onnx", input_name=list(input_names))
-        # PTQ at the same bit width: the same grid, rounding without fine-tuning.
-        snapped = unwrap(wrap(copy.deepcopy(folded), levels, per_channel))
-        export_onnx(snapped, examples, work / "ptq-float.onnx", input_name=list(input_names))
-        export_onnx(tuned, examples, work / "qat-float.onnx", input_name=list(input_names))
-        quantize_onnx(work / "ptq-float.onnx", work / "ptq.onnx", calib, per_channel, profile, work)
-        report = quantize_onnx(work / "qat-float.onnx", work / "qat.onnx", calib, per_channel, profile, work)
-        measured = {
-            "float": onnx_accuracy(work / "float.onnx", eval_data),
-            "ptq": onnx_accuracy(work / "ptq.onnx", eval_data),
-            "qat": onnx_accuracy(work / "qat.onnx", eval_data),
-            "qat_fake_quant_torch": qat_torch_accuracy,
-        }
+        report = _export_and_quantize(grid, folded, tuned, examples, input_names, work)
+        measured = _measure(work, eval_data, fake_quant_accuracy)
         if emit is not None:
             emit({"event": "result", "phase": "qat", "accuracy": measured})
         manifest = None
         if out_dir is not None:
-            ptq_size = (work / "ptq.onnx").stat().st_size
-            training = {
-                "technique": "qat",
-                "bits": bits,
-                "per_channel": per_channel,
-                "grid": f"int8 file, weights on {levels} levels per side of zero",
-                "epochs": epochs,
-                "learning_rate": learning_rate,
-                "batch_size": batch_size,
-                "seed": seed,
-                "accuracy": measured,
-                "ptq_size_bytes": ptq_size,
-                "recovered_share": _recovered(measured),
-                "history": history,
-            }
-            training.update(training_extra or {})
+            training = _training(grid, options, measured, history, work / "ptq.onnx", training_extra)
             recipe = [{"name": "qat", "params": {"bits": bits, "per_channel": per_channel}, "report": report}]
             plan = ArtifactPlan(work / "qat.onnx", work / "float.onnx", recipe, training)
             manifest = write_artifact(plan, out_dir, eval_data, force=force, target=profile.name, emit=emit)

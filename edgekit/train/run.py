@@ -8,6 +8,7 @@ import hashlib
 import json
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,8 @@ def checkpoint_dir(out_dir: Path) -> Path:
 
 
 def build_model(spec: ModelSpec, seed: int, where: str) -> Any:
+    """`spec.factory(**spec.kwargs)` under `torch.manual_seed(seed)`, with `spec.weights` (a
+    state_dict file) loaded; ConfigError naming `where` when it fails or is not a torch module."""
     factory = import_factory(spec.factory, f"{where}.factory")
     torch.manual_seed(seed)
     try:
@@ -67,6 +70,190 @@ def prepare_checkpoints(directory: Path, identity: dict[str, Any], resume: bool)
     return Checkpoints(directory)
 
 
+@dataclass(frozen=True)
+class _Setup:
+    """A run's validated inputs: the model's input names, the loaded data and the built model."""
+
+    names: list[str]
+    train: TrainData
+    evaluation: TrainData
+    model: Any
+
+
+def _setup(config: TrainConfig, seed: int) -> _Setup:
+    """Load `data.train` and `data.eval` for the config's inputs, build `[model]` seeded with
+    `seed`, and check both data sets against it (ConfigError / InputSpecError)."""
+    inputs = infer_inputs(config)
+    names = list(inputs)
+    train = load_train_data(config.train_data, inputs, "data.train", image_preprocess=config.image_preprocess)
+    evaluation = load_train_data(
+        config.eval_data, inputs, "data.eval", image_preprocess=config.image_preprocess
+    )
+    model = build_model(config.model, seed, "model")
+    check_against_model(model, train, names, "data.train")
+    check_against_model(model, evaluation, names, "data.eval")
+    return _Setup(names, train, evaluation, model)
+
+
+def _run_identity(config: TrainConfig, technique: str, seed: int) -> dict[str, Any]:
+    """What a checkpoint folder belongs to: the technique, the seed and the config file's SHA-256."""
+    return {
+        "technique": technique,
+        "seed": seed,
+        "config_sha256": hashlib.sha256(config.path.read_bytes()).hexdigest(),
+    }
+
+
+def _train_float(
+    config: TrainConfig, setup: _Setup, seed: int, checkpoints: Any, emit: EventCallback
+) -> tuple[Any, list[dict[str, Any]]]:
+    """The `float` phase (`train.float_epochs`, none when 0): the model and its per-epoch history."""
+    from edgekit.train.loop import FitOptions, fit_evaluated
+
+    if not config.float_epochs:
+        return setup.model, []
+    options = FitOptions(
+        config.float_epochs,
+        config.float_learning_rate,
+        config.batch_size,
+        config.weight_decay,
+        seed,
+        config.augment,
+    )
+    return fit_evaluated(
+        setup.model,
+        "float",
+        setup.train,
+        setup.evaluation,
+        setup.names,
+        options,
+        checkpoints=checkpoints,
+        emit=emit,
+    )
+
+
+@dataclass(frozen=True)
+class _Technique:
+    """What a technique's runner gets: the config, its epochs, the (float-trained) model, the data,
+    the keyword arguments every technique takes (`common`), the target profile and the seed."""
+
+    config: TrainConfig
+    epochs: int
+    model: Any
+    train: TrainData
+    evaluation: TrainData
+    common: dict[str, Any]
+    profile: DeviceProfile | None
+    seed: int
+
+
+Setting = tuple[str, Callable[[Any], Any], Any]  # (key in the config section, conversion, default)
+QAT_SETTINGS: tuple[Setting, ...] = (("bits", int, 8), ("per_channel", bool, True))
+PRUNE_SETTINGS: tuple[Setting, ...] = (
+    ("target_ratio", float, 0.5),
+    ("steps", int, 2),
+    ("criterion", str, "l1"),
+)
+DISTILL_SETTINGS: tuple[Setting, ...] = (
+    ("temperature", float, 4.0),
+    ("alpha", float, 0.7),
+    ("weighting", str, "mean"),
+)
+
+
+def _values(section: dict[str, Any], settings: tuple[Setting, ...]) -> list[Any]:
+    """The technique's positional settings from its config section, converted, defaults filled in."""
+    return [convert(section.get(key, default)) for key, convert, default in settings]
+
+
+def _run_qat(job: _Technique) -> Any:
+    """`edgekit.train.qat.qat` with the config's `[qat]` QAT_SETTINGS."""
+    from edgekit.train.qat import qat
+
+    examples = job.train.arrays(job.common["input_names"])
+    bits, per_channel = _values(job.config.qat, QAT_SETTINGS)
+    return qat(
+        job.model,
+        job.train,
+        job.evaluation,
+        examples,
+        job.epochs,
+        bits,
+        per_channel,
+        profile=job.profile,
+        **job.common,
+    )
+
+
+def _run_prune(job: _Technique) -> Any:
+    """`edgekit.train.prune.prune_finetune` with the config's `[prune]` PRUNE_SETTINGS and
+    `multiple` (default 8)."""
+    from edgekit.train.prune import prune_finetune
+
+    multiple = int(job.config.prune.get("multiple", 8))
+    return prune_finetune(
+        job.model,
+        job.train,
+        job.evaluation,
+        *_values(job.config.prune, PRUNE_SETTINGS),
+        epochs_per_step=job.epochs,
+        multiple=multiple,
+        **job.common,
+    )
+
+
+def _run_distill(job: _Technique) -> Any:
+    """`edgekit.train.distill.distill` from the config's teachers with its `[distill]`
+    DISTILL_SETTINGS."""
+    from edgekit.train.distill import distill
+
+    teachers = [_teacher(spec, index, job) for index, spec in enumerate(job.config.teachers, 1)]
+    return distill(
+        teachers,
+        job.model,
+        job.train,
+        job.evaluation,
+        *_values(job.config.distill, DISTILL_SETTINGS),
+        epochs=job.epochs,
+        **job.common,
+    )
+
+
+_RUNNERS: dict[str, Callable[[_Technique], Any]] = {
+    "qat": _run_qat,
+    "prune": _run_prune,
+    "distill": _run_distill,
+}
+
+
+def _teacher(spec: ModelSpec | Path, index: int, job: _Technique) -> Any:
+    """An ONNX path as is; a torch teacher built, loaded, or trained here on the labels (phase
+    `teacher-INDEX`, seed `spec.seed` or the run's seed + INDEX, learning rate 3e-3)."""
+    from edgekit.train.loop import FitOptions, fit_evaluated
+
+    if isinstance(spec, Path):
+        return spec
+    common = job.common
+    teacher_seed = spec.seed if spec.seed is not None else job.seed + index
+    model = build_model(spec, teacher_seed, f"distill.teachers[{index}]")
+    check_against_model(model, job.train, common["input_names"], "data.train")
+    if spec.weights is None and spec.epochs:
+        options = FitOptions(
+            spec.epochs, 3e-3, common["batch_size"], seed=teacher_seed, augment=common["augment"]
+        )
+        model, _ = fit_evaluated(
+            model,
+            f"teacher-{index}",
+            job.train,
+            job.evaluation,
+            common["input_names"],
+            options,
+            checkpoints=common["checkpoints"],
+            emit=common["emit"],
+        )
+    return model.eval()
+
+
 def run_training(
     config: TrainConfig,
     technique: str,
@@ -81,49 +268,15 @@ def run_training(
 ) -> dict[str, Any]:
     """Validate everything, train, write OUT_DIR; checkpoints live beside it until success.
     `training_extra` is added to the manifest's `training` section."""
-    from edgekit.train.loop import FitOptions, accuracy, fit
-
     emit = emit or (lambda event: None)
     check_out_dir(out_dir, force)
     torch.use_deterministic_algorithms(True)
-    inputs = infer_inputs(config)
-    names = list(inputs)
-    train = load_train_data(config.train_data, inputs, "data.train", image_preprocess=config.image_preprocess)
-    evaluation = load_train_data(
-        config.eval_data, inputs, "data.eval", image_preprocess=config.image_preprocess
-    )
-    model = build_model(config.model, seed, "model")
-    check_against_model(model, train, names, "data.train")
-    check_against_model(model, evaluation, names, "data.eval")
-    identity = {
-        "technique": technique,
-        "seed": seed,
-        "config_sha256": hashlib.sha256(config.path.read_bytes()).hexdigest(),
-    }
-    checkpoints = prepare_checkpoints(checkpoint_dir(out_dir), identity, resume)
-    float_history: list[dict[str, Any]] = []
-    if config.float_epochs:
-        options = FitOptions(
-            config.float_epochs,
-            config.float_learning_rate,
-            config.batch_size,
-            config.weight_decay,
-            seed,
-            config.augment,
-        )
-        model, float_history = fit(
-            model,
-            "float",
-            train,
-            names,
-            options,
-            evaluate=lambda m: accuracy(m, evaluation, names),
-            checkpoints=checkpoints,
-            emit=emit,
-        )
+    setup = _setup(config, seed)
+    checkpoints = prepare_checkpoints(checkpoint_dir(out_dir), _run_identity(config, technique, seed), resume)
+    model, float_history = _train_float(config, setup, seed, checkpoints, emit)
     epochs, learning_rate = technique_settings(config, technique)
     common = {
-        "input_names": names,
+        "input_names": setup.names,
         "learning_rate": learning_rate,
         "batch_size": config.batch_size,
         "seed": seed,
@@ -137,102 +290,10 @@ def run_training(
             **(training_extra or {}),
         },
     }
-    manifest = _technique(technique, config, epochs, model, train, evaluation, common, profile, seed)
+    job = _Technique(config, epochs, model, setup.train, setup.evaluation, common, profile, seed)
+    runner = _RUNNERS.get(technique)
+    if runner is None:
+        raise UsageError(f"unknown technique {technique!r}")
+    manifest = dict(runner(job).manifest or {})
     shutil.rmtree(checkpoints.directory, ignore_errors=True)
     return manifest
-
-
-def _technique(
-    technique: str,
-    config: TrainConfig,
-    epochs: int,
-    model: Any,
-    train: TrainData,
-    evaluation: TrainData,
-    common: dict[str, Any],
-    profile: DeviceProfile | None,
-    seed: int,
-) -> dict[str, Any]:
-    if technique == "qat":
-        from edgekit.train.qat import qat
-
-        result = qat(
-            model,
-            train,
-            evaluation,
-            train.arrays(common["input_names"]),
-            epochs,
-            int(config.qat.get("bits", 8)),
-            bool(config.qat.get("per_channel", True)),
-            profile=profile,
-            **common,
-        )
-        return dict(result.manifest or {})
-    if technique == "prune":
-        from edgekit.train.prune import prune_finetune
-
-        result = prune_finetune(
-            model,
-            train,
-            evaluation,
-            float(config.prune.get("target_ratio", 0.5)),
-            int(config.prune.get("steps", 2)),
-            str(config.prune.get("criterion", "l1")),
-            epochs_per_step=epochs,
-            multiple=int(config.prune.get("multiple", 8)),
-            **common,
-        )
-        return dict(result.manifest or {})
-    if technique == "distill":
-        from edgekit.train.distill import distill
-
-        teachers = [
-            _teacher(spec, index, train, evaluation, common, seed)
-            for index, spec in enumerate(config.teachers, 1)
-        ]
-        result = distill(
-            teachers,
-            model,
-            train,
-            evaluation,
-            float(config.distill.get("temperature", 4.0)),
-            float(config.distill.get("alpha", 0.7)),
-            str(config.distill.get("weighting", "mean")),
-            epochs=epochs,
-            **common,
-        )
-        return dict(result.manifest or {})
-    raise UsageError(f"unknown technique {technique!r}")
-
-
-def _teacher(
-    spec: ModelSpec | Path,
-    index: int,
-    train: TrainData,
-    evaluation: TrainData,
-    common: dict[str, Any],
-    seed: int,
-) -> Any:
-    """An ONNX path as is; a torch teacher built, loaded, or trained here on the labels."""
-    from edgekit.train.loop import FitOptions, accuracy, fit
-
-    if isinstance(spec, Path):
-        return spec
-    teacher_seed = spec.seed if spec.seed is not None else seed + index
-    model = build_model(spec, teacher_seed, f"distill.teachers[{index}]")
-    check_against_model(model, train, common["input_names"], "data.train")
-    if spec.weights is None and spec.epochs:
-        options = FitOptions(
-            spec.epochs, 3e-3, common["batch_size"], seed=teacher_seed, augment=common["augment"]
-        )
-        model, _ = fit(
-            model,
-            f"teacher-{index}",
-            train,
-            common["input_names"],
-            options,
-            evaluate=lambda m: accuracy(m, evaluation, common["input_names"]),
-            checkpoints=common["checkpoints"],
-            emit=common["emit"],
-        )
-    return model.eval()

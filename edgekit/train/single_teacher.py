@@ -1,5 +1,8 @@
-"""Single-teacher distillation, kept for its callers; the implementation lives in
-`edgekit.train.distill` (one or many teachers, ONNX or torch). Needs the `train` extra."""
+"""Single-teacher distillation: one ONNX teacher, numpy inputs, the student trained in place.
+
+A thin wrapper kept for its callers (scripts/distill_demo.py, tests/integration/test_distill.py);
+the implementation is `edgekit.train.distill` (one or many teachers, ONNX or torch) with its
+training loop `edgekit.train.loop.fit`. Needs the `train` extra."""
 
 from __future__ import annotations
 
@@ -28,12 +31,15 @@ __all__ = [
 
 @dataclass
 class DistillReport:
+    """What a single-teacher run did: its temperature, alpha, epochs and per-epoch mean loss."""
+
     temperature: float
     alpha: float
     epochs: int
     history: list[dict[str, float]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready plain types."""
         return {
             "temperature": self.temperature,
             "alpha": self.alpha,
@@ -43,6 +49,8 @@ class DistillReport:
 
 
 def teacher_logits(teacher: Path, inputs: dict[str, np.ndarray], batch: int = 64) -> np.ndarray:
+    """The ONNX teacher's first output over every row (float32, rows x classes), run by
+    onnxruntime `batch` rows at a time (`edgekit.train.distill.teacher_logits`)."""
     from edgekit.train import distill as multi
 
     return multi.teacher_logits(teacher, inputs, batch)
@@ -55,7 +63,10 @@ def distill_loss(
     temperature: float,
     alpha: float,
 ) -> torch.Tensor:
-    """The loss against one teacher's logits (`soft_targets`)."""
+    """The Hinton et al. (2015) loss against one teacher's logits (`soft_targets`, batch x
+    classes): alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T)) + (1 - alpha) * CE
+    with `labels` (int64, batch), the KL term alone when `labels` is None or alpha >= 1; a scalar
+    tensor (`edgekit.train.distill.distill_loss`)."""
     from edgekit.train import distill as multi
 
     probs = multi.torch.softmax(soft_targets / temperature, dim=1)
@@ -78,7 +89,11 @@ def distill(
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> DistillReport:
-    """Train `student` in place on the teacher's soft targets (plus hard labels, weighted 1 - alpha)."""
+    """Train `student` in place on the teacher's soft targets (plus hard labels, weighted 1 - alpha).
+
+    `inputs` is float32 (rows x the student's input shape), `labels` int (rows) or None (then
+    alpha must be 1); `on_epoch` gets {"epoch", "loss"} after each epoch. Raises UsageError for
+    bad settings or a missing torch."""
     require_torch("distillation")
     from edgekit.train import distill as multi
     from edgekit.train.data import TrainData
@@ -119,7 +134,8 @@ def export_onnx(
     input_name: str = "input",
     output_name: str = "logits",
 ) -> Path:
-    """ONNX with a symbolic batch dimension, through the legacy exporter (reliable for small CNNs)."""
+    """ONNX with a symbolic batch dimension, through the legacy exporter (reliable for small CNNs);
+    `edgekit.train.export.export_onnx` for one input. Returns `out`."""
     from edgekit.train.export import export_onnx as export
 
     return export(model, example, out, input_name=input_name, output_name=output_name)
