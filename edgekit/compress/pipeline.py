@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -19,8 +18,8 @@ from edgekit.compress.graph import QUANTIZABLE_OPS
 from edgekit.compress.images import load_image_folder
 from edgekit.compress.quantize import check_quantizable
 from edgekit.compress.recipe import FloatFallback, RecipeStep, StepContext
-from edgekit.core.artifact_writer import ARTIFACT_STEM, artifact_manifest, prepare_out_dir, publish
-from edgekit.core.artifacts import MANIFEST_NAME, Artifact, load_artifact
+from edgekit.core.artifact_writer import ARTIFACT_STEM, artifact_manifest, staged_artifact_dir, write_manifest
+from edgekit.core.artifacts import Artifact, load_artifact
 from edgekit.core.errors import InputSpecError, UsageError
 from edgekit.core.onnx_model import TensorInfo, graph_inputs, load_onnx
 from edgekit.core.profiles import DeviceProfile
@@ -242,7 +241,7 @@ def _write_manifest(
         fidelity=fidelity_report,
         accuracy_guard=guard_report,
     )
-    (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+    write_manifest(staging, manifest)
     return manifest
 
 
@@ -259,19 +258,16 @@ def compress(
     model = load_onnx(source.path)
     calib, evaluation = _load_data(model, options)
     _check_plan(model, options, calib)
-    staging = prepare_out_dir(out_dir, options.force)
-    try:
-        with tempfile.TemporaryDirectory(prefix="edgekit-compress-") as scratch:
-            ctx = Context(options.profile, calib, Path(scratch), options, source.path, emit)
-            current, records = _run_steps(ctx)
-            artifact = staging / f"{ARTIFACT_STEM}{current.suffix}"
-            shutil.copyfile(current, artifact)
-            fidelity_report = _measure_fidelity(ctx, artifact, evaluation)
-            guard_report, fidelity_report = _apply_guard(ctx, artifact, evaluation, fidelity_report, records)
+    with (
+        staged_artifact_dir(out_dir, options.force) as staging,
+        tempfile.TemporaryDirectory(prefix="edgekit-compress-") as scratch,
+    ):
+        ctx = Context(options.profile, calib, Path(scratch), options, source.path, emit)
+        current, records = _run_steps(ctx)
+        artifact = staging / f"{ARTIFACT_STEM}{current.suffix}"
+        shutil.copyfile(current, artifact)
+        fidelity_report = _measure_fidelity(ctx, artifact, evaluation)
+        guard_report, fidelity_report = _apply_guard(ctx, artifact, evaluation, fidelity_report, records)
         manifest = _write_manifest(staging, artifact, source, options, records, fidelity_report, guard_report)
-        publish(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     manifest["path"] = str(out_dir)
     return manifest

@@ -3,16 +3,19 @@
 
 from __future__ import annotations
 
+import json
 import platform
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from edgekit import __version__
-from edgekit.core.artifacts import sha256_file
+from edgekit.core.artifacts import MANIFEST_NAME, sha256_file
 from edgekit.core.errors import UsageError
 
 ARTIFACT_STEM = "model"  # model.onnx, or model.tflite after tflite-int8
@@ -42,6 +45,26 @@ def prepare_out_dir(out_dir: Path, force: bool) -> Path:
         raise UsageError(f"-o {out_dir}: exists and is not empty; pass --force to replace it")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+
+
+@contextmanager
+def staged_artifact_dir(out_dir: Path, force: bool) -> Iterator[Path]:
+    """Yield a staging directory to fill; on leaving the block normally it is published as
+    `out_dir` (whole, by rename), on any exception (Ctrl-C included) it is removed.
+
+    Raises UsageError when `out_dir` exists and is not empty and `force` is false."""
+    staging = prepare_out_dir(out_dir, force)
+    try:
+        yield staging
+        publish(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+    """`directory/manifest.json`: the manifest as indented JSON (values JSON cannot hold as text)."""
+    (directory / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
 
 
 def publish(staging: Path, out_dir: Path) -> None:

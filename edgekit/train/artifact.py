@@ -4,7 +4,6 @@ accuracy drop is measured against) and manifest.json, published atomically with 
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,8 +14,13 @@ import numpy as np
 
 from edgekit.compress.data import Dataset
 from edgekit.compress.fidelity import compare_outputs, run_outputs
-from edgekit.core.artifact_writer import ARTIFACT_STEM, artifact_manifest, prepare_out_dir, publish
-from edgekit.core.artifacts import MANIFEST_NAME, sha256_file
+from edgekit.core.artifact_writer import (
+    ARTIFACT_STEM,
+    artifact_manifest,
+    staged_artifact_dir,
+    write_manifest,
+)
+from edgekit.core.artifacts import sha256_file
 from edgekit.core.errors import UsageError
 from edgekit.train.data import TrainData
 
@@ -100,8 +104,7 @@ def write_artifact(
     emit: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Measure fidelity on `eval_data` with onnxruntime and publish OUT_DIR whole or not at all."""
-    staging = prepare_out_dir(out_dir, force)
-    try:
+    with staged_artifact_dir(out_dir, force) as staging:
         artifact = staging / f"{ARTIFACT_STEM}.onnx"
         shutil.copyfile(plan.model, artifact)
         reference_file = staging / FLOAT_NAME
@@ -133,10 +136,6 @@ def write_artifact(
             training=plan.training,
             tools={"torch": torch_version()},
         )
-        (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-        publish(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        write_manifest(staging, manifest)
     manifest["path"] = str(out_dir)
     return manifest

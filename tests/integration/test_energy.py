@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 
 from edgekit.cli.output import result_table
-from edgekit.core.profiles import DeviceProfile, parse_profile
+from edgekit.core.profiles import DeviceProfile
 from edgekit.core.result import Result
 from edgekit.judge.compare import compare
 from edgekit.lab.sysfs_tree import make_fake_sysfs, write_sysfs_value
 from edgekit.measure.bench import BenchOptions, run_bench
 from edgekit.testing.sensors import make_fake_ina2xx, make_fake_rapl
 from edgekit.transport.board import Board, resolve_board
-from edgekit.transport.devices import Device
+from tests.fake_board import fake_board, fake_profile
 
 pytestmark = pytest.mark.integration
 
@@ -37,29 +37,12 @@ def bench_json(*args: Any) -> dict[str, Any]:
 
 def profile(tmp_path: Path, power: list[str], **sensors: Any) -> DeviceProfile:
     budgets = sensors.pop("budgets", {})
-    return parse_profile(
-        {
-            "schema": 1,
-            "name": "fake-board",
-            "facts": {
-                "arch": "any",
-                "cores": 0,
-                "memory_mb": 0,
-                "runtime": "onnxruntime",
-                "int8_scheme": "u8s8",
-                "reduce_range": False,
-                "default_threads": 1,
-            },
-            "sensors": {"thermal_zone": "cpu-thermal", "power": power, **sensors},
-            "budgets": {"energy_mj_per_inference": 1000.0, **budgets},
-        },
-        tmp_path / "fake-board.toml",
-    )
+    return fake_profile(tmp_path, power, {"energy_mj_per_inference": 1000.0, **budgets}, **sensors)
 
 
 def board(sysfs: Path, chosen: DeviceProfile) -> Board:
     """The fake board (this machine's agent reading `sysfs`) judged by `chosen`."""
-    return Board.of(Device(name="fake-board", profile="fake-board", kind="local", sysfs_root=sysfs), chosen)
+    return fake_board(sysfs, chosen)
 
 
 def on_phase(phase: str, action: Callable[[], None]) -> Callable[[dict[str, Any]], None]:

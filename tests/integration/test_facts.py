@@ -7,41 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.core.profiles import DeviceProfile, parse_profile
 from edgekit.lab.sysfs_tree import make_fake_sysfs
 from edgekit.measure.facts import device_facts, doctor
 from edgekit.testing.sensors import make_fake_ina2xx
 from edgekit.transport.board import Board
 from edgekit.transport.devices import Device
+from tests.fake_board import fake_device, fake_profile
 
 pytestmark = pytest.mark.integration
-
-
-def fake_profile(tmp_path: Path, power: list[str]) -> DeviceProfile:
-    return parse_profile(
-        {
-            "schema": 1,
-            "name": "fake-board",
-            "facts": {
-                "arch": "any",
-                "cores": 0,
-                "memory_mb": 0,
-                "runtime": "onnxruntime",
-                "int8_scheme": "u8s8",
-                "reduce_range": False,
-                "default_threads": 1,
-            },
-            "sensors": {"thermal_zone": "cpu-thermal", "power": power},
-        },
-        tmp_path / "fake-board.toml",
-    )
 
 
 @pytest.fixture
 def device(tmp_path: Path) -> Device:
     sysfs = make_fake_sysfs(tmp_path / "sys", thermal_zones=[("cpu-thermal", 45500)], cpus=2)
     make_fake_ina2xx(sysfs, chip="ina226", power_uw=3_000_000)
-    return Device(name="fake-board", profile="fake-board", kind="local", sysfs_root=sysfs)
+    return fake_device(sysfs)
 
 
 def test_device_facts_are_the_agents_facts_and_sensor_readings(device: Device) -> None:
