@@ -1,4 +1,8 @@
-"""The bundled demo model (a digits CNN) and its data; see scripts/train_demo_model.py."""
+"""data: the bundled demo model (a digits CNN) and its data splits; scripts/train_demo_model.py
+made them.
+
+May import: `edgekit.core`.
+"""
 
 from __future__ import annotations
 

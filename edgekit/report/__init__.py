@@ -1,4 +1,9 @@
-"""Reports of stored runs: static HTML with plots, a Markdown summary, OpenMetrics text."""
+"""report: reports of stored runs — the data in scope (`data`, `cells`), static HTML with plots
+(`html`, `plots` via matplotlib, `style`), a Markdown summary (`markdown`), OpenMetrics text
+(`openmetrics`), and the page of an optimize search (`optimize_page`).
+
+May import: `edgekit.core`, `edgekit.judge`, `edgekit.store`, `edgekit.optimize` (for its page).
+"""
 
 from edgekit.report.data import ReportData, ReportFilter, build_report, parse_since
 from edgekit.report.html import render_html
