@@ -2,6 +2,14 @@
 
 The schema, the migrations and every query live here once; a back end (edgekit.store.sqlite,
 edgekit.store.postgres) only brings its connection, its Dialect and its write transaction.
+
+Why not SQLAlchemy Core + Alembic: what differs between the two back ends is two strings (the
+auto-numbered key's column type and the driver's placeholder: `Dialect`) and the write lock
+(BEGIN IMMEDIATE vs a PostgreSQL advisory lock); the migration runner is the 30 lines of
+`_migrate`. SQLAlchemy would replace the two strings but not the write lock or the migrations'
+"up to date without a write lock" path, and Alembic would add its own version table next to
+`schema_migrations`, an env script and a stamping step for stores already written, for two
+append-only migrations. The library does not remove our code here, so it is not used.
 """
 
 from __future__ import annotations
