@@ -19,6 +19,7 @@ from edgekit_agent.host import Host
 from edgekit_agent.inputs import build_feeds
 from edgekit_agent.memory import current_rss, peak_rss
 from edgekit_agent.runtimes.choose import open_model, runtime_for
+from edgekit_agent.runtimes.input_fault import input_failure
 from edgekit_agent.sampler import PowerSampler, Sample
 from edgekit_agent.sensors.power import open_first_power_sensor
 from edgekit_agent.sensors.readers import PowerReader
@@ -128,14 +129,26 @@ def load_model(settings: BenchSettings, params: Dict[str, Any]) -> LoadedModel:
     t0 = time.perf_counter_ns()
     model = open_model(settings.artifact, settings.runtime, settings.threads)
     load_ns = time.perf_counter_ns() - t0
-    run = model.make_runner(build_feeds(params, model.input_names()))
+    feeds = build_feeds(params, model.input_names())
+    try:
+        run = model.make_runner(feeds)
+    except Exception as exc:  # TFLite resizes and checks the feeds here
+        raise inference_failure(model, exc, feeds) from None
     t0 = time.perf_counter_ns()
     try:
         first_outputs = run()
     except Exception as exc:
-        raise AgentFailure("InferenceError", "first inference failed: %s" % first_line(exc)) from None
+        raise inference_failure(model, exc, feeds) from None
     first_ns = time.perf_counter_ns() - t0
     return LoadedModel(model, run, first_outputs, load_ns, first_ns, baseline_rss, current_rss())
+
+
+def inference_failure(model: Any, exc: BaseException, feeds: Dict[str, Any]) -> AgentFailure:
+    """InputError when the model rejected the feeds (runtimes/input_fault.py), else InferenceError."""
+    failure = input_failure(exc, feeds, model.declared_inputs())
+    if failure is not None:
+        return failure
+    return AgentFailure("InferenceError", "first inference failed: %s" % first_line(exc))
 
 
 def warm_up(loaded: LoadedModel, warmup: int, progress: Progress) -> float:

@@ -9,10 +9,20 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from edgekit.core.errors import AGENT_INPUT_ERROR_TYPES, AgentError, DeviceError, ModelError
+from edgekit.core.errors import AGENT_INPUT_ERROR_TYPES, AgentError, DeviceError, EdgekitError, ModelError
 from edgekit.transport.base import AgentChannel, Transport
 
 PROTOCOL_VERSION = 1
+EXIT_INTERNAL = 70  # as the CLI's: a bug in edgekit (docs/results.md, "Exit codes")
+
+
+class AgentInternalError(EdgekitError):
+    """The agent failed on a bug of its own (error type ``Internal``): neither the device nor the
+    user's model or inputs are at fault, so it is not exit 3 (device) but 70 (a bug in edgekit)."""
+
+    exit_code = EXIT_INTERNAL
+
+
 ProgressCallback = Callable[[dict[str, Any]], None]
 
 
@@ -73,6 +83,14 @@ class AgentClient:
         if error_type in AGENT_INPUT_ERROR_TYPES:
             # The device is fine; the model or its inputs are not (exit code 2).
             return ModelError(f"{message}", device=self.device_name, error_type=error_type, **data)
+        if error_type == "Internal":
+            return AgentInternalError(
+                f"internal error in the edgekit agent during {op!r} on {self.device_name!r}: {message} "
+                "(a bug in edgekit, not a device failure; the agent's stderr has the traceback)",
+                device=self.device_name,
+                error_type=error_type,
+                **data,
+            )
         return AgentError(
             f"device {self.device_name!r}: {op} failed: {error_type}: {message}",
             error_type=error_type,

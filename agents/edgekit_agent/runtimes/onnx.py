@@ -5,6 +5,18 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, List, Optional
 
 from edgekit_agent.failure import AgentFailure, first_line
+from edgekit_agent.runtimes.describe import describe_outputs
+
+ORT_TYPES = {
+    "tensor(float)": "float32",
+    "tensor(double)": "float64",
+    "tensor(float16)": "float16",
+    "tensor(int64)": "int64",
+    "tensor(int32)": "int32",
+    "tensor(int8)": "int8",
+    "tensor(uint8)": "uint8",
+    "tensor(bool)": "bool",
+}
 
 
 class OnnxRuntimeModel:
@@ -33,6 +45,10 @@ class OnnxRuntimeModel:
     def input_names(self) -> List[str]:
         return [i.name for i in self.session.get_inputs()]
 
+    def declared_inputs(self) -> Dict[str, Any]:
+        """{name: (dims, dtype)}: dims as declared (ints, or names/None when open)."""
+        return {i.name: (list(i.shape), ORT_TYPES.get(i.type, i.type)) for i in self.session.get_inputs()}
+
     def make_runner(self, feeds: Dict[str, Any]) -> Callable[[], Any]:
         session, names = self.session, self.output_names
 
@@ -42,7 +58,4 @@ class OnnxRuntimeModel:
         return run
 
     def outputs(self, values: Any) -> List[Dict[str, Any]]:
-        return [
-            {"name": name, "shape": list(value.shape), "dtype": str(value.dtype)}
-            for name, value in zip(self.output_names, values)
-        ]
+        return describe_outputs(self.output_names, values)

@@ -6,6 +6,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from edgekit_agent.facts.packages import package_version
 from edgekit_agent.failure import AgentFailure, first_line
+from edgekit_agent.runtimes.describe import describe_outputs
 
 
 class TFLiteModel:
@@ -41,6 +42,17 @@ class TFLiteModel:
     def input_names(self) -> List[str]:
         return [d["name"] for d in self._inputs]
 
+    def declared_inputs(self) -> Dict[str, Any]:
+        """{name: (dims, dtype)}: dims from the shape signature, None where it is open (-1)."""
+        import numpy as np
+
+        declared = {}
+        for d in self._inputs:
+            signature = d.get("shape_signature")
+            dims = list(signature if signature is not None and len(signature) else d["shape"])
+            declared[d["name"]] = ([int(v) if v >= 0 else None for v in dims], np.dtype(d["dtype"]).name)
+        return declared
+
     def make_runner(self, feeds: Dict[str, Any]) -> Callable[[], Any]:
         interpreter = self.interpreter
         for detail in self._inputs:
@@ -60,7 +72,4 @@ class TFLiteModel:
         return run
 
     def outputs(self, values: Any) -> List[Dict[str, Any]]:
-        return [
-            {"name": d["name"], "shape": list(v.shape), "dtype": str(v.dtype)}
-            for d, v in zip(self._outputs, values)
-        ]
+        return describe_outputs([d["name"] for d in self._outputs], values)
