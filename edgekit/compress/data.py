@@ -1,4 +1,13 @@
-"""Calibration and evaluation data: .npz files with one array per model input (+ `labels`)."""
+"""Calibration and evaluation data (sample sets), in one of two forms:
+
+- rows: one .npz with one array per model input sharing a leading row axis (+ 1-D `labels`);
+- per-feed: a folder of .npz files, each one complete feed for the model (any shapes, scalars
+  included: an audio chunk [1, 512], a recurrent state [2, 1, 64], a sample rate int64 []),
+  with an optional `labels` entry per file (an integer, or one per row of the feed's outputs).
+
+Consumers iterate `feeds(dataset, size)`: per-feed sets yield their feeds as they are, row sets
+yield batches of `size` rows (`batches`).
+"""
 
 from __future__ import annotations
 
@@ -9,33 +18,56 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.core.errors import InputSpecError
-from edgekit.core.inputs import check_inputs_file
+from edgekit.core.inputs import check_inputs_file, feed_files, read_feed
 from edgekit.core.onnx_model import TensorInfo
 
-LABELS = "labels"
+LABELS = "labels"  # the same name as edgekit.core.inputs.LABELS
 MAX_BATCH = 32
 
 
 @dataclass(frozen=True)
 class Dataset:
+    """`inputs` holds the row form ({name: array with rows on axis 0}); a per-feed set has
+    `per_feed` (one complete feed per file, in file-name order) and `inputs` = {}. `labels`:
+    1-D integers, one per row (per-feed: the files' `labels` concatenated)."""
+
     path: Path
     inputs: dict[str, np.ndarray]
     labels: np.ndarray | None
+    per_feed: tuple[dict[str, np.ndarray], ...] | None = None
 
     @property
     def rows(self) -> int:
+        """Rows of the row form; the number of feeds of a per-feed set."""
+        if self.per_feed is not None:
+            return len(self.per_feed)
         return len(next(iter(self.inputs.values())))
 
 
 def load_dataset(path: Path, model_inputs: Sequence[TensorInfo], option: str) -> Dataset:
-    """Load and check an .npz against the model's inputs (names, dtypes, ranks, fixed dims)."""
+    """Load and check an .npz, or a folder of per-feed .npz files (load_feed_folder), against
+    the model's inputs (names, dtypes, ranks, fixed dims), on the host. Raises InputSpecError."""
+    if path.is_dir():
+        return load_feed_folder(path, model_inputs, option)
     check_inputs_file(path, model_inputs)  # same checks and messages as `bench --inputs`
     with np.load(path, allow_pickle=False) as data:
-        inputs = {info.name: np.ascontiguousarray(data[info.name]) for info in model_inputs}
+        inputs = {info.name: np.array(data[info.name], order="C") for info in model_inputs}  # keeps 0-d
         labels = data[LABELS] if LABELS in data.files else None
+    scalars = [name for name, array in inputs.items() if array.ndim == 0]
+    if scalars:
+        raise InputSpecError(
+            f"{option} {path}: array {scalars[0]!r} is a scalar, it has no row axis; write the set as "
+            "a folder of .npz files, one complete feed each",
+            path=str(path),
+            input=scalars[0],
+        )
     rows = {name: len(array) for name, array in inputs.items()}
     if len(set(rows.values())) != 1:
-        raise InputSpecError(f"{option} {path}: arrays have different row counts {rows}", path=str(path))
+        raise InputSpecError(
+            f"{option} {path}: arrays have different row counts {rows}; inputs without a common "
+            "row axis go in a folder of .npz files, one complete feed each",
+            path=str(path),
+        )
     count = next(iter(rows.values()))
     if count == 0:
         raise InputSpecError(f"{option} {path}: no rows", path=str(path))
@@ -45,6 +77,36 @@ def load_dataset(path: Path, model_inputs: Sequence[TensorInfo], option: str) ->
             path=str(path),
         )
     return Dataset(path, inputs, labels)
+
+
+def load_feed_folder(path: Path, model_inputs: Sequence[TensorInfo], option: str) -> Dataset:
+    """A folder of .npz files, each one complete feed (edgekit.core.inputs.read_feed checks each
+    on the host: names, dtypes, ranks, fixed dims on every axis). Labels: all files or none."""
+    files = feed_files(path)
+    if not files:
+        raise InputSpecError(f"{option} {path}: no .npz files in this folder", path=str(path))
+    per_feed: list[dict[str, np.ndarray]] = []
+    labels: list[np.ndarray] = []
+    for file in files:
+        arrays = read_feed(file, model_inputs, option)
+        if LABELS in arrays:
+            labels.append(np.atleast_1d(arrays.pop(LABELS)))
+        per_feed.append(arrays)
+    if labels and len(labels) != len(files):
+        raise InputSpecError(
+            f"{option} {path}: {len(labels)} of {len(files)} files have 'labels'; give them in all or none",
+            path=str(path),
+        )
+    return Dataset(path, {}, np.concatenate(labels) if labels else None, tuple(per_feed))
+
+
+def feeds(dataset: Dataset, size: int) -> Iterator[dict[str, np.ndarray]]:
+    """Every feed of the set: a per-feed set's feeds as they are (`size` is not used), a row
+    set's batches of `size` rows (`batches`)."""
+    if dataset.per_feed is not None:
+        yield from dataset.per_feed
+    else:
+        yield from batches(dataset, size)
 
 
 def batch_size(model_inputs: Sequence[TensorInfo]) -> int:

@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from edgekit.compress.data import Dataset, batch_size, batches
+from edgekit.compress.data import Dataset, batch_size, feeds
 from edgekit.core.onnx_model import graph_inputs, load_onnx
 
 
@@ -30,7 +30,7 @@ def run_outputs(
     size = batch_size(graph_inputs(proto))
     wanted = list(names) if names is not None else [o.name for o in sess.get_outputs()]
     collected: dict[str, list[np.ndarray]] = {name: [] for name in wanted}
-    for feed in batches(dataset, size):
+    for feed in feeds(dataset, size):
         for name, value in zip(wanted, sess.run(wanted, feed), strict=True):
             collected[name].append(np.asarray(value))
     return {

@@ -21,7 +21,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from edgekit.compress.data import Dataset, batch_size, batches
+from edgekit.compress.data import Dataset, batch_size, feeds
 from edgekit.compress.graph import (
     QUANTIZABLE_OPS,
     is_quantized,
@@ -43,7 +43,7 @@ _SCHEMES = {"u8s8": (QuantType.QUInt8, QuantType.QInt8), "s8s8": (QuantType.QInt
 
 class _Reader(CalibrationDataReader):
     def __init__(self, dataset: Dataset, size: int) -> None:
-        self._feeds: Iterator[dict[str, Any]] = batches(dataset, size)
+        self._feeds: Iterator[dict[str, Any]] = feeds(dataset, size)
 
     def get_next(self) -> dict[str, Any] | None:
         return next(self._feeds, None)

@@ -4,7 +4,10 @@ Rules (documented in the README):
 - a symbolic or unknown *first* dimension is the batch and defaults to 1;
 - any other symbolic dimension must be given with ``--shape NAME=AxBxC``;
 - ``--shape`` must name a real input, have the model's rank and agree with fixed dimensions;
-- with ``--inputs data.npz`` every input must be present, with a matching dtype and rank.
+- with ``--inputs data.npz`` every input must be present, with a matching dtype and rank;
+- a sample set may also be a folder of ``.npz`` files, each one complete feed (any shapes,
+  scalars included; an optional ``labels`` entry per file): every file must name every model
+  input (and nothing else), with the model's dtype, rank and fixed dimensions on every axis.
 """
 
 from __future__ import annotations
@@ -101,15 +104,97 @@ def resolve_input_spec(inputs: Sequence[TensorInfo], shapes: dict[str, list[int]
     }
 
 
+LABELS = "labels"
+
+
+def feed_files(path: Path) -> list[Path]:
+    """The ``.npz`` files of a per-feed folder, sorted by name ([] when `path` is no such folder)."""
+    if not path.is_dir():
+        return []
+    return sorted(p for p in path.iterdir() if p.suffix.lower() == ".npz" and p.is_file())
+
+
+def is_feed_folder(path: Path) -> bool:
+    """A folder holding at least one .npz file: a per-feed sample set (else maybe an image folder)."""
+    return bool(feed_files(path))
+
+
+def read_feed(path: Path, inputs: Sequence[TensorInfo], option: str) -> dict[str, np.ndarray]:
+    """One complete feed from one .npz file, checked on the host: every model input present
+    and nothing else but ``labels``, each with the model's dtype, rank and fixed dimensions
+    (every axis: the file is fed as it is). Returns {name: array} (``labels`` included when
+    present). Raises InputSpecError (one line naming the file and the input)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: np.array(data[name], order="C") for name in data.files}  # keeps 0-d
+    except (OSError, ValueError) as exc:
+        raise InputSpecError(f"{option} {path}: not a readable .npz file ({exc})", path=str(path)) from None
+    names = [i.name for i in inputs]
+    extra = [name for name in arrays if name not in names and name != LABELS]
+    if extra:
+        raise InputSpecError(
+            f"{option} {path}: array {extra[0]!r} is no model input (inputs: {', '.join(names)})",
+            path=str(path),
+            input=extra[0],
+        )
+    for info in inputs:
+        if info.name not in arrays:
+            raise InputSpecError(
+                f"{option} {path}: no array named {info.name!r} (model inputs: {', '.join(names)}; "
+                f"file has: {', '.join(arrays) or 'nothing'})",
+                path=str(path),
+                input=info.name,
+            )
+        array = arrays[info.name]
+        if array.dtype.name != info.dtype:
+            raise InputSpecError(
+                f"{option} {path}: array {info.name!r} is {array.dtype.name}, the model expects {info.dtype}",
+                path=str(path),
+                input=info.name,
+            )
+        _check_against_model(info, array.shape, f"{option} {path}: array {info.name!r}", first_axis=0)
+    labels = arrays.get(LABELS)
+    if labels is not None and (labels.ndim > 1 or labels.dtype.kind not in "iu"):
+        raise InputSpecError(
+            f"{option} {path}: 'labels' must be an integer or a 1-D integer array, "
+            f"got {labels.dtype.name} {list(labels.shape)}",
+            path=str(path),
+        )
+    return arrays
+
+
+def check_feed_folder(
+    path: Path, inputs: Sequence[TensorInfo], shapes: dict[str, list[int]], option: str = "--inputs"
+) -> InputSpec:
+    """Check every feed of a per-feed folder (read_feed); the spec of the first feed, which is
+    what `bench` feeds. A --shape must agree with that feed."""
+    files = feed_files(path)
+    if not files:
+        raise InputSpecError(f"{option} {path}: no .npz files in this folder", path=str(path))
+    first = {name: value for name, value in read_feed(files[0], inputs, option).items() if name != LABELS}
+    for other in files[1:]:
+        read_feed(other, inputs, option)
+    for name, given in shapes.items():
+        if list(first[name].shape) != list(given):
+            raise InputSpecError(
+                f"{option} {files[0]}: array {name!r} is {list(first[name].shape)}, --shape says {given}",
+                input=name,
+            )
+    return {info.name: {"shape": list(first[info.name].shape), "dtype": info.dtype} for info in inputs}
+
+
 def check_inputs_file(
     path: Path, inputs: Sequence[TensorInfo], shapes: dict[str, list[int]] | None = None
 ) -> InputSpec:
-    """Validate an .npz against the model inputs; returns the spec of what will be fed.
+    """Validate an .npz (or a per-feed folder, check_feed_folder) against the model inputs;
+    returns the spec of what will be fed.
 
     The file may hold more rows than one batch: the agent feeds the first `batch` rows, where
     batch is the model's fixed first dimension, the one given with --shape, or 1.
     """
     shapes = shapes or {}
+    if path.is_dir():
+        return check_feed_folder(path, inputs, shapes)
     if not path.is_file():
         raise InputSpecError(f"--inputs {path}: no such file", path=str(path))
     try:
@@ -132,6 +217,14 @@ def check_inputs_file(
                 input=info.name,
             )
         # Rows beyond one batch are allowed: the batch axis is not checked here.
+        if len(shape) != len(info.dims):
+            raise InputSpecError(
+                f"--inputs {path}: array {info.name!r} is {list(shape)}, the model expects rank "
+                f"{len(info.dims)} {_show(info.dims)} with rows on its first axis; inputs without a "
+                "common row axis (scalars, states whose batch axis is not first) go in a folder of "
+                ".npz files, one complete feed each",
+                input=info.name,
+            )
         _check_against_model(info, shape, f"--inputs {path}: array {info.name!r}", first_axis=1)
         fed = list(shape)
         if fed:

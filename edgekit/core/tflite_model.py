@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.core.errors import ModelError, UsageError
+from edgekit.core.onnx_model import TensorInfo
 
 
 def interpreter(path: Path) -> Any:
@@ -30,6 +31,27 @@ def interpreter(path: Path) -> Any:
     except (ValueError, RuntimeError) as exc:
         raise ModelError(f"{path}: not a loadable TFLite model ({exc})", path=str(path)) from None
     return loaded
+
+
+def declared_inputs(path: Path) -> list[TensorInfo]:
+    """The model's inputs as the ONNX side describes them, so that `bench` checks TFLite inputs
+    (--inputs, --shape) with the same rules: names as TFLite reports them, numpy dtype names,
+    dims from the shape signature with None where the model leaves a dimension open (-1: the
+    interpreter can resize it with resize_tensor_input)."""
+    infos = []
+    for detail in interpreter(path).get_input_details():
+        signature = detail.get("shape_signature")
+        dims = (
+            signature if signature is not None and len(signature) == len(detail["shape"]) else detail["shape"]
+        )
+        infos.append(
+            TensorInfo(
+                str(detail["name"]),
+                np.dtype(detail["dtype"]).name,
+                tuple(int(d) if d >= 0 else None for d in dims),
+            )
+        )
+    return infos
 
 
 def input_spec(path: Path) -> dict[str, dict[str, Any]]:

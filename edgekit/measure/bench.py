@@ -12,7 +12,13 @@ from typing import Any
 from edgekit import __version__
 from edgekit.core.artifacts import Artifact, load_artifact, sha256_file
 from edgekit.core.errors import UsageError
-from edgekit.core.inputs import InputSpec, check_inputs_file, parse_shape_options, resolve_input_spec
+from edgekit.core.inputs import (
+    InputSpec,
+    check_inputs_file,
+    feed_files,
+    parse_shape_options,
+    resolve_input_spec,
+)
 from edgekit.core.onnx_model import graph_inputs, load_onnx
 from edgekit.core.profiles import DeviceProfile
 from edgekit.core.result import (
@@ -71,25 +77,32 @@ class BenchOptions:
 class PreparedModel:
     artifact: Artifact
     inputs: InputSpec
+    inputs_file: Path | None = None  # the .npz sent to the device (a per-feed folder's first file)
 
 
 def prepare_model(path: Path, options: BenchOptions) -> PreparedModel:
-    """Everything that can be checked on the host, before any device is touched."""
+    """Everything that can be checked on the host, before any device is touched: the options,
+    the artifact, and the inputs (generated from the model's spec and --shape, or read from
+    --inputs: an .npz with rows, or a folder of per-feed .npz files of which the first is fed).
+    ONNX and TFLite get the same checks (names, dtypes, ranks, fixed dimensions). Raises
+    UsageError, ModelError or InputSpecError (exit 2)."""
     options.validate()
     artifact = load_artifact(path)
     if artifact.format == "tflite":
-        if options.shapes or options.inputs_file:
-            raise UsageError(f"{artifact.path}: --shape and --inputs are not supported for TFLite models yet")
-        from edgekit.core.tflite_model import input_spec
+        from edgekit.core.tflite_model import declared_inputs
 
-        return PreparedModel(artifact, input_spec(artifact.path))
-    declared = graph_inputs(load_onnx(artifact.path))
+        declared = declared_inputs(artifact.path)
+    else:
+        declared = graph_inputs(load_onnx(artifact.path))
     shapes = parse_shape_options(options.shapes, [i.name for i in declared])
-    if options.inputs_file is not None:
-        spec = check_inputs_file(options.inputs_file, declared, shapes)
+    inputs_file = options.inputs_file
+    if inputs_file is not None:
+        spec = check_inputs_file(inputs_file, declared, shapes)
+        if inputs_file.is_dir():
+            inputs_file = feed_files(inputs_file)[0]
     else:
         spec = resolve_input_spec(declared, shapes)
-    return PreparedModel(artifact, spec)
+    return PreparedModel(artifact, spec, inputs_file)
 
 
 def _threads(options: BenchOptions, profile: DeviceProfile) -> int | None:
@@ -140,9 +153,9 @@ def run_bench(
         staged = transport.stage_file(prepared.artifact.path, prepared.artifact.sha256)
         push_seconds = time.perf_counter() - push_started
         inputs_path = None
-        if options.inputs_file is not None:
+        if prepared.inputs_file is not None:
             inputs_path = transport.stage_file(
-                options.inputs_file, sha256_file(options.inputs_file)
+                prepared.inputs_file, sha256_file(prepared.inputs_file)
             ).remote_path
         params = {
             "artifact": staged.remote_path,
