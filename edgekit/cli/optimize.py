@@ -102,6 +102,14 @@ def optimize_command(
     ] = 2,
     fresh: Annotated[bool, typer.Option(help="Start over instead of resuming the search in -o.")] = False,
     save: Annotated[bool, typer.Option("--store-results/--no-store", help="Keep every run.")] = True,
+    shape: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--shape",
+            help="NAME=AxBxC for an input the model leaves open (repeat), as for bench; "
+            "default: taken from the --eval data.",
+        ),
+    ] = None,
     store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -125,7 +133,9 @@ def optimize_command(
         time_budget_s=budget_s,
         seed=seed,
         recipes=_recipes(recipe or []),
-        bench=BenchOptions(runs=runs, min_seconds=min_seconds, threads=threads, seed=seed),
+        bench=BenchOptions(
+            runs=runs, min_seconds=min_seconds, threads=threads, seed=seed, shapes=tuple(shape or ())
+        ),
         fresh=fresh,
         confirm_rounds=confirm,
         train_config=train_config,

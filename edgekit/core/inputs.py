@@ -242,3 +242,33 @@ def check_inputs_file(
             fed[0] = batch
         spec[info.name] = {"shape": fed, "dtype": info.dtype}
     return spec
+
+
+def shapes_from_samples(path: Path, inputs: Sequence[TensorInfo]) -> tuple[str, ...]:
+    """``--shape`` options (NAME=AxB) taken from a sample set for the inputs whose non-batch
+    dimensions the model leaves open: a per-feed folder's first feed as it is; an .npz with rows:
+    the batch (the model's fixed first dimension, else 1) then the array's other dimensions.
+    Inputs the model fixes, scalars, image folders and unreadable files give nothing (the
+    sample set's own checks report those)."""
+    open_inputs = [i for i in inputs if any(not isinstance(d, int) or d <= 0 for d in i.dims[1:])]
+    if not open_inputs:
+        return ()
+    files = feed_files(path)
+    source = files[0] if files else path
+    if not source.is_file():
+        return ()
+    try:
+        with np.load(source, allow_pickle=False) as data:
+            found = {name: list(data[name].shape) for name in data.files}
+    except (OSError, ValueError):
+        return ()
+    shapes: list[str] = []
+    for info in open_inputs:
+        shape = found.get(info.name)
+        if not shape or len(shape) != len(info.dims):
+            continue
+        if not files:
+            first = info.dims[0]
+            shape = [first if isinstance(first, int) and first > 0 else 1, *shape[1:]]
+        shapes.append(f"{info.name}=" + "x".join(str(d) for d in shape))
+    return tuple(shapes)

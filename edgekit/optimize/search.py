@@ -26,7 +26,8 @@ from edgekit.compress import CompressOptions, Recipe, compress
 from edgekit.compress.fidelity import quality_loss
 from edgekit.core.artifacts import MANIFEST_NAME, sha256_file
 from edgekit.core.errors import DeviceError, EdgekitError, UsageError
-from edgekit.core.onnx_model import load_onnx
+from edgekit.core.inputs import parse_shape_options, shapes_from_samples
+from edgekit.core.onnx_model import graph_inputs, load_onnx
 from edgekit.core.profiles import DeviceProfile
 from edgekit.judge.regression import judge_samples
 from edgekit.measure.bench import BenchOptions, run_bench
@@ -137,6 +138,22 @@ def model_traits(model: Path, profile: DeviceProfile) -> ModelTraits:
     )
 
 
+def with_data_shapes(options: OptimizeOptions) -> OptimizeOptions:
+    """Without --shape, the fixed shapes of the inputs the model leaves open come from the --eval
+    data (edgekit.core.inputs.shapes_from_samples), so that every candidate is benchmarked on
+    the shapes it is judged on. --shape names are checked against the model here, on the host."""
+    if options.model.suffix.lower() != ".onnx" or not options.model.is_file():
+        return options
+    declared = graph_inputs(load_onnx(options.model))
+    if options.bench.shapes:
+        parse_shape_options(options.bench.shapes, [i.name for i in declared])  # UsageError early
+        return options
+    shapes = shapes_from_samples(options.eval, declared)
+    if not shapes:
+        return options
+    return dataclasses.replace(options, bench=dataclasses.replace(options.bench, shapes=shapes))
+
+
 class Search:
     """One search over one or more devices, sharing compressed artifacts between devices of
     the same profile."""
@@ -148,7 +165,8 @@ class Search:
         on_event: EventCallback | None = None,
     ) -> None:
         options.validate()
-        self.options = options
+        self.options = with_data_shapes(options)
+        options = self.options
         self.store = store
         self.emit = on_event or (lambda event: None)
         self.out_dir = options.out_dir

@@ -118,3 +118,16 @@ def test_an_agent_bug_is_not_a_device_failure() -> None:
     assert not isinstance(error, DeviceError) and error.exit_code == 70  # type: ignore[attr-defined]
     error = client._error("bench", {"type": "InputError", "message": "input 'x' fed as [1, 6]"})
     assert getattr(error, "exit_code", None) == 2
+
+
+def test_bench_feeds_the_first_file_of_a_feed_folder(tmp_path: Path) -> None:
+    from tests.unit.test_sample_sets import vad_model, write_feeds
+
+    vad_model(tmp_path / "vad.onnx")
+    write_feeds(tmp_path / "feeds", 3, batch=2)
+    proc = edgekit("bench", "vad.onnx", "--inputs", "feeds", *QUICK, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["inputs"]["sr"] == {"shape": [], "dtype": "int64"}
+    write_feeds(tmp_path / "bad", 2, sr=np.array(1, np.int32))
+    proc = edgekit("bench", "vad.onnx", "--inputs", "bad", *QUICK, cwd=tmp_path)
+    assert proc.returncode == 2 and "feed_000.npz" in proc.stderr and "'sr'" in proc.stderr

@@ -141,3 +141,26 @@ def test_a_scalar_in_a_row_file_points_to_the_folder_form(tmp_path: Path) -> Non
     )
     with pytest.raises(InputSpecError, match=r"folder of \.npz files"):
         load_dataset(tmp_path / "rows.npz", inputs, "--calib")
+
+
+def test_optimize_takes_open_shapes_from_the_eval_data(tmp_path: Path) -> None:
+    from edgekit.core.inputs import shapes_from_samples
+    from edgekit.measure.bench import BenchOptions
+    from edgekit.optimize.search import OptimizeOptions, with_data_shapes
+
+    model = vad_model(tmp_path / "vad.onnx")
+    inputs = graph_inputs(load_onnx(model))
+    folder = write_feeds(tmp_path / "eval", 2, batch=3)
+    assert shapes_from_samples(folder, inputs) == ("state=2x3x64",)  # audio: only its batch is open
+    np.savez(
+        tmp_path / "rows.npz", audio=np.zeros((90, 512), np.float32), state=np.zeros((2, 7, 64), np.float32)
+    )
+    assert shapes_from_samples(tmp_path / "rows.npz", inputs) == (
+        "state=2x7x64",
+    )  # its first axis is fixed at 2
+    options = with_data_shapes(OptimizeOptions(model=model, eval=folder, out_dir=tmp_path / "o"))
+    assert options.bench.shapes == ("state=2x3x64",)
+    given = OptimizeOptions(
+        model=model, eval=folder, out_dir=tmp_path / "o", bench=BenchOptions(shapes=("state=2x1x64",))
+    )
+    assert with_data_shapes(given).bench.shapes == ("state=2x1x64",)
