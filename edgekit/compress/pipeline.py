@@ -233,7 +233,7 @@ def _record_coverage(ctx: Context, artifact: Path, records: list[dict[str, Any]]
         return
     report = records[-1]["report"]
     kept = [item["node"] if isinstance(item, dict) else str(item) for item in report.get("kept_float", [])]
-    counted = coverage(onnx.load(str(artifact)), last.name, kept)
+    counted = coverage(onnx.load(str(artifact)), last.name, kept, report.get("subgraphs", []))
     report["quantized_nodes"] = f"{counted['quantized']} of {counted['quantizable']}"
     report["stayed_float"] = counted["float"]
     if counted["float"]:

@@ -232,10 +232,15 @@ def _scan(
             yield from _scan(sub, f"{item.where}/{attr_name}", producers)
 
 
-def _why_float(item: ScopedNode, recipe: str, kept: set[str], weights: set[str]) -> str:
+def _why_float(
+    item: ScopedNode, recipe: str, kept: set[str], weights: set[str], skipped: dict[str, str]
+) -> str:
     in_body = "/body" in f"/{item.scope}"  # Loop's and Scan's graph attribute
     if item.node.name in kept or item.where in kept:
         return "kept float by the accuracy guard"
+    for scope, why in skipped.items():
+        if item.scope == scope or item.scope.startswith(f"{scope}/"):
+            return why
     if recipe == "int4-weight" and item.node.op_type != "MatMul":
         return "int4-weight packs MatMul weights only"
     if recipe == "int8-static" and in_body:
@@ -248,15 +253,23 @@ def _why_float(item: ScopedNode, recipe: str, kept: set[str], weights: set[str])
     return "left float by onnxruntime's quantizer (unsupported input type or shape for this recipe)"
 
 
-def coverage(model: onnx.ModelProto, recipe: str, kept_float: Sequence[str] = ()) -> dict[str, Any]:
+def coverage(
+    model: onnx.ModelProto,
+    recipe: str,
+    kept_float: Sequence[str] = (),
+    subgraph_records: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:
     """How many quantizable nodes (Conv/ConvTranspose/MatMul/Gemm, subgraphs included) of a
     quantized model are quantized: {"quantizable", "quantized", "float": [{"node", "op", "why"}]},
-    `node` being `scope/name` (see graph.ScopedNode.where)."""
+    `node` being `scope/name` (see graph.ScopedNode.where). `kept_float`: node names the accuracy
+    guard excluded; `subgraph_records`: `quantize_if_branches`' records (a branch left float
+    gives its nodes its reason)."""
+    skipped = {r["scope"]: r["why"] for r in subgraph_records if not r.get("quantized")}
     weights = {i.name for g in walk_graphs(model.graph) for i in g.initializer}
     items = list(_scan(model.graph, "", []))
     kept = set(kept_float)
     floats = [
-        {"node": item.where, "op": item.node.op_type, "why": _why_float(item, recipe, kept, weights)}
+        {"node": item.where, "op": item.node.op_type, "why": _why_float(item, recipe, kept, weights, skipped)}
         for item, done in items
         if not done
     ]
