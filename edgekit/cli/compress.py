@@ -91,6 +91,8 @@ def _print_manifest(manifest: dict[str, Any]) -> None:
         report = step["report"]
         details = ", ".join(f"{k}={v}" for k, v in report.items() if not isinstance(v, (dict, list)))
         stdout.print(f"  {step['name']}: {details}")
+        for item in report.get("stayed_float") or []:
+            stdout.print(f"    stayed float: {item['node']} ({item['op']}): {item['why']}", markup=False)
     fid = manifest.get("fidelity")
     if not fid:
         stdout.print(f"  fidelity: {manifest.get('fidelity_null_reason')}")

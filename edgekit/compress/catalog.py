@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from edgekit.compress.data import batch_size, batches
 from edgekit.compress.params import Param
 from edgekit.compress.quantize import (
     fp16,
@@ -18,6 +19,7 @@ from edgekit.compress.quantize import (
     preprocess,
 )
 from edgekit.compress.recipe import FloatFallback, RecipeSpec, StepContext
+from edgekit.compress.subgraphs import quantize_branches_static
 from edgekit.compress.tflite import require_converter, tflite_int8
 from edgekit.core.onnx_model import graph_inputs, load_onnx
 
@@ -28,15 +30,27 @@ def _prepared(ctx: StepContext) -> Path:
     return ctx.workdir / PREPARED_NAME
 
 
+def _branches(params: Mapping[str, Any], ctx: StepContext, out: Path, excluded: list[str]) -> dict[str, Any]:
+    """int8-static inside If branches (onnxruntime's static quantizer leaves subgraphs float)."""
+    assert ctx.calib is not None  # the pipeline refuses a plan without it (needs_calibration)
+    prepared = _prepared(ctx)
+    feeds = list(batches(ctx.calib, batch_size(graph_inputs(load_onnx(prepared)))))
+    return quantize_branches_static(
+        prepared, out, dict(params), ctx.profile, feeds, ctx.workdir, exclude=excluded
+    )
+
+
 def _int8_static(params: Mapping[str, Any], source: Path, out: Path, ctx: StepContext) -> dict[str, Any]:
     report = preprocess(source, _prepared(ctx))
-    return {**report, **int8_static(_prepared(ctx), out, dict(params), ctx.calib, ctx.profile)}
+    report = {**report, **int8_static(_prepared(ctx), out, dict(params), ctx.calib, ctx.profile)}
+    return {**report, **_branches(params, ctx, out, [])}
 
 
 def _int8_static_again(
     params: Mapping[str, Any], ctx: StepContext, excluded: list[str], out: Path
 ) -> dict[str, Any]:
-    return int8_static(_prepared(ctx), out, dict(params), ctx.calib, ctx.profile, exclude=excluded)
+    report = int8_static(_prepared(ctx), out, dict(params), ctx.calib, ctx.profile, exclude=excluded)
+    return {**report, **_branches(params, ctx, out, excluded)}
 
 
 def _int8_dynamic(params: Mapping[str, Any], source: Path, out: Path, ctx: StepContext) -> dict[str, Any]:

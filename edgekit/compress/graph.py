@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+
 import onnx
 
 QUANTIZABLE_OPS = frozenset({"Conv", "ConvTranspose", "MatMul", "Gemm"})
@@ -21,32 +24,108 @@ QUANTIZED_OPS = frozenset(
 )
 
 
+CONTROL_FLOW_OPS = frozenset({"If", "Loop", "Scan"})
+# Integer kernels that each replace one quantizable node (QOperator and weight-only formats).
+INTEGER_KERNELS = frozenset(
+    {
+        "QLinearConv",
+        "QLinearMatMul",
+        "ConvInteger",
+        "MatMulInteger",
+        "MatMulNBits",
+        "QGemm",
+        "DynamicQuantizeMatMul",
+    }
+)
+
+
+@dataclass(frozen=True)
+class ScopedNode:
+    """A node and where it sits: `scope` is "" for the main graph, else the path of control-flow
+    nodes and graph attributes above it, e.g. "vad_if/then_branch" or "loop/body/inner/else_branch"."""
+
+    scope: str
+    node: onnx.NodeProto
+    index: int  # position in its graph's node list
+
+    @property
+    def name(self) -> str:
+        """The node's name, or `OpType_index` for an unnamed node."""
+        return self.node.name or f"{self.node.op_type}_{self.index}"
+
+    @property
+    def where(self) -> str:
+        """`scope/name` (the name alone in the main graph)."""
+        return f"{self.scope}/{self.name}" if self.scope else self.name
+
+
+def subgraphs(node: onnx.NodeProto) -> list[tuple[str, onnx.GraphProto]]:
+    """The graphs a node holds in its attributes ((attribute name, graph); `NAME[i]` for a list
+    of graphs): If's then/else branches, Loop's and Scan's body."""
+    found: list[tuple[str, onnx.GraphProto]] = []
+    for attr in node.attribute:
+        if attr.type == onnx.AttributeProto.GRAPH:
+            found.append((attr.name, attr.g))
+        elif attr.type == onnx.AttributeProto.GRAPHS:
+            found.extend((f"{attr.name}[{i}]", g) for i, g in enumerate(attr.graphs))
+    return found
+
+
+def walk(graph: onnx.GraphProto, scope: str = "") -> Iterator[ScopedNode]:
+    """Every node of `graph` and, depth first, of every subgraph its nodes hold (recursively)."""
+    for index, node in enumerate(graph.node):
+        item = ScopedNode(scope, node, index)
+        yield item
+        for attr_name, sub in subgraphs(node):
+            yield from walk(sub, f"{item.where}/{attr_name}")
+
+
+def walk_graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+    """`graph` and every graph nested in it."""
+    yield graph
+    for node in graph.node:
+        for _, sub in subgraphs(node):
+            yield from walk_graphs(sub)
+
+
 def op_counts(model: onnx.ModelProto) -> dict[str, int]:
+    """op type -> number of nodes, subgraphs included."""
     counts: dict[str, int] = {}
-    for node in model.graph.node:
-        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    for item in walk(model.graph):
+        counts[item.node.op_type] = counts.get(item.node.op_type, 0) + 1
     return counts
 
 
 def is_quantized(model: onnx.ModelProto) -> bool:
-    if any(node.op_type in QUANTIZED_OPS for node in model.graph.node):
+    """Whether any graph (subgraphs included) has quantized ops or int8/uint8/float16 weights."""
+    if any(item.node.op_type in QUANTIZED_OPS for item in walk(model.graph)):
         return True
     low_precision = {onnx.TensorProto.INT8, onnx.TensorProto.UINT8, onnx.TensorProto.FLOAT16}
-    return any(init.data_type in low_precision for init in model.graph.initializer)
+    return any(
+        init.data_type in low_precision for graph in walk_graphs(model.graph) for init in graph.initializer
+    )
 
 
 def quantizable_nodes(model: onnx.ModelProto) -> list[str]:
-    """Names of nodes a quantizer would turn into integer kernels."""
-    return [node.name for node in model.graph.node if node.op_type in QUANTIZABLE_OPS]
+    """Names (`scope/name` inside subgraphs, see ScopedNode.where) of the nodes a quantizer would
+    turn into integer kernels, in every graph of the model."""
+    return [item.where for item in walk(model.graph) if item.node.op_type in QUANTIZABLE_OPS]
 
 
 def ensure_node_names(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Give every node a unique name (exporters sometimes leave them empty); mutates and returns."""
+    """Give every node a name unique across the model and its subgraphs (exporters sometimes leave
+    them empty; onnxruntime's exclusion lists match by name); mutates and returns."""
     seen: set[str] = set()
-    for index, node in enumerate(model.graph.node):
-        if not node.name or node.name in seen:
-            node.name = f"{node.op_type}_{index}"
-        seen.add(node.name)
+    index = 0
+    for graph in walk_graphs(model.graph):
+        for node in graph.node:
+            if not node.name or node.name in seen:
+                node.name = f"{node.op_type}_{index}"
+                while node.name in seen:
+                    index += 1
+                    node.name = f"{node.op_type}_{index}"
+            seen.add(node.name)
+            index += 1
     return model
 
 

@@ -18,6 +18,7 @@ from edgekit.compress.graph import QUANTIZABLE_OPS
 from edgekit.compress.images import load_image_folder
 from edgekit.compress.quantize import check_quantizable
 from edgekit.compress.recipe import FloatFallback, RecipeStep, StepContext
+from edgekit.compress.subgraphs import coverage
 from edgekit.core.artifact_writer import ARTIFACT_STEM, artifact_manifest, staged_artifact_dir, write_manifest
 from edgekit.core.artifacts import Artifact, load_artifact
 from edgekit.core.errors import InputSpecError, UsageError
@@ -224,6 +225,27 @@ def _apply_guard(
     return report, fidelity_report
 
 
+def _record_coverage(ctx: Context, artifact: Path, records: list[dict[str, Any]]) -> None:
+    """Into a quantizing last step's record: `quantized_nodes` ("Q of N": quantizable nodes of the
+    artifact, subgraphs included, that are quantized) and `stayed_float` (each float one, why)."""
+    last = ctx.options.steps[-1]
+    if not last.spec.quantizes or artifact.suffix != ".onnx":
+        return
+    report = records[-1]["report"]
+    kept = [item["node"] if isinstance(item, dict) else str(item) for item in report.get("kept_float", [])]
+    counted = coverage(onnx.load(str(artifact)), last.name, kept, report.get("subgraphs", []))
+    report["quantized_nodes"] = f"{counted['quantized']} of {counted['quantizable']}"
+    report["stayed_float"] = counted["float"]
+    if counted["float"]:
+        ctx.emit(
+            {
+                "phase": "coverage",
+                "message": f"{len(counted['float'])} quantizable node(s) stayed float: "
+                + "; ".join(f"{item['node']} ({item['why']})" for item in counted["float"][:5]),
+            }
+        )
+
+
 def _write_manifest(
     staging: Path,
     artifact: Path,
@@ -268,6 +290,7 @@ def compress(
         shutil.copyfile(current, artifact)
         fidelity_report = _measure_fidelity(ctx, artifact, evaluation)
         guard_report, fidelity_report = _apply_guard(ctx, artifact, evaluation, fidelity_report, records)
+        _record_coverage(ctx, artifact, records)
         manifest = _write_manifest(staging, artifact, source, options, records, fidelity_report, guard_report)
     manifest["path"] = str(out_dir)
     return manifest

@@ -28,6 +28,7 @@ from edgekit.compress.graph import (
     op_counts,
     quantizable_nodes,
     topological_sort,
+    walk,
 )
 from edgekit.core.errors import ModelError, UsageError
 from edgekit.core.onnx_model import graph_inputs
@@ -143,6 +144,7 @@ def int8_dynamic(source: Path, out: Path, params: dict[str, Any], profile: Devic
             per_channel=bool(params["per-channel"]),
             reduce_range=profile.facts.reduce_range,
             weight_type=QuantType.QInt8,
+            extra_options={"EnableSubgraph": True},  # quantize inside If/Loop/Scan bodies too
         )
     return {
         **report,
@@ -173,7 +175,7 @@ def int4_weight(source: Path, out: Path, params: dict[str, Any]) -> dict[str, An
     model = onnx.load(str(source))
     if is_quantized(model):
         raise ModelError("int4-weight: the model is already quantized (integer or float16 weights found)")
-    matmuls = [n for n in model.graph.node if n.op_type == "MatMul"]
+    matmuls = [item.node for item in walk(model.graph) if item.node.op_type == "MatMul"]
     if not matmuls:
         raise ModelError(
             "int4-weight: no MatMul nodes (4-bit weight-only quantization targets MatMul-heavy models)"
@@ -183,7 +185,7 @@ def int4_weight(source: Path, out: Path, params: dict[str, Any]) -> dict[str, An
     quantizer.process()
     converted = quantizer.model.model
     onnx.save(converted, str(out))
-    packed = sum(1 for n in converted.graph.node if n.op_type == "MatMulNBits")
+    packed = sum(1 for item in walk(converted.graph) if item.node.op_type == "MatMulNBits")
     return {
         "bits": 4,
         "block_size": block,

@@ -1,0 +1,359 @@
+"""Quantization inside control flow (If/Loop/Scan subgraphs), and what a quantized model covers.
+
+onnxruntime's dynamic quantizer walks subgraphs itself (extra option `EnableSubgraph`), and its
+MatMulNBits quantizer does too. Its static QDQ quantizer does not: its calibrator only sees
+tensors of the main graph. `quantize_if_branches` therefore extracts each If branch as a model of
+its own -- inputs: the outer-scope tensors the branch reads, captured by running the float model
+on the calibration feeds; rows: only the feeds whose condition takes that branch -- quantizes it
+with the same settings, and puts it back (nested Ifs are handled the same way, recursively).
+Loop and Scan bodies run once per iteration on values the outer graph never holds, so static
+quantization leaves them float and `coverage` says so.
+
+`coverage` counts, in a quantized model, the quantizable nodes (Conv, ConvTranspose, MatMul, Gemm,
+subgraphs included) that became integer kernels or read DequantizeLinear outputs, and lists those
+still float with the reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnxruntime.quantization import CalibrationDataReader
+
+from edgekit.compress.graph import (
+    INTEGER_KERNELS,
+    QUANTIZABLE_OPS,
+    ScopedNode,
+    subgraphs,
+    walk,
+    walk_graphs,
+)
+
+Feed = dict[str, np.ndarray]
+# (float model file, quantized model file to write, calibration feeds) -> None
+QuantizeFn = Callable[[Path, Path, Sequence[Feed]], None]
+
+
+class FeedReader(CalibrationDataReader):
+    """onnxruntime's calibration reader over a list of complete feeds."""
+
+    def __init__(self, feeds: Sequence[Feed]) -> None:
+        self._feeds: Iterator[Feed] = iter(list(feeds))
+
+    def get_next(self) -> Feed | None:
+        return next(self._feeds, None)
+
+
+def _defined(graph: onnx.GraphProto) -> set[str]:
+    """Names a graph defines itself: its inputs, initializers and node outputs (nested included)."""
+    names = {i.name for i in graph.input} | {i.name for i in graph.initializer}
+    for sub in walk_graphs(graph):
+        names |= {i.name for i in sub.input} | {i.name for i in sub.initializer}
+        names |= {out for node in sub.node for out in node.output}
+    return names
+
+
+def outer_reads(graph: onnx.GraphProto) -> list[str]:
+    """Names a subgraph (and the graphs nested in it) reads from enclosing scopes, in first-read order."""
+    own = _defined(graph)
+    reads: list[str] = []
+    for item in walk(graph):
+        for name in item.node.input:
+            if name and name not in own and name not in reads:
+                reads.append(name)
+    reads += [o.name for o in graph.output if o.name not in own and o.name not in reads]
+    return reads
+
+
+def _run_with_outputs(model: onnx.ModelProto, feeds: Sequence[Feed], names: list[str]) -> list[Feed]:
+    """For each feed, the values of the named main-graph tensors (float model, CPU)."""
+    from edgekit.compress.fidelity import session, with_outputs
+
+    sess = session(with_outputs(model, names))
+    declared = {i.name for i in sess.get_inputs()}
+    return [
+        dict(zip(names, sess.run(names, {k: v for k, v in feed.items() if k in declared}), strict=True))
+        for feed in feeds
+    ]
+
+
+def _value_info(name: str, value: np.ndarray) -> onnx.ValueInfoProto:
+    """A typed input whose dims are symbolic (captured feeds may differ in size)."""
+    elem = onnx.helper.np_dtype_to_tensor_dtype(value.dtype)
+    return onnx.helper.make_tensor_value_info(name, elem, [f"{name}_d{i}" for i in range(value.ndim)])
+
+
+def _branch_model(
+    branch: onnx.GraphProto, outer: onnx.ModelProto, sample: Feed, weights: dict[str, onnx.TensorProto]
+) -> onnx.ModelProto:
+    """The branch as a standalone model: outer activations become inputs, outer weights local."""
+    graph = copy.deepcopy(branch)
+    reads = outer_reads(branch)
+    graph.input.extend(_value_info(name, sample[name]) for name in reads if name in sample)
+    graph.initializer.extend(copy.deepcopy(weights[name]) for name in reads if name in weights)
+    model = onnx.helper.make_model(graph, opset_imports=outer.opset_import, ir_version=outer.ir_version)
+    return onnx.shape_inference.infer_shapes(model)
+
+
+def _put_back(original: onnx.GraphProto, quantized: onnx.GraphProto, prefix: str) -> onnx.GraphProto:
+    """The quantized branch as a subgraph again: no inputs (If branches have none), every name it
+    defines that the float branch did not (quantized weights, scales, Q/DQ outputs, outer weights
+    copied in) prefixed so it cannot clash with a name of an enclosing graph or the other branch."""
+    before = _defined(original)
+    keep = before | {o.name for o in original.output}
+    new_names = {
+        name
+        for name in {i.name for i in quantized.initializer} | {o for n in quantized.node for o in n.output}
+        if name not in keep
+    }
+
+    def rename(name: str) -> str:
+        return f"{prefix}{name}" if name in new_names else name
+
+    graph = onnx.GraphProto(name=original.name)
+    for node in quantized.node:
+        copy_node = copy.deepcopy(node)
+        copy_node.input[:] = [rename(n) for n in node.input]
+        copy_node.output[:] = [rename(n) for n in node.output]
+        copy_node.name = f"{prefix}{node.name}" if node.name else node.name
+        graph.node.append(copy_node)
+    for init in quantized.initializer:
+        copy_init = copy.deepcopy(init)
+        copy_init.name = rename(init.name)
+        graph.initializer.append(copy_init)
+    graph.output.extend(copy.deepcopy(o) for o in original.output)
+    return graph
+
+
+def _drop_unused_initializers(model: onnx.ModelProto) -> None:
+    """Remove main-graph initializers no node of any graph reads any more."""
+    used = {name for item in walk(model.graph) for name in item.node.input} | {
+        o.name for o in model.graph.output
+    }
+    kept = [init for init in model.graph.initializer if init.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
+
+
+def quantize_if_branches(
+    float_model: onnx.ModelProto,
+    quant_model: onnx.ModelProto,
+    feeds: Sequence[Feed],
+    quantize: QuantizeFn,
+    workdir: Path,
+    label: str = "",
+) -> list[dict[str, Any]]:
+    """Quantize, in `quant_model` (the main graph already quantized, mutated in place), the
+    branches of each main-graph If node, calibrating each on the feeds whose condition takes it.
+    `float_model` is the float model `quant_model` was quantized from (same If nodes, in order);
+    `feeds` its calibration feeds. Returns one record per branch: scope, feeds, quantized or
+    the reason it stayed float. Raises whatever `quantize` raises."""
+    float_ifs = [n for n in float_model.graph.node if n.op_type == "If"]
+    quant_ifs = [n for n in quant_model.graph.node if n.op_type == "If"]
+    if not float_ifs or len(float_ifs) != len(quant_ifs):
+        return []
+    weights = {init.name: init for init in float_model.graph.initializer}
+    wanted: list[str] = []
+    for node in float_ifs:
+        for name in [node.input[0]] + [r for _, g in subgraphs(node) for r in outer_reads(g)]:
+            if name not in weights and name not in wanted:
+                wanted.append(name)
+    captured = _run_with_outputs(float_model, feeds, wanted)
+    records: list[dict[str, Any]] = []
+    positions = {id(node): index for index, node in enumerate(quant_model.graph.node)}
+    for fnode, qnode in zip(float_ifs, quant_ifs, strict=True):
+        qnode.name = qnode.name or f"If_{positions[id(qnode)]}"  # the name coverage() reports
+        name = qnode.name
+        for attr in qnode.attribute:
+            if attr.type != onnx.AttributeProto.GRAPH:
+                continue
+            taken = attr.name == "then_branch"
+            scope = f"{label}{name}/{attr.name}"
+            chosen = [c for c in captured if bool(np.asarray(c[fnode.input[0]]).reshape(-1)[0]) == taken]
+            branch = next(a.g for a in fnode.attribute if a.name == attr.name)
+            if not any(item.node.op_type in QUANTIZABLE_OPS for item in walk(branch)):
+                continue
+            if not chosen:
+                why = "no calibration feed takes this branch"
+                records.append({"scope": scope, "feeds": 0, "quantized": False, "why": why})
+                continue
+            reads = outer_reads(branch)
+            branch_feeds = [{r: c[r] for r in reads if r in c} for c in chosen]
+            float_branch = _branch_model(branch, float_model, branch_feeds[0], weights)
+            stem = scope.replace("/", "_")
+            src, dst = workdir / f"{stem}.float.onnx", workdir / f"{stem}.int8.onnx"
+            onnx.save(float_branch, str(src))
+            if branch_feeds[0]:
+                quantize(src, dst, branch_feeds)
+                quant_branch = onnx.load(str(dst))
+            else:  # reads no outer activation: one run, no inputs
+                quantize(src, dst, [{}])
+                quant_branch = onnx.load(str(dst))
+            records += quantize_if_branches(
+                float_branch, quant_branch, branch_feeds, quantize, workdir, f"{scope}/"
+            )
+            attr.g.CopyFrom(_put_back(branch, quant_branch.graph, f"{stem}/"))
+            records.append({"scope": scope, "feeds": len(chosen), "quantized": True})
+    _drop_unused_initializers(quant_model)
+    return records
+
+
+def _dequantized(item: ScopedNode, producers: list[dict[str, str]]) -> bool:
+    """Whether one of the node's first two inputs comes from a DequantizeLinear (any scope)."""
+    for name in list(item.node.input)[:2]:
+        for scope in reversed(producers):
+            if name in scope:
+                if scope[name] == "DequantizeLinear":
+                    return True
+                break
+    return False
+
+
+def _scan(
+    graph: onnx.GraphProto, scope: str, producers: list[dict[str, str]]
+) -> Iterator[tuple[ScopedNode, bool]]:
+    """Each quantizable node or integer kernel, depth first, and whether it is quantized."""
+    producers = [*producers, {out: node.op_type for node in graph.node for out in node.output}]
+    for index, node in enumerate(graph.node):
+        item = ScopedNode(scope, node, index)
+        if node.op_type in INTEGER_KERNELS:
+            yield item, True
+        elif node.op_type in QUANTIZABLE_OPS:
+            yield item, _dequantized(item, producers)
+        for attr_name, sub in subgraphs(node):
+            yield from _scan(sub, f"{item.where}/{attr_name}", producers)
+
+
+def _why_float(
+    item: ScopedNode, recipe: str, kept: set[str], weights: set[str], skipped: dict[str, str]
+) -> str:
+    in_body = "/body" in f"/{item.scope}"  # Loop's and Scan's graph attribute
+    if item.node.name in kept or item.where in kept:
+        return "kept float by the accuracy guard"
+    for scope, why in skipped.items():
+        if item.scope == scope or item.scope.startswith(f"{scope}/"):
+            return why
+    if recipe == "int4-weight" and item.node.op_type != "MatMul":
+        return "int4-weight packs MatMul weights only"
+    if recipe == "int8-static" and in_body:
+        return (
+            "inside a Loop/Scan body: static calibration cannot see per-iteration values "
+            "(int8-dynamic quantizes it)"
+        )
+    if recipe == "int4-weight" and not any(name in weights for name in item.node.input[1:2]):
+        return "its weight is computed at run time, not a constant"
+    return "left float by onnxruntime's quantizer (unsupported input type or shape for this recipe)"
+
+
+def coverage(
+    model: onnx.ModelProto,
+    recipe: str,
+    kept_float: Sequence[str] = (),
+    subgraph_records: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:
+    """How many quantizable nodes (Conv/ConvTranspose/MatMul/Gemm, subgraphs included) of a
+    quantized model are quantized: {"quantizable", "quantized", "float": [{"node", "op", "why"}]},
+    `node` being `scope/name` (see graph.ScopedNode.where). `kept_float`: node names the accuracy
+    guard excluded; `subgraph_records`: `quantize_if_branches`' records (a branch left float
+    gives its nodes its reason)."""
+    skipped = {r["scope"]: r["why"] for r in subgraph_records if not r.get("quantized")}
+    weights = {i.name for g in walk_graphs(model.graph) for i in g.initializer}
+    items = list(_scan(model.graph, "", []))
+    kept = set(kept_float)
+    floats = [
+        {"node": item.where, "op": item.node.op_type, "why": _why_float(item, recipe, kept, weights, skipped)}
+        for item, done in items
+        if not done
+    ]
+    return {"quantizable": len(items), "quantized": len(items) - len(floats), "float": floats}
+
+
+@contextlib.contextmanager
+def _quiet_logging() -> Iterator[None]:
+    """onnxruntime's quantizer logs advice on the root logger (the branch is already preprocessed)."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def quiet_stdout() -> contextlib.AbstractContextManager[Any]:
+    """onnxruntime's histogram calibrators print progress to stdout, which carries --json output."""
+    return contextlib.redirect_stdout(sys.stderr)
+
+
+def static_quantizer(params: dict[str, Any], profile: Any, exclude: Sequence[str] = ()) -> QuantizeFn:
+    """The QuantizeFn for If branches: onnxruntime's QDQ quantize_static with the same settings
+    `quantize.int8_static` uses for the main graph (scheme, per-channel, reduce-range,
+    calibration method, symmetric activations), `exclude` kept float."""
+    from onnxruntime.quantization import QuantFormat, quantize_static
+
+    from edgekit.compress.quantize import _CALIBRATION, _SCHEMES, scheme_for
+
+    scheme, reduce_range = scheme_for(params, profile)
+    activation_type, weight_type = _SCHEMES[scheme]
+
+    def run(source: Path, out: Path, feeds: Sequence[Feed]) -> None:
+        with quiet_stdout(), _quiet_logging():
+            quantize_static(
+                str(source),
+                str(out),
+                FeedReader(feeds),
+                quant_format=QuantFormat.QDQ,
+                per_channel=bool(params["per-channel"]),
+                reduce_range=reduce_range,
+                activation_type=activation_type,
+                weight_type=weight_type,
+                nodes_to_exclude=list(exclude),
+                calibrate_method=_CALIBRATION[params["calib"]],
+                extra_options={"ActivationSymmetric": bool(params.get("symmetric-activations", False))},
+            )
+
+    return run
+
+
+def has_branch_work(model: onnx.ModelProto) -> bool:
+    """Whether a main-graph If node holds a quantizable node (in any branch, at any depth)."""
+    return any(
+        item.node.op_type in QUANTIZABLE_OPS
+        for node in model.graph.node
+        if node.op_type == "If"
+        for _, sub in subgraphs(node)
+        for item in walk(sub)
+    )
+
+
+def quantize_branches_static(
+    prepared: Path,
+    out: Path,
+    params: dict[str, Any],
+    profile: Any,
+    feeds: Sequence[Feed],
+    workdir: Path,
+    exclude: Sequence[str] = (),
+) -> dict[str, Any]:
+    """int8-static's second pass: the If branches of `out` (already QDQ-quantized from `prepared`
+    by onnxruntime, branches still float) quantized in place. Returns {"subgraphs": records} for
+    the step's report, or {} when no If branch holds a quantizable node."""
+    float_model = onnx.load(str(prepared))
+    if not has_branch_work(float_model):
+        return {}
+    quant_model = onnx.load(str(out))
+    scratch = workdir / f"branches-{out.stem}"
+    scratch.mkdir(parents=True, exist_ok=True)
+    records = quantize_if_branches(
+        float_model, quant_model, feeds, static_quantizer(params, profile, exclude), scratch
+    )
+    onnx.save(quant_model, str(out))
+    return {"subgraphs": records}

@@ -1,0 +1,264 @@
+"""Quantization inside If/Loop subgraphs, with onnxruntime's real quantizers: the nodes in the
+branches and bodies are quantized (or listed float with the reason), the summary counts them,
+outputs stay close to float and the artifact is smaller."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from tests.cli_run import run_cli
+
+pytestmark = pytest.mark.integration
+
+CASES = Path(__file__).resolve().parents[1] / "data" / "cases"
+
+
+def _subgraph_nodes(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+    """Every node inside the subgraphs of `graph`'s nodes (recursively), not the main graph's."""
+    found: list[onnx.NodeProto] = []
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                found += list(attr.g.node) + _subgraph_nodes(attr.g)
+    return found
+
+
+def _subgraphs(graph: onnx.GraphProto) -> list[onnx.GraphProto]:
+    return [
+        attr.g for node in graph.node for attr in node.attribute if attr.type == onnx.AttributeProto.GRAPH
+    ]
+
+
+def _outputs(model: Path, feeds: list[dict[str, np.ndarray]]) -> np.ndarray:
+    sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    return np.stack([sess.run(None, feed)[0] for feed in feeds])
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a, b = a.reshape(len(a), -1).astype(np.float64), b.reshape(len(b), -1).astype(np.float64)
+    return np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def _report(out: Path) -> dict:
+    return json.loads((out / "manifest.json").read_text())["recipe"][-1]["report"]
+
+
+def _if_model(path: Path, channels: int, seed: int) -> None:
+    """x [1, 3, 16, 16] -> If(mean(x) > 0) -> then: Conv(W1) -> Conv(V1); else: Conv(W2) -> Relu;
+    then + a bias Add outside. Every Conv sits inside a branch (the main graph has none)."""
+    rng = np.random.default_rng(seed)
+
+    def weight(name: str, shape: tuple[int, ...]) -> onnx.TensorProto:
+        return numpy_helper.from_array((rng.standard_normal(shape) * 0.2).astype(np.float32), name)
+
+    out_info = helper.make_tensor_value_info
+    then = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "W1"], ["t1"], name="then_conv1", pads=[1, 1, 1, 1]),
+            helper.make_node("Conv", ["t1", "V1"], ["yt"], name="then_conv2"),
+        ],
+        "then",
+        [],
+        [out_info("yt", TensorProto.FLOAT, None)],
+        [weight("V1", (channels, channels, 1, 1))],
+    )
+    other = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "W2"], ["e1"], name="else_conv", pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["e1"], ["ye"], name="else_relu"),
+        ],
+        "else",
+        [],
+        [out_info("ye", TensorProto.FLOAT, None)],
+    )
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMean", ["x"], ["m"], name="mean", keepdims=0),
+            helper.make_node("Greater", ["m", "zero"], ["cond"], name="positive"),
+            helper.make_node("If", ["cond"], ["b"], name="branch", then_branch=then, else_branch=other),
+            helper.make_node("Add", ["b", "bias"], ["y"], name="bias_add"),
+        ],
+        "ifm",
+        [out_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+        [out_info("y", TensorProto.FLOAT, [1, channels, 16, 16])],
+        [
+            weight("W1", (channels, 3, 3, 3)),
+            weight("W2", (channels, 3, 3, 3)),
+            numpy_helper.from_array(np.zeros((), np.float32), "zero"),
+            numpy_helper.from_array(np.full((1, channels, 1, 1), 0.1, np.float32), "bias"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+
+
+def _loop_model(path: Path, dim: int, iterations: int, seed: int) -> None:
+    """x [N, dim] -> Loop(iterations) { s = tanh(s @ W) } -> y [N, dim]; W is in the outer graph."""
+    rng = np.random.default_rng(seed)
+    info = helper.make_tensor_value_info
+    body = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["s_in", "W"], ["mm"], name="body_matmul"),
+            helper.make_node("Tanh", ["mm"], ["s_out"], name="body_tanh"),
+            helper.make_node("Identity", ["c_in"], ["c_out"], name="body_cond"),
+        ],
+        "body",
+        [
+            info("i", TensorProto.INT64, []),
+            info("c_in", TensorProto.BOOL, []),
+            info("s_in", TensorProto.FLOAT, None),
+        ],
+        [info("c_out", TensorProto.BOOL, []), info("s_out", TensorProto.FLOAT, None)],
+    )
+    graph = helper.make_graph(
+        [helper.make_node("Loop", ["n", "c", "x"], ["y"], name="loop", body=body)],
+        "loopm",
+        [info("x", TensorProto.FLOAT, ["N", dim])],
+        [info("y", TensorProto.FLOAT, ["N", dim])],
+        [
+            numpy_helper.from_array((rng.standard_normal((dim, dim)) / np.sqrt(dim)).astype(np.float32), "W"),
+            numpy_helper.from_array(np.array(iterations, np.int64), "n"),
+            numpy_helper.from_array(np.array(True), "c"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+
+
+@pytest.mark.parametrize("recipe", ["int8-static", "int8-dynamic"])
+def test_if_case_quantizes_the_convs_in_both_branches(tmp_path: Path, recipe: str) -> None:
+    """The failing-input case in tests/data/cases: Convs inside both If branches used to stay float."""
+    for name in ("if_model.onnx", "if_calib.npz"):
+        shutil.copy(CASES / name, tmp_path / name)
+    out = tmp_path / "out"
+    model, calib = tmp_path / "if_model.onnx", tmp_path / "if_calib.npz"
+    result = run_cli(
+        "compress", str(model), "--recipe", recipe, "--calib", str(calib), "-o", str(out), home=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert "quantized_nodes=3 of 3" in result.stdout.replace("\n", "")
+    report = _report(out)
+    assert report["quantized_nodes"] == "3 of 3" and report["stayed_float"] == []
+    artifact = onnx.load(str(out / "model.onnx"))
+    inner = _subgraph_nodes(artifact.graph)
+    float_weights = [
+        i
+        for g in [artifact.graph]
+        for i in g.initializer
+        if i.data_type == TensorProto.FLOAT and i.dims == [4, 3, 3, 3]
+    ]
+    assert not float_weights  # the branches' Conv weight is no longer stored float
+    if recipe == "int8-static":
+        convs = [n for n in inner if n.op_type == "Conv"]
+        assert len(convs) == 2
+        producers = {o: n.op_type for n in inner for o in n.output}
+        assert all(producers.get(c.input[1]) == "DequantizeLinear" for c in convs)
+        # the calibration rows take both branches; each branch is calibrated on its own rows
+        taken = sorted(r["scope"].split("/")[-1] for r in report["subgraphs"] if r["quantized"])
+        assert taken == ["else_branch", "then_branch"]
+    else:
+        assert sum(n.op_type == "ConvInteger" for n in inner) == 2
+    with np.load(calib) as data:
+        feeds = [{"x": row[None]} for row in data["x"]]
+    assert _cosines(_outputs(model, feeds), _outputs(out / "model.onnx", feeds)).min() > 0.99
+
+
+@pytest.mark.parametrize(("recipe", "channels"), [("int8-static", 64), ("int8-dynamic", 48)])
+def test_if_model_with_every_conv_in_branches(tmp_path: Path, recipe: str, channels: int) -> None:
+    """No Conv in the main graph: once "nothing to quantize"; now every branch Conv is int8,
+    the artifact is smaller and close to float, on both branches' rows."""
+    model = tmp_path / "vad_like.onnx"
+    _if_model(model, channels, seed=channels)
+    rng = np.random.default_rng(1)
+    rows = 33  # both signs of mean(x): 17 positive rows (then), 16 negative (else)
+    x = rng.standard_normal((rows, 3, 16, 16)).astype(np.float32)
+    x += np.where(np.arange(rows) % 2 == 0, 0.5, -0.5).astype(np.float32)[:, None, None, None]
+    calib = tmp_path / "calib.npz"
+    np.savez(calib, x=x)
+    out = tmp_path / "out"
+    result = run_cli(
+        "compress", str(model), "--recipe", recipe, "--calib", str(calib), "-o", str(out), home=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    report = _report(out)
+    assert report["quantized_nodes"] == "3 of 3", report.get("stayed_float")
+    assert (out / "model.onnx").stat().st_size < model.stat().st_size
+    feeds = [{"x": row[None]} for row in x]
+    cosines = _cosines(_outputs(model, feeds), _outputs(out / "model.onnx", feeds))
+    assert cosines[0::2].min() > 0.98 and cosines[1::2].min() > 0.98  # then rows, else rows
+
+
+def test_static_branch_no_calibration_row_takes_stays_float_with_reason(tmp_path: Path) -> None:
+    model = tmp_path / "m.onnx"
+    _if_model(model, 16, seed=3)
+    calib = tmp_path / "calib.npz"
+    np.savez(calib, x=(np.random.default_rng(0).random((20, 3, 16, 16)) + 0.1).astype(np.float32))
+    out = tmp_path / "out"
+    result = run_cli(
+        "compress",
+        str(model),
+        "--recipe",
+        "int8-static",
+        "--calib",
+        str(calib),
+        "-o",
+        str(out),
+        home=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    report = _report(out)
+    assert report["quantized_nodes"] == "2 of 3"
+    assert report["stayed_float"] == [
+        {"node": "branch/else_branch/else_conv", "op": "Conv", "why": "no calibration feed takes this branch"}
+    ]
+    assert "stayed float: branch/else_branch/else_conv (Conv): no calibration feed takes this branch" in (
+        result.stdout.replace("\n", "")
+    )
+
+
+@pytest.mark.parametrize(("dim", "rows"), [(90, 33), (256, 100)])
+def test_loop_body_matmul(tmp_path: Path, dim: int, rows: int) -> None:
+    """int8-dynamic quantizes the MatMul inside the Loop body; int8-static cannot calibrate it and
+    says so in the summary and the manifest."""
+    model = tmp_path / "loop.onnx"
+    _loop_model(model, dim, iterations=3, seed=dim)
+    x = np.random.default_rng(dim).standard_normal((rows, dim)).astype(np.float32)
+    calib = tmp_path / "calib.npz"
+    np.savez(calib, x=x)
+    dynamic, static = tmp_path / "dyn", tmp_path / "static"
+    result = run_cli("compress", str(model), "--recipe", "int8-dynamic", "-o", str(dynamic), home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert _report(dynamic)["quantized_nodes"] == "1 of 1"
+    body = _subgraph_nodes(onnx.load(str(dynamic / "model.onnx")).graph)
+    assert [n.op_type for n in body if n.op_type in ("MatMul", "MatMulInteger")] == ["MatMulInteger"]
+    assert (dynamic / "model.onnx").stat().st_size < model.stat().st_size / 2
+    feeds = [{"x": x}]
+    assert _cosines(_outputs(model, feeds)[0], _outputs(dynamic / "model.onnx", feeds)[0]).min() > 0.98
+
+    result = run_cli(
+        "compress",
+        str(model),
+        "--recipe",
+        "int8-static",
+        "--calib",
+        str(calib),
+        "-o",
+        str(static),
+        home=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    report = _report(static)
+    assert report["quantized_nodes"] == "0 of 1"
+    assert report["stayed_float"][0]["node"] == "loop/body/body_matmul"
+    assert "Loop/Scan body" in report["stayed_float"][0]["why"]
+    assert "stayed float: loop/body/body_matmul (MatMul)" in result.stdout.replace("\n", "")
