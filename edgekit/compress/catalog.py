@@ -16,6 +16,7 @@ from edgekit.compress.quantize import (
     int8_static,
     missing_calibration,
     preprocess,
+    to_qdq_opset,
 )
 from edgekit.compress.recipe import FloatFallback, RecipeSpec, StepContext
 from edgekit.compress.tflite import require_converter, tflite_int8
@@ -29,8 +30,12 @@ def _prepared(ctx: StepContext) -> Path:
 
 
 def _int8_static(params: Mapping[str, Any], source: Path, out: Path, ctx: StepContext) -> dict[str, Any]:
-    report = preprocess(source, _prepared(ctx))
-    return {**report, **int8_static(_prepared(ctx), out, dict(params), ctx.calib, ctx.profile)}
+    """A model below opset 13 is first converted (to_qdq_opset); when that fails, int8_static
+    quantizes per tensor and says so in the report."""
+    converted = ctx.workdir / "opset-converted.onnx"
+    conversion = to_qdq_opset(source, converted)
+    report = preprocess(converted if "opset_converted" in conversion else source, _prepared(ctx))
+    return {**conversion, **report, **int8_static(_prepared(ctx), out, dict(params), ctx.calib, ctx.profile)}
 
 
 def _int8_static_again(

@@ -28,11 +28,25 @@ def op_counts(model: onnx.ModelProto) -> dict[str, int]:
     return counts
 
 
+def quantization_ops(model: onnx.ModelProto) -> list[str]:
+    """The quantization operators in the main graph, sorted and unique: QuantizeLinear,
+    DequantizeLinear, QLinear*, *Integer, MatMulNBits and the other QUANTIZED_OPS. A float16 or
+    integer initializer alone (a weight stored in float16 and Cast at run time, an int64 shape)
+    does not make a model quantized."""
+    return sorted(
+        {
+            node.op_type
+            for node in model.graph.node
+            if node.op_type in QUANTIZED_OPS
+            or node.op_type.startswith("QLinear")
+            or node.op_type.endswith("Integer")
+        }
+    )
+
+
 def is_quantized(model: onnx.ModelProto) -> bool:
-    if any(node.op_type in QUANTIZED_OPS for node in model.graph.node):
-        return True
-    low_precision = {onnx.TensorProto.INT8, onnx.TensorProto.UINT8, onnx.TensorProto.FLOAT16}
-    return any(init.data_type in low_precision for init in model.graph.initializer)
+    """Whether the graph already holds quantization operators (see `quantization_ops`)."""
+    return bool(quantization_ops(model))
 
 
 def quantizable_nodes(model: onnx.ModelProto) -> list[str]:
