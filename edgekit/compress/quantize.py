@@ -133,7 +133,7 @@ def preprocess(source: Path, out: Path) -> dict[str, Any]:
     to `out`) and the report says why. Scratch files stay in a temporary directory under
     `out`'s folder (see `scratch_cwd`)."""
     quiet = logging.getLogger().level
-    logging.getLogger().setLevel(logging.ERROR)
+    logging.getLogger().setLevel(logging.CRITICAL)  # its tracebacks are not ours to print
     source, out = source.resolve(), out.resolve()
     try:
         with scratch_cwd(out.parent):
