@@ -215,3 +215,38 @@ def test_compress_leaves_the_working_directory_alone(tmp_path: Path, monkeypatch
         )
         compress(demo_model_path(), tmp_path / recipe.split(":")[0], options)
     assert list(cwd.iterdir()) == []
+
+
+def test_readme_optimize_example_runs_to_a_pick(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's optimize command with the bundled data (a shorter time budget): exit 0, a
+    pick with its artifact and manifest, and nothing written to the working directory."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    out = tmp_path / "opt"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgekit.cli.main",
+            "optimize",
+            str(demo_model_path()),
+            "--eval",
+            str(demo_test_set_path()),
+            "-o",
+            str(out),
+            "--time-budget",
+            "40s",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+        env={**__import__("os").environ, "EDGEKIT_HOME": str(tmp_path / "home"), "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    local = json.loads(proc.stdout)["devices"]["local"]
+    assert local["chosen"]
+    assert (out / "local" / "best" / "manifest.json").is_file()
+    assert list(cwd.iterdir()) == []
