@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from edgekit.compress.data import batch_size, batches
+from edgekit.compress.data import calibration_batches
 from edgekit.compress.params import Param
 from edgekit.compress.quantize import (
     fp16,
@@ -17,6 +17,7 @@ from edgekit.compress.quantize import (
     int8_static,
     missing_calibration,
     preprocess,
+    to_qdq_opset,
 )
 from edgekit.compress.recipe import FloatFallback, RecipeSpec, StepContext
 from edgekit.compress.subgraphs import quantize_branches_static
@@ -34,15 +35,24 @@ def _branches(params: Mapping[str, Any], ctx: StepContext, out: Path, excluded: 
     """int8-static inside If branches (onnxruntime's static quantizer leaves subgraphs float)."""
     assert ctx.calib is not None  # the pipeline refuses a plan without it (needs_calibration)
     prepared = _prepared(ctx)
-    feeds = list(batches(ctx.calib, batch_size(graph_inputs(load_onnx(prepared)))))
+    feeds = list(calibration_batches(ctx.calib, graph_inputs(load_onnx(prepared))))
     return quantize_branches_static(
         prepared, out, dict(params), ctx.profile, feeds, ctx.workdir, exclude=excluded
     )
 
 
 def _int8_static(params: Mapping[str, Any], source: Path, out: Path, ctx: StepContext) -> dict[str, Any]:
-    report = preprocess(source, _prepared(ctx))
-    report = {**report, **int8_static(_prepared(ctx), out, dict(params), ctx.calib, ctx.profile)}
+    """A model below opset 13 is first converted (to_qdq_opset); when that fails, int8_static
+    quantizes per tensor and says so in the report. Weights inside If branches are quantized
+    after the main graph (`_branches`)."""
+    converted = ctx.workdir / "opset-converted.onnx"
+    conversion = to_qdq_opset(source, converted)
+    report = preprocess(converted if "opset_converted" in conversion else source, _prepared(ctx))
+    report = {
+        **conversion,
+        **report,
+        **int8_static(_prepared(ctx), out, dict(params), ctx.calib, ctx.profile),
+    }
     return {**report, **_branches(params, ctx, out, [])}
 
 

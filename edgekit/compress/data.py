@@ -123,6 +123,37 @@ def batches(dataset: Dataset, size: int) -> Iterator[dict[str, np.ndarray]]:
             yield feed
 
 
+def calibration_batch_size(rows: int, model_inputs: Sequence[TensorInfo]) -> int:
+    """Rows per calibration feed: the model's fixed batch if it has one, else the largest divisor
+    of `rows` that is <= MAX_BATCH, so that every feed has the same shape (onnxruntime's
+    histogram calibrators, entropy and percentile, stack every feed's intermediate tensors into
+    one array and fail on feeds of unequal row counts). `rows` >= 1."""
+    fixed = {i.dims[0] for i in model_inputs if i.dims and isinstance(i.dims[0], int) and i.dims[0] > 0}
+    if len(fixed) == 1:
+        return fixed.pop()
+    return max(d for d in range(1, min(rows, MAX_BATCH) + 1) if rows % d == 0)
+
+
+def calibration_batches(
+    dataset: Dataset, model_inputs: Sequence[TensorInfo]
+) -> Iterator[dict[str, np.ndarray]]:
+    """Feeds for a calibrator, all of one shape, covering every row at least once.
+
+    With a free batch axis, `dataset.rows` is split into equal feeds of `calibration_batch_size`
+    rows. With a fixed batch B, rows are fed B at a time and a trailing partial feed (or a set
+    smaller than B) is completed with rows from the start of the set, so no row is dropped and
+    no feed is short. Arrays keep their dtype; each feed maps input name -> array [B, ...]. A
+    per-feed set's feeds are given as they are (histogram calibrators need them of one shape)."""
+    if dataset.per_feed is not None:
+        yield from dataset.per_feed
+        return
+    rows = dataset.rows
+    size = calibration_batch_size(rows, model_inputs)
+    for start in range(0, rows, size):
+        index = np.arange(start, start + size) % rows
+        yield {name: np.ascontiguousarray(array[index]) for name, array in dataset.inputs.items()}
+
+
 def random_dataset(model_inputs: Sequence[TensorInfo], rows: int, seed: int) -> Dataset:
     """Explicitly requested random calibration (--calib-random): N(0, 1) floats, ones otherwise."""
     rng = np.random.default_rng(seed)

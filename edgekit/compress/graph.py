@@ -96,14 +96,25 @@ def op_counts(model: onnx.ModelProto) -> dict[str, int]:
     return counts
 
 
-def is_quantized(model: onnx.ModelProto) -> bool:
-    """Whether any graph (subgraphs included) has quantized ops or int8/uint8/float16 weights."""
-    if any(item.node.op_type in QUANTIZED_OPS for item in walk(model.graph)):
-        return True
-    low_precision = {onnx.TensorProto.INT8, onnx.TensorProto.UINT8, onnx.TensorProto.FLOAT16}
-    return any(
-        init.data_type in low_precision for graph in walk_graphs(model.graph) for init in graph.initializer
+def quantization_ops(model: onnx.ModelProto) -> list[str]:
+    """The quantization operators in the model (subgraphs included), sorted and unique: QuantizeLinear,
+    DequantizeLinear, QLinear*, *Integer, MatMulNBits and the other QUANTIZED_OPS. A float16 or
+    integer initializer alone (a weight stored in float16 and Cast at run time, an int64 shape)
+    does not make a model quantized."""
+    return sorted(
+        {
+            item.node.op_type
+            for item in walk(model.graph)
+            if item.node.op_type in QUANTIZED_OPS
+            or item.node.op_type.startswith("QLinear")
+            or item.node.op_type.endswith("Integer")
+        }
     )
+
+
+def is_quantized(model: onnx.ModelProto) -> bool:
+    """Whether the graph already holds quantization operators (see `quantization_ops`)."""
+    return bool(quantization_ops(model))
 
 
 def quantizable_nodes(model: onnx.ModelProto) -> list[str]:

@@ -21,7 +21,7 @@ from edgekit.compress.recipe import FloatFallback, RecipeStep, StepContext
 from edgekit.compress.subgraphs import coverage
 from edgekit.core.artifact_writer import ARTIFACT_STEM, artifact_manifest, staged_artifact_dir, write_manifest
 from edgekit.core.artifacts import Artifact, load_artifact
-from edgekit.core.errors import InputSpecError, UsageError
+from edgekit.core.errors import EdgekitError, InputSpecError, ModelError, UsageError
 from edgekit.core.onnx_model import TensorInfo, graph_inputs, load_onnx
 from edgekit.core.profiles import DeviceProfile
 
@@ -168,9 +168,60 @@ def _attempt(
     ctx: Context, step: RecipeStep, fallback: FloatFallback, excluded: list[str], evaluation: Dataset
 ) -> tuple[float, Path]:
     out = ctx.workdir / f"guard-{len(list(ctx.workdir.glob('guard-*')))}.onnx"
-    fallback.requantize(step.params, ctx, excluded, out)
+    try:
+        fallback.requantize(step.params, ctx, excluded, out)
+    except EdgekitError:
+        raise
+    except Exception as exc:
+        raise library_failure(step, f"accuracy guard, {len(excluded)} node(s) float", exc) from exc
     loss = quality_loss(fidelity(ctx.source, out, evaluation))
     return (loss if loss is not None else float("inf")), out
+
+
+_LIBRARIES = ("onnxruntime", "onnx2tf", "tensorflow", "onnx")
+
+
+def _library_of(exc: BaseException) -> str:
+    """The library whose code raised `exc` (the innermost frame in one of _LIBRARIES), or
+    "edgekit" when none did."""
+    found = "edgekit"
+    tb = exc.__traceback__
+    while tb is not None:
+        module = str(tb.tb_frame.f_globals.get("__name__", ""))
+        for library in _LIBRARIES:
+            if module == library or module.startswith(library + "."):
+                found = library
+                break
+        tb = tb.tb_next
+    return found
+
+
+def _hint(step: RecipeStep, message: str) -> str:
+    """A parameter change that avoids a known library failure, or ""."""
+    params = step.params
+    histogram = "inhomogeneous" in message or "histogram" in message.lower()
+    if step.name == "int8-static" and params.get("calib") in ("entropy", "percentile") and histogram:
+        return f"try {step.name}:calib=minmax"
+    if params.get("per-channel") and any(w in message for w in ("axis", "per_channel", "channel")):
+        return f"try {step.name}:per-channel=no"
+    if step.name == "int8-static":
+        return "try int8-dynamic, or int8-static:per-channel=no"
+    return ""
+
+
+def library_failure(step: RecipeStep, where: str, exc: Exception) -> ModelError:
+    """A typed, one-line error for a library failure inside a step: the recipe, the step
+    (`where`, e.g. "step 1/2"), the library and its own message, and a hint where one exists."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = text if len(text) <= 400 else text[:397] + "..."
+    hint = _hint(step, text)
+    return ModelError(
+        f"{step.text()} ({where}): {_library_of(exc)} failed: {type(exc).__name__}: {text}"
+        + (f"; {hint}" if hint else ""),
+        recipe=step.name,
+        step=where,
+        library=_library_of(exc),
+    )
 
 
 def _run_steps(ctx: Context) -> tuple[Path, list[dict[str, Any]]]:
@@ -181,7 +232,13 @@ def _run_steps(ctx: Context) -> tuple[Path, list[dict[str, Any]]]:
     for index, step in enumerate(steps):
         ctx.emit({"phase": "recipe", "message": f"{step.label()} ({index + 1}/{len(steps)})"})
         out = ctx.workdir / f"step{index}{step.spec.suffix}"
-        records.append(step.spec.record(step, step.spec.apply(step.params, current, out, ctx)))
+        try:
+            report = step.spec.apply(step.params, current, out, ctx)
+        except EdgekitError:
+            raise
+        except Exception as exc:  # onnx / onnxruntime / onnx2tf: a typed error, exit 2
+            raise library_failure(step, f"step {index + 1}/{len(steps)}", exc) from exc
+        records.append(step.spec.record(step, report))
         current = out
     return current, records
 

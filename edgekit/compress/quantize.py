@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import shutil
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import onnx
+from onnx import version_converter
 from onnxruntime.quantization import (
     CalibrationDataReader,
     CalibrationMethod,
@@ -21,17 +25,18 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from edgekit.compress.data import Dataset, batch_size, feeds
+from edgekit.compress.data import Dataset, calibration_batches
 from edgekit.compress.graph import (
     QUANTIZABLE_OPS,
     is_quantized,
     op_counts,
     quantizable_nodes,
+    quantization_ops,
     topological_sort,
     walk,
 )
 from edgekit.core.errors import ModelError, UsageError
-from edgekit.core.onnx_model import graph_inputs
+from edgekit.core.onnx_model import TensorInfo, graph_inputs
 from edgekit.core.profiles import DeviceProfile
 
 _CALIBRATION = {
@@ -39,20 +44,81 @@ _CALIBRATION = {
     "entropy": CalibrationMethod.Entropy,
     "percentile": CalibrationMethod.Percentile,
 }
+MIN_QDQ_OPSET = 13  # DequantizeLinear's `axis` (per-channel scales) exists from opset 13
 _SCHEMES = {"u8s8": (QuantType.QUInt8, QuantType.QInt8), "s8s8": (QuantType.QInt8, QuantType.QInt8)}
 
 
 class _Reader(CalibrationDataReader):
-    def __init__(self, dataset: Dataset, size: int) -> None:
-        self._feeds: Iterator[dict[str, Any]] = feeds(dataset, size)
+    """Equal-shaped feeds over every calibration row (see data.calibration_batches)."""
+
+    def __init__(self, dataset: Dataset, model_inputs: list[TensorInfo]) -> None:
+        self._feeds: Iterator[dict[str, Any]] = calibration_batches(dataset, model_inputs)
 
     def get_next(self) -> dict[str, Any] | None:
         return next(self._feeds, None)
 
 
-def check_quantizable(model: onnx.ModelProto, recipe: str) -> None:
+def _refuse_quantized(model: onnx.ModelProto, recipe: str) -> None:
+    """Raise ModelError when the graph already holds quantization operators."""
     if is_quantized(model):
-        raise ModelError(f"{recipe}: the model is already quantized (integer or float16 weights found)")
+        raise ModelError(
+            f"{recipe}: the model is already quantized ({', '.join(quantization_ops(model))} found)"
+        )
+
+
+_CWD_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def scratch_cwd(parent: Path) -> Iterator[None]:
+    """Run the body with a fresh temporary directory under `parent` as the working directory,
+    removed afterwards. onnxruntime's symbolic shape inference writes `sym_shape_infer_temp.onnx`
+    and `<uuid>` weight files into the working directory when it cannot infer every shape; this
+    keeps them out of the user's. The working directory is process-wide, hence the lock; paths
+    given to the body must be absolute."""
+    with _CWD_LOCK, tempfile.TemporaryDirectory(prefix="edgekit-cwd-", dir=parent) as scratch:
+        previous = os.getcwd()
+        os.chdir(scratch)
+        try:
+            yield
+        finally:
+            os.chdir(previous)
+
+
+def main_opset(model: onnx.ModelProto) -> int:
+    """The model's opset for the default ONNX domain ("" or "ai.onnx"); 1 when it names none."""
+    versions = [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")]
+    return max(versions) if versions else 1
+
+
+def to_qdq_opset(source: Path, out: Path) -> dict[str, Any]:
+    """Bring a model below MIN_QDQ_OPSET (13, the first with per-channel DequantizeLinear `axis`)
+    to that opset with onnx.version_converter, written to `out`.
+
+    Returns {} when the model is already at >= 13 (nothing written), {"opset_converted":
+    {"from", "to"}} when `out` holds the converted model, or {"opset_conversion_failed":
+    {"from", "to", "error"}} when the converter (or the checker on its result) failed; then
+    nothing is written and the caller quantizes per tensor (`int8_static` does it)."""
+    model = onnx.load(str(source))
+    version = main_opset(model)
+    if version >= MIN_QDQ_OPSET:
+        return {}
+    try:
+        converted = version_converter.convert_version(model, MIN_QDQ_OPSET)
+        onnx.checker.check_model(converted)
+    except Exception as exc:  # the converter lacks adapters for some (deprecated) operators
+        return {"opset_conversion_failed": {"from": version, "to": MIN_QDQ_OPSET, "error": _one_line(exc)}}
+    onnx.save(converted, str(out))
+    return {"opset_converted": {"from": version, "to": MIN_QDQ_OPSET}}
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def check_quantizable(model: onnx.ModelProto, recipe: str) -> None:
+    _refuse_quantized(model, recipe)
     if not quantizable_nodes(model):
         found = ", ".join(sorted(op_counts(model))) or "no nodes"
         raise ModelError(
@@ -62,16 +128,27 @@ def check_quantizable(model: onnx.ModelProto, recipe: str) -> None:
 
 
 def preprocess(source: Path, out: Path) -> dict[str, Any]:
-    """Shape inference + graph optimisation before quantization (onnxruntime's recommendation)."""
+    """Shape inference + graph optimisation before quantization (onnxruntime's recommendation),
+    from `source` to `out`. Symbolic shape inference fails on some transformer exports: then
+    without it; when quant_pre_process fails altogether, the model is quantized as it is (copied
+    to `out`) and the report says why. Scratch files stay in a temporary directory under
+    `out`'s folder (see `scratch_cwd`)."""
     quiet = logging.getLogger().level
-    logging.getLogger().setLevel(logging.ERROR)
+    logging.getLogger().setLevel(logging.CRITICAL)  # its tracebacks are not ours to print
+    source, out = source.resolve(), out.resolve()
     try:
-        try:
-            quant_pre_process(str(source), str(out))
-            return {"preprocess": "quant_pre_process"}
-        except Exception:  # symbolic shape inference fails on some transformer exports
-            quant_pre_process(str(source), str(out), skip_symbolic_shape=True)
-            return {"preprocess": "quant_pre_process(skip_symbolic_shape=True)"}
+        with scratch_cwd(out.parent):
+            try:
+                quant_pre_process(str(source), str(out))
+                return {"preprocess": "quant_pre_process"}
+            except Exception:
+                pass
+            try:
+                quant_pre_process(str(source), str(out), skip_symbolic_shape=True)
+                return {"preprocess": "quant_pre_process(skip_symbolic_shape=True)"}
+            except Exception as exc:
+                shutil.copyfile(source, out)
+                return {"preprocess": f"skipped: quant_pre_process failed: {_one_line(exc)}"}
     finally:
         logging.getLogger().setLevel(quiet)
 
@@ -105,14 +182,23 @@ def int8_static(
         raise missing_calibration()
     scheme, reduce_range = scheme_for(params, profile)
     activation_type, weight_type = _SCHEMES[scheme]
+    per_channel = bool(params["per-channel"])
+    notes: dict[str, Any] = {}
+    if per_channel and main_opset(model) < MIN_QDQ_OPSET:
+        per_channel = False
+        notes["per_channel_fallback"] = {
+            "reason": f"the model is at opset {main_opset(model)} and could not be converted to "
+            f"{MIN_QDQ_OPSET}, the first opset with per-channel DequantizeLinear; weights are "
+            "quantized per tensor"
+        }
     # onnxruntime's histogram calibrators print progress to stdout, which carries --json output.
-    with contextlib.redirect_stdout(sys.stderr):
+    with contextlib.redirect_stdout(sys.stderr), scratch_cwd(out.resolve().parent):
         quantize_static(
-            str(prepared),
-            str(out),
-            _Reader(calib, batch_size(graph_inputs(model))),
+            str(prepared.resolve()),
+            str(out.resolve()),
+            _Reader(calib, graph_inputs(model)),
             quant_format=QuantFormat.QDQ,
-            per_channel=bool(params["per-channel"]),
+            per_channel=per_channel,
             reduce_range=reduce_range,
             activation_type=activation_type,
             weight_type=weight_type,
@@ -125,7 +211,8 @@ def int8_static(
         "scheme": scheme,
         "activation_type": activation_type.name,
         "weight_type": weight_type.name,
-        "per_channel": bool(params["per-channel"]),
+        "per_channel": per_channel,
+        **notes,
         "reduce_range": reduce_range,
         "calibration": {"method": params["calib"], "rows": calib.rows, "data": str(calib.path)},
         "kept_float": list(exclude or []),
@@ -138,14 +225,15 @@ def int8_dynamic(source: Path, out: Path, params: dict[str, Any], profile: Devic
     with tempfile.TemporaryDirectory(prefix="edgekit-q-") as scratch:
         prepared = Path(scratch) / "prepared.onnx"
         report = preprocess(source, prepared)
-        quantize_dynamic(
-            str(prepared),
-            str(out),
-            per_channel=bool(params["per-channel"]),
-            reduce_range=profile.facts.reduce_range,
-            weight_type=QuantType.QInt8,
-            extra_options={"EnableSubgraph": True},  # quantize inside If/Loop/Scan bodies too
-        )
+        with scratch_cwd(Path(scratch)):
+            quantize_dynamic(
+                str(prepared.resolve()),
+                str(out.resolve()),
+                per_channel=bool(params["per-channel"]),
+                reduce_range=profile.facts.reduce_range,
+                weight_type=QuantType.QInt8,
+                extra_options={"EnableSubgraph": True},  # quantize inside If/Loop/Scan bodies too
+            )
     return {
         **report,
         "weight_type": "QInt8",
@@ -158,8 +246,7 @@ def fp16(source: Path, out: Path, params: dict[str, Any]) -> dict[str, Any]:
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     model = onnx.load(str(source))
-    if is_quantized(model):
-        raise ModelError("fp16: the model is already quantized (integer or float16 weights found)")
+    _refuse_quantized(model, "fp16")
     converted = convert_float_to_float16(model, keep_io_types=bool(params["keep-io"]))
     # The converter appends its input/output Casts at the end of the node list.
     onnx.save(topological_sort(converted), str(out))
@@ -173,8 +260,7 @@ def int4_weight(source: Path, out: Path, params: dict[str, Any]) -> dict[str, An
     except ImportError as exc:
         raise UsageError(f"int4-weight needs {exc.name}: pip install onnx-ir") from None
     model = onnx.load(str(source))
-    if is_quantized(model):
-        raise ModelError("int4-weight: the model is already quantized (integer or float16 weights found)")
+    _refuse_quantized(model, "int4-weight")
     matmuls = [item.node for item in walk(model.graph) if item.node.op_type == "MatMul"]
     if not matmuls:
         raise ModelError(

@@ -280,6 +280,9 @@ class Search:
             raise  # the device is gone: the caller reports it, other devices go on
         except EdgekitError as exc:
             outcome.status, outcome.reason = FAILED, exc.message
+        except Exception as exc:  # a library failure not typed on its way up: this candidate only
+            text = " ".join(str(exc).split())[:300]
+            outcome.status, outcome.reason = FAILED, f"internal: {type(exc).__name__}: {text}"
         outcome.seconds = round(time.monotonic() - started, 2)
         search.outcomes[name] = outcome
         self.state.save(self.out_dir)
