@@ -140,6 +140,7 @@ def test_compress_keeps_weights_external_and_lists_the_files(tmp_path: Path) -> 
         "compress", str(model), "--recipe", "int8-dynamic", "-o", "out/ext", cwd=work, home=tmp_path / "home"
     )
     assert run.returncode == 0, run.stderr
+    assert "smaller than 32,927" in run.stdout + run.stderr  # the source's size counts its data file
     out = work / "out" / "ext"
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.onnx", "model.onnx.data"]
     manifest = json.loads((out / "manifest.json").read_text())
