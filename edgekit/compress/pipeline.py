@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +18,13 @@ from edgekit.compress.images import load_image_folder
 from edgekit.compress.quantize import check_quantizable
 from edgekit.compress.recipe import FloatFallback, RecipeStep, StepContext
 from edgekit.compress.subgraphs import coverage
-from edgekit.core.artifact_writer import ARTIFACT_STEM, artifact_manifest, staged_artifact_dir, write_manifest
+from edgekit.core.artifact_writer import (
+    ARTIFACT_STEM,
+    artifact_manifest,
+    copy_model,
+    staged_artifact_dir,
+    write_manifest,
+)
 from edgekit.core.artifacts import Artifact, load_artifact
 from edgekit.core.errors import EdgekitError, InputSpecError, ModelError, UsageError
 from edgekit.core.onnx_model import TensorInfo, graph_inputs, load_onnx
@@ -50,6 +55,7 @@ class Context(StepContext):
     options: CompressOptions
     source: Path  # the user's float model: every accuracy drop is measured against it
     emit: EventCallback
+    external_data: bool = False  # the source keeps weights in external data: so does the artifact
 
 
 def _dataset(path: Path, inputs: list[TensorInfo], option: str, options: CompressOptions) -> Dataset:
@@ -126,7 +132,7 @@ def _guard(ctx: Context, artifact: Path, evaluation: Dataset, report: dict[str, 
     best = search["best"]
     if best["loss_points"] >= loss:  # keeping nodes float did not help: the plain artifact stays
         return {**result, "met": False, "method": method, "kept_float": [], "trail": search["trail"]}
-    shutil.copyfile(attempts[tuple(best["excluded"])], artifact)
+    copy_model(attempts[tuple(best["excluded"])], artifact, external_data=ctx.external_data)
     return _kept_float_report(result, method, ranked, search)
 
 
@@ -341,10 +347,11 @@ def compress(
         staged_artifact_dir(out_dir, options.force) as staging,
         tempfile.TemporaryDirectory(prefix="edgekit-compress-") as scratch,
     ):
-        ctx = Context(options.profile, calib, Path(scratch), options, source.path, emit)
+        external = source.has_external_data
+        ctx = Context(options.profile, calib, Path(scratch), options, source.path, emit, external)
         current, records = _run_steps(ctx)
         artifact = staging / f"{ARTIFACT_STEM}{current.suffix}"
-        shutil.copyfile(current, artifact)
+        copy_model(current, artifact, external_data=ctx.external_data)
         fidelity_report = _measure_fidelity(ctx, artifact, evaluation)
         guard_report, fidelity_report = _apply_guard(ctx, artifact, evaluation, fidelity_report, records)
         _record_coverage(ctx, artifact, records)

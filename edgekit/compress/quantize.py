@@ -35,6 +35,7 @@ from edgekit.compress.graph import (
     topological_sort,
     walk,
 )
+from edgekit.core.artifacts import external_data_locations
 from edgekit.core.errors import ModelError, UsageError
 from edgekit.core.onnx_model import TensorInfo, graph_inputs
 from edgekit.core.profiles import DeviceProfile
@@ -127,6 +128,19 @@ def check_quantizable(model: onnx.ModelProto, recipe: str) -> None:
         )
 
 
+def _external_data_options(source: Path, out: Path) -> dict[str, Any]:
+    """quant_pre_process options for a source with external data: its output keeps the weights in
+    one file `<out name>.data` next to `out` (a model over protobuf's 2 GB limit can be written no
+    other way); {} for a one-file source."""
+    if not external_data_locations(onnx.load(str(source), load_external_data=False)):
+        return {}
+    return {
+        "save_as_external_data": True,
+        "all_tensors_to_one_file": True,
+        "external_data_location": f"{out.name}.data",
+    }
+
+
 def preprocess(source: Path, out: Path) -> dict[str, Any]:
     """Shape inference + graph optimisation before quantization (onnxruntime's recommendation),
     from `source` to `out`. Symbolic shape inference fails on some transformer exports: then
@@ -136,15 +150,16 @@ def preprocess(source: Path, out: Path) -> dict[str, Any]:
     quiet = logging.getLogger().level
     logging.getLogger().setLevel(logging.CRITICAL)  # its tracebacks are not ours to print
     source, out = source.resolve(), out.resolve()
+    external = _external_data_options(source, out)
     try:
         with scratch_cwd(out.parent):
             try:
-                quant_pre_process(str(source), str(out))
+                quant_pre_process(str(source), str(out), **external)
                 return {"preprocess": "quant_pre_process"}
             except Exception:
                 pass
             try:
-                quant_pre_process(str(source), str(out), skip_symbolic_shape=True)
+                quant_pre_process(str(source), str(out), skip_symbolic_shape=True, **external)
                 return {"preprocess": "quant_pre_process(skip_symbolic_shape=True)"}
             except Exception as exc:
                 shutil.copyfile(source, out)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shutil
 import tempfile
@@ -14,8 +15,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import onnx
+
 from edgekit import __version__
-from edgekit.core.artifacts import MANIFEST_NAME, sha256_file
+from edgekit.core.artifacts import MANIFEST_NAME, artifact_files, artifact_sha256, external_data_locations
 from edgekit.core.errors import UsageError
 
 ARTIFACT_STEM = "model"  # model.onnx, or model.tflite after tflite-int8
@@ -37,14 +40,70 @@ def tool_versions() -> dict[str, str | None]:
     }
 
 
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)  # reading the umask means setting it; put it straight back
+    return umask
+
+
+def default_dir_mode() -> int:
+    """The mode `mkdir` gives a new directory under the process's umask: 0o777 & ~umask."""
+    return 0o777 & ~_umask()
+
+
+def default_file_mode() -> int:
+    """The mode `open(..., "w")` gives a new file under the process's umask: 0o666 & ~umask."""
+    return 0o666 & ~_umask()
+
+
 def prepare_out_dir(out_dir: Path, force: bool) -> Path:
-    """A fresh staging directory beside `out_dir` (same file system, so `publish` is a rename).
+    """A fresh staging directory beside `out_dir` (same file system, so `publish` is a rename),
+    with the user's normal directory mode (`default_dir_mode`, not mkdtemp's private 0700: the
+    published artifact directory is the user's, to share like any other).
 
     Raises UsageError when `out_dir` exists and is not empty and `force` is false."""
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not force:
         raise UsageError(f"-o {out_dir}: exists and is not empty; pass --force to replace it")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    staging.chmod(default_dir_mode())
+    return staging
+
+
+def copy_model(source: Path, dest: Path, *, external_data: bool) -> list[str]:
+    """Write the ONNX model at `source` (its external data resolved next to it) as `dest`; returns
+    the external data file names written beside `dest` (empty for one file).
+
+    With `external_data` false and no external data in `source`, a byte copy. Otherwise the model
+    is saved with every tensor of 1 KiB or more in one file `<dest name>.data` next to `dest`
+    (onnx.save_model's external data format), which a model over protobuf's 2 GB limit needs and
+    which keeps a source's large weights outside the model file as they were. TFLite files are
+    copied as they are. Raises OSError when the files cannot be written."""
+    locations = _locations(source) if source.suffix == ".onnx" else []
+    data_name = f"{dest.name}.data"
+    (dest.parent / data_name).unlink(missing_ok=True)  # a replaced artifact's old weights
+    if dest.suffix != ".onnx" or not (external_data or locations):
+        shutil.copyfile(source, dest)
+        return []
+    model = onnx.load(str(source))  # external data read from source's own directory
+    onnx.save_model(
+        model,
+        str(dest),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=data_name,
+        size_threshold=1024,
+        convert_attribute=False,
+    )
+    data = dest.parent / data_name
+    if not data.exists():
+        return []
+    data.chmod(default_file_mode())  # onnx writes external data 0600; the artifact is the user's
+    return [data_name]
+
+
+def _locations(path: Path) -> list[str]:
+    return external_data_locations(onnx.load(str(path), load_external_data=False))
 
 
 @contextmanager
@@ -88,21 +147,26 @@ def artifact_manifest(
     accuracy_guard: dict[str, Any] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """manifest.json of an artifact directory (`compress`, `train`): the file, what it was made
-    from (`source`: path, sha256, size_bytes), how, and what it cost; `extra` keys go before
-    `tools`, whose versions `extra["tools"]` may add to."""
+    """manifest.json of an artifact directory (`compress`, `train`): the file, its `files` (the
+    model, then its external data files; sha256 and size_bytes cover them all, as
+    edgekit.core.artifacts.artifact_sha256 defines), what it was made from (`source`: path,
+    sha256, size_bytes), how, and what it cost; `extra` keys go before `tools`, whose versions
+    `extra["tools"]` may add to."""
     tools = {**tool_versions(), **extra.pop("tools", {})}
+    files = artifact_files(artifact)
+    size_bytes = sum(f.size_bytes for f in files)
     return {
         "schema": 1,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "artifact": {
             "file": artifact.name,
-            "sha256": sha256_file(artifact),
-            "size_bytes": artifact.stat().st_size,
+            "sha256": artifact_sha256(files),
+            "size_bytes": size_bytes,
             "format": artifact.suffix.lstrip("."),
+            "files": [f.to_dict() for f in files],
         },
         "source": source,
-        "size_ratio": source["size_bytes"] / max(artifact.stat().st_size, 1),
+        "size_ratio": source["size_bytes"] / max(size_bytes, 1),
         "target": target,
         "recipe": recipe,
         "fidelity": fidelity,

@@ -21,7 +21,10 @@ class TensorInfo:
 
 
 def load_onnx(path: Path) -> onnx.ModelProto:
-    """Parse an ONNX file (weights stay external); corrupt or non-ONNX files are a ModelError."""
+    """Parse an ONNX file (external weights are not loaded); corrupt or non-ONNX files are a
+    ModelError. The model is checked by path, so external data `location`s resolve against the
+    model file's directory (wherever edgekit runs), and models whose weights exceed protobuf's
+    2 GB limit in external data are checked too."""
     try:
         model = onnx.load(str(path), load_external_data=False)
     except (DecodeError, ValueError, RuntimeError, OSError) as exc:
@@ -32,7 +35,7 @@ def load_onnx(path: Path) -> onnx.ModelProto:
     if model.ir_version <= 0 or not model.graph.node:
         raise ModelError(f"{path}: not an ONNX model (no graph found)", path=str(path))
     try:
-        onnx.checker.check_model(model)
+        onnx.checker.check_model(str(path))
     except onnx.checker.ValidationError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid"
         raise ModelError(f"{path}: invalid ONNX model: {first_line}", path=str(path)) from None

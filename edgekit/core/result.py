@@ -125,9 +125,21 @@ class Quality(_Model):
     cosine_mean: float | None = Field(None, description="Mean output cosine similarity to the source.")
 
 
+class ArtifactFileInfo(_Model):
+    name: str = Field(description="Path relative to the model's directory (external data: its location).")
+    sha256: str | None = Field(None, description="sha256 of this file, hex.")
+    size_bytes: int | None = Field(None, description="Size of this file, bytes.")
+
+
 class ArtifactInfo(_Model):
-    sha256: str = Field(description="sha256 of the model file, hex.")
-    size_bytes: int | None = Field(None, description="Size of the model file, bytes.")
+    sha256: str = Field(
+        description="sha256 of the artifact, hex: the model file's, or with external data the sha256 "
+        "of the `sha256sum` listing of its files (edgekit.core.artifacts.artifact_sha256)."
+    )
+    size_bytes: int | None = Field(None, description="Size of the model file plus its data files, bytes.")
+    files: list[ArtifactFileInfo] | None = Field(
+        None, description="The model file first, then its external data files sorted by location."
+    )
     format: str | None = Field(None, description="onnx or tflite.")
     recipe: list[Any] = Field(default_factory=list, description="Compression steps (manifest recipe).")
     name: str | None = None

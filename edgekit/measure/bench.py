@@ -150,7 +150,7 @@ def run_bench(
     with agent_session(transport) as client:
         hello = client.hello()
         push_started = time.perf_counter()
-        staged = transport.stage_file(prepared.artifact.path, prepared.artifact.sha256)
+        staged = transport.stage_artifact(prepared.artifact)
         push_seconds = time.perf_counter() - push_started
         inputs_path = None
         if prepared.inputs_file is not None:

@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from edgekit.core.artifacts import Artifact
 from edgekit.transport.base import AgentChannel, StagedFile, Transport
 
 
@@ -58,6 +59,9 @@ class SlowedTransport:
 
     def stage_file(self, path: Path, sha256: str) -> StagedFile:
         return self._inner.stage_file(path, sha256)
+
+    def stage_artifact(self, artifact: Artifact) -> StagedFile:
+        return self._inner.stage_artifact(artifact)
 
     def close(self) -> None:
         self._inner.close()

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from edgekit.core.artifacts import Artifact
+
 
 class AgentChannel(Protocol):
     """A running agent: JSON lines in, JSON lines out."""
@@ -36,6 +38,14 @@ class Transport(Protocol):
 
     def start_agent(self) -> AgentChannel: ...
 
-    def stage_file(self, path: Path, sha256: str) -> StagedFile: ...
+    def stage_file(self, path: Path, sha256: str) -> StagedFile:
+        """One file (an inputs file, say) where the agent can read it, reused by `sha256`."""
+        ...
+
+    def stage_artifact(self, artifact: Artifact) -> StagedFile:
+        """The artifact's model file and its external data files, the data files next to the model
+        under the names its `location`s give; `remote_path` is the model file's path on the device,
+        `bytes_sent` the sum over the files, `skipped_cached` true when none had to be sent."""
+        ...
 
     def close(self) -> None: ...

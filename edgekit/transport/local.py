@@ -10,6 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from edgekit.core.artifacts import Artifact
 from edgekit.core.errors import DeviceError
 from edgekit.core.resources import edgekit_home
 from edgekit.transport.agent_bundle import build_agent_bundle
@@ -85,6 +86,10 @@ class LocalTransport:
 
     def stage_file(self, path: Path, sha256: str) -> StagedFile:
         return StagedFile(str(path.resolve()), bytes_sent=0, skipped_cached=False, method="in-place")
+
+    def stage_artifact(self, artifact: Artifact) -> StagedFile:
+        """In place: the data files already sit next to the model, where its locations point."""
+        return self.stage_file(artifact.path, artifact.sha256)
 
     def close(self) -> None:
         return None

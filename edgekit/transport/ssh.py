@@ -4,7 +4,12 @@ Layout on the board, under the device's workdir:
 
     agent-<sha256>.pyz             the agent zipapp (edgekit/transport/agent_bundle.py), uploaded
                                    only when that exact file is missing
-    artifacts/<sha256><ext>        models, verified by hash on the board before reuse
+    artifacts/<sha256><ext>        models in one file, verified by hash on the board before reuse
+    artifacts/<sha256>/<model file> + <location>...
+                                   a model with external data (sha256 = the artifact's, see
+                                   edgekit.core.artifacts.artifact_sha256): its data files sit
+                                   next to it under the names its `location`s give, each file
+                                   verified by its own hash before reuse
 
 Uploads go to a temporary name, are hashed on the board, then renamed: a half-written file is
 never taken for a whole one. Every remote command is built with shlex.quote.
@@ -22,6 +27,7 @@ from typing import Any
 
 import paramiko
 
+from edgekit.core.artifacts import Artifact
 from edgekit.core.errors import DeviceError
 from edgekit.transport.agent_bundle import build_agent_bundle
 from edgekit.transport.base import StagedFile
@@ -320,6 +326,20 @@ class SshTransport:
 
     def stage_file(self, path: Path, sha256: str) -> StagedFile:
         return self._push(path, f"{self.workdir}/artifacts/{sha256}{path.suffix}", sha256)
+
+    def stage_artifact(self, artifact: Artifact) -> StagedFile:
+        """One-file artifacts as `stage_file`; with external data, every file into the directory
+        `artifacts/<artifact sha256>/`, each pushed (or reused) by its own hash."""
+        if not artifact.has_external_data:
+            return self.stage_file(artifact.path, artifact.sha256)
+        directory = f"{self.workdir}/artifacts/{artifact.sha256}"
+        staged = [self._push(f.path, f"{directory}/{f.name}", f.sha256) for f in artifact.files]
+        return StagedFile(
+            staged[0].remote_path,
+            bytes_sent=sum(s.bytes_sent for s in staged),
+            skipped_cached=all(s.skipped_cached for s in staged),
+            method="ssh",
+        )
 
     # -- agent ------------------------------------------------------------------------------------
 

@@ -2,11 +2,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
+import numpy as np
+import onnx
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
-from edgekit.core.artifacts import load_artifact
+from edgekit.core.artifact_writer import prepare_out_dir
+from edgekit.core.artifacts import ArtifactFile, artifact_sha256, load_artifact
 from edgekit.core.errors import ModelError
 
 
@@ -51,3 +56,76 @@ def test_bad_paths(tmp_path: Path, name: str, message: str) -> None:
 def test_plain_directory_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match=r"only as an artifact directory with manifest\.json"):
         load_artifact(tmp_path)
+
+
+def _branch(name: str, rows: int, seed: int) -> onnx.GraphProto:
+    weight = numpy_helper.from_array(
+        np.random.default_rng(seed).normal(size=(rows, rows)).astype(np.float32), f"{name}_w"
+    )
+    return helper.make_graph(
+        [helper.make_node("MatMul", ["x", f"{name}_w"], [f"{name}_y"])],
+        name,
+        [],
+        [helper.make_tensor_value_info(f"{name}_y", TensorProto.FLOAT, [1, rows])],
+        [weight],
+    )
+
+
+@pytest.mark.parametrize("rows", [33, 90])
+def test_external_data_inside_if_branches_is_part_of_the_artifact(tmp_path: Path, rows: int) -> None:
+    """One data file per tensor (all_tensors_to_one_file=False), two of them inside If branches."""
+    top = numpy_helper.from_array(np.ones((rows, rows), np.float32), "top_w")
+    graph = helper.make_graph(
+        [
+            helper.make_node(
+                "If", ["c"], ["z"], then_branch=_branch("a", rows, 1), else_branch=_branch("b", rows, 2)
+            ),
+            helper.make_node("MatMul", ["z", "top_w"], ["y"]),
+        ],
+        "g",
+        [
+            helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, rows]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, rows])],
+        [top],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path = tmp_path / "ctl.onnx"
+    onnx.save_model(
+        model, str(path), save_as_external_data=True, all_tensors_to_one_file=False, size_threshold=0
+    )
+    artifact = load_artifact(path)
+    assert [f.name for f in artifact.files] == ["ctl.onnx", "a_w", "b_w", "top_w"]
+    assert artifact.size_bytes == sum((tmp_path / f.name).stat().st_size for f in artifact.files)
+    assert artifact.size_bytes > 3 * rows * rows * 4
+    listing = "".join(
+        f"{hashlib.sha256((tmp_path / f.name).read_bytes()).hexdigest()}  {f.name}\n" for f in artifact.files
+    )
+    assert artifact.sha256 == hashlib.sha256(listing.encode()).hexdigest()
+    (tmp_path / "b_w").unlink()  # a branch's weights missing: refused, naming the file
+    with pytest.raises(ModelError, match="external data file 'b_w' not found next to the model"):
+        load_artifact(path)
+
+
+def test_artifact_sha256_is_the_sha256sum_listing_in_order(tmp_path: Path) -> None:
+    (tmp_path / "m.onnx").write_bytes(b"model")
+    (tmp_path / "w.bin").write_bytes(b"weights")
+    files = [
+        ArtifactFile(n, tmp_path / n, hashlib.sha256((tmp_path / n).read_bytes()).hexdigest(), 1)
+        for n in ("m.onnx", "w.bin")
+    ]
+    assert artifact_sha256(files[:1]) == files[0].sha256  # one file: its own hash
+    listing = f"{files[0].sha256}  m.onnx\n{files[1].sha256}  w.bin\n"
+    assert artifact_sha256(files) == hashlib.sha256(listing.encode()).hexdigest()
+    assert artifact_sha256(files[::-1]) != artifact_sha256(files)  # the order is part of it
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_staging_directory_mode_follows_the_umask(tmp_path: Path, umask: int) -> None:
+    old = os.umask(umask)
+    try:
+        staging = prepare_out_dir(tmp_path / "out", force=False)
+    finally:
+        os.umask(old)
+    assert staging.stat().st_mode & 0o777 == 0o777 & ~umask
