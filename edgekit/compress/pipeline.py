@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ import onnx
 
 from edgekit.compress import guard
 from edgekit.compress.data import Dataset, load_dataset, random_dataset
-from edgekit.compress.fidelity import fidelity, quality_loss
+from edgekit.compress.fidelity import QualityFloor, degraded_reasons, fidelity, floor_shortfall, quality_loss
 from edgekit.compress.graph import QUANTIZABLE_OPS
 from edgekit.compress.images import load_image_folder
 from edgekit.compress.quantize import check_quantizable
@@ -40,6 +40,14 @@ class CompressOptions:
     seed: int = 0
     image_preprocess: str = "unit"  # for image-folder data: unit, imagenet, symmetric or raw
     per_layer: bool = False  # add each quantized node's SQNR loss to the fidelity report
+    output_kinds: dict[str, str] = field(default_factory=dict)  # --output-kind NAME=KIND overrides
+    min_cosine: float = QualityFloor.min_cosine  # the quality floor (see fidelity.QualityFloor)
+    min_top1: float = QualityFloor.min_top1
+    allow_degraded: bool = False  # recorded in the manifest; the CLI then exits 0 for a degraded artifact
+
+    @property
+    def floor(self) -> QualityFloor:
+        return QualityFloor(self.min_cosine, self.min_top1, self.max_accuracy_drop)
 
 
 @dataclass
@@ -99,7 +107,7 @@ def _guard(ctx: Context, artifact: Path, evaluation: Dataset, report: dict[str, 
         return {
             **result,
             "met": False,
-            "reason": "no accuracy measurable: the first output is not [N, classes]",
+            "reason": "no accuracy measurable: no output is class scores [N, classes]",
         }
     if loss <= tolerance:
         return {**result, "met": True, "kept_float": []}
@@ -153,6 +161,8 @@ def _rank_nodes(
 ) -> tuple[list[guard.Sensitivity], str]:
     """The quantized nodes, most sensitive first, and how they were ranked."""
     reference = fallback.reference(ctx)
+    if fallback.rank is not None:
+        return fallback.rank(reference, evaluation), "activation range"
     try:
         return guard.rank_by_sqnr(reference, artifact, evaluation), "per-layer SQNR"
     except Exception:  # intermediate tensors unreadable: measure instead
@@ -168,8 +178,12 @@ def _attempt(
 ) -> tuple[float, Path]:
     out = ctx.workdir / f"guard-{len(list(ctx.workdir.glob('guard-*')))}.onnx"
     fallback.requantize(step.params, ctx, excluded, out)
-    loss = quality_loss(fidelity(ctx.source, out, evaluation))
+    loss = quality_loss(_fidelity(ctx, out, evaluation))
     return (loss if loss is not None else float("inf")), out
+
+
+def _fidelity(ctx: Context, artifact: Path, data: Dataset) -> dict[str, Any]:
+    return fidelity(ctx.source, artifact, data, ctx.options.output_kinds)
 
 
 def _run_steps(ctx: Context) -> tuple[Path, list[dict[str, Any]]]:
@@ -194,7 +208,7 @@ def _measure_fidelity(ctx: Context, artifact: Path, evaluation: Dataset | None) 
     if data is None:
         return None
     ctx.emit({"phase": "fidelity", "message": f"comparing on {data.rows} rows"})
-    report = fidelity(ctx.source, artifact, data)
+    report = _fidelity(ctx, artifact, data)
     if evaluation is None:
         report["note"] = "measured on the calibration data (no --eval given)"
     fallback = options.steps[-1].spec.float_fallback
@@ -220,8 +234,62 @@ def _apply_guard(
     report = _guard(ctx, artifact, evaluation, fidelity_report)
     if report.get("kept_float"):
         records[-1]["report"]["kept_float"] = report["kept_float"]
-        fidelity_report = fidelity(ctx.source, artifact, evaluation)
+        fidelity_report = _fidelity(ctx, artifact, evaluation)
     return report, fidelity_report
+
+
+def _floor_data(ctx: Context, evaluation: Dataset | None) -> Dataset | None:
+    """The rows fidelity was measured on (see `_measure_fidelity`)."""
+    return evaluation or (ctx.calib if ctx.calib is not None and ctx.options.calib else None)
+
+
+def _repair_floor(
+    ctx: Context,
+    artifact: Path,
+    evaluation: Dataset | None,
+    fidelity_report: dict[str, Any] | None,
+    records: list[dict[str, Any]],
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(the repair's report or None, the fidelity report after it): when the artifact is below
+    the quality floor and its last step repairs the floor (fp16), keep 1, 2, 4, ... nodes float,
+    most likely to break first, until the floor holds; the best attempt replaces the artifact."""
+    last = ctx.options.steps[-1]
+    fallback = last.spec.float_fallback
+    data = _floor_data(ctx, evaluation)
+    floor = ctx.options.floor
+    if fallback is None or not fallback.repair_floor or data is None or not fidelity_report:
+        return None, fidelity_report
+    start = floor_shortfall(fidelity_report, floor)
+    if not degraded_reasons(fidelity_report, floor):
+        return None, fidelity_report
+    ctx.emit({"phase": "floor", "message": f"{last.name} is below the quality floor: keeping nodes float"})
+    ranked, method = _rank_nodes(ctx, last, fallback, artifact, data)
+    attempts: dict[tuple[str, ...], tuple[Path, dict[str, Any]]] = {}
+
+    def attempt(excluded: list[str]) -> float:
+        out = ctx.workdir / f"floor-{len(attempts)}{artifact.suffix}"
+        report = fallback.requantize(last.params, ctx, excluded, out)
+        attempts[tuple(excluded)] = (out, report)
+        shortfall = floor_shortfall(_fidelity(ctx, out, data), floor)
+        ctx.emit({"phase": "floor", "message": f"{len(excluded)} node(s) float: shortfall {shortfall:.2f}"})
+        return shortfall
+
+    search = guard.search_exclusions(ranked, 0.0, attempt)
+    best = search["best"]
+    result = {"method": method, "shortfall_before": start, "trail": search["trail"], "kept_float": []}
+    if best["loss_points"] >= start:
+        return {**result, "met": False}, fidelity_report
+    path, step_report = attempts[tuple(best["excluded"])]
+    shutil.copyfile(path, artifact)
+    records[-1]["report"] = {**records[-1]["report"], **step_report}
+    kept = [
+        {"node": node, "why": f"kept float to hold the quality floor ({method})"} for node in best["excluded"]
+    ]
+    records[-1]["report"]["kept_float"] = kept
+    after = _fidelity(ctx, artifact, data)
+    if "note" in fidelity_report:
+        after["note"] = fidelity_report["note"]
+    return {**result, "met": search["met"], "kept_float": kept}, after
 
 
 def _write_manifest(
@@ -232,6 +300,7 @@ def _write_manifest(
     records: list[dict[str, Any]],
     fidelity_report: dict[str, Any] | None,
     guard_report: dict[str, Any] | None,
+    floor_report: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     manifest = artifact_manifest(
         artifact,
@@ -241,8 +310,31 @@ def _write_manifest(
         fidelity=fidelity_report,
         accuracy_guard=guard_report,
     )
+    manifest.update(_floor_verdict(options, fidelity_report, floor_report))
     write_manifest(staging, manifest)
     return manifest
+
+
+def _floor_verdict(
+    options: CompressOptions, fidelity_report: dict[str, Any] | None, repair: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The manifest's `degraded` (bool), `degraded_reasons` (one line each) and `quality_floor`
+    (the thresholds, whether fidelity could be measured at all, whether the user accepted a
+    degraded artifact, and the fp16 repair's trail)."""
+    floor = options.floor
+    reasons = degraded_reasons(fidelity_report, floor)
+    return {
+        "degraded": bool(reasons),
+        "degraded_reasons": reasons,
+        "quality_floor": {
+            "min_cosine": floor.min_cosine,
+            "min_top1": floor.min_top1,
+            "max_accuracy_drop": floor.max_accuracy_drop,
+            "measured": bool(fidelity_report),
+            "allow_degraded": options.allow_degraded,
+            "repair": repair,
+        },
+    }
 
 
 def compress(
@@ -250,6 +342,8 @@ def compress(
 ) -> dict[str, Any]:
     """Apply `options.steps` to the ONNX model at `model_path` and publish the artifact directory
     `out_dir` (model file + manifest.json) atomically; returns the manifest plus its `path`.
+    An artifact below the quality floor is still written, with `degraded: true` and the reasons
+    in the manifest (the CLI exits 1 for it unless --allow-degraded).
     Raises UsageError / ModelError / InputSpecError before any work for a bad plan or data."""
     emit = on_event or (lambda event: None)
     source = load_artifact(model_path)
@@ -268,6 +362,9 @@ def compress(
         shutil.copyfile(current, artifact)
         fidelity_report = _measure_fidelity(ctx, artifact, evaluation)
         guard_report, fidelity_report = _apply_guard(ctx, artifact, evaluation, fidelity_report, records)
-        manifest = _write_manifest(staging, artifact, source, options, records, fidelity_report, guard_report)
+        floor_report, fidelity_report = _repair_floor(ctx, artifact, evaluation, fidelity_report, records)
+        manifest = _write_manifest(
+            staging, artifact, source, options, records, fidelity_report, guard_report, floor_report
+        )
     manifest["path"] = str(out_dir)
     return manifest
