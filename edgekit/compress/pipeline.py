@@ -87,7 +87,14 @@ def _load_data(model: onnx.ModelProto, options: CompressOptions) -> tuple[Datase
 
 
 def _check_plan(model: onnx.ModelProto, options: CompressOptions, calib: Dataset | None) -> None:
-    """Fail before any work: unquantizable model, missing calibration data, missing converter."""
+    """Fail before any work: unquantizable model, missing calibration data, missing converter,
+    an --output-kind naming no output."""
+    outputs = [o.name for o in model.graph.output]
+    for name in options.output_kinds:
+        if name not in outputs:
+            raise UsageError(
+                f"--output-kind {name}: the model has no such output; outputs: {', '.join(outputs)}"
+            )
     for step in options.steps:
         spec = step.spec
         if spec.quantizes:

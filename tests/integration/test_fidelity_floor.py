@@ -15,6 +15,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgekit.compress import CompressOptions, compress, parse_recipes
+from edgekit.core.errors import UsageError
 from edgekit.core.profiles import load_profile
 from tests.cli_run import run_cli
 
@@ -113,6 +114,9 @@ def test_every_output_is_measured_and_the_worst_is_summarised(tmp_path: Path, ro
     )  # fmt: skip
     assert overridden["fidelity"]["outputs"]["out2"]["kind"] == "embedding"
     assert overridden["fidelity"]["top1_agreement"] is None
+    with pytest.raises(UsageError, match="--output-kind nope: the model has no such output"):
+        _compress(model, "lowrank:ratio=0.25", tmp_path / "out4", eval=data, output_kinds={"nope": "map"})
+    assert not (tmp_path / "out4").exists()  # refused before any work
     relaxed = _compress(
         model, "lowrank:ratio=0.25", tmp_path / "out3", eval=data, min_cosine=0.0, min_top1=0.0
     )
