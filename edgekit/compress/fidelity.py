@@ -96,11 +96,17 @@ def row_cosines(reference: np.ndarray, test: np.ndarray) -> np.ndarray:
     return np.where((ref_norm == 0) & (test_norm == 0), 1.0, np.clip(cosine, -1.0, 1.0))
 
 
-def _is_constant(array: np.ndarray) -> bool:
-    """Every row identical (several rows), or every element identical (one row)."""
-    if len(array) > 1:
-        return bool(np.all(array == array[:1]))
-    return bool(array.size and np.all(array == array.flat[0]))
+def _spread(array: np.ndarray) -> float:
+    """How far the rows (several rows) or the elements (one row) of a [rows, D] array stray from
+    the first, relative to the array's largest magnitude (0: constant)."""
+    if not array.size:
+        return 0.0
+    first = array[:1] if len(array) > 1 else array.flat[0]
+    scale = float(np.max(np.abs(array)))
+    return float(np.max(np.abs(array - first))) / scale if scale > 0 else 0.0
+
+
+CONSTANT_SPREAD = 1e-4  # float's output varies when its spread exceeds this (relative)
 
 
 def compare_outputs(
@@ -123,7 +129,7 @@ def compare_outputs(
     flags = []
     if non_finite:
         flags.append(f"non-finite: {non_finite} NaN/inf value(s) where float is finite")
-    if _is_constant(flat_test) and not _is_constant(flat_ref):
+    if _spread(clean_test) == 0.0 and _spread(flat_ref) > CONSTANT_SPREAD:
         flags.append("constant: the artifact's output does not vary where the float one does")
     result: dict[str, Any] = {
         "rows": rows,
