@@ -267,3 +267,30 @@ def test_optimize_without_labels_judges_maps_by_cosine_and_rejects_degraded(tmp_
     pruned = candidates["prune-channels:0.75,reconstruct=no"]
     assert pruned["status"] == "rejected" and pruned["latency_p50_ms"] is None
     assert pruned["reason"].startswith(("degraded:", "output mask: cosine"))
+
+
+@pytest.mark.parametrize("rows", [1, 33])
+def test_sequence_outputs_are_skipped_with_a_reason(tmp_path: Path, rows: int) -> None:
+    """y = x @ W (a tensor, compared) and SplitToSequence(y) (a sequence: skipped, not fatal)."""
+    weight = np.random.default_rng(9).standard_normal((4, 6)).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "w"], ["y"]),
+            helper.make_node("SplitToSequence", ["y"], ["parts"], axis=1, keepdims=0),
+        ],
+        "seq",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 6]),
+            helper.make_tensor_sequence_value_info("parts", TensorProto.FLOAT, None),
+        ],
+        initializer=[numpy_helper.from_array(weight, "w")],
+    )
+    model = tmp_path / "seq.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(model))
+    np.savez(tmp_path / "d.npz", x=np.random.default_rng(rows).standard_normal((rows, 4)).astype(np.float32))
+    manifest = _compress(model, "fp16", tmp_path / "out", eval=tmp_path / "d.npz")
+    fid = manifest["fidelity"]
+    assert list(fid["outputs"]) == ["y"] and fid["rows"] == rows
+    assert "parts" in fid["skipped"] and "seq(" in fid["skipped"]["parts"]
+    assert manifest["degraded"] is False
