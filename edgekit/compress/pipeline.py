@@ -220,7 +220,12 @@ def _measure_fidelity(ctx: Context, artifact: Path, evaluation: Dataset | None) 
         report["note"] = "measured on the calibration data (no --eval given)"
     fallback = options.steps[-1].spec.float_fallback
     if options.per_layer and fallback is not None:
-        ranked = guard.rank_by_sqnr(fallback.reference(ctx), artifact, data)
+        try:
+            ranked = guard.rank_by_sqnr(fallback.reference(ctx), artifact, data)
+        except Exception as exc:  # an intermediate tensor onnxruntime cannot expose: say so, go on
+            report["per_layer_sqnr_drop_db"] = None
+            report["per_layer_null_reason"] = f"intermediate tensors unreadable: {str(exc).splitlines()[0]}"
+            return report
         report["per_layer_sqnr_drop_db"] = [
             {"node": item.node, "sqnr_drop_db": round(float(item.sqnr_drop_db), 3)} for item in ranked
         ]
