@@ -11,7 +11,8 @@ from rich.table import Table
 from edgekit.cli.common import JsonOption
 from edgekit.cli.output import fmt, print_json, stderr, stdout
 from edgekit.compress import RECIPES, CompressOptions, compress, parse_recipes
-from edgekit.core.errors import EXIT_BUDGET, EXIT_OK
+from edgekit.compress.fidelity import OUTPUT_KINDS, QualityFloor, parse_output_kinds
+from edgekit.core.errors import EXIT_BUDGET, EXIT_OK, UsageError
 from edgekit.core.profiles import load_profile
 
 _RECIPE_HELP = (
@@ -46,9 +47,32 @@ def compress_command(
         bool, typer.Option(help="Report the SQNR each int8 node loses (find the layer that breaks).")
     ] = False,
     seed: Annotated[int, typer.Option(help="Seed for anything random.")] = 0,
+    output_kind: Annotated[
+        list[str] | None,
+        typer.Option(
+            help=f"NAME=KIND ({'|'.join(OUTPUT_KINDS)}): how to judge an output; only scores get top-1."
+        ),
+    ] = None,
+    min_cosine: Annotated[
+        float, typer.Option(help="Quality floor: the worst output's mean cosine to float.")
+    ] = QualityFloor.min_cosine,
+    min_top1: Annotated[
+        float, typer.Option(help="Quality floor: top-1 agreement (0-1) of class-score outputs.")
+    ] = QualityFloor.min_top1,
+    allow_degraded: Annotated[
+        bool, typer.Option(help="Exit 0 for an artifact below the quality floor (still marked degraded).")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Compress MODEL with one or more recipes; write the artifact and manifest.json to OUT."""
+    """Compress MODEL with one or more recipes; write the artifact and manifest.json to OUT.
+
+    An artifact below the quality floor (an output NaN/inf or constant where float is not, the
+    worst output's cosine < --min-cosine, top-1 agreement < --min-top1 on class scores, or an
+    accuracy drop over --max-accuracy-drop) is written, marked degraded, and exits 1."""
+    if not -1.0 <= min_cosine <= 1.0:
+        raise UsageError(f"--min-cosine must be within [-1, 1], got {min_cosine:g}")
+    if not 0.0 <= min_top1 <= 1.0:
+        raise UsageError(f"--min-top1 is a fraction within [0, 1], got {min_top1:g}")
     options = CompressOptions(
         steps=parse_recipes(recipe),
         profile=load_profile(target),
@@ -60,6 +84,10 @@ def compress_command(
         seed=seed,
         image_preprocess=image_preprocess,
         per_layer=per_layer,
+        output_kinds=parse_output_kinds(output_kind or []),
+        min_cosine=min_cosine,
+        min_top1=min_top1,
+        allow_degraded=allow_degraded,
     )
 
     def on_event(event: dict[str, Any]) -> None:
@@ -78,6 +106,13 @@ def compress_command(
             markup=False,
         )
         raise typer.Exit(EXIT_BUDGET)
+    if manifest.get("degraded"):
+        reasons = manifest["degraded_reasons"]
+        more = f" (+{len(reasons) - 1} more in manifest.json)" if len(reasons) > 1 else ""
+        verdict = "accepted by --allow-degraded" if allow_degraded else "exit 1; --allow-degraded accepts it"
+        stderr.print(f"edgekit: degraded artifact in {out}: {reasons[0]}{more}; {verdict}", markup=False)
+        if not allow_degraded:
+            raise typer.Exit(EXIT_BUDGET)
     raise typer.Exit(EXIT_OK)
 
 
@@ -97,10 +132,11 @@ def _print_manifest(manifest: dict[str, Any]) -> None:
     if not fid:
         stdout.print(f"  fidelity: {manifest.get('fidelity_null_reason')}")
         return
+    worst = fid.get("output")
     table = Table(
         "fidelity",
         "value",
-        title=f"fidelity on {fid['rows']} rows of {Path(fid['data']).name}",
+        title=f"fidelity on {fid['rows']} rows of {Path(fid['data']).name} (worst output: {worst})",
         title_justify="left",
     )
     if fid.get("accuracy"):
@@ -110,10 +146,24 @@ def _print_manifest(manifest: dict[str, Any]) -> None:
         table.add_row("accuracy drop", f"{acc['drop_points']:.2f} points")
     if fid.get("top1_agreement") is not None:
         table.add_row("top-1 agreement", f"{fid['top1_agreement'] * 100:.2f}%")
-    table.add_row("cosine (mean / min)", f"{fid['cosine_mean']:.5f} / {fid['cosine_min']:.5f}")
-    table.add_row("max abs error", fmt(fid["max_abs_error"], 5))
-    table.add_row("SQNR dB", fmt(fid["sqnr_db"], 2))
+    table.add_row(
+        "cosine (mean / min)", f"{fmt(fid.get('cosine_mean'), 5)} / {fmt(fid.get('cosine_min'), 5)}"
+    )
+    table.add_row("max abs error", fmt(fid.get("max_abs_error"), 5))
+    table.add_row("SQNR dB", fmt(fid.get("sqnr_db"), 2))
     stdout.print(table)
+    outputs = fid.get("outputs") or {}
+    if len(outputs) > 1:
+        for name, item in outputs.items():
+            top1 = item.get("top1_agreement")
+            stdout.print(
+                f"  output {name} ({item['kind']}): cosine {fmt(item.get('cosine_mean'), 5)}, "
+                f"SQNR {fmt(item.get('sqnr_db'), 2)} dB, max error {fmt(item.get('max_abs_error'), 5)}"
+                + (f", top-1 {top1 * 100:.1f}%" if top1 is not None else ""),
+                markup=False,
+            )
+    for name, why in (fid.get("skipped") or {}).items():
+        stdout.print(f"  output {name}: skipped, {why}", markup=False)
     layers = fid.get("per_layer_sqnr_drop_db") or []
     if layers:
         worst = ", ".join(f"{item['node']} ({item['sqnr_drop_db']:.1f} dB)" for item in layers[:5])
@@ -122,3 +172,7 @@ def _print_manifest(manifest: dict[str, Any]) -> None:
     if guard and guard.get("kept_float"):
         names = ", ".join(item["node"] for item in guard["kept_float"])
         stdout.print(f"  kept float by the accuracy guard ({guard.get('method')}): {names}")
+    repair = (manifest.get("quality_floor") or {}).get("repair")
+    if repair and repair.get("kept_float"):
+        names = ", ".join(item["node"] for item in repair["kept_float"])
+        stdout.print(f"  kept float32 to hold the quality floor ({repair['method']}): {names}", markup=False)

@@ -11,6 +11,7 @@ from rich.table import Table
 from edgekit.cli.common import InventoryOption, JsonOption, StoreOption, store_from_option
 from edgekit.cli.output import fmt, print_json, stderr, stdout
 from edgekit.compress import Recipe, parse_recipe
+from edgekit.compress.fidelity import OUTPUT_KINDS, parse_output_kinds
 from edgekit.core.atomic import write_text_atomic
 from edgekit.core.durations import parse_duration_s
 from edgekit.core.errors import EXIT_BUDGET, EXIT_DEVICE, EXIT_OK, UsageError
@@ -101,6 +102,16 @@ def optimize_command(
         int, typer.Option(help="Re-measure the pick and float alternately this many rounds each (0: off).")
     ] = 2,
     fresh: Annotated[bool, typer.Option(help="Start over instead of resuming the search in -o.")] = False,
+    output_kind: Annotated[
+        list[str] | None,
+        typer.Option(
+            help=f"NAME=KIND ({'|'.join(OUTPUT_KINDS)}): how to judge an output; only scores get top-1."
+        ),
+    ] = None,
+    min_cosine: Annotated[
+        float,
+        typer.Option(help="Outputs that are not class scores (boxes, maps, embeddings): least mean cosine."),
+    ] = 0.99,
     save: Annotated[bool, typer.Option("--store-results/--no-store", help="Keep every run.")] = True,
     shape: Annotated[
         list[str] | None,
@@ -118,6 +129,8 @@ def optimize_command(
     Tries compression recipes (int8 variants with sensitive-layer fallback, fp16, channel pruning,
     low-rank, chains), rejects those that lose more than --max-accuracy-drop or are slower than the
     float model on the device, keeps the Pareto front and writes the pick to OUT/DEVICE/best.
+    Without labels, class-score outputs are judged by top-1 agreement with float, every other
+    output by its mean cosine to float (--min-cosine); degraded candidates are rejected.
     Interrupted or out of time, the next run with the same -o resumes."""
     budget_s = _time_budget_s(time_budget)
     names = [d.strip() for d in devices.split(",") if d.strip()] if devices else [device]
@@ -139,6 +152,8 @@ def optimize_command(
         fresh=fresh,
         confirm_rounds=confirm,
         train_config=train_config,
+        min_cosine=min_cosine,
+        output_kinds=parse_output_kinds(output_kind or []),
     )
     search, reports = _run(options, targets, store_from_option(store) if save else None)
     write_text_atomic(out / "report.html", front_page(reports, options.objective))

@@ -8,10 +8,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import onnx
+
+from edgekit.compress import guard
 from edgekit.compress.data import calibration_batches
+from edgekit.compress.graph import is_quantized, topological_sort
 from edgekit.compress.params import Param
 from edgekit.compress.quantize import (
-    fp16,
     int4_weight,
     int8_dynamic,
     int8_static,
@@ -22,9 +25,11 @@ from edgekit.compress.quantize import (
 from edgekit.compress.recipe import FloatFallback, RecipeSpec, StepContext
 from edgekit.compress.subgraphs import quantize_branches_static
 from edgekit.compress.tflite import require_converter, tflite_int8
+from edgekit.core.errors import ModelError
 from edgekit.core.onnx_model import graph_inputs, load_onnx
 
 PREPARED_NAME = "prepared.onnx"  # int8-static's preprocessed float graph, in the run's workdir
+FP16_SOURCE_NAME = "fp16-source.onnx"  # fp16's float input with every node named, in the workdir
 
 
 def _prepared(ctx: StepContext) -> Path:
@@ -76,8 +81,88 @@ def _tflite_int8(params: Mapping[str, Any], source: Path, out: Path, ctx: StepCo
     return tflite_int8(source, out, ctx.calib, graph_inputs(load_onnx(source)), ctx.workdir)
 
 
+def _fp16_source(ctx: StepContext) -> Path:
+    return ctx.workdir / FP16_SOURCE_NAME
+
+
+def _fp16_convert(source: Path, out: Path, params: Mapping[str, Any], blocked: list[str]) -> dict[str, Any]:
+    """float16 weights and compute (onnxruntime.transformers.float16), the `blocked` nodes kept
+    float32 with Casts around them."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    converted = convert_float_to_float16(
+        onnx.load(str(source)), keep_io_types=bool(params["keep-io"]), node_block_list=blocked or None
+    )
+    # The converter appends its input/output Casts at the end of the node list.
+    onnx.save(topological_sort(_drop_cast_round_trips(converted)), str(out))
+    return {"keep_io_types": bool(params["keep-io"]), "kept_float32": list(blocked)}
+
+
+def _drop_cast_round_trips(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Readers of Cast(float32 -> float16 -> float32) read the float32 tensor itself.
+
+    onnxruntime's converter casts every blocked node's output to float16 and back for the next
+    blocked node, so a value beyond 65504 between two float32 nodes still became inf. Mutates
+    and returns `model`; float16 readers of the float16 tensor are left as they are."""
+    graph = model.graph
+    outputs = {o.name for o in graph.output}
+    made_by = {n.output[0]: n for n in graph.node if n.op_type == "Cast" and n.output}
+
+    def cast_to(node: onnx.NodeProto) -> int | None:
+        return next((int(a.i) for a in node.attribute if a.name == "to"), None)
+
+    rename: dict[str, str] = {}
+    dropped: list[onnx.NodeProto] = []
+    for node in graph.node:
+        if node.op_type != "Cast" or cast_to(node) != onnx.TensorProto.FLOAT or node.output[0] in outputs:
+            continue
+        first = made_by.get(node.input[0])
+        if first is not None and cast_to(first) == onnx.TensorProto.FLOAT16 and first.input[0] not in outputs:
+            rename[node.output[0]] = first.input[0]
+            dropped.append(node)
+    if not rename:
+        return model
+    for node in dropped:
+        graph.node.remove(node)
+    for node in graph.node:
+        for index, name in enumerate(node.input):
+            if name in rename:
+                node.input[index] = rename[name]
+    read = {name for node in graph.node for name in node.input} | outputs
+    for node in [n for n in graph.node if n.op_type == "Cast" and n.output[0] not in read]:
+        if cast_to(node) == onnx.TensorProto.FLOAT16:
+            graph.node.remove(node)
+    return model
+
+
 def _fp16(params: Mapping[str, Any], source: Path, out: Path, ctx: StepContext) -> dict[str, Any]:
-    return fp16(source, out, dict(params))
+    """fp16, with the nodes whose float activations or weights exceed the float16 range on the
+    calibration rows (when given) kept float32 from the start. Raises ModelError when the model
+    is already quantized."""
+    model = onnx.load(str(source))
+    if is_quantized(model):
+        raise ModelError("fp16: the model is already quantized (integer or float16 weights found)")
+    names = {node.name for node in model.graph.node}
+    for index, node in enumerate(model.graph.node):  # a block list names nodes: name them all
+        if not node.name:
+            node.name = f"{node.op_type}_{index}"
+            while node.name in names:
+                node.name += "_"
+            names.add(node.name)
+    onnx.save(model, str(_fp16_source(ctx)))
+    blocked: list[str] = []
+    if ctx.calib is not None:
+        blocked = guard.out_of_fp16_range(guard.rank_by_range(_fp16_source(ctx), ctx.calib))
+    report = _fp16_convert(_fp16_source(ctx), out, params, blocked)
+    if blocked:
+        report["kept_float32_why"] = "values beyond the float16 range (|x| > 65504) on the calibration rows"
+    return report
+
+
+def _fp16_again(
+    params: Mapping[str, Any], ctx: StepContext, excluded: list[str], out: Path
+) -> dict[str, Any]:
+    return _fp16_convert(_fp16_source(ctx), out, params, excluded)
 
 
 def _prune_magnitude(params: Mapping[str, Any], source: Path, out: Path, ctx: StepContext) -> dict[str, Any]:
@@ -165,6 +250,7 @@ FP16 = RecipeSpec(
     _fp16,
     {"keep-io": Param(bool, True, "keep float32 model inputs and outputs")},
     terminal=True,
+    float_fallback=FloatFallback(_fp16_source, _fp16_again, rank=guard.rank_by_range, repair_floor=True),
 )
 PRUNE_MAGNITUDE = RecipeSpec(
     "prune-magnitude",

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
+import onnx.numpy_helper
 
 from edgekit.compress.data import Dataset
 from edgekit.compress.fidelity import run_outputs, sqnr_db, with_outputs
@@ -102,3 +104,39 @@ def search_exclusions(
         count = min(count * 2, len(ranked))
     assert best is not None
     return {"best": best, "met": best["loss_points"] <= tolerance, "trail": trail}
+
+
+FP16_MAX = 65504.0  # the largest finite float16
+
+
+def rank_by_range(reference: Path, dataset: Dataset) -> list[Sensitivity]:
+    """Nodes ordered by the largest magnitude among their float inputs, outputs and weights on
+    `dataset`, largest first: the nodes a float16 graph overflows in (|x| > 65504 is inf in
+    float16, IEEE 754 binary16). `sqnr_drop_db` carries log10 of that magnitude. Nodes whose
+    tensors cannot be read (a sequence, a subgraph's) rank last, in graph order."""
+    model = onnx.load(str(reference))
+    weights = initializers(model)
+    tensors = sorted({t for node in model.graph.node for t in node.output if t})
+    try:
+        values = run_outputs(with_outputs(model, tensors), dataset, tensors)
+    except Exception:  # some tensor is not a readable tensor: rank by graph order
+        values = {}
+    peak: dict[str, float] = {}
+    for name, array in values.items():
+        if array.dtype.kind == "f" and array.size:
+            peak[name] = float(np.max(np.abs(np.where(np.isfinite(array), array, np.inf))))
+    for name, proto in weights.items():
+        array = onnx.numpy_helper.to_array(proto)
+        if array.dtype.kind == "f" and array.size:
+            peak[name] = float(np.max(np.abs(array)))
+    ranked = []
+    for index, node in enumerate(model.graph.node):
+        magnitude = max((peak.get(t, 0.0) for t in [*node.input, *node.output] if t), default=0.0)
+        score = float(np.log10(magnitude)) if 0 < magnitude < np.inf else (400.0 if magnitude else -400.0)
+        ranked.append((score, -index, node.name))
+    return [Sensitivity(name, score) for score, _, name in sorted(ranked, reverse=True) if name]
+
+
+def out_of_fp16_range(ranked: list[Sensitivity]) -> list[str]:
+    """The nodes of a `rank_by_range` ranking that touch a value float16 cannot hold."""
+    return [s.node for s in ranked if s.sqnr_drop_db > np.log10(FP16_MAX)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ import onnx
 
 from edgekit.compress import guard
 from edgekit.compress.data import Dataset, load_dataset, random_dataset
-from edgekit.compress.fidelity import fidelity, quality_loss
+from edgekit.compress.fidelity import QualityFloor, degraded_reasons, fidelity, floor_shortfall, quality_loss
 from edgekit.compress.graph import QUANTIZABLE_OPS
 from edgekit.compress.images import load_image_folder
 from edgekit.compress.quantize import check_quantizable
@@ -46,6 +46,14 @@ class CompressOptions:
     seed: int = 0
     image_preprocess: str = "unit"  # for image-folder data: unit, imagenet, symmetric or raw
     per_layer: bool = False  # add each quantized node's SQNR loss to the fidelity report
+    output_kinds: dict[str, str] = field(default_factory=dict)  # --output-kind NAME=KIND overrides
+    min_cosine: float = QualityFloor.min_cosine  # the quality floor (see fidelity.QualityFloor)
+    min_top1: float = QualityFloor.min_top1
+    allow_degraded: bool = False  # recorded in the manifest; the CLI then exits 0 for a degraded artifact
+
+    @property
+    def floor(self) -> QualityFloor:
+        return QualityFloor(self.min_cosine, self.min_top1, self.max_accuracy_drop)
 
 
 @dataclass
@@ -86,7 +94,14 @@ def _load_data(model: onnx.ModelProto, options: CompressOptions) -> tuple[Datase
 
 
 def _check_plan(model: onnx.ModelProto, options: CompressOptions, calib: Dataset | None) -> None:
-    """Fail before any work: unquantizable model, missing calibration data, missing converter."""
+    """Fail before any work: unquantizable model, missing calibration data, missing converter,
+    an --output-kind naming no output."""
+    outputs = [o.name for o in model.graph.output]
+    for name in options.output_kinds:
+        if name not in outputs:
+            raise UsageError(
+                f"--output-kind {name}: the model has no such output; outputs: {', '.join(outputs)}"
+            )
     for step in options.steps:
         spec = step.spec
         if spec.quantizes:
@@ -106,7 +121,7 @@ def _guard(ctx: Context, artifact: Path, evaluation: Dataset, report: dict[str, 
         return {
             **result,
             "met": False,
-            "reason": "no accuracy measurable: the first output is not [N, classes]",
+            "reason": "no accuracy measurable: no output is class scores [N, classes]",
         }
     if loss <= tolerance:
         return {**result, "met": True, "kept_float": []}
@@ -160,6 +175,8 @@ def _rank_nodes(
 ) -> tuple[list[guard.Sensitivity], str]:
     """The quantized nodes, most sensitive first, and how they were ranked."""
     reference = fallback.reference(ctx)
+    if fallback.rank is not None:
+        return fallback.rank(reference, evaluation), "activation range"
     try:
         return guard.rank_by_sqnr(reference, artifact, evaluation), "per-layer SQNR"
     except Exception:  # intermediate tensors unreadable: measure instead
@@ -180,7 +197,7 @@ def _attempt(
         raise
     except Exception as exc:
         raise library_failure(step, f"accuracy guard, {len(excluded)} node(s) float", exc) from exc
-    loss = quality_loss(fidelity(ctx.source, out, evaluation))
+    loss = quality_loss(_fidelity(ctx, out, evaluation))
     return (loss if loss is not None else float("inf")), out
 
 
@@ -230,6 +247,10 @@ def library_failure(step: RecipeStep, where: str, exc: Exception) -> ModelError:
     )
 
 
+def _fidelity(ctx: Context, artifact: Path, data: Dataset) -> dict[str, Any]:
+    return fidelity(ctx.source, artifact, data, ctx.options.output_kinds)
+
+
 def _run_steps(ctx: Context) -> tuple[Path, list[dict[str, Any]]]:
     """Apply each step to the previous one's output, in the scratch directory: (the last output,
     each step's manifest entry)."""
@@ -258,12 +279,17 @@ def _measure_fidelity(ctx: Context, artifact: Path, evaluation: Dataset | None) 
     if data is None:
         return None
     ctx.emit({"phase": "fidelity", "message": f"comparing on {data.rows} rows"})
-    report = fidelity(ctx.source, artifact, data)
+    report = _fidelity(ctx, artifact, data)
     if evaluation is None:
         report["note"] = "measured on the calibration data (no --eval given)"
     fallback = options.steps[-1].spec.float_fallback
     if options.per_layer and fallback is not None:
-        ranked = guard.rank_by_sqnr(fallback.reference(ctx), artifact, data)
+        try:
+            ranked = guard.rank_by_sqnr(fallback.reference(ctx), artifact, data)
+        except Exception as exc:  # an intermediate tensor onnxruntime cannot expose: say so, go on
+            report["per_layer_sqnr_drop_db"] = None
+            report["per_layer_null_reason"] = f"intermediate tensors unreadable: {str(exc).splitlines()[0]}"
+            return report
         report["per_layer_sqnr_drop_db"] = [
             {"node": item.node, "sqnr_drop_db": round(float(item.sqnr_drop_db), 3)} for item in ranked
         ]
@@ -284,7 +310,7 @@ def _apply_guard(
     report = _guard(ctx, artifact, evaluation, fidelity_report)
     if report.get("kept_float"):
         records[-1]["report"]["kept_float"] = report["kept_float"]
-        fidelity_report = fidelity(ctx.source, artifact, evaluation)
+        fidelity_report = _fidelity(ctx, artifact, evaluation)
     return report, fidelity_report
 
 
@@ -309,6 +335,60 @@ def _record_coverage(ctx: Context, artifact: Path, records: list[dict[str, Any]]
         )
 
 
+def _floor_data(ctx: Context, evaluation: Dataset | None) -> Dataset | None:
+    """The rows fidelity was measured on (see `_measure_fidelity`)."""
+    return evaluation or (ctx.calib if ctx.calib is not None and ctx.options.calib else None)
+
+
+def _repair_floor(
+    ctx: Context,
+    artifact: Path,
+    evaluation: Dataset | None,
+    fidelity_report: dict[str, Any] | None,
+    records: list[dict[str, Any]],
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(the repair's report or None, the fidelity report after it): when the artifact is below
+    the quality floor and its last step repairs the floor (fp16), keep 1, 2, 4, ... nodes float,
+    most likely to break first, until the floor holds; the best attempt replaces the artifact."""
+    last = ctx.options.steps[-1]
+    fallback = last.spec.float_fallback
+    data = _floor_data(ctx, evaluation)
+    floor = ctx.options.floor
+    if fallback is None or not fallback.repair_floor or data is None or not fidelity_report:
+        return None, fidelity_report
+    start = floor_shortfall(fidelity_report, floor)
+    if not degraded_reasons(fidelity_report, floor):
+        return None, fidelity_report
+    ctx.emit({"phase": "floor", "message": f"{last.name} is below the quality floor: keeping nodes float"})
+    ranked, method = _rank_nodes(ctx, last, fallback, artifact, data)
+    attempts: dict[tuple[str, ...], tuple[Path, dict[str, Any]]] = {}
+
+    def attempt(excluded: list[str]) -> float:
+        out = ctx.workdir / f"floor-{len(attempts)}{artifact.suffix}"
+        report = fallback.requantize(last.params, ctx, excluded, out)
+        attempts[tuple(excluded)] = (out, report)
+        shortfall = floor_shortfall(_fidelity(ctx, out, data), floor)
+        ctx.emit({"phase": "floor", "message": f"{len(excluded)} node(s) float: shortfall {shortfall:.2f}"})
+        return shortfall
+
+    search = guard.search_exclusions(ranked, 0.0, attempt)
+    best = search["best"]
+    result = {"method": method, "shortfall_before": start, "trail": search["trail"], "kept_float": []}
+    if best["loss_points"] >= start:
+        return {**result, "met": False}, fidelity_report
+    path, step_report = attempts[tuple(best["excluded"])]
+    copy_model(path, artifact, external_data=ctx.external_data)
+    records[-1]["report"] = {**records[-1]["report"], **step_report}
+    kept = [
+        {"node": node, "why": f"kept float to hold the quality floor ({method})"} for node in best["excluded"]
+    ]
+    records[-1]["report"]["kept_float"] = kept
+    after = _fidelity(ctx, artifact, data)
+    if "note" in fidelity_report:
+        after["note"] = fidelity_report["note"]
+    return {**result, "met": search["met"], "kept_float": kept}, after
+
+
 def _write_manifest(
     staging: Path,
     artifact: Path,
@@ -317,6 +397,7 @@ def _write_manifest(
     records: list[dict[str, Any]],
     fidelity_report: dict[str, Any] | None,
     guard_report: dict[str, Any] | None,
+    floor_report: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     manifest = artifact_manifest(
         artifact,
@@ -326,8 +407,31 @@ def _write_manifest(
         fidelity=fidelity_report,
         accuracy_guard=guard_report,
     )
+    manifest.update(_floor_verdict(options, fidelity_report, floor_report))
     write_manifest(staging, manifest)
     return manifest
+
+
+def _floor_verdict(
+    options: CompressOptions, fidelity_report: dict[str, Any] | None, repair: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The manifest's `degraded` (bool), `degraded_reasons` (one line each) and `quality_floor`
+    (the thresholds, whether fidelity could be measured at all, whether the user accepted a
+    degraded artifact, and the fp16 repair's trail)."""
+    floor = options.floor
+    reasons = degraded_reasons(fidelity_report, floor)
+    return {
+        "degraded": bool(reasons),
+        "degraded_reasons": reasons,
+        "quality_floor": {
+            "min_cosine": floor.min_cosine,
+            "min_top1": floor.min_top1,
+            "max_accuracy_drop": floor.max_accuracy_drop,
+            "measured": bool(fidelity_report),
+            "allow_degraded": options.allow_degraded,
+            "repair": repair,
+        },
+    }
 
 
 def compress(
@@ -335,6 +439,8 @@ def compress(
 ) -> dict[str, Any]:
     """Apply `options.steps` to the ONNX model at `model_path` and publish the artifact directory
     `out_dir` (model file + manifest.json) atomically; returns the manifest plus its `path`.
+    An artifact below the quality floor is still written, with `degraded: true` and the reasons
+    in the manifest (the CLI exits 1 for it unless --allow-degraded).
     Raises UsageError / ModelError / InputSpecError before any work for a bad plan or data."""
     emit = on_event or (lambda event: None)
     source = load_artifact(model_path)
@@ -354,7 +460,10 @@ def compress(
         copy_model(current, artifact, external_data=ctx.external_data)
         fidelity_report = _measure_fidelity(ctx, artifact, evaluation)
         guard_report, fidelity_report = _apply_guard(ctx, artifact, evaluation, fidelity_report, records)
+        floor_report, fidelity_report = _repair_floor(ctx, artifact, evaluation, fidelity_report, records)
         _record_coverage(ctx, artifact, records)
-        manifest = _write_manifest(staging, artifact, source, options, records, fidelity_report, guard_report)
+        manifest = _write_manifest(
+            staging, artifact, source, options, records, fidelity_report, guard_report, floor_report
+        )
     manifest["path"] = str(out_dir)
     return manifest

@@ -41,10 +41,16 @@ class FloatFallback:
 
     `reference(ctx)`: the float graph the step quantized, whose node names the quantized graph
     keeps (ranked by per-layer SQNR); `requantize(params, ctx, excluded, out)`: the step again,
-    with the `excluded` node names left float, written to `out`; returns its report."""
+    with the `excluded` node names left float, written to `out`; returns its report.
+    `rank(reference, data)`: the reference's node names, most likely to break first, when the
+    pipeline's per-layer SQNR ranking does not fit the step (fp16: by activation range).
+    `repair_floor`: when the artifact falls below the quality floor, keep nodes float until it
+    holds even without --max-accuracy-drop."""
 
     reference: Callable[[StepContext], Path]
     requantize: Callable[[Mapping[str, Any], StepContext, list[str], Path], dict[str, Any]]
+    rank: Callable[[Path, Dataset], list[Any]] | None = None
+    repair_floor: bool = False
 
 
 def _never(params: Mapping[str, Any]) -> bool:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.compress import CompressOptions, Recipe, compress
-from edgekit.compress.fidelity import quality_loss
+from edgekit.compress.fidelity import quality_loss, worst_cosine
 from edgekit.core.artifacts import MANIFEST_NAME, sha256_file
 from edgekit.core.errors import DeviceError, EdgekitError, UsageError
 from edgekit.core.inputs import parse_shape_options, shapes_from_samples
@@ -73,6 +73,8 @@ class OptimizeOptions:
     fresh: bool = False
     confirm_rounds: int = 2  # the pick and float re-measured alternately this many times each
     train_config: Path | None = None  # also try QAT and prune-and-fine-tune (edgekit train config)
+    min_cosine: float = 0.99  # outputs that are not class scores: the worst mean cosine to float
+    output_kinds: dict[str, str] = field(default_factory=dict)  # --output-kind NAME=KIND overrides
 
     def validate(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -81,6 +83,8 @@ class OptimizeOptions:
             raise UsageError(f"--max-accuracy-drop must be >= 0, got {self.max_accuracy_drop:g}")
         if self.time_budget_s is not None and self.time_budget_s <= 0:
             raise UsageError("--time-budget must be positive")
+        if not -1.0 <= self.min_cosine <= 1.0:
+            raise UsageError(f"--min-cosine must be within [-1, 1], got {self.min_cosine:g}")
         if self.confirm_rounds < 0:
             raise UsageError("--confirm must be >= 0")
         for path, option in (
@@ -126,6 +130,8 @@ def search_key(options: OptimizeOptions) -> dict[str, Any]:
         "seed": options.seed,
         "recipes": [recipe.text() for recipe in options.recipes],
         "train_config": _file_key(options.train_config),
+        "min_cosine": options.min_cosine,
+        "output_kinds": dict(sorted(options.output_kinds.items())),
         "bench": {"runs": bench.runs, "min_seconds": bench.min_seconds, "threads": bench.threads},
     }
 
@@ -174,7 +180,13 @@ class Search:
         self.state, self.resumed = load_state(self.out_dir, search_key(options), options.fresh)
         self.data: SearchData = prepare_data(options.eval, options.calib, self.out_dir / "data", options.seed)
         if not self.data.labelled:
-            self.emit({"phase": "note", "message": "no labels in --eval: accuracy drop = top-1 disagreement"})
+            self.emit(
+                {
+                    "phase": "note",
+                    "message": "no labels in --eval: class scores judged by top-1 disagreement, other "
+                    f"outputs by cosine >= {options.min_cosine:g}",
+                }
+            )
         self.deadline = time.monotonic() + options.time_budget_s if options.time_budget_s else None
         self.search_id = hashlib.sha256(json.dumps(self.state.key, sort_keys=True).encode()).hexdigest()[:12]
         self.out_of_time = False
@@ -292,7 +304,12 @@ class Search:
         )
 
     def _judge_accuracy(self, outcome: Outcome, manifest: dict[str, Any]) -> None:
-        """Fill the accuracy and size from the artifact's manifest; rejected beyond the drop."""
+        """Fill the accuracy and size from the artifact's manifest and judge it, in this order:
+        rejected beyond --max-accuracy-drop (accuracy drop with labels, else top-1 disagreement,
+        on class-score outputs); rejected when compress called it degraded (below the quality
+        floor); rejected when an output that is not class scores (boxes, maps, embeddings) has a
+        mean cosine to float below --min-cosine. A model with no class-score output is judged by
+        that cosine alone; only a candidate with no comparable output at all is unmeasurable."""
         fidelity = manifest.get("fidelity") or {}
         accuracy = fidelity.get("accuracy") or {}
         outcome.accuracy = accuracy.get("after")
@@ -300,12 +317,25 @@ class Search:
         outcome.accuracy_drop_points = quality_loss(fidelity)
         outcome.size_bytes = int(manifest["artifact"]["size_bytes"])
         drop = outcome.accuracy_drop_points
-        if drop is None:
-            outcome.status = REJECTED
-            outcome.reason = "accuracy not measurable on --eval (no labels or outputs)"
-        elif drop > self.options.max_accuracy_drop:
+        other = [
+            (name, item["cosine_mean"])
+            for name, item in (fidelity.get("outputs") or {}).items()
+            if item.get("kind") not in ("scores", "labels") and item.get("cosine_mean") is not None
+        ]
+        low = [(name, cosine) for name, cosine in other if cosine < self.options.min_cosine]
+        if drop is not None and drop > self.options.max_accuracy_drop:
             outcome.status = REJECTED
             outcome.reason = f"accuracy drop {drop:.2f} > {self.options.max_accuracy_drop:g} points"
+        elif manifest.get("degraded"):
+            outcome.status = REJECTED
+            outcome.reason = "degraded: " + "; ".join(manifest.get("degraded_reasons") or [])
+        elif low:
+            name, cosine = min(low, key=lambda item: item[1])
+            outcome.status = REJECTED
+            outcome.reason = f"output {name}: cosine {cosine:.4f} < {self.options.min_cosine:g}"
+        elif drop is None and worst_cosine(fidelity) is None:
+            outcome.status = REJECTED
+            outcome.reason = "fidelity not measurable on --eval (no tensor output could be compared)"
 
     def _artifact(self, profile: DeviceProfile, candidate: Candidate) -> tuple[Path, dict[str, Any]]:
         """The candidate's artifact directory and manifest: a trained one as made, a recipe
@@ -331,6 +361,7 @@ class Search:
             max_accuracy_drop=self.options.max_accuracy_drop if self.data.labelled else None,
             force=True,
             seed=self.options.seed,
+            output_kinds=dict(self.options.output_kinds),
         )
         manifest = compress(
             self.options.model, out, options, on_event=lambda e: self.emit({**e, "phase": "compress"})

@@ -108,7 +108,10 @@ def test_each_spec_says_what_it_needs() -> None:
     assert needed == {"int8-static", "tflite-int8", "prune-channels"}
     assert not RECIPES["prune-channels"].needs_calibration(step("prune-channels", reconstruct=False).params)
     assert all(spec.no_calibration_message for name, spec in RECIPES.items() if needs[name])
-    assert {name for name, spec in RECIPES.items() if spec.float_fallback} == {"int8-static"}
+    fallbacks = {name: spec.float_fallback for name, spec in RECIPES.items() if spec.float_fallback}
+    assert set(fallbacks) == {"int8-static", "fp16"}
+    # fp16 keeps nodes float32 by itself when the artifact falls below the quality floor
+    assert {name for name, fallback in fallbacks.items() if fallback.repair_floor} == {"fp16"}
     assert RECIPES["tflite-int8"].suffix == ".tflite"
     record = RECIPES["fp16"].record(step("fp16"), {"keep_io_types": True})
     assert record == {"name": "fp16", "params": {"keep-io": True}, "report": {"keep_io_types": True}}

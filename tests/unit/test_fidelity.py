@@ -1,0 +1,121 @@
+"""Per-output fidelity: degenerate cases, output kinds, the worst output, the quality floor."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+
+from edgekit.compress.fidelity import (
+    QualityFloor,
+    compare_outputs,
+    degraded_reasons,
+    floor_shortfall,
+    output_kind,
+    parse_output_kinds,
+    quality_loss,
+    row_cosines,
+    summarize,
+    worst_cosine,
+)
+from edgekit.core.errors import UsageError
+
+
+@pytest.mark.parametrize("rows", [1, 33, 90, 256])
+def test_zero_output_against_a_live_one_has_cosine_zero_and_is_flagged(rows: int) -> None:
+    reference = np.random.default_rng(rows).standard_normal((rows, 4)).astype(np.float32)
+    result = compare_outputs(reference, np.zeros_like(reference), None, "scores")
+    assert result["cosine_mean"] == 0.0 and result["cosine_min"] == 0.0
+    assert any(flag.startswith("constant") for flag in result["flags"])
+    assert degraded_reasons(summarize({"y": result}, {}, "d"), QualityFloor())
+
+
+def test_two_zero_rows_agree_and_identical_outputs_are_clean() -> None:
+    assert list(row_cosines(np.zeros((2, 3)), np.zeros((2, 3)))) == [1.0, 1.0]
+    reference = np.random.default_rng(0).standard_normal((100, 10)).astype(np.float32)
+    result = compare_outputs(reference, reference.copy(), None, "scores")
+    assert result["cosine_min"] == pytest.approx(1.0) and result["sqnr_db"] == float("inf")
+    assert result["flags"] == [] and result["top1_agreement"] == 1.0
+    assert degraded_reasons(summarize({"y": result}, {}, "d"), QualityFloor()) == []
+
+
+def test_non_finite_values_are_flagged_and_cost_the_row_its_cosine() -> None:
+    reference = np.ones((4, 3), np.float32)
+    test = reference.copy()
+    test[1, 2] = np.inf
+    result = compare_outputs(reference, test, None, "map")
+    assert result["cosine_min"] == 0.0 and result["cosine_mean"] == pytest.approx(0.75)
+    assert result["sqnr_db"] is None and result["flags"][0].startswith("non-finite: 1")
+
+
+def test_a_constant_float_output_is_not_flagged() -> None:
+    reference = np.full((5, 3), 2.0, np.float32)
+    assert compare_outputs(reference, reference * 1.001, None, "map")["flags"] == []
+    # float varying only in its last bits (1e-7 relative) may round to a constant: not a collapse
+    nearly = reference + np.arange(15, dtype=np.float32).reshape(5, 3) * 2e-7
+    assert compare_outputs(nearly, reference, None, "map")["flags"] == []
+    assert compare_outputs(nearly * np.arange(1, 16).reshape(5, 3), reference, None, "map")["flags"]
+
+
+def _graph(output: str, producer: str, shape: list[int]) -> object:
+    node = helper.make_node(producer, ["x"], [output], **({"axis": 1} if producer == "Softmax" else {}))
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, shape)],
+    )
+    return helper.make_model(graph)
+
+
+def test_output_kinds_are_recognised_by_producer_shape_and_rows() -> None:
+    rng = np.random.default_rng(1)
+    logits = rng.standard_normal((33, 10)).astype(np.float32)
+    unit = logits / np.linalg.norm(logits, axis=1, keepdims=True)
+    assert output_kind(_graph("y", "Identity", [33, 10]), "y", logits) == "scores"
+    assert output_kind(_graph("y", "Identity", [33, 10]), "y", unit) == "embedding"  # normalised rows
+    assert output_kind(_graph("y", "Softmax", [33, 10]), "y", unit) == "scores"  # softmax rows are scores
+    assert output_kind(None, "y", rng.standard_normal((2, 90, 6))) == "boxes"
+    assert output_kind(None, "y", rng.standard_normal((2, 1, 8, 8))) == "map"
+    assert output_kind(None, "y", np.arange(6)) == "labels"
+
+
+def test_only_scores_get_top1_and_the_worst_output_is_summarised() -> None:
+    rng = np.random.default_rng(2)
+    scores = rng.standard_normal((100, 10))
+    embedding = rng.standard_normal((100, 16))
+    damaged = embedding + rng.standard_normal((100, 16)) * 2.0
+    outputs = {
+        "scores": compare_outputs(scores, scores + 1e-3, None, "scores"),
+        "embedding": compare_outputs(embedding, damaged, None, "embedding"),
+    }
+    assert outputs["embedding"]["top1_agreement"] is None
+    report = summarize(outputs, {"seq": "seq(tensor(float)) output: skipped"}, "eval.npz")
+    assert report["output"] == "embedding" and report["cosine_mean"] == outputs["embedding"]["cosine_mean"]
+    assert report["top1_agreement"] == 1.0  # the class-score output's agreement stays at the top
+    assert worst_cosine(report) == pytest.approx(outputs["embedding"]["cosine_mean"])
+    assert quality_loss(report) == pytest.approx(0.0)
+    reasons = degraded_reasons(report, QualityFloor())
+    assert reasons and reasons[0].startswith("output embedding: cosine")
+    assert floor_shortfall(report, QualityFloor()) > 0
+    assert floor_shortfall(report, QualityFloor(min_cosine=-1.0)) == 0.0
+
+
+def test_top1_floor_and_accuracy_floor() -> None:
+    reference = np.eye(10)[np.arange(100) % 10] * 5.0
+    test = reference.copy()
+    test[:30] = np.roll(test[:30], 1, axis=1)  # 30 of 100 rows change their top-1
+    labels = np.arange(100) % 10
+    report = summarize({"y": compare_outputs(reference, test, labels, "scores")}, {}, "d")
+    assert report["top1_agreement"] == pytest.approx(0.7)
+    assert report["accuracy"]["drop_points"] == pytest.approx(30.0)
+    assert any("top-1 agreement 70.0% < 80%" in r for r in degraded_reasons(report, QualityFloor(0.0)))
+    assert degraded_reasons(report, QualityFloor(min_cosine=0.0, min_top1=0.5)) == []
+    assert degraded_reasons(report, QualityFloor(0.0, 0.5, max_accuracy_drop=10.0))
+
+
+def test_output_kind_overrides_are_parsed() -> None:
+    assert parse_output_kinds(["emb=embedding", "y = scores"]) == {"emb": "embedding", "y": "scores"}
+    for bad in ("emb", "=scores", "emb=logits"):
+        with pytest.raises(UsageError):
+            parse_output_kinds([bad])
