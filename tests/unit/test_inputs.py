@@ -80,7 +80,7 @@ def test_inputs_file_checks(tmp_path: Path, mlp_model: Path) -> None:
             {"input": np.zeros((1, 63), np.float32)},
             ": dimension 1 is 63, the model fixes it at 64",
         ),
-        "wrong_rank.npz": ({"input": np.zeros((64,), np.float32)}, "rank 1, the model expects rank 2"),
+        "wrong_rank.npz": ({"input": np.zeros((64,), np.float32)}, "is [64], the model expects rank 2"),
     }
     for name, (arrays, message) in cases.items():
         path = tmp_path / name
