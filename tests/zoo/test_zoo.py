@@ -44,13 +44,10 @@ SCRATCH_FILES = "onnxruntime scratch files left in the working directory"
 QUALITY_FLOOR = "no quality floor: degraded artifact written with exit 0"
 PER_FEED = "per-feed inputs (folder of .npz) not accepted"
 TFLITE_INPUTS = "TFLite bench refuses --inputs"
-EXTERNAL_SIZE = "external data left out of the source size and hash"
 
 XFAIL: dict[tuple[str, str], str] = {
     ("ppocr-cls", "int8-static"): OPSET_LT_13,
     ("ppocr-cls-extdata", "int8-static"): OPSET_LT_13,
-    ("ppocr-cls-extdata", "int8-dynamic"): EXTERNAL_SIZE,
-    ("ppocr-cls-extdata", "fp16"): EXTERNAL_SIZE,
     ("ppocr-det", "int8-static"): OPSET_LT_13,
     ("ppocr-det", "int8-dynamic"): f"{SCRATCH_FILES}; {QUALITY_FLOOR}",
     ("magika", "int8-static"): QUANTIZER_CRASH,
@@ -76,7 +73,8 @@ def _cases() -> list:
     for model in ZOO:
         if not model.small:
             continue
-        for step in ("bench", *model.recipes):
+        extra = ("bench-generated",) if model.is_tflite else ()  # TFLite: also on generated inputs
+        for step in ("bench", *extra, *model.recipes):
             reason = XFAIL.get((model.name, step))
             marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
             cases.append(pytest.param(model, step, id=_row_id(model, step), marks=marks))
@@ -120,24 +118,10 @@ def test_zoo_model(model: ZooModel, step: str, staged, tmp_path: Path, record_pr
     cwd, home, tmp, out = (tmp_path / d for d in ("cwd", "home", "tmp", "out"))
     for folder in (cwd, home, tmp):
         folder.mkdir()
-    if step == "bench":
-        proc = run_edgekit(
-            [
-                "bench",
-                str(path),
-                "--inputs",
-                str(evaluation),
-                "--runs",
-                "20",
-                "--min-seconds",
-                "0.2",
-                "--json",
-                "--no-store",
-            ],
-            cwd,
-            home,
-            tmp,
-        )
+    if step.startswith("bench"):
+        given = ["--inputs", str(evaluation)] if step == "bench" else []  # else generated inputs
+        bench = ["bench", str(path), *given, "--runs", "20", "--min-seconds", "0.2", "--json", "--no-store"]
+        proc = run_edgekit(bench, cwd, home, tmp)
         record_property("exit", proc.returncode)
         _check_clean_exit(proc, cwd, tmp)
         # Real inputs for a valid model: bench measures (exit 1 is a missed budget of the local profile).
