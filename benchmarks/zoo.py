@@ -199,7 +199,7 @@ def main() -> None:
         for model in wanted:
             print(f"{model.name} ...", file=sys.stderr, flush=True)
             rows += run_model(model, Path(work), args)
-    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in COLUMNS}
+    widths = {c: max([len(c)] + [len(str(r.get(c, ""))) for r in rows]) for c in COLUMNS}
     print("| " + " | ".join(c.ljust(widths[c]) for c in COLUMNS) + " |")
     print("|" + "|".join("-" * (widths[c] + 2) for c in COLUMNS) + "|")
     for row in rows:

