@@ -158,14 +158,29 @@ def producers(model: onnx.ModelProto) -> dict[str, onnx.NodeProto]:
 
 
 def topological_sort(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Reorder nodes so every input is produced before it is read (Kahn); mutates and returns."""
-    available = {i.name for i in model.graph.input} | {i.name for i in model.graph.initializer} | {""}
-    pending = list(model.graph.node)
+    """Reorder nodes so every input is produced before it is read (Kahn), in the main graph and in
+    every If/Loop/Scan body (whose nodes may also read the enclosing graphs' tensors); mutates and
+    returns. Raises ValueError for a cycle or a tensor nothing produces."""
+    _sort_graph(model.graph, set())
+    return model
+
+
+def _sort_graph(graph: onnx.GraphProto, outer: set[str]) -> None:
+    available = outer | {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    visible = set(available) | {out for node in graph.node for out in node.output}
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.type == onnx.AttributeProto.GRAPH:
+                _sort_graph(attribute.g, visible)
+            elif attribute.type == onnx.AttributeProto.GRAPHS:
+                for body in attribute.graphs:
+                    _sort_graph(body, visible)
+    pending = list(graph.node)
     ordered: list[onnx.NodeProto] = []
     while pending:
-        ready = [n for n in pending if all(name in available for name in n.input)]
+        ready = [n for n in pending if all(name in available for name in _reads(n))]
         if not ready:
-            raise ValueError("graph has a cycle or reads a tensor nothing produces")
+            raise ValueError(f"graph {graph.name!r} has a cycle or reads a tensor nothing produces")
         for node in ready:
             ordered.append(node)
             available.update(node.output)
@@ -173,6 +188,25 @@ def topological_sort(model: onnx.ModelProto) -> onnx.ModelProto:
     copies = [onnx.NodeProto() for _ in ordered]
     for copy, node in zip(copies, ordered, strict=True):
         copy.CopyFrom(node)
-    del model.graph.node[:]
-    model.graph.node.extend(copies)
-    return model
+    del graph.node[:]
+    graph.node.extend(copies)
+
+
+def _reads(node: onnx.NodeProto) -> set[str]:
+    """The tensors a node needs before it runs: its inputs and, for If/Loop/Scan, the enclosing
+    graph's tensors its bodies read (names a body neither produces nor declares)."""
+    needed = set(node.input)
+    for attribute in node.attribute:
+        bodies = [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else list(attribute.graphs)
+        for body in bodies:
+            needed |= _outer_reads(body)
+    return needed
+
+
+def _outer_reads(graph: onnx.GraphProto) -> set[str]:
+    local = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    local |= {out for node in graph.node for out in node.output}
+    reads: set[str] = set()
+    for node in graph.node:
+        reads |= {name for name in _reads(node) if name not in local}
+    return reads

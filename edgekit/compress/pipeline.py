@@ -27,6 +27,7 @@ from edgekit.core.artifact_writer import (
 )
 from edgekit.core.artifacts import Artifact, load_artifact
 from edgekit.core.errors import EdgekitError, InputSpecError, ModelError, UsageError
+from edgekit.core.inputs import is_feed_folder
 from edgekit.core.onnx_model import TensorInfo, graph_inputs, load_onnx
 from edgekit.core.profiles import DeviceProfile
 
@@ -67,8 +68,9 @@ class Context(StepContext):
 
 
 def _dataset(path: Path, inputs: list[TensorInfo], option: str, options: CompressOptions) -> Dataset:
-    """An .npz file, or a folder of images for a one-input image model."""
-    if not path.is_dir():
+    """An .npz file, a folder of per-feed .npz files, or a folder of images for a one-input image
+    model. Raises InputSpecError / UsageError."""
+    if not path.is_dir() or is_feed_folder(path):
         return load_dataset(path, inputs, option)
     if len(inputs) != 1:
         raise InputSpecError(
@@ -196,6 +198,8 @@ def _attempt(
     except EdgekitError:
         raise
     except Exception as exc:
+        if _library_of(exc) == "edgekit":
+            raise  # a bug in edgekit itself: exit 70, never passed off as the model's fault
         raise library_failure(step, f"accuracy guard, {len(excluded)} node(s) float", exc) from exc
     loss = quality_loss(_fidelity(ctx, out, evaluation))
     return (loss if loss is not None else float("inf")), out
@@ -263,7 +267,9 @@ def _run_steps(ctx: Context) -> tuple[Path, list[dict[str, Any]]]:
             report = step.spec.apply(step.params, current, out, ctx)
         except EdgekitError:
             raise
-        except Exception as exc:  # onnx / onnxruntime / onnx2tf: a typed error, exit 2
+        except Exception as exc:
+            if _library_of(exc) == "edgekit":
+                raise  # a bug in edgekit itself: exit 70, never passed off as the model's fault
             raise library_failure(step, f"step {index + 1}/{len(steps)}", exc) from exc
         records.append(step.spec.record(step, report))
         current = out

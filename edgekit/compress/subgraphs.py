@@ -33,6 +33,7 @@ from edgekit.compress.graph import (
     QUANTIZABLE_OPS,
     ScopedNode,
     subgraphs,
+    topological_sort,
     walk,
     walk_graphs,
 )
@@ -355,5 +356,5 @@ def quantize_branches_static(
     records = quantize_if_branches(
         float_model, quant_model, feeds, static_quantizer(params, profile, exclude), scratch
     )
-    onnx.save(quant_model, str(out))
+    onnx.save(topological_sort(quant_model), str(out))
     return {"subgraphs": records}

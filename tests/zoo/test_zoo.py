@@ -38,29 +38,10 @@ CALIB_FEEDS = 24  # not a multiple of the batch sizes calibrators like, on purpo
 EVAL_FEEDS = 12
 
 # Known faults, one kind each (the failing-input cases in tests/data/cases stand for the same kinds).
-OPSET_LT_13 = "opset < 13: per-channel DequantizeLinear with axis (exit 70)"
-QUANTIZER_CRASH = "onnxruntime quantizer error not wrapped (exit 70)"
-SCRATCH_FILES = "onnxruntime scratch files left in the working directory"
-QUALITY_FLOOR = "no quality floor: degraded artifact written with exit 0"
-PER_FEED = "per-feed inputs (folder of .npz) not accepted"
-TFLITE_INPUTS = "TFLite bench refuses --inputs"
+QUANTIZER_CRASH = "onnxruntime's static quantizer fails on this model (a typed exit 2 now, no artifact)"
 
 XFAIL: dict[tuple[str, str], str] = {
-    ("ppocr-cls", "int8-static"): OPSET_LT_13,
-    ("ppocr-cls-extdata", "int8-static"): OPSET_LT_13,
-    ("ppocr-det", "int8-static"): OPSET_LT_13,
-    ("ppocr-det", "int8-dynamic"): f"{SCRATCH_FILES}; {QUALITY_FLOOR}",
     ("magika", "int8-static"): QUANTIZER_CRASH,
-    ("magika", "int8-dynamic"): SCRATCH_FILES,
-    ("silero-vad", "bench"): PER_FEED,
-    ("silero-vad", "int8-static"): PER_FEED,
-    ("silero-vad", "int8-dynamic"): PER_FEED,
-    ("silero-vad", "fp16"): PER_FEED,
-    ("silero-vad-lstm", "bench"): PER_FEED,
-    ("silero-vad-lstm", "int8-static"): PER_FEED,
-    ("silero-vad-lstm", "int8-dynamic"): PER_FEED,
-    ("silero-vad-lstm", "fp16"): PER_FEED,
-    ("face-detect-tflite", "bench"): TFLITE_INPUTS,
 }
 
 
