@@ -109,7 +109,7 @@ def test_bench_runs_until_runs_and_min_seconds(agent: AgentProcess, mlp_model: P
     assert memory["peak_rss_bytes"] >= memory["after_load_rss_bytes"] >= memory["baseline_rss_bytes"] > 0
     assert memory["source"] == "procfs:VmHWM"
     assert result["sensors_start"]["thermal_zones"][0]["temp_c"] == 48.312
-    assert result["outputs"] == [{"name": "logits", "shape": [1, 10], "dtype": "float32"}]
+    assert result["outputs"] == [{"name": "logits", "kind": "tensor", "shape": [1, 10], "dtype": "float32"}]
     assert events and all(e["id"] == "b1" for e in events)
     timed, _ = agent.request({"id": 2, "op": "bench", "params": bench_params(mlp_model, min_seconds=0.3)})
     assert timed["result"]["window"]["duration_s"] >= 0.3
@@ -131,8 +131,8 @@ def test_multi_input_and_inputs_file(agent: AgentProcess, multi_input_model: Pat
     )
     assert reply["ok"], reply
     assert reply["result"]["outputs"] == [
-        {"name": "summed", "shape": [2], "dtype": "float32"},
-        {"name": "count", "shape": [2], "dtype": "int64"},
+        {"name": "summed", "kind": "tensor", "shape": [2], "dtype": "float32"},
+        {"name": "count", "kind": "tensor", "shape": [2], "dtype": "int64"},
     ]
     data = tmp_path / "inputs.npz"
     np.savez(
