@@ -98,6 +98,25 @@ def _fp16_convert(source: Path, out: Path, params: Mapping[str, Any], blocked: l
     return {"keep_io_types": bool(params["keep-io"]), "kept_float32": list(blocked)}
 
 
+def _float32_tensors(model: onnx.ModelProto) -> set[str]:
+    """Names of the main graph's tensors known to be float32 (inputs, initializers, and what
+    onnx's shape inference can type; an empty inference is no error, just fewer names)."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # a model shape inference cannot take keeps only the declared types
+        inferred = model
+    graph = inferred.graph
+    typed = [*graph.input, *graph.value_info, *graph.output]
+    names = {v.name for v in typed if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT}
+    names |= {i.name for i in graph.initializer if i.data_type == onnx.TensorProto.FLOAT}
+    names |= {
+        n.output[0]
+        for n in graph.node
+        if n.op_type == "Cast" and any(a.name == "to" and a.i == onnx.TensorProto.FLOAT for a in n.attribute)
+    }
+    return names
+
+
 def _drop_cast_round_trips(model: onnx.ModelProto) -> onnx.ModelProto:
     """Readers of Cast(float32 -> float16 -> float32) read the float32 tensor itself.
 
@@ -107,6 +126,7 @@ def _drop_cast_round_trips(model: onnx.ModelProto) -> onnx.ModelProto:
     graph = model.graph
     outputs = {o.name for o in graph.output}
     made_by = {n.output[0]: n for n in graph.node if n.op_type == "Cast" and n.output}
+    float32 = _float32_tensors(model)
 
     def cast_to(node: onnx.NodeProto) -> int | None:
         return next((int(a.i) for a in node.attribute if a.name == "to"), None)
@@ -117,7 +137,12 @@ def _drop_cast_round_trips(model: onnx.ModelProto) -> onnx.ModelProto:
         if node.op_type != "Cast" or cast_to(node) != onnx.TensorProto.FLOAT or node.output[0] in outputs:
             continue
         first = made_by.get(node.input[0])
-        if first is not None and cast_to(first) == onnx.TensorProto.FLOAT16 and first.input[0] not in outputs:
+        if (
+            first is not None
+            and cast_to(first) == onnx.TensorProto.FLOAT16
+            and first.input[0] not in outputs
+            and first.input[0] in float32  # Cast(int64 -> float16 -> float32) is no round trip
+        ):
             rename[node.output[0]] = first.input[0]
             dropped.append(node)
     if not rename:

@@ -15,9 +15,11 @@ Per tensor output (arrays of shape [rows, ...], compared row by row):
 How an output is recognised as class scores (`kind` "scores"), unless `--output-kind
 NAME=KIND` says otherwise: a float output of shape [N, C] with C >= 2 that is produced by
 Softmax/LogSoftmax (through Identity/Reshape/Flatten/Squeeze) or read by ArgMax/TopK inside the
-graph, or, failing that, whose float rows are not unit-L2-normalised and not produced by
-LpNormalization (normalised rows are embeddings). Other float outputs are "embedding" (2-D),
-"boxes" (3-D with a last axis of 4 to 7), "map" (any other rank >= 3) or "values" (rank < 2);
+graph, or, failing that, whose float rows are not unit-L2-normalised and not produced by a
+pooling or normalisation op (LpNormalization, ReduceMean/ReduceSum/ReduceL2, GlobalAveragePool,
+or a Div such as mean pooling's sum / count: such rows are embeddings, e.g. a sentence
+encoder's). Other float outputs are "embedding" (2-D), "boxes" (3-D with a last axis of 4 to
+7), "map" (any other rank >= 3) or "values" (rank < 2);
 integer and bool outputs are "labels" (compared by exact agreement). Sequence and map outputs
 are skipped with a reason. Kinds an override may set: scores, embedding, map, boxes.
 """
@@ -41,6 +43,7 @@ OUTPUT_KINDS = ("scores", "embedding", "map", "boxes")
 _PASS_THROUGH = {"Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Cast"}
 _SCORE_PRODUCERS = {"Softmax", "LogSoftmax"}
 _SCORE_READERS = {"ArgMax", "TopK"}
+_EMBEDDING_PRODUCERS = {"LpNormalization", "ReduceMean", "ReduceSum", "ReduceL2", "GlobalAveragePool", "Div"}
 
 
 def session(model: Path | bytes) -> ort.InferenceSession:
@@ -190,7 +193,7 @@ def output_kind(model: onnx.ModelProto | None, name: str, reference: np.ndarray)
             return "scores"
         rows = reference.astype(np.float64)
         unit_rows = bool(np.all(np.abs(np.linalg.norm(rows, axis=1) - 1.0) < 1e-3))
-        return "embedding" if unit_rows or producer == "LpNormalization" else "scores"
+        return "embedding" if unit_rows or producer in _EMBEDDING_PRODUCERS else "scores"
     if reference.ndim == 3 and 4 <= reference.shape[-1] <= 7:
         return "boxes"
     return "map" if reference.ndim >= 3 else ("embedding" if reference.ndim == 2 else "values")

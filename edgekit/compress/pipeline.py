@@ -252,7 +252,22 @@ def library_failure(step: RecipeStep, where: str, exc: Exception) -> ModelError:
 
 
 def _fidelity(ctx: Context, artifact: Path, data: Dataset) -> dict[str, Any]:
-    return fidelity(ctx.source, artifact, data, ctx.options.output_kinds)
+    """Fidelity of `artifact` against the source on `data` (compress.fidelity). Raises ModelError
+    (exit 2) when onnx or onnxruntime cannot load or run what the recipes produced: the chain
+    made a broken model, which is said, never passed off as a bug in edgekit."""
+    try:
+        return fidelity(ctx.source, artifact, data, ctx.options.output_kinds)
+    except EdgekitError:
+        raise
+    except Exception as exc:
+        if _library_of(exc) == "edgekit":
+            raise
+        chain = "+".join(step.text() for step in ctx.options.steps)
+        text = " ".join(str(exc).split())[:400]
+        raise ModelError(
+            f"{chain}: the artifact does not run in {_library_of(exc)}: {type(exc).__name__}: {text}",
+            recipe=chain,
+        ) from exc
 
 
 def _run_steps(ctx: Context) -> tuple[Path, list[dict[str, Any]]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 from onnx import TensorProto, helper
 
@@ -75,6 +76,9 @@ def test_output_kinds_are_recognised_by_producer_shape_and_rows() -> None:
     assert output_kind(_graph("y", "Identity", [33, 10]), "y", logits) == "scores"
     assert output_kind(_graph("y", "Identity", [33, 10]), "y", unit) == "embedding"  # normalised rows
     assert output_kind(_graph("y", "Softmax", [33, 10]), "y", unit) == "scores"  # softmax rows are scores
+    # A sentence encoder's mean pooling (sum / count) makes embeddings, whatever their norm.
+    assert output_kind(_graph("y", "Div", [33, 384]), "y", rng.standard_normal((33, 384))) == "embedding"
+    assert output_kind(_graph("y", "ReduceMean", [33, 10]), "y", logits) == "embedding"
     assert output_kind(None, "y", rng.standard_normal((2, 90, 6))) == "boxes"
     assert output_kind(None, "y", rng.standard_normal((2, 1, 8, 8))) == "map"
     assert output_kind(None, "y", np.arange(6)) == "labels"
@@ -119,3 +123,30 @@ def test_output_kind_overrides_are_parsed() -> None:
     for bad in ("emb", "=scores", "emb=logits"):
         with pytest.raises(UsageError):
             parse_output_kinds([bad])
+
+
+def test_fp16_cast_round_trips_are_dropped_only_for_float32_sources() -> None:
+    """Cast(float32 -> float16 -> float32) is a round trip its readers may skip; Cast(int64 ->
+    float16 -> float32) is a conversion (YOLOv8's Range reads one) and must stay."""
+    from edgekit.compress.catalog import _drop_cast_round_trips
+
+    def model(source_type: int) -> onnx.ModelProto:
+        nodes = [
+            helper.make_node("Cast", ["x"], ["x16"], to=TensorProto.FLOAT16),
+            helper.make_node("Cast", ["x16"], ["x32"], to=TensorProto.FLOAT),
+            helper.make_node("Relu", ["x32"], ["y"]),
+        ]
+        graph = helper.make_graph(
+            nodes,
+            "g",
+            [helper.make_tensor_value_info("x", source_type, [4])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])],
+        )
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+    floats = _drop_cast_round_trips(model(TensorProto.FLOAT))
+    assert [n.op_type for n in floats.graph.node if n.output[0] == "x32"] == []
+    assert next(n for n in floats.graph.node if n.op_type == "Relu").input[0] == "x"
+    integers = _drop_cast_round_trips(model(TensorProto.INT64))
+    assert next(n for n in integers.graph.node if n.op_type == "Relu").input[0] == "x32"
+    onnx.checker.check_model(integers, full_check=True)
