@@ -206,21 +206,39 @@ def int8_static(
             f"{MIN_QDQ_OPSET}, the first opset with per-channel DequantizeLinear; weights are "
             "quantized per tensor"
         }
-    # onnxruntime's histogram calibrators print progress to stdout, which carries --json output.
-    with contextlib.redirect_stdout(sys.stderr), scratch_cwd(out.resolve().parent):
-        quantize_static(
-            str(prepared.resolve()),
-            str(out.resolve()),
-            _Reader(calib, graph_inputs(model)),
-            quant_format=QuantFormat.QDQ,
-            per_channel=per_channel,
-            reduce_range=reduce_range,
-            activation_type=activation_type,
-            weight_type=weight_type,
-            nodes_to_exclude=list(exclude or []),
-            calibrate_method=_CALIBRATION[params["calib"]],
-            extra_options={"ActivationSymmetric": bool(params.get("symmetric-activations", False))},
-        )
+    extra = {"ActivationSymmetric": bool(params.get("symmetric-activations", False))}
+
+    def run(options: dict[str, Any]) -> None:
+        # onnxruntime's histogram calibrators print progress to stdout, which carries --json output.
+        with contextlib.redirect_stdout(sys.stderr), scratch_cwd(out.resolve().parent):
+            quantize_static(
+                str(prepared.resolve()),
+                str(out.resolve()),
+                _Reader(calib, graph_inputs(model)),
+                quant_format=QuantFormat.QDQ,
+                per_channel=per_channel,
+                reduce_range=reduce_range,
+                activation_type=activation_type,
+                weight_type=weight_type,
+                nodes_to_exclude=list(exclude or []),
+                calibrate_method=_CALIBRATION[params["calib"]],
+                extra_options=options,
+            )
+
+    try:
+        run(extra)
+    except ValueError as exc:
+        # onnxruntime (1.2x-1.3x) widens per-channel weight scales so that int32 biases stay
+        # representable, and fails doing so on a bias that is not 1-D ("truth value of an array
+        # ... is ambiguous", qdq_quantizer._adjust_weight_scale_for_int32_bias). That widening is
+        # optional (QDQDisableWeightAdjustForInt32Bias): quantize without it and say so.
+        if "truth value of an array" not in str(exc):
+            raise
+        run({**extra, "QDQDisableWeightAdjustForInt32Bias": True})
+        notes["int32_bias_weight_adjust"] = {
+            "disabled": True,
+            "reason": f"onnxruntime's weight-scale adjustment for int32 biases failed: {exc}",
+        }
     return {
         "format": "QDQ",
         "scheme": scheme,
