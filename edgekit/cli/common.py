@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from edgekit.compress.fidelity import OUTPUT_KINDS
 from edgekit.core.resources import default_store_path
 from edgekit.store.base import ResultsStore
 from edgekit.store.open import open_store
@@ -43,4 +44,12 @@ def existing_path(value: str) -> Path:
 InventoryOption = Annotated[
     Path | None,
     typer.Option("--inventory", help="Devices TOML (default: $EDGEKIT_HOME/devices.toml)."),
+]
+
+OutputKindOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--output-kind",
+        help=f"NAME=KIND ({'|'.join(OUTPUT_KINDS)}): how to judge an output; only scores get top-1.",
+    ),
 ]

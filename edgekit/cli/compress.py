@@ -8,10 +8,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from edgekit.cli.common import JsonOption
+from edgekit.cli.common import JsonOption, OutputKindOption
 from edgekit.cli.output import fmt, print_json, stderr, stdout
 from edgekit.compress import RECIPES, CompressOptions, compress, parse_recipes
-from edgekit.compress.fidelity import OUTPUT_KINDS, QualityFloor, parse_output_kinds
+from edgekit.compress.fidelity import QualityFloor, parse_output_kinds
 from edgekit.core.errors import EXIT_BUDGET, EXIT_OK, UsageError
 from edgekit.core.profiles import load_profile
 
@@ -47,12 +47,7 @@ def compress_command(
         bool, typer.Option(help="Report the SQNR each int8 node loses (find the layer that breaks).")
     ] = False,
     seed: Annotated[int, typer.Option(help="Seed for anything random.")] = 0,
-    output_kind: Annotated[
-        list[str] | None,
-        typer.Option(
-            help=f"NAME=KIND ({'|'.join(OUTPUT_KINDS)}): how to judge an output; only scores get top-1."
-        ),
-    ] = None,
+    output_kind: OutputKindOption = None,
     min_cosine: Annotated[
         float, typer.Option(help="Quality floor: the worst output's mean cosine to float.")
     ] = QualityFloor.min_cosine,

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from edgekit.cli.common import InventoryOption, JsonOption, StoreOption, store_from_option
+from edgekit.cli.common import InventoryOption, JsonOption, OutputKindOption, StoreOption, store_from_option
 from edgekit.cli.output import fmt, print_json, stderr, stdout
 from edgekit.compress import Recipe, parse_recipe
-from edgekit.compress.fidelity import OUTPUT_KINDS, parse_output_kinds
+from edgekit.compress.fidelity import parse_output_kinds
 from edgekit.core.atomic import write_text_atomic
 from edgekit.core.durations import parse_duration_s
 from edgekit.core.errors import EXIT_BUDGET, EXIT_DEVICE, EXIT_OK, UsageError
@@ -102,12 +102,7 @@ def optimize_command(
         int, typer.Option(help="Re-measure the pick and float alternately this many rounds each (0: off).")
     ] = 2,
     fresh: Annotated[bool, typer.Option(help="Start over instead of resuming the search in -o.")] = False,
-    output_kind: Annotated[
-        list[str] | None,
-        typer.Option(
-            help=f"NAME=KIND ({'|'.join(OUTPUT_KINDS)}): how to judge an output; only scores get top-1."
-        ),
-    ] = None,
+    output_kind: OutputKindOption = None,
     min_cosine: Annotated[
         float,
         typer.Option(help="Outputs that are not class scores (boxes, maps, embeddings): least mean cosine."),

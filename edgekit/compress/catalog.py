@@ -12,7 +12,7 @@ import onnx
 
 from edgekit.compress import guard
 from edgekit.compress.data import calibration_batches
-from edgekit.compress.graph import is_quantized, topological_sort
+from edgekit.compress.graph import ensure_node_names, topological_sort
 from edgekit.compress.params import Param
 from edgekit.compress.quantize import (
     int4_weight,
@@ -20,12 +20,12 @@ from edgekit.compress.quantize import (
     int8_static,
     missing_calibration,
     preprocess,
+    refuse_quantized,
     to_qdq_opset,
 )
 from edgekit.compress.recipe import FloatFallback, RecipeSpec, StepContext
 from edgekit.compress.subgraphs import quantize_branches_static
 from edgekit.compress.tflite import require_converter, tflite_int8
-from edgekit.core.errors import ModelError
 from edgekit.core.onnx_model import graph_inputs, load_onnx
 
 PREPARED_NAME = "prepared.onnx"  # int8-static's preprocessed float graph, in the run's workdir
@@ -165,16 +165,8 @@ def _fp16(params: Mapping[str, Any], source: Path, out: Path, ctx: StepContext) 
     calibration rows (when given) kept float32 from the start. Raises ModelError when the model
     is already quantized."""
     model = onnx.load(str(source))
-    if is_quantized(model):
-        raise ModelError("fp16: the model is already quantized (integer or float16 weights found)")
-    names = {node.name for node in model.graph.node}
-    for index, node in enumerate(model.graph.node):  # a block list names nodes: name them all
-        if not node.name:
-            node.name = f"{node.op_type}_{index}"
-            while node.name in names:
-                node.name += "_"
-            names.add(node.name)
-    onnx.save(model, str(_fp16_source(ctx)))
+    refuse_quantized(model, "fp16")
+    onnx.save(ensure_node_names(model), str(_fp16_source(ctx)))  # a block list names nodes
     blocked: list[str] = []
     if ctx.calib is not None:
         blocked = guard.out_of_fp16_range(guard.rank_by_range(_fp16_source(ctx), ctx.calib))

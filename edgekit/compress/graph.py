@@ -8,22 +8,6 @@ from dataclasses import dataclass
 import onnx
 
 QUANTIZABLE_OPS = frozenset({"Conv", "ConvTranspose", "MatMul", "Gemm"})
-QUANTIZED_OPS = frozenset(
-    {
-        "QuantizeLinear",
-        "DequantizeLinear",
-        "DynamicQuantizeLinear",
-        "QLinearConv",
-        "QLinearMatMul",
-        "ConvInteger",
-        "MatMulInteger",
-        "MatMulNBits",
-        "QGemm",
-        "DynamicQuantizeMatMul",
-    }
-)
-
-
 CONTROL_FLOW_OPS = frozenset({"If", "Loop", "Scan"})
 # Integer kernels that each replace one quantizable node (QOperator and weight-only formats).
 INTEGER_KERNELS = frozenset(
@@ -37,6 +21,8 @@ INTEGER_KERNELS = frozenset(
         "DynamicQuantizeMatMul",
     }
 )
+# Every quantization operator: the integer kernels plus the QDQ and dynamic-quantization ones.
+QUANTIZED_OPS = INTEGER_KERNELS | {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"}
 
 
 @dataclass(frozen=True)

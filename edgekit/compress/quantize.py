@@ -32,7 +32,6 @@ from edgekit.compress.graph import (
     op_counts,
     quantizable_nodes,
     quantization_ops,
-    topological_sort,
     walk,
 )
 from edgekit.core.artifacts import external_data_locations
@@ -59,7 +58,7 @@ class _Reader(CalibrationDataReader):
         return next(self._feeds, None)
 
 
-def _refuse_quantized(model: onnx.ModelProto, recipe: str) -> None:
+def refuse_quantized(model: onnx.ModelProto, recipe: str) -> None:
     """Raise ModelError when the graph already holds quantization operators."""
     if is_quantized(model):
         raise ModelError(
@@ -119,7 +118,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 def check_quantizable(model: onnx.ModelProto, recipe: str) -> None:
-    _refuse_quantized(model, recipe)
+    refuse_quantized(model, recipe)
     if not quantizable_nodes(model):
         found = ", ".join(sorted(op_counts(model))) or "no nodes"
         raise ModelError(
@@ -275,17 +274,6 @@ def int8_dynamic(source: Path, out: Path, params: dict[str, Any], profile: Devic
     }
 
 
-def fp16(source: Path, out: Path, params: dict[str, Any]) -> dict[str, Any]:
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-
-    model = onnx.load(str(source))
-    _refuse_quantized(model, "fp16")
-    converted = convert_float_to_float16(model, keep_io_types=bool(params["keep-io"]))
-    # The converter appends its input/output Casts at the end of the node list.
-    onnx.save(topological_sort(converted), str(out))
-    return {"keep_io_types": bool(params["keep-io"])}
-
-
 def int4_weight(source: Path, out: Path, params: dict[str, Any]) -> dict[str, Any]:
     """4-bit block-wise weights for MatMul (onnxruntime's MatMulNBits); activations stay float."""
     try:
@@ -293,7 +281,7 @@ def int4_weight(source: Path, out: Path, params: dict[str, Any]) -> dict[str, An
     except ImportError as exc:
         raise UsageError(f"int4-weight needs {exc.name}: pip install onnx-ir") from None
     model = onnx.load(str(source))
-    _refuse_quantized(model, "int4-weight")
+    refuse_quantized(model, "int4-weight")
     matmuls = [item.node for item in walk(model.graph) if item.node.op_type == "MatMul"]
     if not matmuls:
         raise ModelError(
