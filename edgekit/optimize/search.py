@@ -24,7 +24,7 @@ from typing import Any
 
 from edgekit.compress import CompressOptions, Recipe, compress
 from edgekit.compress.fidelity import quality_loss, worst_cosine
-from edgekit.core.artifacts import MANIFEST_NAME, sha256_file
+from edgekit.core.artifacts import MANIFEST_NAME, artifact_files, artifact_sha256, sha256_file
 from edgekit.core.errors import DeviceError, EdgekitError, UsageError
 from edgekit.core.inputs import parse_shape_options, shapes_from_samples
 from edgekit.core.onnx_model import graph_inputs, load_onnx
@@ -123,7 +123,8 @@ def search_key(options: OptimizeOptions) -> dict[str, Any]:
     """What must match for a saved search to be resumed."""
     bench = options.bench
     return {
-        "model_sha256": sha256_file(options.model),
+        # The artifact hash rule: the model and its external data files, as compress records the source.
+        "model_sha256": artifact_sha256(artifact_files(options.model)),
         "eval": _file_key(options.eval),
         "calib": _file_key(options.calib),
         "max_accuracy_drop": options.max_accuracy_drop,

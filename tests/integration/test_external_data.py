@@ -245,3 +245,20 @@ def test_a_compressed_artifact_with_external_data_runs_on_the_board(sshd: Sshd, 
     assert result["latency_ms"]["n"] == 20
     staged = workdir / "artifacts" / result["artifact"]["sha256"]
     assert sorted(p.name for p in staged.iterdir()) == ["model.onnx", "model.onnx.data"]
+
+
+def test_optimize_resume_key_covers_the_data_and_matches_compress(tmp_path: Path) -> None:
+    """A resumed optimize search must not reuse state made from other weights, and must reuse
+    the candidates compress made from the same ones (their manifests name the source by the
+    artifact hash rule)."""
+    from edgekit.optimize.search import OptimizeOptions, search_key
+
+    model = make_external_model(tmp_path / "m" / "net.onnx", 40, 24, "net.onnx.data")
+    key = search_key(OptimizeOptions(model=model, eval=model, out_dir=tmp_path / "o"))["model_sha256"]
+    assert key == load_artifact(model).sha256 != hashlib.sha256(model.read_bytes()).hexdigest()
+    data = model.parent / "net.onnx.data"
+    raw = bytearray(data.read_bytes())
+    raw[0] ^= 0xFF  # the model file is unchanged, one weight is not
+    data.write_bytes(bytes(raw))
+    changed = search_key(OptimizeOptions(model=model, eval=model, out_dir=tmp_path / "o"))["model_sha256"]
+    assert changed != key
