@@ -160,6 +160,23 @@ class TensorSpec(_Model):
     dtype: str = Field(description="numpy dtype name, e.g. float32.")
 
 
+class OutputSpec(_Model):
+    """One model output as the runtime returned it on the first inference (the agent's
+    runtimes/describe.py): a tensor, a sequence (its length and first elements), a map (length,
+    key and value dtypes), an optional (present or not) or a scalar."""
+
+    name: str = Field(description="Output name in the model.")
+    kind: str = Field(description="tensor, sequence, map, optional or scalar.")
+    shape: list[int] | None = Field(None, description="Concrete shape (tensor, scalar: []).")
+    dtype: str | None = Field(None, description="numpy dtype name (tensor), type name (scalar).")
+    length: int | None = Field(None, description="Elements (sequence) or entries (map).")
+    elements: list[dict[str, Any]] | None = Field(None, description="Sequence: the first elements described.")
+    key_dtype: str | None = Field(None, description="Map: the keys' type.")
+    value_dtype: str | None = Field(None, description="Map: the values' type.")
+    present: bool | None = Field(None, description="Optional: whether a value was returned.")
+    value: dict[str, Any] | None = Field(None, description="Optional and present: the value described.")
+
+
 class Settings(_Model):
     runs: int = Field(description="Timed inferences asked for (at least).")
     warmup: int = Field(description="Untimed inferences before timing.")
@@ -344,6 +361,9 @@ class Measurement(_Model):
     artifact: ArtifactInfo
     runtime: Runtime | None = None
     inputs: dict[str, TensorSpec] | None = Field(None, description="Input name -> shape and dtype.")
+    outputs: list[OutputSpec] | None = Field(
+        None, description="The model's outputs as the first inference returned them (absent in older results)."
+    )
     settings: Settings | None = None
     latency_ms: Latency
     cold_start_ms: ColdStart | None = None

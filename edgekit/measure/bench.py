@@ -285,6 +285,7 @@ def build_result(
             "artifact": artifact.to_dict(),
             "runtime": runtime,
             "inputs": prepared.inputs,
+            **({"outputs": raw["outputs"]} if raw.get("outputs") is not None else {}),
             "settings": {
                 "runs": options.runs,
                 "warmup": options.warmup,

@@ -48,6 +48,10 @@ def test_sequence_output_is_benchmarked_and_described(cases: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["latency_ms"]["n"] >= 20
+    (output,) = result["outputs"]  # the result says what the model returned
+    assert output["name"] == "seq" and output["kind"] == "sequence"
+    assert output["length"] == len(output["elements"]) >= 1
+    assert all(element["kind"] == "tensor" for element in output["elements"])
 
 
 def _map_and_optional_model(path: Path) -> None:
@@ -70,6 +74,10 @@ def test_optional_outputs_are_benchmarked(tmp_path: Path) -> None:
     _map_and_optional_model(tmp_path / "opt.onnx")
     proc = edgekit("bench", "opt.onnx", *QUICK, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
+    outputs = json.loads(proc.stdout)["outputs"]
+    assert [(o["name"], o["kind"]) for o in outputs] == [("parts", "sequence"), ("maybe", "optional")]
+    assert outputs[0]["length"] == 3 and outputs[1]["present"] is True
+    assert outputs[1]["value"] == {"kind": "tensor", "shape": [1, 3], "dtype": "float32"}
 
 
 def test_describe_every_output_kind() -> None:

@@ -8,11 +8,15 @@ that holds nothing; TFLite returns arrays only. The description (docs/protocol.m
     sequence: {"name", "kind": "sequence", "length": n, "elements": [<first 8 described>]}
     map:      {"name", "kind": "map", "length": n, "key_dtype": "int64", "value_dtype": "float32"}
     optional: {"name", "kind": "optional", "present": false}
+              {"name", "kind": "optional", "present": true, "value": <the value described>}
+
+An output declared optional (onnxruntime's type text `optional(...)`) that holds a value comes
+back from onnxruntime as that value; `declared` types let the description say it is optional.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Sequence
 
 MAX_ELEMENTS = 8  # a sequence's elements described one by one, up to this many
 
@@ -46,6 +50,16 @@ def describe_value(value: Any) -> Dict[str, Any]:
     return {"kind": "scalar", "shape": [], "dtype": type(value).__name__}
 
 
-def describe_outputs(names: List[str], values: Any) -> List[Dict[str, Any]]:
-    """[{"name": ..., **describe_value(value)}] for each named output."""
-    return [dict({"name": name}, **describe_value(value)) for name, value in zip(names, values)]
+def describe_outputs(
+    names: List[str], values: Any, declared: Optional[Sequence[str]] = None
+) -> List[Dict[str, Any]]:
+    """[{"name": ..., **describe_value(value)}] for each named output; `declared` (the runtime's
+    type text per output, e.g. "optional(tensor(float))") marks present optionals."""
+    types = list(declared) if declared is not None else [""] * len(names)
+    described = []
+    for name, value, kind in zip(names, values, types):
+        if value is not None and kind.startswith("optional("):
+            described.append({"name": name, "kind": "optional", "present": True, "value": describe_value(value)})
+        else:
+            described.append(dict({"name": name}, **describe_value(value)))
+    return described

@@ -41,6 +41,7 @@ class OnnxRuntimeModel:
         self.threads = threads
         self.providers = self.session.get_providers()
         self.output_names = [o.name for o in self.session.get_outputs()]
+        self.output_types = [o.type for o in self.session.get_outputs()]
 
     def input_names(self) -> List[str]:
         return [i.name for i in self.session.get_inputs()]
@@ -58,4 +59,4 @@ class OnnxRuntimeModel:
         return run
 
     def outputs(self, values: Any) -> List[Dict[str, Any]]:
-        return describe_outputs(self.output_names, values)
+        return describe_outputs(self.output_names, values, self.output_types)
