@@ -362,7 +362,7 @@ class Measurement(_Model):
     runtime: Runtime | None = None
     inputs: dict[str, TensorSpec] | None = Field(None, description="Input name -> shape and dtype.")
     outputs: list[OutputSpec] | None = Field(
-        None, description="The model's outputs as the first inference returned them (absent in older results)."
+        None, description="Model outputs as the first inference returned them (absent in older results)."
     )
     settings: Settings | None = None
     latency_ms: Latency

@@ -59,7 +59,8 @@ def describe_outputs(
     described = []
     for name, value, kind in zip(names, values, types):
         if value is not None and kind.startswith("optional("):
-            described.append({"name": name, "kind": "optional", "present": True, "value": describe_value(value)})
+            value_described = describe_value(value)
+            described.append({"name": name, "kind": "optional", "present": True, "value": value_described})
         else:
             described.append(dict({"name": name}, **describe_value(value)))
     return described
