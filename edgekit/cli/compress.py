@@ -49,7 +49,11 @@ def compress_command(
     seed: Annotated[int, typer.Option(help="Seed for anything random.")] = 0,
     output_kind: OutputKindOption = None,
     min_cosine: Annotated[
-        float, typer.Option(help="Quality floor: the worst output's mean cosine to float.")
+        float,
+        typer.Option(
+            help="Quality floor: the worst output's mean cosine to float; below it the artifact is "
+            "marked degraded (optimize's --min-cosine, a stricter 0.99, is what it takes to be picked)."
+        ),
     ] = QualityFloor.min_cosine,
     min_top1: Annotated[
         float, typer.Option(help="Quality floor: top-1 agreement (0-1) of class-score outputs.")

@@ -105,7 +105,10 @@ def optimize_command(
     output_kind: OutputKindOption = None,
     min_cosine: Annotated[
         float,
-        typer.Option(help="Outputs that are not class scores (boxes, maps, embeddings): least mean cosine."),
+        typer.Option(
+            help="Outputs that are not class scores (boxes, maps, embeddings): the least mean cosine "
+            "to float a candidate needs to be picked (stricter than compress's 0.90 quality floor)."
+        ),
     ] = 0.99,
     save: Annotated[bool, typer.Option("--store-results/--no-store", help="Keep every run.")] = True,
     shape: Annotated[
