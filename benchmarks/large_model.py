@@ -2,7 +2,7 @@
 
 Not part of the test suite (it writes and reads several GB and takes minutes):
 
-    python3 benchmarks/large_model.py [--gib 2.25] [--dim 8192] [--recipes int8-dynamic,int8-static,fp16,int4-weight]
+    python3 benchmarks/large_model.py [--gib 2.25] [--dim 8192] [--recipes R1,R2,...]
 
 Builds, in a temporary directory that is removed on success and failure alike, an MLP of
 `layers` MatMul layers x[1, D] @ W_i[D, D] (float32, D = 8192 by default) whose weights

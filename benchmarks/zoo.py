@@ -36,6 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.zoo.helpers import (
     COSINE_FLOOR,
     artifact_file,
+    bench_args,
+    compress_args,
     output_fidelity,
     run_edgekit,
     stage_model,
@@ -104,43 +106,12 @@ def run_model(model: ZooModel, work: Path, args: argparse.Namespace) -> list[dic
         rows.append(row)
         return row
 
-    call(
-        "bench",
-        [
-            "bench",
-            str(path),
-            "--inputs",
-            str(evaluation),
-            "--runs",
-            "20",
-            "--min-seconds",
-            "0.2",
-            "--json",
-            "--no-store",
-        ],
-    )
+    call("bench", bench_args(path, evaluation))
     if model.is_tflite:  # TFLite: also on generated inputs
-        call(
-            "bench-generated",
-            ["bench", str(path), "--runs", "20", "--min-seconds", "0.2", "--json", "--no-store"],
-        )
+        call("bench-generated", bench_args(path, None))
     for recipe in model.recipes:
         out = folder / f"out-{recipe}"
-        row = call(
-            recipe,
-            [
-                "compress",
-                str(path),
-                "--recipe",
-                recipe,
-                "--calib",
-                str(calib),
-                "--eval",
-                str(evaluation),
-                "-o",
-                str(out),
-            ],
-        )
+        row = call(recipe, compress_args(path, recipe, calib, evaluation, out))
         artifact = artifact_file(out) if out.is_dir() else None
         if artifact is None:
             continue

@@ -60,6 +60,32 @@ def stage_model(model: ZooModel, folder: Path) -> Path:
     return target
 
 
+QUICK_BENCH = ("--runs", "20", "--min-seconds", "0.2", "--json", "--no-store")
+
+
+def bench_args(model: Path, inputs: Path | None) -> list[str]:
+    """`bench MODEL [--inputs INPUTS]` with a short window, JSON out, nothing stored
+    (inputs None: generated inputs)."""
+    given = ["--inputs", str(inputs)] if inputs is not None else []
+    return ["bench", str(model), *given, *QUICK_BENCH]
+
+
+def compress_args(model: Path, recipe: str, calib: Path, evaluation: Path, out: Path) -> list[str]:
+    """`compress MODEL --recipe RECIPE --calib CALIB --eval EVAL -o OUT`."""
+    return [
+        "compress",
+        str(model),
+        "--recipe",
+        recipe,
+        "--calib",
+        str(calib),
+        "--eval",
+        str(evaluation),
+        "-o",
+        str(out),
+    ]
+
+
 def run_edgekit(
     args: list[str], cwd: Path, home: Path, tmp: Path, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:

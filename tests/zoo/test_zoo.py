@@ -25,6 +25,8 @@ import pytest
 from tests.zoo.helpers import (
     COSINE_FLOOR,
     artifact_file,
+    bench_args,
+    compress_args,
     output_fidelity,
     run_edgekit,
     stage_model,
@@ -97,9 +99,8 @@ def test_zoo_model(model: ZooModel, step: str, staged, tmp_path: Path, record_pr
     for folder in (cwd, home, tmp):
         folder.mkdir()
     if step.startswith("bench"):
-        given = ["--inputs", str(evaluation)] if step == "bench" else []  # else generated inputs
-        bench = ["bench", str(path), *given, "--runs", "20", "--min-seconds", "0.2", "--json", "--no-store"]
-        proc = run_edgekit(bench, cwd, home, tmp)
+        # "bench-generated": generated inputs
+        proc = run_edgekit(bench_args(path, evaluation if step == "bench" else None), cwd, home, tmp)
         record_property("exit", proc.returncode)
         _check_clean_exit(proc, cwd, tmp)
         # Real inputs for a valid model: bench measures (exit 1 is a missed budget of the local profile).
@@ -107,23 +108,7 @@ def test_zoo_model(model: ZooModel, step: str, staged, tmp_path: Path, record_pr
         result = json.loads(proc.stdout)
         assert result, "no result"
         return
-    proc = run_edgekit(
-        [
-            "compress",
-            str(path),
-            "--recipe",
-            step,
-            "--calib",
-            str(calib),
-            "--eval",
-            str(evaluation),
-            "-o",
-            str(out),
-        ],
-        cwd,
-        home,
-        tmp,
-    )
+    proc = run_edgekit(compress_args(path, step, calib, evaluation, out), cwd, home, tmp)
     record_property("exit", proc.returncode)
     _check_clean_exit(proc, cwd, tmp)
     # A valid model with real calibration data gets an artifact (exit 1: written but degraded).
