@@ -143,7 +143,8 @@ def calibration_batches(
     rows. With a fixed batch B, rows are fed B at a time and a trailing partial feed (or a set
     smaller than B) is completed with rows from the start of the set, so no row is dropped and
     no feed is short. Arrays keep their dtype; each feed maps input name -> array [B, ...]. A
-    per-feed set's feeds are given as they are (histogram calibrators need them of one shape)."""
+    per-feed set's feeds are given as they are, of any shapes (the quantizer groups them by
+    shape: edgekit.compress.quantize.calibration_reader)."""
     if dataset.per_feed is not None:
         yield from dataset.per_feed
         return

@@ -41,3 +41,35 @@ def test_free_batch_splits_into_divisors() -> None:
     assert calibration_batch_size(33, _info("batch")) == 11
     assert calibration_batch_size(31, _info("batch")) == 31
     assert calibration_batch_size(37, _info("batch")) == 1
+
+
+@pytest.mark.parametrize("method", ["minmax", "entropy", "percentile"])
+def test_every_shape_group_reaches_the_calibrator(tmp_path: Path, method: str) -> None:
+    """Feeds of three shapes, the largest values only in the last group to be read: the input's
+    quantization range must cover them, so every group was collected (not only the first)."""
+    import onnx
+
+    from edgekit.compress.quantize import calibration_reader, int8_static
+    from edgekit.core.onnx_model import graph_inputs
+    from edgekit.core.profiles import load_profile
+    from edgekit.testing.models import make_open_conv
+
+    model = make_open_conv(tmp_path / "open_conv.onnx")
+    rng = np.random.default_rng(5)
+    shapes = [(2, 3, 16, 16), (1, 3, 24, 40), (2, 3, 16, 16), (3, 3, 9, 31), (1, 3, 24, 40)]
+    per_feed = tuple(
+        {"image": rng.uniform(-1.0, 1.0, shape).astype(np.float32) * (40.0 if shape[0] == 3 else 1.0)}
+        for shape in shapes
+    )
+    dataset = Dataset(tmp_path, {}, None, per_feed)
+    reader = calibration_reader(dataset, graph_inputs(onnx.load(str(model))))
+    assert reader.group_count == 3 and len(reader) == 3 * 2 and reader.options() == {"CalibStridedMinMax": 2}
+    report = int8_static(model, tmp_path / "q.onnx", {"calib": method, "per-channel": True, "scheme": "s8s8"},
+                         dataset, load_profile("local"))  # fmt: skip
+    assert report["calibration"]["shape_groups"] == 3
+    quantized = onnx.load(str(tmp_path / "q.onnx"))
+    node = next(n for n in quantized.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == "image")
+    scale = next(
+        onnx.numpy_helper.to_array(i) for i in quantized.graph.initializer if i.name == node.input[1]
+    )
+    assert float(scale) * 127 > 20.0  # the range reaches into the last group's values (|x| up to 40)
