@@ -112,6 +112,8 @@ def _check_plan(model: onnx.ModelProto, options: CompressOptions, calib: Dataset
             raise UsageError(spec.no_calibration_message)
         if spec.preflight is not None:
             spec.preflight()
+        if calib is not None and spec.check_calibration is not None:
+            spec.check_calibration(calib, graph_inputs(model))
 
 
 def _guard(ctx: Context, artifact: Path, evaluation: Dataset, report: dict[str, Any]) -> dict[str, Any]:

@@ -5,6 +5,12 @@ NCHW image inputs into NHWC, so calibration arrays are transposed for it, and th
 inputs and outputs are int8 with the scale / zero point stored in the model. The calibration
 data is always given explicitly: onnx2tf would otherwise try to download a sample set. It
 also rewrites its input file in place, so it gets a copy.
+
+onnx2tf takes one array per input and feeds its rows `batch` at a time (onnx2tf.convert's
+representative_dataset_gen slices axis 0), so every calibration row of an input has one shape. A
+per-feed sample set is joined along axis 0 when its feeds agree on every other axis; feeds of
+different shapes (images of several sizes), scalar inputs, or inputs whose row counts then
+differ cannot be given to it, and `calibration_arrays` says which in one line (exit 2).
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from edgekit.compress.data import Dataset
-from edgekit.core.errors import ModelError, UsageError
+from edgekit.core.errors import InputSpecError, ModelError, UsageError
+from edgekit.core.inputs import feed_files
 from edgekit.core.onnx_model import TensorInfo
 
 TFLITE_EXTRA_HINT = "pip install -e '.[tflite]' (TensorFlow + onnx2tf, about 2.4 GB)"
@@ -41,10 +48,55 @@ def is_nchw_image(info: TensorInfo) -> bool:
     return len(info.dims) == 4 and isinstance(info.dims[1], int) and info.dims[1] in (1, 3)
 
 
+def _show(shape: tuple[int, ...]) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def calibration_arrays(calib: Dataset, inputs: Sequence[TensorInfo]) -> dict[str, np.ndarray]:
+    """Each input's calibration rows as one array [rows, ...] (dtype kept): a row set's arrays as
+    they are; a per-feed set's feeds concatenated along axis 0. Raises InputSpecError (one line,
+    exit 2) when a per-feed set cannot be written so: an input is a scalar, its feeds differ in
+    shape beyond axis 0 (naming two files and their shapes), or the joined inputs have different
+    row counts."""
+    if calib.per_feed is None:
+        return {info.name: calib.inputs[info.name] for info in inputs}
+    where = f"tflite-int8: --calib {calib.path}"
+    names = [file.name for file in feed_files(calib.path)] or [str(i) for i in range(len(calib.per_feed))]
+    arrays: dict[str, np.ndarray] = {}
+    for info in inputs:
+        parts = [np.asarray(feed[info.name]) for feed in calib.per_feed]
+        if parts[0].ndim == 0:
+            raise InputSpecError(
+                f"{where}: input {info.name!r} is a scalar; onnx2tf calibrates each input from an "
+                "array of rows, so a model with scalar inputs cannot be calibrated for TFLite",
+                input=info.name,
+            )
+        odd = next((i for i, part in enumerate(parts) if part.shape[1:] != parts[0].shape[1:]), None)
+        if odd is not None:
+            raise InputSpecError(
+                f"{where}: feeds differ in shape on input {info.name!r} ({names[0]} {_show(parts[0].shape)}, "
+                f"{names[odd]} {_show(parts[odd].shape)}); onnx2tf calibrates every row of an input at "
+                "one shape: give feeds of the one size the TFLite model is to run at",
+                input=info.name,
+            )
+        arrays[info.name] = np.concatenate(parts)
+    rows = {name: len(array) for name, array in arrays.items()}
+    if len(set(rows.values())) > 1:
+        raise InputSpecError(
+            f"{where}: joined along axis 0 the inputs have different row counts {rows}; onnx2tf "
+            "feeds every input the same rows"
+        )
+    return arrays
+
+
+def check_calibration(calib: Dataset, inputs: Sequence[TensorInfo]) -> None:
+    """Raise InputSpecError, before any work, when onnx2tf cannot take `calib` (calibration_arrays)."""
+    calibration_arrays(calib, inputs)
+
+
 def _calibration_files(calib: Dataset, inputs: Sequence[TensorInfo], workdir: Path) -> list[list[Any]]:
     entries = []
-    for info in inputs:
-        array = calib.inputs[info.name]
+    for info, array in zip(inputs, calibration_arrays(calib, inputs).values(), strict=True):
         if is_nchw_image(info):
             array = array.transpose(0, 2, 3, 1)  # onnx2tf converts NCHW inputs to NHWC
         path = workdir / f"calib-{len(entries)}.npy"

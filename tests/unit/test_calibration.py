@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from edgekit.compress.data import MAX_BATCH, Dataset, calibration_batch_size, calibration_batches
+from edgekit.core.errors import InputSpecError
 from edgekit.core.onnx_model import TensorInfo
 
 
@@ -73,3 +74,27 @@ def test_every_shape_group_reaches_the_calibrator(tmp_path: Path, method: str) -
         onnx.numpy_helper.to_array(i) for i in quantized.graph.initializer if i.name == node.input[1]
     )
     assert float(scale) * 127 > 20.0  # the range reaches into the last group's values (|x| up to 40)
+
+
+def test_tflite_calibration_joins_feeds_of_one_shape_and_names_what_cannot_be_joined(tmp_path: Path) -> None:
+    from edgekit.compress.tflite import calibration_arrays
+
+    image = TensorInfo("image", "float32", ["N", 3, "H", "W"])
+    rng = np.random.default_rng(0)
+    batches = [3, 1, 4, 2]  # different batch sizes, one H/W: joined into 10 rows
+    feeds = tuple({"image": rng.standard_normal((b, 3, 20, 12)).astype(np.float32)} for b in batches)
+    joined = calibration_arrays(Dataset(tmp_path, {}, None, feeds), [image])
+    assert joined["image"].shape == (10, 3, 20, 12)
+    np.testing.assert_array_equal(joined["image"][4:8], feeds[2]["image"])
+    odd = (*feeds, {"image": np.zeros((1, 3, 21, 12), np.float32)})
+    with pytest.raises(
+        InputSpecError, match=r"differ in shape on input 'image' \(0 \[3, 3, 20, 12\], 4 \[1, 3, 21"
+    ):
+        calibration_arrays(Dataset(tmp_path, {}, None, odd), [image])
+    sr = TensorInfo("sr", "int64", [])
+    with pytest.raises(InputSpecError, match="'sr' is a scalar"):
+        calibration_arrays(Dataset(tmp_path, {}, None, ({"sr": np.array(16000)},)), [sr])
+    state = TensorInfo("state", "float32", ["S", 8])  # one state row per feed, several images
+    two = tuple({"image": f["image"], "state": np.zeros((1, 8), np.float32)} for f in feeds)
+    with pytest.raises(InputSpecError, match="different row counts"):
+        calibration_arrays(Dataset(tmp_path, {}, None, two), [image, state])
