@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -107,6 +108,24 @@ def feeds(dataset: Dataset, size: int) -> Iterator[dict[str, np.ndarray]]:
         yield from dataset.per_feed
     else:
         yield from batches(dataset, size)
+
+
+def shape_key(feed: dict[str, np.ndarray]) -> tuple[tuple[str, tuple[int, ...], str], ...]:
+    """What makes two feeds stackable: each input's name, shape and dtype."""
+    return tuple(
+        (name, tuple(np.shape(value)), np.asarray(value).dtype.str) for name, value in sorted(feed.items())
+    )
+
+
+def shape_groups(dataset: Dataset) -> list[Dataset]:
+    """The set as subsets whose feeds all have one shape (`shape_key`), in the order each shape
+    first appears: a row set as it is, a per-feed set by shape (labels not carried)."""
+    if dataset.per_feed is None:
+        return [dataset]
+    groups: dict[tuple[Any, ...], list[dict[str, np.ndarray]]] = {}
+    for feed in dataset.per_feed:
+        groups.setdefault(shape_key(feed), []).append(feed)
+    return [Dataset(dataset.path, {}, None, tuple(group)) for group in groups.values()]
 
 
 def batch_size(model_inputs: Sequence[TensorInfo]) -> int:

@@ -13,7 +13,6 @@ from collections.abc import Iterable, Iterator, Sequence, Sized
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import onnx
 from onnx import version_converter
 from onnxruntime.quantization import (
@@ -26,7 +25,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from edgekit.compress.data import Dataset, calibration_batches
+from edgekit.compress.data import Dataset, calibration_batches, shape_key
 from edgekit.compress.graph import (
     QUANTIZABLE_OPS,
     is_quantized,
@@ -50,13 +49,6 @@ _SCHEMES = {"u8s8": (QuantType.QUInt8, QuantType.QInt8), "s8s8": (QuantType.QInt
 
 
 Feed = dict[str, Any]
-
-
-def shape_key(feed: Feed) -> tuple[tuple[str, tuple[int, ...], str], ...]:
-    """What makes two feeds stackable by a calibrator: each input's name, shape and dtype."""
-    return tuple(
-        (name, tuple(np.shape(value)), np.asarray(value).dtype.str) for name, value in sorted(feed.items())
-    )
 
 
 class ShapeGroupedReader(CalibrationDataReader):

@@ -80,10 +80,14 @@ def make_multi_input(path: Path) -> Path:
     return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]), path)
 
 
-def make_open_conv(path: Path, *, channels: int = 3, classes: int = 10, seed: int = 0) -> Path:
+def make_open_conv(
+    path: Path, *, channels: int = 3, classes: int = 10, seed: int = 0, feature_map: bool = False
+) -> Path:
     """A classifier that takes images of any size: image float32[N, channels, H, W] (N, H, W
     open) -> Conv 3x3 (8) -> Relu -> Conv 3x3 stride 2 (16) -> Relu -> GlobalAveragePool ->
-    Flatten -> Gemm -> logits float32[N, classes]. Weights: seeded He-normal."""
+    Flatten -> Gemm -> logits float32[N, classes]. With `feature_map`, a second output
+    features float32[N, 16, ceil(H/2), ceil(W/2)] (the second Relu's): its shape follows the
+    input's, like a detector's map. Weights: seeded He-normal."""
     rng = np.random.default_rng(seed)
 
     def he(*shape: int) -> np.ndarray:
@@ -113,4 +117,7 @@ def make_open_conv(path: Path, *, channels: int = 3, classes: int = 10, seed: in
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", classes])],
         initializer=weights,
     )
+    if feature_map:
+        graph.node.append(helper.make_node("Identity", ["r2"], ["features"]))
+        graph.output.append(helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 16, "h", "w"]))
     return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)]), path)
