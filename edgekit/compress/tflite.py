@@ -94,9 +94,13 @@ def check_calibration(calib: Dataset, inputs: Sequence[TensorInfo]) -> None:
     calibration_arrays(calib, inputs)
 
 
-def _calibration_files(calib: Dataset, inputs: Sequence[TensorInfo], workdir: Path) -> list[list[Any]]:
+def _calibration_files(
+    arrays: dict[str, np.ndarray], inputs: Sequence[TensorInfo], workdir: Path
+) -> list[list[Any]]:
+    """onnx2tf's custom_input_op_name_np_data_path: [name, .npy path, mean 0, std 1] per input."""
     entries = []
-    for info, array in zip(inputs, calibration_arrays(calib, inputs).values(), strict=True):
+    for info in inputs:
+        array = arrays[info.name]
         if is_nchw_image(info):
             array = array.transpose(0, 2, 3, 1)  # onnx2tf converts NCHW inputs to NHWC
         path = workdir / f"calib-{len(entries)}.npy"
@@ -109,6 +113,7 @@ def tflite_int8(
     source: Path, out: Path, calib: Dataset, inputs: Sequence[TensorInfo], workdir: Path
 ) -> dict[str, Any]:
     require_converter()
+    arrays = calibration_arrays(calib, inputs)
     convert_dir = workdir / "onnx2tf"
     # onnx2tf rewrites its input file in place (simplified by onnxsim): never hand it the user's.
     copy = workdir / f"{source.stem}.onnx"
@@ -117,7 +122,7 @@ def tflite_int8(
         "input_onnx_file_path": str(copy),
         "output_folder_path": str(convert_dir),
         "output_integer_quantized_tflite": True,
-        "custom_input_op_name_np_data_path": _calibration_files(calib, inputs, workdir),
+        "custom_input_op_name_np_data_path": _calibration_files(arrays, inputs, workdir),
         "non_verbose": True,
         "batch_size": 1,
     }
@@ -143,7 +148,11 @@ def tflite_int8(
         "versions": {name: _version(name) for name in ("onnx2tf", "tensorflow")},
         "quantization": "full integer (int8 weights, activations, inputs and outputs)",
         "layout": "NHWC" if any(is_nchw_image(i) for i in inputs) else "as the ONNX model",
-        "calibration": {"rows": calib.rows, "data": str(calib.path)},
+        "calibration": {
+            "rows": len(next(iter(arrays.values()))),
+            "data": str(calib.path),
+            **({"feeds": len(calib.per_feed)} if calib.per_feed is not None else {}),
+        },
     }
 
 
