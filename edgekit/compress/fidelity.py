@@ -287,7 +287,7 @@ def fidelity(
         from edgekit.core.tflite_model import run_first_output
 
         names = names[:1]
-        tests = {names[0]: run_first_output(artifact, dataset.inputs)} if names else {}
+        tests = {names[0]: run_first_output(artifact, _rows_of(dataset))} if names else {}
         note = "TFLite artifact: first output compared"
     else:
         tests = run_outputs(artifact, dataset, names)
@@ -302,6 +302,23 @@ def fidelity(
         kind = kinds.get(name) or output_kind(proto, name, reference)
         table[name] = compare_outputs(reference, test, dataset.labels, kind)
     return summarize(table, skipped, str(dataset.path), note)
+
+
+def _rows_of(dataset: Dataset) -> dict[str, np.ndarray]:
+    """The set as rows {input: [rows, ...]}: a per-feed set's feeds joined along axis 0 (a TFLite
+    artifact runs row by row at one input shape). Raises InputSpecError when they differ beyond
+    axis 0."""
+    if dataset.per_feed is None:
+        return dataset.inputs
+    try:
+        return {
+            name: join_rows(name, [f[name] for f in dataset.per_feed], pad=False)
+            for name in dataset.per_feed[0]
+        }
+    except InputSpecError as exc:
+        raise InputSpecError(
+            f"{dataset.path}: a TFLite artifact runs at one input shape, but {exc}; give feeds of one shape"
+        ) from None
 
 
 def quality_loss(result: dict[str, Any]) -> float | None:

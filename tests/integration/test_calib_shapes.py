@@ -6,6 +6,7 @@ says in one line why it cannot take feeds of different shapes."""
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
+from edgekit.data import demo_calib_set_path, demo_model_path, demo_test_set_path
 from edgekit.testing.models import make_open_conv
 from tests.cli_run import run_cli
 from tests.integration.test_cli import assert_one_line_error
@@ -133,3 +135,30 @@ def test_tflite_int8_refuses_feeds_of_different_shapes_in_one_line(tmp_path: Pat
     )  # fmt: skip
     assert_one_line_error(proc, 2, "differ in shape")
     assert "'image'" in proc.stderr
+
+
+def test_tflite_int8_takes_per_feed_sets_of_one_shape_and_several_batch_sizes(tmp_path: Path) -> None:
+    """The one TensorFlow conversion here: feeds of 3, 1, 5, 2 and 7 rows calibrate (joined into
+    18 rows), and a per-feed --eval judges the TFLite artifact row by row."""
+    pytest.importorskip("onnx2tf", reason="the tflite extra is not installed")
+    pytest.importorskip("ai_edge_litert", reason="the tflite extra is not installed")
+    with np.load(demo_calib_set_path()) as data:
+        rows = data["input"]
+    with np.load(demo_test_set_path()) as data:
+        eval_rows, eval_labels = data["input"], data["labels"]
+    for folder, source, sizes in (("calib", rows, [3, 1, 5, 2, 7]), ("eval", eval_rows, [4, 9, 1, 6])):
+        (tmp_path / folder).mkdir()
+        starts = np.cumsum([0, *sizes])
+        for index, (start, stop) in enumerate(pairwise(starts)):
+            extra = {"labels": eval_labels[start:stop]} if folder == "eval" else {}
+            np.savez(tmp_path / folder / f"{index}.npz", input=source[start:stop], **extra)
+    out = tmp_path / "out"
+    proc = run_cli(
+        "compress", str(demo_model_path()), "-o", str(out), "--recipe", "tflite-int8",
+        "--calib", str(tmp_path / "calib"), "--eval", str(tmp_path / "eval"), "--json", home=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["recipe"][0]["report"]["calibration"]["rows"] == 18
+    assert manifest["recipe"][0]["report"]["calibration"]["feeds"] == 5
+    assert manifest["fidelity"]["rows"] == 20 and manifest["fidelity"]["accuracy"]["drop_points"] <= 10.0
