@@ -25,7 +25,7 @@ from edgekit.compress.quantize import (
 )
 from edgekit.compress.recipe import FloatFallback, RecipeSpec, StepContext
 from edgekit.compress.subgraphs import quantize_branches_static
-from edgekit.compress.tflite import require_converter, tflite_int8
+from edgekit.compress.tflite import check_calibration, require_converter, tflite_int8
 from edgekit.core.onnx_model import graph_inputs, load_onnx
 
 PREPARED_NAME = "prepared.onnx"  # int8-static's preprocessed float graph, in the run's workdir
@@ -259,6 +259,7 @@ TFLITE_INT8 = RecipeSpec(
     needs_calibration=_always,
     no_calibration_message=missing_calibration("tflite-int8").message,
     preflight=require_converter,
+    check_calibration=check_calibration,
     suffix=".tflite",
 )
 FP16 = RecipeSpec(

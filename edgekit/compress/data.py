@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -109,6 +110,24 @@ def feeds(dataset: Dataset, size: int) -> Iterator[dict[str, np.ndarray]]:
         yield from batches(dataset, size)
 
 
+def shape_key(feed: dict[str, np.ndarray]) -> tuple[tuple[str, tuple[int, ...], str], ...]:
+    """What makes two feeds stackable: each input's name, shape and dtype."""
+    return tuple(
+        (name, tuple(np.shape(value)), np.asarray(value).dtype.str) for name, value in sorted(feed.items())
+    )
+
+
+def shape_groups(dataset: Dataset) -> list[Dataset]:
+    """The set as subsets whose feeds all have one shape (`shape_key`), in the order each shape
+    first appears: a row set as it is, a per-feed set by shape (labels not carried)."""
+    if dataset.per_feed is None:
+        return [dataset]
+    groups: dict[tuple[Any, ...], list[dict[str, np.ndarray]]] = {}
+    for feed in dataset.per_feed:
+        groups.setdefault(shape_key(feed), []).append(feed)
+    return [Dataset(dataset.path, {}, None, tuple(group)) for group in groups.values()]
+
+
 def batch_size(model_inputs: Sequence[TensorInfo]) -> int:
     """The model's fixed batch if it has one, else MAX_BATCH rows per run."""
     fixed = {i.dims[0] for i in model_inputs if i.dims and isinstance(i.dims[0], int) and i.dims[0] > 0}
@@ -143,7 +162,8 @@ def calibration_batches(
     rows. With a fixed batch B, rows are fed B at a time and a trailing partial feed (or a set
     smaller than B) is completed with rows from the start of the set, so no row is dropped and
     no feed is short. Arrays keep their dtype; each feed maps input name -> array [B, ...]. A
-    per-feed set's feeds are given as they are (histogram calibrators need them of one shape)."""
+    per-feed set's feeds are given as they are, of any shapes (the quantizer groups them by
+    shape: edgekit.compress.quantize.calibration_reader)."""
     if dataset.per_feed is not None:
         yield from dataset.per_feed
         return

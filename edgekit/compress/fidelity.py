@@ -36,7 +36,7 @@ import onnx
 import onnxruntime as ort
 
 from edgekit.compress.data import Dataset, batch_size, feeds
-from edgekit.core.errors import UsageError
+from edgekit.core.errors import InputSpecError, UsageError
 from edgekit.core.onnx_model import graph_inputs, load_onnx
 
 OUTPUT_KINDS = ("scores", "embedding", "map", "boxes")
@@ -59,11 +59,11 @@ def is_tensor_type(type_text: str) -> bool:
 
 
 def run_outputs(
-    model: Path | bytes, dataset: Dataset, names: Sequence[str] | None = None
+    model: Path | bytes, dataset: Dataset, names: Sequence[str] | None = None, *, pad: bool = True
 ) -> dict[str, np.ndarray]:
-    """Outputs (every tensor output, or `names`) over every row of the dataset, concatenated
-    along axis 0 (0-d outputs are stacked). Sequence and map outputs are left out when `names`
-    is None: they have no row axis to compare along."""
+    """Outputs (every tensor output, or `names`) over every row of the dataset, joined along
+    axis 0 (`join_rows`). Sequence and map outputs are left out when `names` is None: they have
+    no row axis to compare along. `pad`: see `join_rows`."""
     sess = session(model)
     proto = load_onnx(model) if isinstance(model, Path) else onnx.load_from_string(model)
     size = batch_size(graph_inputs(proto))
@@ -74,9 +74,34 @@ def run_outputs(
     for feed in feeds(dataset, size):
         for name, value in zip(wanted, sess.run(wanted, feed), strict=True):
             collected[name].append(np.asarray(value))
-    return {
-        name: np.concatenate(parts) if parts[0].ndim else np.stack(parts) for name, parts in collected.items()
-    }
+    return {name: join_rows(name, parts, pad) for name, parts in collected.items()}
+
+
+def join_rows(name: str, parts: Sequence[np.ndarray], pad: bool = True) -> np.ndarray:
+    """One tensor's values over several feeds as one array: concatenated along axis 0 (0-d
+    values stacked). Feeds of different shapes (a per-feed set of images of several sizes) give
+    values that differ beyond axis 0: with `pad`, each is zero-padded at the end of every axis
+    to the largest size over the feeds. Comparisons of two models' values padded alike are
+    unchanged by it: zeros add nothing to a row's dot product, norms, squared error (SQNR) or
+    largest error. Without `pad` (a refit needs real samples only) that raises InputSpecError."""
+    if not parts[0].ndim:
+        return np.stack(parts)
+    if len({part.shape[1:] for part in parts}) == 1:
+        return np.concatenate(parts)
+    if not pad or len({part.ndim for part in parts}) != 1:
+        shapes = sorted({tuple(part.shape) for part in parts})
+        raise InputSpecError(
+            f"tensor {name!r} has different shapes over the feeds ({list(shapes[0])}, {list(shapes[-1])})"
+        )
+    largest = np.max([part.shape for part in parts], axis=0)
+    padded = [
+        np.pad(
+            part,
+            [(0, 0)] + [(0, int(big - have)) for big, have in zip(largest[1:], part.shape[1:], strict=True)],
+        )
+        for part in parts
+    ]
+    return np.concatenate(padded)
 
 
 def sqnr_db(reference: np.ndarray, test: np.ndarray) -> float:
@@ -262,7 +287,7 @@ def fidelity(
         from edgekit.core.tflite_model import run_first_output
 
         names = names[:1]
-        tests = {names[0]: run_first_output(artifact, dataset.inputs)} if names else {}
+        tests = {names[0]: run_first_output(artifact, _rows_of(dataset))} if names else {}
         note = "TFLite artifact: first output compared"
     else:
         tests = run_outputs(artifact, dataset, names)
@@ -277,6 +302,23 @@ def fidelity(
         kind = kinds.get(name) or output_kind(proto, name, reference)
         table[name] = compare_outputs(reference, test, dataset.labels, kind)
     return summarize(table, skipped, str(dataset.path), note)
+
+
+def _rows_of(dataset: Dataset) -> dict[str, np.ndarray]:
+    """The set as rows {input: [rows, ...]}: a per-feed set's feeds joined along axis 0 (a TFLite
+    artifact runs row by row at one input shape). Raises InputSpecError when they differ beyond
+    axis 0."""
+    if dataset.per_feed is None:
+        return dataset.inputs
+    try:
+        return {
+            name: join_rows(name, [f[name] for f in dataset.per_feed], pad=False)
+            for name in dataset.per_feed[0]
+        }
+    except InputSpecError as exc:
+        raise InputSpecError(
+            f"{dataset.path}: a TFLite artifact runs at one input shape, but {exc}; give feeds of one shape"
+        ) from None
 
 
 def quality_loss(result: dict[str, Any]) -> float | None:

@@ -112,6 +112,8 @@ def _check_plan(model: onnx.ModelProto, options: CompressOptions, calib: Dataset
             raise UsageError(spec.no_calibration_message)
         if spec.preflight is not None:
             spec.preflight()
+        if calib is not None and spec.check_calibration is not None:
+            spec.check_calibration(calib, graph_inputs(model))
 
 
 def _guard(ctx: Context, artifact: Path, evaluation: Dataset, report: dict[str, Any]) -> dict[str, Any]:
@@ -299,7 +301,8 @@ def _measure_fidelity(ctx: Context, artifact: Path, evaluation: Dataset | None) 
     data = evaluation or (ctx.calib if ctx.calib is not None and options.calib else None)
     if data is None:
         return None
-    ctx.emit({"phase": "fidelity", "message": f"comparing on {data.rows} rows"})
+    unit = "feeds" if data.per_feed is not None else "rows"  # Dataset.rows counts a per-feed set's feeds
+    ctx.emit({"phase": "fidelity", "message": f"comparing on {data.rows} {unit}"})
     report = _fidelity(ctx, artifact, data)
     if evaluation is None:
         report["note"] = "measured on the calibration data (no --eval given)"

@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from edgekit.compress.data import Dataset
+from edgekit.compress.data import Dataset, shape_groups
 from edgekit.compress.fidelity import run_outputs, with_outputs
 from edgekit.compress.graph import consumers, ensure_node_names, initializers
 from edgekit.core.errors import ModelError
@@ -242,6 +242,38 @@ def _solve(a: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray
     return np.linalg.solve(gram, a.T @ y.astype(np.float64))
 
 
+def _refit_samples(
+    original: onnx.ModelProto,
+    pruned: onnx.ModelProto,
+    reader: onnx.NodeProto,
+    kind: str,
+    calib: Dataset,
+    kept: dict[str, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """(a, y) for one reader's least-squares refit: its input on the pruned model as rows (conv:
+    im2col patches [pixels, cin*kh*kw]; gemm: [rows, features]) and the original model's output
+    as rows ([pixels or rows, cout]; a pruned reader: its kept channels). Computed per group of
+    equal-shaped feeds (data.shape_groups: a per-feed set of images of several sizes) and the
+    rows joined, so every sample is real (no padding)."""
+    target_name, input_name = reader.output[0], reader.input[0]
+    a_parts, y_parts = [], []
+    for group in shape_groups(calib):
+        target = run_outputs(with_outputs(original, [target_name]), group, [target_name], pad=False)[
+            target_name
+        ]
+        if reader.name in kept:
+            target = target[:, kept[reader.name]]
+        x = run_outputs(with_outputs(pruned, [input_name]), group, [input_name], pad=False)[input_name]
+        if kind == "conv":
+            kh, kw = _get(initializers(pruned), reader.input[1]).shape[2:]
+            a_parts.append(_im2col(x, reader, (kh, kw)))
+            y_parts.append(target.transpose(0, 2, 3, 1).reshape(-1, target.shape[1]))
+        else:
+            a_parts.append(x.reshape(len(x), -1))
+            y_parts.append(target.reshape(len(target), -1))
+    return np.concatenate(a_parts), np.concatenate(y_parts)
+
+
 def _refit(
     original: onnx.ModelProto,
     pruned: onnx.ModelProto,
@@ -257,26 +289,15 @@ def _refit(
     """
     errors = {}
     for reader, kind in chain.readers:
-        target_name, input_name = reader.output[0], reader.input[0]
-        target = run_outputs(with_outputs(original, [target_name]), calib, [target_name])[target_name]
-        if reader.name in kept:
-            target = target[:, kept[reader.name]]
-        x = run_outputs(with_outputs(pruned, [input_name]), calib, [input_name])[input_name]
+        a, y = _refit_samples(original, pruned, reader, kind, calib, kept)
         weights = initializers(pruned)
         weight = _get(weights, reader.input[1])
         has_bias = len(reader.input) > 2 and bool(reader.input[2])
-        if kind == "conv":
-            cout, cin, kh, kw = weight.shape
-            a = _im2col(x, reader, (kh, kw))
-            y = target.transpose(0, 2, 3, 1).reshape(-1, cout)
-        else:
-            a = x.reshape(len(x), -1)
-            y = target.reshape(len(target), -1)
         before = float(np.mean((_predict(a, weight, kind, has_bias, weights, reader) - y) ** 2))
         solution = _solve(a, y, rng)
         new_weight, new_bias = solution[:-1].T.astype(np.float32), solution[-1].astype(np.float32)
         if kind == "conv":
-            new_weight = new_weight.reshape(cout, cin, kh, kw)
+            new_weight = new_weight.reshape(weight.shape)
         elif kind == "gemm":
             new_weight = new_weight.T
         after = float(np.mean((a @ solution[:-1] + solution[-1] - y) ** 2))

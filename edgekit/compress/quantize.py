@@ -9,7 +9,7 @@ import shutil
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence, Sized
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from edgekit.compress.data import Dataset, calibration_batches
+from edgekit.compress.data import Dataset, calibration_batches, shape_key
 from edgekit.compress.graph import (
     QUANTIZABLE_OPS,
     is_quantized,
@@ -48,14 +48,65 @@ MIN_QDQ_OPSET = 13  # DequantizeLinear's `axis` (per-channel scales) exists from
 _SCHEMES = {"u8s8": (QuantType.QUInt8, QuantType.QInt8), "s8s8": (QuantType.QInt8, QuantType.QInt8)}
 
 
-class _Reader(CalibrationDataReader):
-    """Equal-shaped feeds over every calibration row (see data.calibration_batches)."""
+Feed = dict[str, Any]
 
-    def __init__(self, dataset: Dataset, model_inputs: list[TensorInfo]) -> None:
-        self._feeds: Iterator[dict[str, Any]] = calibration_batches(dataset, model_inputs)
 
-    def get_next(self) -> dict[str, Any] | None:
+class ShapeGroupedReader(CalibrationDataReader):
+    """onnxruntime's calibration reader over feeds grouped by shape (`shape_key`), one group per
+    `collect_data` call, so that calibration works for feeds of any shapes.
+
+    Why: onnxruntime's histogram calibrators (entropy, percentile; HistogramCalibrater.collect_data
+    in onnxruntime/quantization/calibrate.py) keep every feed's intermediate tensors of one
+    collect_data call and hand them to HistogramCollector.collect_value, which calls np.asarray
+    on the list -- "inhomogeneous shape" when two feeds differ in any dimension. Across calls the
+    collector merges its histograms (merge_histogram) and MinMaxCalibrater merges its ranges
+    (merge_range), so one call per group of equal-shaped feeds calibrates on every feed.
+
+    How: quantize_static calls collect_data once per `stride` items when given the extra option
+    CalibStridedMinMax (despite its name, for every calibration method), after
+    `set_range(start, start + stride)` over `range(0, len(reader), stride)`. This reader is
+    `len(groups) * stride` long with `stride` = the largest group, so range k selects group k.
+    `options()` gives that option when there is more than one group ({} otherwise: one call, as
+    onnxruntime does by default). `groups`: lists (or one-shot iterables) of feeds {input name:
+    array}; a reader is consumed once."""
+
+    def __init__(self, groups: Sequence[Iterable[Feed]]) -> None:
+        self._groups = list(groups)
+        sizes = [len(g) for g in self._groups if isinstance(g, Sized)]
+        self.stride = max(sizes) if len(sizes) == len(self._groups) and sizes else 1
+        self._feeds: Iterator[Feed] = iter(self._groups[0]) if self._groups else iter(())
+
+    @classmethod
+    def of_feeds(cls, feeds: Iterable[Feed]) -> ShapeGroupedReader:
+        """Group `feeds` by `shape_key`, in the order each shape first appears."""
+        groups: dict[tuple[Any, ...], list[Feed]] = {}
+        for feed in feeds:
+            groups.setdefault(shape_key(feed), []).append(feed)
+        return cls(list(groups.values()))
+
+    @property
+    def group_count(self) -> int:
+        return len(self._groups)
+
+    def options(self) -> dict[str, Any]:
+        return {"CalibStridedMinMax": self.stride} if len(self._groups) > 1 else {}
+
+    def __len__(self) -> int:
+        return len(self._groups) * self.stride
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self._feeds = iter(self._groups[start_index // self.stride])
+
+    def get_next(self) -> Feed | None:
         return next(self._feeds, None)
+
+
+def calibration_reader(dataset: Dataset, model_inputs: Sequence[TensorInfo]) -> ShapeGroupedReader:
+    """The reader for a sample set: a row set's equal-shaped batches (data.calibration_batches)
+    as one group, read lazily; a per-feed set's feeds grouped by shape."""
+    if dataset.per_feed is None:
+        return ShapeGroupedReader([calibration_batches(dataset, model_inputs)])
+    return ShapeGroupedReader.of_feeds(dataset.per_feed)
 
 
 def refuse_quantized(model: onnx.ModelProto, recipe: str) -> None:
@@ -207,13 +258,16 @@ def int8_static(
         }
     extra = {"ActivationSymmetric": bool(params.get("symmetric-activations", False))}
 
+    groups = calibration_reader(calib, graph_inputs(model)).group_count
+
     def run(options: dict[str, Any]) -> None:
+        reader = calibration_reader(calib, graph_inputs(model))  # one-shot: a new one per attempt
         # onnxruntime's histogram calibrators print progress to stdout, which carries --json output.
         with contextlib.redirect_stdout(sys.stderr), scratch_cwd(out.resolve().parent):
             quantize_static(
                 str(prepared.resolve()),
                 str(out.resolve()),
-                _Reader(calib, graph_inputs(model)),
+                reader,
                 quant_format=QuantFormat.QDQ,
                 per_channel=per_channel,
                 reduce_range=reduce_range,
@@ -221,7 +275,7 @@ def int8_static(
                 weight_type=weight_type,
                 nodes_to_exclude=list(exclude or []),
                 calibrate_method=_CALIBRATION[params["calib"]],
-                extra_options=options,
+                extra_options={**options, **reader.options()},
             )
 
     try:
@@ -246,7 +300,12 @@ def int8_static(
         "per_channel": per_channel,
         **notes,
         "reduce_range": reduce_range,
-        "calibration": {"method": params["calib"], "rows": calib.rows, "data": str(calib.path)},
+        "calibration": {
+            "method": params["calib"],
+            "rows": calib.rows,
+            "data": str(calib.path),
+            "shape_groups": groups,
+        },
         "kept_float": list(exclude or []),
     }
 

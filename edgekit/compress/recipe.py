@@ -10,7 +10,7 @@ first and bare, the others in the spec's order, so `prune-channels:0.4` and
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 from edgekit.compress.data import Dataset
 from edgekit.compress.params import Param, show
 from edgekit.core.errors import UsageError
+from edgekit.core.onnx_model import TensorInfo
 from edgekit.core.profiles import DeviceProfile
 
 
@@ -65,7 +66,9 @@ class RecipeSpec:
     model before any work). terminal: changes the weight type, so a chain holds at most one such
     step and it comes last. needs_calibration(params): whether this configuration needs
     calibration rows; without them the run stops with `no_calibration_message` (one line).
-    preflight(): raises when a tool the step needs is missing. suffix: the output file's."""
+    preflight(): raises when a tool the step needs is missing. check_calibration(calib, inputs):
+    raises when this step cannot use the given calibration set with the model's inputs (checked
+    before any work). suffix: the output file's."""
 
     name: str
     summary: str
@@ -77,6 +80,7 @@ class RecipeSpec:
     needs_calibration: Callable[[Mapping[str, Any]], bool] = _never
     no_calibration_message: str = ""
     preflight: Callable[[], None] | None = None
+    check_calibration: Callable[[Dataset, Sequence[TensorInfo]], None] | None = None
     suffix: str = ".onnx"
     float_fallback: FloatFallback | None = None
     complete: Callable[[dict[str, Any]], None] | None = None  # derived defaults, set in place

@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnxruntime.quantization import CalibrationDataReader
 
 from edgekit.compress.graph import (
     INTEGER_KERNELS,
@@ -41,16 +40,6 @@ from edgekit.compress.graph import (
 Feed = dict[str, np.ndarray]
 # (float model file, quantized model file to write, calibration feeds) -> None
 QuantizeFn = Callable[[Path, Path, Sequence[Feed]], None]
-
-
-class FeedReader(CalibrationDataReader):
-    """onnxruntime's calibration reader over a list of complete feeds."""
-
-    def __init__(self, feeds: Sequence[Feed]) -> None:
-        self._feeds: Iterator[Feed] = iter(list(feeds))
-
-    def get_next(self) -> Feed | None:
-        return next(self._feeds, None)
 
 
 def _defined(graph: onnx.GraphProto) -> set[str]:
@@ -300,17 +289,18 @@ def static_quantizer(params: dict[str, Any], profile: Any, exclude: Sequence[str
     calibration method, symmetric activations), `exclude` kept float."""
     from onnxruntime.quantization import QuantFormat, quantize_static
 
-    from edgekit.compress.quantize import _CALIBRATION, _SCHEMES, scheme_for
+    from edgekit.compress.quantize import _CALIBRATION, _SCHEMES, ShapeGroupedReader, scheme_for
 
     scheme, reduce_range = scheme_for(params, profile)
     activation_type, weight_type = _SCHEMES[scheme]
 
     def run(source: Path, out: Path, feeds: Sequence[Feed]) -> None:
+        reader = ShapeGroupedReader.of_feeds(feeds)  # captured feeds may differ in shape
         with quiet_stdout(), _quiet_logging():
             quantize_static(
                 str(source),
                 str(out),
-                FeedReader(feeds),
+                reader,
                 quant_format=QuantFormat.QDQ,
                 per_channel=bool(params["per-channel"]),
                 reduce_range=reduce_range,
@@ -318,7 +308,10 @@ def static_quantizer(params: dict[str, Any], profile: Any, exclude: Sequence[str
                 weight_type=weight_type,
                 nodes_to_exclude=list(exclude),
                 calibrate_method=_CALIBRATION[params["calib"]],
-                extra_options={"ActivationSymmetric": bool(params.get("symmetric-activations", False))},
+                extra_options={
+                    "ActivationSymmetric": bool(params.get("symmetric-activations", False)),
+                    **reader.options(),
+                },
             )
 
     return run

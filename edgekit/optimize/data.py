@@ -1,11 +1,14 @@
 """The search's data: calibration rows kept apart from the rows that judge accuracy.
 
 Without `--calib`, a seeded share of the `--eval` rows calibrates and the rest judge: a
-quantizer calibrated on the very rows it is graded on would look better than it is.
+quantizer calibrated on the very rows it is graded on would look better than it is. A per-feed
+`--eval` folder (edgekit.compress.data: one complete feed per .npz file) is split the same way
+by file, into two per-feed folders; an image folder needs `--calib`.
 """
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,10 +16,12 @@ import numpy as np
 
 from edgekit.compress.data import LABELS
 from edgekit.core.errors import InputSpecError
+from edgekit.core.inputs import feed_files, is_feed_folder
 
 CALIB_SHARE = 0.25
 CALIB_MAX_ROWS = 256
 MIN_HELDOUT_ROWS = 20
+MIN_HELDOUT_FEEDS = 3  # files of a per-feed --eval folder left to judge accuracy
 
 
 @dataclass(frozen=True)
@@ -28,9 +33,16 @@ class SearchData:
 
 
 def has_labels(path: Path) -> bool:
-    """An image folder's class folders are labels; an .npz has them in a 'labels' array."""
+    """A per-feed folder has labels when every file has a 'labels' entry; an image folder's
+    class folders are labels; an .npz has them in a 'labels' array."""
+    if is_feed_folder(path):
+        return all(_npz_has_labels(file) for file in feed_files(path))
     if path.is_dir():
         return True
+    return _npz_has_labels(path)
+
+
+def _npz_has_labels(path: Path) -> bool:
     try:
         with np.load(path, allow_pickle=False) as data:
             return LABELS in data.files
@@ -49,13 +61,17 @@ def _rows(path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def split_rows(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(calibration rows, held-out rows): a seeded permutation, calibration capped."""
+def split_rows(
+    count: int, seed: int, minimum: int = MIN_HELDOUT_ROWS, unit: str = "rows"
+) -> tuple[np.ndarray, np.ndarray]:
+    """(calibration indices, held-out indices) of `count` rows (or feeds: `unit`): a seeded
+    permutation, CALIB_SHARE of them (at least 1, at most CALIB_MAX_ROWS) calibrate. Raises
+    InputSpecError when fewer than `minimum` would be left to judge."""
     calib_rows = min(CALIB_MAX_ROWS, max(1, int(count * CALIB_SHARE)))
-    if count - calib_rows < MIN_HELDOUT_ROWS:
+    if count - calib_rows < minimum:
         raise InputSpecError(
-            f"--eval has {count} rows: too few to split into calibration and held-out rows "
-            f"(need >= {MIN_HELDOUT_ROWS + 1}); give --calib"
+            f"--eval has {count} {unit}: too few to split into calibration and held-out {unit} "
+            f"(need >= {minimum + 1}); give --calib"
         )
     order = np.random.default_rng(seed).permutation(count)
     return np.sort(order[:calib_rows]), np.sort(order[calib_rows:])
@@ -70,6 +86,8 @@ def prepare_data(eval_path: Path, calib_path: Path | None, workdir: Path, seed: 
             f"calibration on {calib_path}, accuracy on {eval_path}",
             has_labels(eval_path),
         )
+    if is_feed_folder(eval_path):
+        return _split_feed_folder(eval_path, workdir, seed)
     if eval_path.is_dir():
         raise InputSpecError(f"--eval {eval_path}: an image folder needs --calib as well (a separate folder)")
     arrays = _rows(eval_path)
@@ -87,4 +105,26 @@ def prepare_data(eval_path: Path, calib_path: Path | None, workdir: Path, seed: 
         f"no --calib: {len(calib_rows)} rows of {eval_path.name} calibrate, the other "
         f"{len(heldout_rows)} judge accuracy (seed {seed})",
         LABELS in arrays,
+    )
+
+
+def _split_feed_folder(eval_path: Path, workdir: Path, seed: int) -> SearchData:
+    """A per-feed --eval folder split by file (split_rows over the files, sorted by name) into
+    `workdir`/calib and `workdir`/heldout, each a per-feed folder of copies (rewritten on every
+    run: a previous split never leaks into this one). Labelled when every file has 'labels'."""
+    files = feed_files(eval_path)
+    calib_index, heldout_index = split_rows(len(files), seed, MIN_HELDOUT_FEEDS, "feed files")
+    calib, heldout = workdir / "calib", workdir / "heldout"
+    for folder, chosen in ((calib, calib_index), (heldout, heldout_index)):
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        for index in chosen:
+            shutil.copyfile(files[index], folder / files[index].name)
+    return SearchData(
+        calib,
+        heldout,
+        f"no --calib: {len(calib_index)} feed files of {eval_path.name} calibrate, the other "
+        f"{len(heldout_index)} judge accuracy (seed {seed})",
+        has_labels(eval_path),
     )

@@ -12,14 +12,16 @@ from edgekit.compress.fidelity import (
     compare_outputs,
     degraded_reasons,
     floor_shortfall,
+    join_rows,
     output_kind,
     parse_output_kinds,
     quality_loss,
     row_cosines,
+    sqnr_db,
     summarize,
     worst_cosine,
 )
-from edgekit.core.errors import UsageError
+from edgekit.core.errors import InputSpecError, UsageError
 
 
 @pytest.mark.parametrize("rows", [1, 33, 90, 256])
@@ -150,3 +152,30 @@ def test_fp16_cast_round_trips_are_dropped_only_for_float32_sources() -> None:
     integers = _drop_cast_round_trips(model(TensorProto.INT64))
     assert next(n for n in integers.graph.node if n.op_type == "Relu").input[0] == "x32"
     onnx.checker.check_model(integers, full_check=True)
+
+
+def test_outputs_of_feeds_of_different_shapes_are_joined_and_compared_unchanged() -> None:
+    """Per-feed sets of several image sizes give maps of several sizes: joined with zeros padded
+    alike on both sides, the comparison equals the one made feed by feed."""
+    rng = np.random.default_rng(3)
+    shapes = [(1, 4, 5, 7), (3, 4, 9, 2), (2, 4, 5, 7)]
+    reference = [rng.standard_normal(shape) for shape in shapes]
+    test = [r + rng.standard_normal(r.shape) * 0.1 for r in reference]
+    joined_ref, joined_test = join_rows("map", reference), join_rows("map", test)
+    assert joined_ref.shape == (6, 4, 9, 7)
+    np.testing.assert_array_equal(joined_ref[1:4, :, :9, :2], reference[1])
+    assert np.all(joined_ref[1:4, :, :, 2:] == 0)
+    noise = sum(float(np.sum((r - t) ** 2)) for r, t in zip(reference, test, strict=True))
+    signal = sum(float(np.sum(r**2)) for r in reference)
+    assert sqnr_db(joined_ref, joined_test) == pytest.approx(10 * np.log10(signal / noise))
+    cosines = np.concatenate(
+        [
+            row_cosines(r.reshape(len(r), -1), t.reshape(len(t), -1))
+            for r, t in zip(reference, test, strict=True)
+        ]
+    )
+    np.testing.assert_allclose(
+        row_cosines(joined_ref.reshape(6, -1), joined_test.reshape(6, -1)), cosines, rtol=1e-12
+    )
+    with pytest.raises(InputSpecError, match="different shapes over the feeds"):
+        join_rows("map", reference, pad=False)
