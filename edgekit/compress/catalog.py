@@ -26,7 +26,7 @@ from edgekit.compress.quantize import (
 from edgekit.compress.recipe import FloatFallback, RecipeSpec, StepContext
 from edgekit.compress.subgraphs import quantize_branches_static
 from edgekit.compress.tflite import check_calibration, require_converter, tflite_int8
-from edgekit.core.onnx_model import graph_inputs, load_onnx
+from edgekit.core.onnx_model import graph_inputs, load_onnx, save_onnx
 
 PREPARED_NAME = "prepared.onnx"  # int8-static's preprocessed float graph, in the run's workdir
 FP16_SOURCE_NAME = "fp16-source.onnx"  # fp16's float input with every node named, in the workdir
@@ -94,7 +94,7 @@ def _fp16_convert(source: Path, out: Path, params: Mapping[str, Any], blocked: l
         onnx.load(str(source)), keep_io_types=bool(params["keep-io"]), node_block_list=blocked or None
     )
     # The converter appends its input/output Casts at the end of the node list.
-    onnx.save(topological_sort(_drop_cast_round_trips(converted)), str(out))
+    save_onnx(topological_sort(_drop_cast_round_trips(converted)), out)
     return {"keep_io_types": bool(params["keep-io"]), "kept_float32": list(blocked)}
 
 
@@ -166,7 +166,7 @@ def _fp16(params: Mapping[str, Any], source: Path, out: Path, ctx: StepContext) 
     is already quantized."""
     model = onnx.load(str(source))
     refuse_quantized(model, "fp16")
-    onnx.save(ensure_node_names(model), str(_fp16_source(ctx)))  # a block list names nodes
+    save_onnx(ensure_node_names(model), _fp16_source(ctx))  # a block list names nodes
     blocked: list[str] = []
     if ctx.calib is not None:
         blocked = guard.out_of_fp16_range(guard.rank_by_range(_fp16_source(ctx), ctx.calib))

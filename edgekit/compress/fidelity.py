@@ -36,8 +36,8 @@ import onnx
 import onnxruntime as ort
 
 from edgekit.compress.data import Dataset, batch_size, feeds
-from edgekit.core.errors import InputSpecError, UsageError
-from edgekit.core.onnx_model import graph_inputs, load_onnx
+from edgekit.core.errors import InputSpecError, ModelError, UsageError
+from edgekit.core.onnx_model import PROTOBUF_LIMIT_BYTES, graph_inputs, load_onnx, tensor_bytes
 
 OUTPUT_KINDS = ("scores", "embedding", "map", "boxes")
 _PASS_THROUGH = {"Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Cast"}
@@ -394,7 +394,15 @@ def floor_shortfall(report: dict[str, Any], floor: QualityFloor) -> float:
 
 
 def with_outputs(model: onnx.ModelProto, names: Sequence[str]) -> bytes:
-    """The model serialised with extra graph outputs (intermediate tensors) for inspection."""
+    """The model serialised with extra graph outputs (intermediate tensors) for inspection.
+    Raises ModelError for a model over protobuf's 2 GB limit (it has no serialised form in
+    memory): per-layer inspection (the accuracy guard, --per-layer, the fp16 range check) is not
+    available for such models."""
+    if tensor_bytes(model) >= PROTOBUF_LIMIT_BYTES:
+        raise ModelError(
+            "per-layer inspection (the accuracy guard, --per-layer, the fp16 range check) needs the "
+            "model in one protobuf message, and this one is over 2 GB; run without labels or --per-layer"
+        )
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
     existing = {o.name for o in copy.graph.output}

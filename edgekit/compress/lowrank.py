@@ -17,6 +17,7 @@ from onnx import helper, numpy_helper
 
 from edgekit.compress.graph import ensure_node_names, initializers
 from edgekit.core.errors import ModelError
+from edgekit.core.onnx_model import save_onnx
 
 MAX_FACTORED_FRACTION = 0.8
 
@@ -107,5 +108,5 @@ def lowrank(source: Path, out: Path, params: dict[str, Any]) -> dict[str, Any]:
     del model.graph.initializer[:]
     model.graph.initializer.extend(kept)
     onnx.checker.check_model(model)
-    onnx.save(model, str(out))
+    save_onnx(model, out)
     return {"energy": energy or None, "ratio": ratio or None, "layers": layers}

@@ -24,6 +24,7 @@ from edgekit.compress.data import Dataset, shape_groups
 from edgekit.compress.fidelity import run_outputs, with_outputs
 from edgekit.compress.graph import consumers, ensure_node_names, initializers
 from edgekit.core.errors import ModelError
+from edgekit.core.onnx_model import save_onnx
 
 CHANNEL_WISE = frozenset(
     {
@@ -82,7 +83,7 @@ def prune_magnitude(source: Path, out: Path, params: dict[str, Any]) -> dict[str
         zeroed += int(np.sum(array == 0))
         total += array.size
         weights[name].CopyFrom(numpy_helper.from_array(array, name))
-    onnx.save(model, str(out))
+    save_onnx(model, out)
     return {
         "layers": len(names),
         "sparsity_achieved": zeroed / total,
@@ -367,7 +368,7 @@ def prune_channels(source: Path, out: Path, params: dict[str, Any], calib: Datas
         for chain in chains:
             refit.update(_refit(original, pruned, chain, calib, kept, rng))
     onnx.checker.check_model(pruned)
-    onnx.save(pruned, str(out))
+    save_onnx(pruned, out)
     params_after = sum(int(np.prod(t.dims)) for t in pruned.graph.initializer)
     return {
         "ratio": ratio,

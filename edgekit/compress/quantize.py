@@ -34,9 +34,8 @@ from edgekit.compress.graph import (
     quantization_ops,
     walk,
 )
-from edgekit.core.artifacts import external_data_locations
 from edgekit.core.errors import ModelError, UsageError
-from edgekit.core.onnx_model import TensorInfo, graph_inputs
+from edgekit.core.onnx_model import TensorInfo, graph_inputs, has_external_data, save_onnx
 from edgekit.core.profiles import DeviceProfile
 
 _CALIBRATION = {
@@ -159,7 +158,7 @@ def to_qdq_opset(source: Path, out: Path) -> dict[str, Any]:
         onnx.checker.check_model(converted)
     except Exception as exc:  # the converter lacks adapters for some (deprecated) operators
         return {"opset_conversion_failed": {"from": version, "to": MIN_QDQ_OPSET, "error": _one_line(exc)}}
-    onnx.save(converted, str(out))
+    save_onnx(converted, out)
     return {"opset_converted": {"from": version, "to": MIN_QDQ_OPSET}}
 
 
@@ -182,7 +181,7 @@ def _external_data_options(source: Path, out: Path) -> dict[str, Any]:
     """quant_pre_process options for a source with external data: its output keeps the weights in
     one file `<out name>.data` next to `out` (a model over protobuf's 2 GB limit can be written no
     other way); {} for a one-file source."""
-    if not external_data_locations(onnx.load(str(source), load_external_data=False)):
+    if not has_external_data(source):
         return {}
     return {
         "save_as_external_data": True,
@@ -259,6 +258,9 @@ def int8_static(
     extra = {"ActivationSymmetric": bool(params.get("symmetric-activations", False))}
 
     groups = calibration_reader(calib, graph_inputs(model)).group_count
+    # A model with external data (over 2 GB it has no other form): onnxruntime's calibration
+    # model and its output must be written the same way.
+    large = has_external_data(prepared)
 
     def run(options: dict[str, Any]) -> None:
         reader = calibration_reader(calib, graph_inputs(model))  # one-shot: a new one per attempt
@@ -275,6 +277,7 @@ def int8_static(
                 weight_type=weight_type,
                 nodes_to_exclude=list(exclude or []),
                 calibrate_method=_CALIBRATION[params["calib"]],
+                use_external_data_format=large,
                 extra_options={**options, **reader.options()},
             )
 
@@ -324,6 +327,7 @@ def int8_dynamic(source: Path, out: Path, params: dict[str, Any], profile: Devic
                 reduce_range=profile.facts.reduce_range,
                 weight_type=QuantType.QInt8,
                 extra_options={"EnableSubgraph": True},  # quantize inside If/Loop/Scan bodies too
+                use_external_data_format=has_external_data(prepared),  # over 2 GB: the only way
             )
     return {
         **report,
@@ -350,7 +354,7 @@ def int4_weight(source: Path, out: Path, params: dict[str, Any]) -> dict[str, An
     quantizer = MatMulNBitsQuantizer(model, bits=4, block_size=block, is_symmetric=bool(params["symmetric"]))
     quantizer.process()
     converted = quantizer.model.model
-    onnx.save(converted, str(out))
+    save_onnx(converted, out)
     packed = sum(1 for item in walk(converted.graph) if item.node.op_type == "MatMulNBits")
     return {
         "bits": 4,

@@ -36,6 +36,7 @@ from edgekit.compress.graph import (
     walk,
     walk_graphs,
 )
+from edgekit.core.onnx_model import save_onnx
 
 Feed = dict[str, np.ndarray]
 # (float model file, quantized model file to write, calibration feeds) -> None
@@ -349,5 +350,5 @@ def quantize_branches_static(
     records = quantize_if_branches(
         float_model, quant_model, feeds, static_quantizer(params, profile, exclude), scratch
     )
-    onnx.save(topological_sort(quant_model), str(out))
+    save_onnx(topological_sort(quant_model), out)
     return {"subgraphs": records}

@@ -20,6 +20,7 @@ import onnx
 from edgekit import __version__
 from edgekit.core.artifacts import MANIFEST_NAME, artifact_files, artifact_sha256, external_data_locations
 from edgekit.core.errors import UsageError
+from edgekit.core.onnx_model import save_onnx
 
 ARTIFACT_STEM = "model"  # model.onnx, or model.tflite after tflite-int8
 
@@ -80,26 +81,15 @@ def copy_model(source: Path, dest: Path, *, external_data: bool) -> list[str]:
     which keeps a source's large weights outside the model file as they were. TFLite files are
     copied as they are. Raises OSError when the files cannot be written."""
     locations = _locations(source) if source.suffix == ".onnx" else []
-    data_name = f"{dest.name}.data"
-    (dest.parent / data_name).unlink(missing_ok=True)  # a replaced artifact's old weights
     if dest.suffix != ".onnx" or not (external_data or locations):
+        (dest.parent / f"{dest.name}.data").unlink(missing_ok=True)  # a replaced artifact's old weights
         shutil.copyfile(source, dest)
         return []
     model = onnx.load(str(source))  # external data read from source's own directory
-    onnx.save_model(
-        model,
-        str(dest),
-        save_as_external_data=True,
-        all_tensors_to_one_file=True,
-        location=data_name,
-        size_threshold=1024,
-        convert_attribute=False,
-    )
-    data = dest.parent / data_name
-    if not data.exists():
-        return []
-    data.chmod(default_file_mode())  # onnx writes external data 0600; the artifact is the user's
-    return [data_name]
+    written = save_onnx(model, dest, external=True)
+    for name in written:  # onnx writes external data 0600; the artifact is the user's
+        (dest.parent / name).chmod(default_file_mode())
+    return written
 
 
 def _locations(path: Path) -> list[str]:

@@ -116,7 +116,7 @@ def artifact_sha256(files: Sequence[ArtifactFile]) -> str:
     return hashlib.sha256(listing.encode("utf-8")).hexdigest()
 
 
-def _tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+def model_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
     """Every tensor a graph holds: initializers, sparse initializers, Constant-style attributes,
     and those of its subgraphs (If/Loop/Scan bodies), recursively."""
     yield from graph.initializer
@@ -129,16 +129,16 @@ def _tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
                 yield attribute.t
             yield from attribute.tensors
             if attribute.HasField("g"):
-                yield from _tensors(attribute.g)
+                yield from model_tensors(attribute.g)
             for subgraph in attribute.graphs:
-                yield from _tensors(subgraph)
+                yield from model_tensors(subgraph)
 
 
 def external_data_locations(model: onnx.ModelProto) -> list[str]:
     """The distinct external data `location`s a model refers to, sorted (as written: relative to
     the model file's directory, `/`-separated)."""
     locations: set[str] = set()
-    for tensor in _tensors(model.graph):
+    for tensor in model_tensors(model.graph):
         if tensor.data_location == onnx.TensorProto.EXTERNAL:
             entries = {entry.key: entry.value for entry in tensor.external_data}
             locations.add(entries.get("location", ""))

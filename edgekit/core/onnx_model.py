@@ -1,4 +1,4 @@
-"""Reading an ONNX file's graph inputs without running it."""
+"""Reading an ONNX file's graph inputs without running it; writing a model of any size."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from pathlib import Path
 
 import onnx
 from google.protobuf.message import DecodeError
+from onnx.external_data_helper import load_external_data_for_model
 
+from edgekit.core.artifacts import external_data_locations, model_tensors
 from edgekit.core.errors import ModelError
 
 Dim = int | str | None  # fixed size, symbolic name, or unknown
@@ -40,6 +42,49 @@ def load_onnx(path: Path) -> onnx.ModelProto:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid"
         raise ModelError(f"{path}: invalid ONNX model: {first_line}", path=str(path)) from None
     return model
+
+
+# protobuf cannot serialise a message of 2 GiB or more; a model nearer than this margin to it is
+# written with external data (graph, attributes and small tensors stay in the model file).
+PROTOBUF_LIMIT_BYTES = 2**31
+_SAFE_BYTES = PROTOBUF_LIMIT_BYTES - 64 * 2**20
+
+
+def tensor_bytes(model: onnx.ModelProto) -> int:
+    """Bytes of the model's initializers held in memory (raw_data and typed fields), subgraphs
+    included; what decides whether the model fits one protobuf message."""
+    return sum(t.ByteSize() for t in model_tensors(model.graph))
+
+
+def save_onnx(model: onnx.ModelProto, path: Path, *, external: bool = False) -> list[str]:
+    """Write `model` to `path`, in one file when it fits protobuf's 2 GB limit and `external` is
+    false, else with every tensor of 1 KiB or more in `<path name>.data` beside it (onnx's external
+    data format; the only form a model over 2 GB can take). Returns the data file names written
+    ([] for one file); `model` itself is left unchanged. A stale `<path name>.data` is removed
+    first. Raises OSError when the files cannot be written."""
+    data_name = f"{path.name}.data"
+    (path.parent / data_name).unlink(missing_ok=True)
+    if not external and tensor_bytes(model) < _SAFE_BYTES:
+        onnx.save_model(model, str(path))
+        return []
+    onnx.save_model(
+        model,
+        str(path),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location=data_name,
+        size_threshold=1024,
+        convert_attribute=False,
+    )
+    # onnx.save_model turned `model`'s tensors into references to the file: read them back, so
+    # the caller's model is left as it was (holding its data).
+    load_external_data_for_model(model, str(path.parent))
+    return [data_name] if (path.parent / data_name).exists() else []
+
+
+def has_external_data(path: Path) -> bool:
+    """Whether the ONNX file at `path` keeps tensors in external data files."""
+    return bool(external_data_locations(onnx.load(str(path), load_external_data=False)))
 
 
 def _dims(value_info: onnx.ValueInfoProto) -> tuple[Dim, ...]:

@@ -129,3 +129,52 @@ def test_staging_directory_mode_follows_the_umask(tmp_path: Path, umask: int) ->
     finally:
         os.umask(old)
     assert staging.stat().st_mode & 0o777 == 0o777 & ~umask
+
+
+def _if_model(rows: int) -> onnx.ModelProto:
+    """x [rows] -> If(cond) with a [rows] float weight in each branch, one more at the top."""
+
+    def branch(name: str, value: float) -> onnx.GraphProto:
+        weight = numpy_helper.from_array(np.full(rows, value, np.float32), f"w_{name}")
+        node = helper.make_node("Add", ["x", f"w_{name}"], [f"y_{name}"])
+        out = helper.make_tensor_value_info(f"y_{name}", TensorProto.FLOAT, [rows])
+        return helper.make_graph([node], name, [], [out], [weight])
+
+    top = numpy_helper.from_array(np.ones(rows, np.float32), "top")
+    nodes = [
+        helper.make_node(
+            "If", ["cond"], ["branched"], then_branch=branch("a", 1), else_branch=branch("b", 2)
+        ),
+        helper.make_node("Mul", ["branched", "top"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [
+            helper.make_tensor_value_info("cond", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [rows]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [rows])],
+        [top],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("rows", [300, 1000])
+def test_tensor_bytes_counts_subgraph_weights(rows: int) -> None:
+    from edgekit.core.onnx_model import tensor_bytes
+
+    raw = 3 * rows * 4  # three float32 weights of `rows`, two of them inside the If's branches
+    assert raw <= tensor_bytes(_if_model(rows)) < raw + 3 * 64
+
+
+def test_save_onnx_one_file_or_external_and_no_stale_data(tmp_path: Path) -> None:
+    from edgekit.core.onnx_model import save_onnx
+
+    model = _if_model(1000)  # every weight is 4000 bytes, over the 1 KiB external threshold
+    path = tmp_path / "m.onnx"
+    assert save_onnx(model, path, external=True) == ["m.onnx.data"]
+    assert (tmp_path / "m.onnx.data").stat().st_size >= 3 * 4000
+    assert save_onnx(model, path) == []  # fits one message: one file, the old data file gone
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+    assert onnx.load(str(path)).SerializeToString() == model.SerializeToString()
