@@ -61,8 +61,8 @@ def is_tensor_type(type_text: str) -> bool:
 def run_outputs(
     model: Path | bytes, dataset: Dataset, names: Sequence[str] | None = None
 ) -> dict[str, np.ndarray]:
-    """Outputs (every tensor output, or `names`) over every row of the dataset, concatenated
-    along axis 0 (0-d outputs are stacked). Sequence and map outputs are left out when `names`
+    """Outputs (every tensor output, or `names`) over every row of the dataset, joined along
+    their row axis, which becomes axis 0 (`join_rows`). Sequence and map outputs are left out when `names`
     is None: they have no row axis to compare along."""
     sess = session(model)
     proto = load_onnx(model) if isinstance(model, Path) else onnx.load_from_string(model)
@@ -71,12 +71,42 @@ def run_outputs(
         list(names) if names is not None else [o.name for o in sess.get_outputs() if is_tensor_type(o.type)]
     )
     collected: dict[str, list[np.ndarray]] = {name: [] for name in wanted}
+    rows: list[int | None] = []
     for feed in feeds(dataset, size):
+        rows.append(None if dataset.per_feed is not None else len(next(iter(feed.values()))))
         for name, value in zip(wanted, sess.run(wanted, feed), strict=True):
             collected[name].append(np.asarray(value))
-    return {
-        name: np.concatenate(parts) if parts[0].ndim else np.stack(parts) for name, parts in collected.items()
-    }
+    return {name: join_rows(parts, rows) for name, parts in collected.items()}
+
+
+def join_rows(parts: Sequence[np.ndarray], rows: Sequence[int | None]) -> np.ndarray:
+    """One output's arrays, one per feed, as one array whose axis 0 is the row axis.
+
+    `rows[i]`: the rows of feed i (a row set's batch), None for a per-feed set (axis 0 is then
+    taken as the row axis). 0-d parts are stacked. The row axis is axis 0 when every part's
+    axis 0 has its feed's rows; else the first axis that has them in every part (a time-major
+    output such as an RNN's [T, N, C] is moved to [N, T, C]); else axis 0. Parts whose other
+    axes differ (a per-feed set of sequences of different lengths) are zero-padded at the end of
+    those axes to the largest size: equal zeros in a float output and its artifact's change no
+    cosine, SQNR or max abs error, and `compare_outputs` leaves rows that are zero in both out
+    of top-1 agreement."""
+    if not parts[0].ndim:
+        return np.stack(parts)
+    ndim = parts[0].ndim
+    if any(p.ndim != ndim for p in parts):  # a rank that changes from feed to feed: one row per feed
+        parts, ndim = [p.reshape(1, -1) for p in parts], 2
+    else:
+        pairs = list(zip(parts, rows, strict=True))
+        fits = [a for a in range(ndim) if all(r in (None, p.shape[a]) for p, r in pairs)]
+        parts = [np.moveaxis(p, fits[0] if fits else 0, 0) for p in parts]
+    largest = [max(p.shape[a] for p in parts) for a in range(1, ndim)]
+    return np.concatenate([_pad_to(p, largest) for p in parts])
+
+
+def _pad_to(array: np.ndarray, sizes: Sequence[int]) -> np.ndarray:
+    """`array` with zeros appended to axes 1.. up to `sizes` (itself when it has them)."""
+    pad = [(0, 0)] + [(0, n - k) for n, k in zip(sizes, array.shape[1:], strict=True)]
+    return np.pad(array, pad) if any(after for _, after in pad) else array
 
 
 def sqnr_db(reference: np.ndarray, test: np.ndarray) -> float:
@@ -149,9 +179,11 @@ def compare_outputs(
         result["top1_agreement"] = float(np.mean(np.all(flat_ref == flat_test, axis=1)))
     elif kind == "scores" and reference.ndim >= 2 and reference.shape[-1] > 1:
         classes = reference.shape[-1]
-        top_ref = reference.reshape(-1, classes).argmax(1)
-        top_test = np.where(np.isfinite(test), test, -np.inf).reshape(-1, classes).argmax(1)
-        result["top1_agreement"] = float(np.mean(top_ref == top_test))
+        ref_rows, test_rows = reference.reshape(-1, classes), test.reshape(-1, classes)
+        live = np.any(ref_rows != 0, axis=1) | np.any(test_rows != 0, axis=1)  # not padding (join_rows)
+        top_ref = ref_rows.argmax(1)
+        top_test = np.where(np.isfinite(test_rows), test_rows, -np.inf).argmax(1)
+        result["top1_agreement"] = float(np.mean((top_ref == top_test)[live])) if live.any() else None
         if labels is not None and reference.ndim == 2:
             before, after = float(np.mean(top_ref == labels)), float(np.mean(top_test == labels))
             result["accuracy"] = {"before": before, "after": after, "drop_points": (before - after) * 100.0}
