@@ -1,11 +1,13 @@
 """The search's data: calibration rows kept apart from the rows that judge accuracy.
 
-Without `--calib`, a seeded share of the `--eval` rows calibrates and the rest judge: a
-quantizer calibrated on the very rows it is graded on would look better than it is.
+Without `--calib`, a seeded share of the `--eval` rows (of a folder of per-feed .npz files: its
+files) calibrates and the rest judge: a quantizer calibrated on the very rows it is graded on
+would look better than it is.
 """
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import numpy as np
 
 from edgekit.compress.data import LABELS
 from edgekit.core.errors import InputSpecError
+from edgekit.core.inputs import feed_files
 
 CALIB_SHARE = 0.25
 CALIB_MAX_ROWS = 256
@@ -28,9 +31,15 @@ class SearchData:
 
 
 def has_labels(path: Path) -> bool:
-    """An image folder's class folders are labels; an .npz has them in a 'labels' array."""
-    if path.is_dir():
+    """An image folder's class folders are labels; an .npz has them in a 'labels' array, a
+    folder of per-feed .npz files in a 'labels' entry of its files (all or none)."""
+    files = feed_files(path)
+    if path.is_dir() and not files:
         return True
+    return any(_npz_has_labels(file) for file in files) if files else _npz_has_labels(path)
+
+
+def _npz_has_labels(path: Path) -> bool:
     try:
         with np.load(path, allow_pickle=False) as data:
             return LABELS in data.files
@@ -71,7 +80,25 @@ def prepare_data(eval_path: Path, calib_path: Path | None, workdir: Path, seed: 
             has_labels(eval_path),
         )
     if eval_path.is_dir():
-        raise InputSpecError(f"--eval {eval_path}: an image folder needs --calib as well (a separate folder)")
+        files = feed_files(eval_path)
+        if not files:
+            raise InputSpecError(
+                f"--eval {eval_path}: an image folder needs --calib as well (a separate folder)"
+            )
+        calib_files, heldout_files = split_rows(len(files), seed)
+        calib, heldout = workdir / "calib", workdir / "heldout"
+        for folder, chosen in ((calib, calib_files), (heldout, heldout_files)):
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            for index in chosen:
+                shutil.copy2(files[index], folder / files[index].name)
+        return SearchData(
+            calib,
+            heldout,
+            f"no --calib: {len(calib_files)} feed files of {eval_path.name} calibrate, the other "
+            f"{len(heldout_files)} judge accuracy (seed {seed})",
+            has_labels(eval_path),
+        )
     arrays = _rows(eval_path)
     counts = {name: len(array) for name, array in arrays.items()}
     if len(set(counts.values())) != 1:
