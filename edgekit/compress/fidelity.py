@@ -62,8 +62,8 @@ def run_outputs(
     model: Path | bytes, dataset: Dataset, names: Sequence[str] | None = None, *, pad: bool = True
 ) -> dict[str, np.ndarray]:
     """Outputs (every tensor output, or `names`) over every row of the dataset, joined along
-    axis 0 (`join_rows`). Sequence and map outputs are left out when `names` is None: they have
-    no row axis to compare along. `pad`: see `join_rows`."""
+    their row axis, which becomes axis 0 (`join_rows`). Sequence and map outputs are left out
+    when `names` is None: they have no row axis to compare along. `pad`: see `join_rows`."""
     sess = session(model)
     proto = load_onnx(model) if isinstance(model, Path) else onnx.load_from_string(model)
     size = batch_size(graph_inputs(proto))
@@ -71,37 +71,56 @@ def run_outputs(
         list(names) if names is not None else [o.name for o in sess.get_outputs() if is_tensor_type(o.type)]
     )
     collected: dict[str, list[np.ndarray]] = {name: [] for name in wanted}
+    rows: list[int | None] = []
     for feed in feeds(dataset, size):
+        rows.append(None if dataset.per_feed is not None else len(next(iter(feed.values()))))
         for name, value in zip(wanted, sess.run(wanted, feed), strict=True):
             collected[name].append(np.asarray(value))
-    return {name: join_rows(name, parts, pad) for name, parts in collected.items()}
+    return {name: join_rows(name, parts, rows, pad) for name, parts in collected.items()}
 
 
-def join_rows(name: str, parts: Sequence[np.ndarray], pad: bool = True) -> np.ndarray:
-    """One tensor's values over several feeds as one array: concatenated along axis 0 (0-d
-    values stacked). Feeds of different shapes (a per-feed set of images of several sizes) give
-    values that differ beyond axis 0: with `pad`, each is zero-padded at the end of every axis
-    to the largest size over the feeds. Comparisons of two models' values padded alike are
-    unchanged by it: zeros add nothing to a row's dot product, norms, squared error (SQNR) or
-    largest error. Without `pad` (a refit needs real samples only) that raises InputSpecError."""
+def join_rows(
+    name: str, parts: Sequence[np.ndarray], rows: Sequence[int | None] | None = None, pad: bool = True
+) -> np.ndarray:
+    """One tensor's arrays, one per feed, as one array whose axis 0 is the row axis.
+
+    `rows[i]`: the rows of feed i (a row set's batch), None (or `rows` None) for a per-feed set,
+    whose axis 0 is then taken as the row axis. 0-d parts are stacked. The row axis is axis 0
+    when every part's axis 0 has its feed's rows; else the first axis that has them in every part
+    (a time-major output such as an RNN's [T, N, C] is moved to [N, T, C]); else axis 0. Parts
+    whose other axes differ (a per-feed set of images of several sizes, of sequences of several
+    lengths) are, with `pad`, zero-padded at the end of those axes to the largest size: equal
+    zeros in a float output and its artifact's change no cosine, SQNR or max abs error (they add
+    nothing to a row's dot product, norms or squared error), and `compare_outputs` leaves rows
+    that are zero in both out of top-1 agreement. A rank that changes from feed to feed gives one
+    flattened row per feed. Without `pad` (a refit needs real samples only) differing parts raise
+    InputSpecError naming `name`."""
     if not parts[0].ndim:
         return np.stack(parts)
-    if len({part.shape[1:] for part in parts}) == 1:
+    ndim = parts[0].ndim
+    if any(p.ndim != ndim for p in parts):
+        if not pad:
+            raise InputSpecError(f"tensor {name!r} has different ranks over the feeds")
+        parts, ndim = [p.reshape(1, -1) for p in parts], 2
+    else:
+        pairs = list(zip(parts, rows if rows is not None else [None] * len(parts), strict=True))
+        fits = [a for a in range(ndim) if all(r in (None, p.shape[a]) for p, r in pairs)]
+        parts = [np.moveaxis(p, fits[0] if fits else 0, 0) for p in parts]
+    if len({p.shape[1:] for p in parts}) == 1:
         return np.concatenate(parts)
-    if not pad or len({part.ndim for part in parts}) != 1:
-        shapes = sorted({tuple(part.shape) for part in parts})
+    if not pad:
+        shapes = sorted({tuple(p.shape) for p in parts})
         raise InputSpecError(
             f"tensor {name!r} has different shapes over the feeds ({list(shapes[0])}, {list(shapes[-1])})"
         )
-    largest = np.max([part.shape for part in parts], axis=0)
-    padded = [
-        np.pad(
-            part,
-            [(0, 0)] + [(0, int(big - have)) for big, have in zip(largest[1:], part.shape[1:], strict=True)],
-        )
-        for part in parts
-    ]
-    return np.concatenate(padded)
+    largest = [max(p.shape[a] for p in parts) for a in range(1, ndim)]
+    return np.concatenate([_pad_to(p, largest) for p in parts])
+
+
+def _pad_to(array: np.ndarray, sizes: Sequence[int]) -> np.ndarray:
+    """`array` with zeros appended to axes 1.. up to `sizes` (itself when it has them)."""
+    pad = [(0, 0)] + [(0, n - k) for n, k in zip(sizes, array.shape[1:], strict=True)]
+    return np.pad(array, pad) if any(after for _, after in pad) else array
 
 
 def sqnr_db(reference: np.ndarray, test: np.ndarray) -> float:
@@ -174,9 +193,11 @@ def compare_outputs(
         result["top1_agreement"] = float(np.mean(np.all(flat_ref == flat_test, axis=1)))
     elif kind == "scores" and reference.ndim >= 2 and reference.shape[-1] > 1:
         classes = reference.shape[-1]
-        top_ref = reference.reshape(-1, classes).argmax(1)
-        top_test = np.where(np.isfinite(test), test, -np.inf).reshape(-1, classes).argmax(1)
-        result["top1_agreement"] = float(np.mean(top_ref == top_test))
+        ref_rows, test_rows = reference.reshape(-1, classes), test.reshape(-1, classes)
+        live = np.any(ref_rows != 0, axis=1) | np.any(test_rows != 0, axis=1)  # not padding (join_rows)
+        top_ref = ref_rows.argmax(1)
+        top_test = np.where(np.isfinite(test_rows), test_rows, -np.inf).argmax(1)
+        result["top1_agreement"] = float(np.mean((top_ref == top_test)[live])) if live.any() else None
         if labels is not None and reference.ndim == 2:
             before, after = float(np.mean(top_ref == labels)), float(np.mean(top_test == labels))
             result["accuracy"] = {"before": before, "after": after, "drop_points": (before - after) * 100.0}

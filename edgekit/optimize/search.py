@@ -24,6 +24,7 @@ from typing import Any
 
 from edgekit.compress import CompressOptions, Recipe, compress
 from edgekit.compress.fidelity import quality_loss, worst_cosine
+from edgekit.core.artifact_writer import artifact_manifest, write_manifest
 from edgekit.core.artifacts import MANIFEST_NAME, artifact_files, artifact_sha256, sha256_file
 from edgekit.core.errors import DeviceError, EdgekitError, UsageError
 from edgekit.core.inputs import parse_shape_options, shapes_from_samples
@@ -504,9 +505,19 @@ class Search:
         shutil.rmtree(staging, ignore_errors=True)
         if source.is_dir():
             shutil.copytree(source, staging)
-        else:
+        else:  # the float model itself: its external data files and a manifest go with it
             staging.mkdir(parents=True)
-            shutil.copy2(source, staging / source.name)
+            files = artifact_files(source)
+            for item in files:
+                target = staging / item.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(item.path, target)
+            identity = {"path": str(source), "sha256": artifact_sha256(files),
+                        "size_bytes": sum(f.size_bytes for f in files)}  # fmt: skip
+            manifest = artifact_manifest(
+                staging / source.name, identity, target=profile.name, recipe=[], fidelity=None
+            )
+            write_manifest(staging, manifest)
         (staging / "optimize.json").write_text(
             json.dumps(
                 {"search_id": self.search_id, "device": search.device, "profile": profile.name,
