@@ -12,7 +12,7 @@ Rules (documented in the README):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -119,14 +119,17 @@ def is_feed_folder(path: Path) -> bool:
     return bool(feed_files(path))
 
 
-def read_feed(path: Path, inputs: Sequence[TensorInfo], option: str) -> dict[str, np.ndarray]:
+def read_feed(
+    path: Path, inputs: Sequence[TensorInfo], option: str, ignore: Collection[str] = ()
+) -> dict[str, np.ndarray]:
     """One complete feed from one .npz file, checked on the host: every model input present
     and nothing else but ``labels``, each with the model's dtype, rank and fixed dimensions
     (every axis: the file is fed as it is). Returns {name: array} (``labels`` included when
-    present). Raises InputSpecError (one line naming the file and the input)."""
+    present; arrays named in `ignore` dropped). Raises InputSpecError (one line naming the file and
+    the input)."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            arrays = {name: np.array(data[name], order="C") for name in data.files}  # keeps 0-d
+            arrays = {name: np.array(data[name], order="C") for name in data.files if name not in ignore}
     except (OSError, ValueError) as exc:
         raise InputSpecError(f"{option} {path}: not a readable .npz file ({exc})", path=str(path)) from None
     names = [i.name for i in inputs]
