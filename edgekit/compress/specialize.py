@@ -24,7 +24,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from edgekit.compress.graph import op_counts, walk_graphs
+from edgekit.compress.graph import op_counts, topological_sort, walk_graphs
 from edgekit.core.errors import ModelError, UsageError
 from edgekit.core.onnx_model import TensorInfo, graph_inputs
 
@@ -135,7 +135,8 @@ def fold_basic(source: Path, out: Path) -> None:
     """Fold the model at `source` with onnxruntime's BASIC graph optimisation level on the CPU
     provider and write the result to `out` (onnxruntime's `optimized_model_filepath`). Weights of
     a source with external data go to one file `<out name>.data` next to `out`. Opset imports
-    the folded model does not use (onnxruntime adds its own domains) are dropped. Raises
+    the folded model does not use (onnxruntime adds its own domains) are dropped, and the nodes
+    are put in topological order. Raises
     ModelError (one line, onnxruntime's message) for a model onnxruntime cannot load."""
     import onnxruntime as ort
 
@@ -160,7 +161,9 @@ def fold_basic(source: Path, out: Path) -> None:
     kept = [o for o in folded.opset_import if o.domain in used or o.domain in original]
     del folded.opset_import[:]
     folded.opset_import.extend(kept)
-    onnx.save(folded, str(out))
+    # onnxruntime writes the nodes of an inlined If branch where the If was, which can precede
+    # the producers of what they read from the enclosing graph
+    onnx.save(topological_sort(folded), str(out))
 
 
 def specialize(source: Path, out: Path, values: Mapping[str, np.ndarray]) -> dict[str, Any]:
