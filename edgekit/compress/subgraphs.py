@@ -195,6 +195,8 @@ def _iteration_feeds(
     node = float_model.graph.node[index]
     body = next(a.g for a in node.attribute if a.name == "body")
     captured, names = _capture_model(float_model, index)
+    exposed = {o.name for o in captured.graph.output}
+    captured.graph.output.extend(onnx.ValueInfoProto(name=name) for name in outer if name not in exposed)
     sess = session(captured.SerializeToString())
     declared = {i.name for i in sess.get_inputs()}
     wanted = names + outer

@@ -545,3 +545,87 @@ def test_loop_with_growing_carried_tensor_stays_float_with_reason(tmp_path: Path
     assert item["why"].startswith("its per-iteration values could not be captured for calibration")
     assert "stayed float: loop/body/grow_matmul (MatMul)" in result.stdout.replace("\n", "")
     assert json.loads((out / "manifest.json").read_text())["fidelity"]["cosine_mean"] > 0.999
+
+
+@pytest.mark.parametrize(("opset", "lengths"), [(13, (1, 4, 9)), (17, (3, 5, 8, 33))])
+def test_scan_body_reading_an_outer_activation_over_varying_lengths(
+    tmp_path: Path, opset: int, lengths: tuple[int, ...]
+) -> None:
+    """A reverse Scan (x [T, N, D], no batch axis first) whose body also reads a main-graph
+    activation (a gain computed from x), calibrated on per-feed files of different sequence
+    lengths: the body's two weight nodes are quantized on every feed's iterations."""
+    info = helper.make_tensor_value_info
+    rng = np.random.default_rng(opset)
+    dim, hidden = 24, 16
+    body = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x_t", "Wx"], ["xw"], name="cell_x"),
+            helper.make_node("Mul", ["xw", "gain"], ["xg"], name="cell_gain"),
+            helper.make_node("MatMul", ["h_in", "Wh"], ["hw"], name="cell_h"),
+            helper.make_node("Add", ["xg", "hw"], ["pre"], name="cell_add"),
+            helper.make_node("Tanh", ["pre"], ["h_out"], name="cell_tanh"),
+            helper.make_node("Identity", ["h_out"], ["y_t"], name="cell_y"),
+        ],
+        "cell",
+        [info("h_in", TensorProto.FLOAT, ["N", hidden]), info("x_t", TensorProto.FLOAT, ["N", dim])],
+        [info("h_out", TensorProto.FLOAT, ["N", hidden]), info("y_t", TensorProto.FLOAT, ["N", hidden])],
+    )
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMean", ["x"], ["gm"], keepdims=0, name="gain_mean"),
+            helper.make_node("Sigmoid", ["gm"], ["gain"], name="gain_sigmoid"),
+            helper.make_node(
+                "Scan",
+                ["h0", "x"],
+                ["hT", "ys"],
+                name="rnn",
+                body=body,
+                num_scan_inputs=1,
+                scan_input_directions=[1],
+            ),
+        ],
+        "reverse_rnn",
+        [info("x", TensorProto.FLOAT, ["T", "N", dim]), info("h0", TensorProto.FLOAT, ["N", hidden])],
+        [info("hT", TensorProto.FLOAT, ["N", hidden]), info("ys", TensorProto.FLOAT, ["T", "N", hidden])],
+        [
+            numpy_helper.from_array((rng.standard_normal((dim, hidden)) / 5).astype(np.float32), "Wx"),
+            numpy_helper.from_array((rng.standard_normal((hidden, hidden)) / 8).astype(np.float32), "Wh"),
+        ],
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    onnx.checker.check_model(proto, full_check=True)
+    model = tmp_path / "rnn.onnx"
+    onnx.save(proto, str(model))
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    feeds = []
+    for k, steps in enumerate(lengths):
+        feeds.append(
+            {
+                "x": rng.standard_normal((steps, 2, dim)).astype(np.float32),
+                "h0": (rng.standard_normal((2, hidden)) * 0.2).astype(np.float32),
+            }
+        )
+        np.savez(calib / f"f{k}.npz", **feeds[-1])
+    out = tmp_path / "out"
+    result = run_cli(
+        "compress",
+        str(model),
+        "--recipe",
+        "int8-static",
+        "--calib",
+        str(calib),
+        "-o",
+        str(out),
+        home=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    report = _report(out)
+    assert report["quantized_nodes"] == "2 of 2", report["stayed_float"]
+    assert report["subgraphs"] == [{"scope": "rnn/body", "feeds": sum(lengths), "quantized": True}]
+    _assert_dequantized_matmuls(out / "model.onnx", 2)
+    sess_f = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    sess_q = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    for feed in feeds:
+        for want, got in zip(sess_f.run(None, feed), sess_q.run(None, feed), strict=True):
+            assert _cosines(want.reshape(1, -1), got.reshape(1, -1))[0] > 0.98
