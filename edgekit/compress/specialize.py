@@ -3,7 +3,8 @@
 A fixed input becomes a constant initializer with the given value, and the graph is folded with
 onnxruntime's BASIC graph optimisation level only (constant folding, redundant-node
 elimination, ONNX-standard fusions). onnxruntime's constant folding replaces an If node whose
-condition is constant by the nodes of the branch it takes (checked with onnxruntime 1.32), so
+condition is constant by the nodes of the branch it takes (checked with onnxruntime 1.32;
+`inline_constant_ifs` does the same for an If it leaves), so
 control flow that depends only on fixed inputs (e.g. a voice-activity detector's
 `If(Equal(sr, 16000))`) disappears and its weights reach the main graph, where every recipe
 quantizes them. The EXTENDED and ALL levels are never used: they write x86-specific layouts and
@@ -166,11 +167,85 @@ def fold_basic(source: Path, out: Path) -> None:
     onnx.save(topological_sort(folded), str(out))
 
 
+def _constant_condition(graph: onnx.GraphProto, name: str) -> bool | None:
+    """The value of a main-graph If condition that is an initializer or a Constant node's output
+    (one element), else None."""
+    for init in graph.initializer:
+        if init.name == name:
+            value = numpy_helper.to_array(init)
+            return bool(value.reshape(-1)[0]) if value.size == 1 else None
+    for node in graph.node:
+        if node.op_type == "Constant" and list(node.output) == [name]:
+            attr = next((a for a in node.attribute if a.name == "value"), None)
+            if attr is not None:
+                value = numpy_helper.to_array(attr.t)
+                return bool(value.reshape(-1)[0]) if value.size == 1 else None
+    return None
+
+
+def _rename_reads(graph: onnx.GraphProto, names: Mapping[str, str]) -> None:
+    """Rename, in `graph` and the graphs nested in it, every node input found in `names` (a
+    nested graph that defines a name of its own shadows it: not renamed there)."""
+    own = {i.name for i in graph.input} | {i.name for i in graph.initializer}
+    own |= {out for node in graph.node for out in node.output}
+    visible = {k: v for k, v in names.items() if k not in own}
+    for node in graph.node:
+        node.input[:] = [visible.get(n, n) for n in node.input]
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                _rename_reads(attr.g, visible)
+            for sub in attr.graphs:
+                _rename_reads(sub, visible)
+    for out in graph.output:
+        out.name = visible.get(out.name, out.name)
+
+
+def inline_constant_ifs(model: onnx.ModelProto) -> int:
+    """Replace each main-graph If whose condition is constant (an initializer or Constant node)
+    by the nodes of the branch it takes, in place; returns how many were replaced. The branch's
+    own tensors and node names get the prefix `<If name>/` (unique in the model), its outputs
+    are wired to the If's outputs by Identity nodes, and what it reads from enclosing scopes is
+    kept. onnxruntime's BASIC constant folding does this itself (`fold_basic`); this is the
+    fallback for an If it left in place. Nodes are left in topological order."""
+    graph = model.graph
+    replaced = 0
+    nodes: list[onnx.NodeProto] = []
+    for index, node in enumerate(graph.node):
+        taken = _constant_condition(graph, node.input[0]) if node.op_type == "If" else None
+        if taken is None:
+            nodes.append(node)
+            continue
+        branch = onnx.GraphProto()
+        branch.CopyFrom(
+            next(a.g for a in node.attribute if a.name == ("then_branch" if taken else "else_branch"))
+        )
+        prefix = f"{node.name or f'If_{index}'}/"
+        local = {i.name for i in branch.initializer} | {o for n in branch.node for o in n.output}
+        names = {name: f"{prefix}{name}" for name in local}
+        for init in branch.initializer:
+            init.name = names[init.name]
+        for inner in branch.node:
+            inner.output[:] = [names.get(o, o) for o in inner.output]
+            inner.name = f"{prefix}{inner.name}" if inner.name else ""
+        _rename_reads(branch, names)
+        graph.initializer.extend(branch.initializer)
+        nodes.extend(branch.node)
+        for source, target in zip(branch.output, node.output, strict=True):
+            nodes.append(onnx.helper.make_node("Identity", [source.name], [target], name=f"{prefix}{target}"))
+        replaced += 1
+    if replaced:
+        del graph.node[:]
+        graph.node.extend(nodes)
+        topological_sort(model)
+    return replaced
+
+
 def specialize(source: Path, out: Path, values: Mapping[str, np.ndarray]) -> dict[str, Any]:
     """Fix `values` (see `fixed_values`) in the model at `source` and fold it (`fold_basic`) into
     `out`. Returns the manifest record: {"fixed_inputs": {name: value as a list or number},
     "folded_with": "onnxruntime ORT_ENABLE_BASIC", "if_nodes": {"before", "after"}} (If nodes
-    in the whole model, subgraphs included). Raises ModelError when onnxruntime cannot fold it."""
+    in the whole model, subgraphs included), plus "inlined_by_edgekit": N when `inline_constant_ifs`
+    had to resolve Ifs onnxruntime left. Raises ModelError when onnxruntime cannot fold it."""
     model = onnx.load(str(source))
     fixed = fix_inputs(model, values)
     staged = out.with_name(f"{out.stem}.fixed.onnx")
@@ -180,8 +255,14 @@ def specialize(source: Path, out: Path, values: Mapping[str, np.ndarray]) -> dic
     finally:
         staged.unlink(missing_ok=True)
     folded = onnx.load(str(out), load_external_data=False)
+    inlined = 0  # Ifs onnxruntime left although their condition is constant (nested ones next pass)
+    while count := inline_constant_ifs(folded):
+        inlined += count
+    if inlined:
+        onnx.save(folded, str(out))
     return {
         "fixed_inputs": {name: value.tolist() for name, value in values.items()},
         "folded_with": "onnxruntime ORT_ENABLE_BASIC",
         "if_nodes": {"before": op_counts(model).get("If", 0), "after": op_counts(folded).get("If", 0)},
+        **({"inlined_by_edgekit": inlined} if inlined else {}),
     }

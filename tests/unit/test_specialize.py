@@ -11,7 +11,13 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgekit.compress.specialize import fix_inputs, fixed_values, parse_fix_inputs, specialize
+from edgekit.compress.specialize import (
+    fix_inputs,
+    fixed_values,
+    inline_constant_ifs,
+    parse_fix_inputs,
+    specialize,
+)
 from edgekit.core.errors import UsageError
 
 
@@ -157,3 +163,63 @@ def test_basic_folding_resolves_the_if_to_the_taken_branch(
     got = ort.InferenceSession(str(out)).run(None, {"x": x})[0]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "s.onnx"]
+
+
+@pytest.mark.parametrize(("outer", "inner"), [(True, True), (True, False), (False, True)])
+def test_inline_constant_ifs_without_onnxruntime(outer: bool, inner: bool) -> None:
+    """The fallback inliner alone: an If on a constant condition whose taken branch holds another
+    constant-condition If and reads outer-scope tensors; the result has no If, unique names, and
+    computes what onnxruntime computes on the original."""
+    info = helper.make_tensor_value_info
+    rng = np.random.default_rng(int(outer) * 2 + int(inner))
+
+    def leaf(tag: str, weight: str) -> onnx.GraphProto:
+        return helper.make_graph(
+            [helper.make_node("MatMul", ["x", weight], ["t"], name="mm")],  # same local names in both
+            tag,
+            [],
+            [info("t", TensorProto.FLOAT, None)],
+        )
+
+    then_branch = helper.make_graph(
+        [
+            helper.make_node(
+                "Constant", [], ["c2"], name="c2", value=numpy_helper.from_array(np.array(inner))
+            ),
+            helper.make_node(
+                "If", ["c2"], ["t"], name="inner", then_branch=leaf("a", "Wa"), else_branch=leaf("b", "Wb")
+            ),
+        ],
+        "then",
+        [],
+        [info("t", TensorProto.FLOAT, None)],
+    )
+    graph = helper.make_graph(
+        [
+            helper.make_node(
+                "If", ["c1"], ["h"], name="outer", then_branch=then_branch, else_branch=leaf("c", "Wc")
+            ),
+            helper.make_node("Relu", ["h"], ["y"], name="relu"),
+        ],
+        "nested",
+        [info("x", TensorProto.FLOAT, ["N", 6])],
+        [info("y", TensorProto.FLOAT, ["N", 4])],
+        [numpy_helper.from_array(np.array(outer), "c1")]
+        + [
+            numpy_helper.from_array(rng.standard_normal((6, 4)).astype(np.float32), w)
+            for w in ("Wa", "Wb", "Wc")
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)])
+    x = rng.standard_normal((5, 6)).astype(np.float32)
+    want = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})[0]
+    folded = onnx.ModelProto()
+    folded.CopyFrom(model)
+    passes = [inline_constant_ifs(folded) for _ in range(3)]
+    assert passes == ([1, 1, 0] if outer else [1, 0, 0])
+    assert not any(n.op_type == "If" for n in folded.graph.node)
+    onnx.checker.check_model(folded, full_check=True)
+    outputs = [o for n in folded.graph.node for o in n.output]
+    assert len(outputs) == len(set(outputs))
+    got = ort.InferenceSession(folded.SerializeToString()).run(None, {"x": x})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-6)
