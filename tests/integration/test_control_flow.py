@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -204,19 +205,7 @@ def test_static_branch_no_calibration_row_takes_stays_float_with_reason(tmp_path
     calib = tmp_path / "calib.npz"
     np.savez(calib, x=(np.random.default_rng(0).random((20, 3, 16, 16)) + 0.1).astype(np.float32))
     out = tmp_path / "out"
-    result = run_cli(
-        "compress",
-        str(model),
-        "--recipe",
-        "int8-static",
-        "--calib",
-        str(calib),
-        "-o",
-        str(out),
-        home=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr
-    report = _report(out)
+    result, report = _compress_static(model, calib, out)
     assert report["quantized_nodes"] == "2 of 3"
     assert report["stayed_float"] == [
         {"node": "branch/else_branch/else_conv", "op": "Conv", "why": "no calibration feed takes this branch"}
@@ -268,6 +257,24 @@ def test_loop_body_matmul(tmp_path: Path, dim: int, rows: int) -> None:
     assert _cosines(_outputs(model, feeds)[0], _outputs(static / "model.onnx", feeds)[0]).min() > 0.98
 
 
+def _compress_static(model: Path, calib: Path, out: Path) -> tuple[subprocess.CompletedProcess[str], dict]:
+    """`edgekit compress MODEL --recipe int8-static --calib CALIB -o OUT` (exit 0 asserted): the
+    run and the step's report."""
+    result = run_cli(
+        "compress",
+        str(model),
+        "--recipe",
+        "int8-static",
+        "--calib",
+        str(calib),
+        "-o",
+        str(out),
+        home=out.parent,
+    )
+    assert result.returncode == 0, result.stderr
+    return result, _report(out)
+
+
 def _assert_dequantized_matmuls(path: Path, count: int) -> None:
     """`count` MatMul/Gemm nodes inside subgraphs, each reading a DequantizeLinear weight."""
     inner = _subgraph_nodes(onnx.load(str(path)).graph)
@@ -277,17 +284,22 @@ def _assert_dequantized_matmuls(path: Path, count: int) -> None:
     assert all(producers.get(n.input[1]) == "DequantizeLinear" for n in mms), [n.name for n in mms]
 
 
-def _scan_rnn_model(path: Path, opset: int, dim: int, hidden: int, seed: int) -> None:
-    """An RNN cell over a sequence: x [N, T, dim], h0 [N, hidden] -> Scan over axis 1 of
-    { h = tanh(x_t @ Wx + h @ Wh + b) } -> (h_T [N, hidden], ys [N, T, hidden]). Wx, Wh, b live in
-    the outer graph."""
+def _scan_rnn_model(
+    path: Path, opset: int, dim: int, hidden: int, seed: int, time_axis: int = 1, reverse_gain: bool = False
+) -> None:
+    """An RNN cell over a sequence: x [N, T, dim] (time_axis 1) or [T, N, dim] (time_axis 0), h0
+    [N, hidden] -> Scan over the time axis of { h = tanh(g * (x_t @ Wx) + h @ Wh + b) } ->
+    (h_T [N, hidden], ys with the time axis where x has it). Wx, Wh, b live in the outer graph;
+    g is 1, or with `reverse_gain` a main-graph activation sigmoid(mean(x)) read by the body,
+    and the Scan runs backwards."""
     rng = np.random.default_rng(seed)
     info = helper.make_tensor_value_info
     body = helper.make_graph(
         [
             helper.make_node("MatMul", ["x_t", "Wx"], ["xw"], name="cell_x"),
+            helper.make_node("Mul", ["xw", "gain"], ["xg"], name="cell_gain"),
             helper.make_node("MatMul", ["h_in", "Wh"], ["hw"], name="cell_h"),
-            helper.make_node("Add", ["xw", "hw"], ["pre0"], name="cell_add"),
+            helper.make_node("Add", ["xg", "hw"], ["pre0"], name="cell_add"),
             helper.make_node("Add", ["pre0", "b"], ["pre"], name="cell_bias"),
             helper.make_node("Tanh", ["pre"], ["h_out"], name="cell_tanh"),
             helper.make_node("Identity", ["h_out"], ["y_t"], name="cell_y"),
@@ -296,6 +308,10 @@ def _scan_rnn_model(path: Path, opset: int, dim: int, hidden: int, seed: int) ->
         [info("h_in", TensorProto.FLOAT, ["N", hidden]), info("x_t", TensorProto.FLOAT, ["N", dim])],
         [info("h_out", TensorProto.FLOAT, ["N", hidden]), info("y_t", TensorProto.FLOAT, ["N", hidden])],
     )
+    gain = [
+        helper.make_node("ReduceMean", ["x"], ["gm"], keepdims=0, name="gain_mean"),
+        helper.make_node("Sigmoid", ["gm"], ["gain"], name="gain_sigmoid"),
+    ]
     scan = helper.make_node(
         "Scan",
         ["h0", "x"],
@@ -303,14 +319,16 @@ def _scan_rnn_model(path: Path, opset: int, dim: int, hidden: int, seed: int) ->
         name="rnn",
         body=body,
         num_scan_inputs=1,
-        scan_input_axes=[1],
-        scan_output_axes=[1],
+        scan_input_axes=[time_axis],
+        scan_output_axes=[time_axis],
+        scan_input_directions=[int(reverse_gain)],
     )
+    seq = ["N", "T"] if time_axis == 1 else ["T", "N"]
     graph = helper.make_graph(
-        [scan],
+        [*gain, scan] if reverse_gain else [scan],
         "rnn_model",
-        [info("x", TensorProto.FLOAT, ["N", "T", dim]), info("h0", TensorProto.FLOAT, ["N", hidden])],
-        [info("hT", TensorProto.FLOAT, ["N", hidden]), info("ys", TensorProto.FLOAT, ["N", "T", hidden])],
+        [info("x", TensorProto.FLOAT, [*seq, dim]), info("h0", TensorProto.FLOAT, ["N", hidden])],
+        [info("hT", TensorProto.FLOAT, ["N", hidden]), info("ys", TensorProto.FLOAT, [*seq, hidden])],
         [
             numpy_helper.from_array(
                 (rng.standard_normal((dim, hidden)) / np.sqrt(dim)).astype(np.float32), "Wx"
@@ -319,7 +337,8 @@ def _scan_rnn_model(path: Path, opset: int, dim: int, hidden: int, seed: int) ->
                 (rng.standard_normal((hidden, hidden)) * 0.5 / np.sqrt(hidden)).astype(np.float32), "Wh"
             ),
             numpy_helper.from_array((rng.standard_normal(hidden) * 0.1).astype(np.float32), "b"),
-        ],
+        ]
+        + ([] if reverse_gain else [numpy_helper.from_array(np.array(1.0, np.float32), "gain")]),
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     onnx.checker.check_model(model, full_check=True)
@@ -341,19 +360,7 @@ def test_scan_rnn_cell_static(tmp_path: Path, opset: int, rows: int, steps: int,
     calib = tmp_path / "calib.npz"
     np.savez(calib, x=x, h0=h0)
     out = tmp_path / "out"
-    result = run_cli(
-        "compress",
-        str(model),
-        "--recipe",
-        "int8-static",
-        "--calib",
-        str(calib),
-        "-o",
-        str(out),
-        home=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr
-    report = _report(out)
+    _result, report = _compress_static(model, calib, out)
     assert report["quantized_nodes"] == "2 of 2", report["stayed_float"]
     assert [r["scope"] for r in report["subgraphs"] if r["quantized"]] == ["rnn/body"]
     _assert_dequantized_matmuls(out / "model.onnx", 2)
@@ -458,19 +465,7 @@ def test_loop_gemm_trip_count_input(
         feeds.append({"x": x, "n": np.array(n, np.int64)})
         np.savez(calib / f"feed{k}.npz", **feeds[-1])
     out = tmp_path / "out"
-    result = run_cli(
-        "compress",
-        str(model),
-        "--recipe",
-        "int8-static",
-        "--calib",
-        str(calib),
-        "-o",
-        str(out),
-        home=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr
-    report = _report(out)
+    _result, report = _compress_static(model, calib, out)
     total = 3 if nested_if else 1
     assert report["quantized_nodes"] == f"{total} of {total}", report["stayed_float"]
     _assert_dequantized_matmuls(out / "model.onnx", total)
@@ -526,19 +521,7 @@ def test_loop_with_growing_carried_tensor_stays_float_with_reason(tmp_path: Path
     calib = tmp_path / "calib.npz"
     np.savez(calib, x=np.random.default_rng(1).standard_normal((33, dim)).astype(np.float32))
     out = tmp_path / "out"
-    result = run_cli(
-        "compress",
-        str(model),
-        "--recipe",
-        "int8-static",
-        "--calib",
-        str(calib),
-        "-o",
-        str(out),
-        home=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr
-    report = _report(out)
+    result, report = _compress_static(model, calib, out)
     assert report["quantized_nodes"] == "0 of 1"
     (item,) = report["stayed_float"]
     assert item["node"] == "loop/body/grow_matmul"
@@ -554,48 +537,10 @@ def test_scan_body_reading_an_outer_activation_over_varying_lengths(
     """A reverse Scan (x [T, N, D], no batch axis first) whose body also reads a main-graph
     activation (a gain computed from x), calibrated on per-feed files of different sequence
     lengths: the body's two weight nodes are quantized on every feed's iterations."""
-    info = helper.make_tensor_value_info
     rng = np.random.default_rng(opset)
     dim, hidden = 24, 16
-    body = helper.make_graph(
-        [
-            helper.make_node("MatMul", ["x_t", "Wx"], ["xw"], name="cell_x"),
-            helper.make_node("Mul", ["xw", "gain"], ["xg"], name="cell_gain"),
-            helper.make_node("MatMul", ["h_in", "Wh"], ["hw"], name="cell_h"),
-            helper.make_node("Add", ["xg", "hw"], ["pre"], name="cell_add"),
-            helper.make_node("Tanh", ["pre"], ["h_out"], name="cell_tanh"),
-            helper.make_node("Identity", ["h_out"], ["y_t"], name="cell_y"),
-        ],
-        "cell",
-        [info("h_in", TensorProto.FLOAT, ["N", hidden]), info("x_t", TensorProto.FLOAT, ["N", dim])],
-        [info("h_out", TensorProto.FLOAT, ["N", hidden]), info("y_t", TensorProto.FLOAT, ["N", hidden])],
-    )
-    graph = helper.make_graph(
-        [
-            helper.make_node("ReduceMean", ["x"], ["gm"], keepdims=0, name="gain_mean"),
-            helper.make_node("Sigmoid", ["gm"], ["gain"], name="gain_sigmoid"),
-            helper.make_node(
-                "Scan",
-                ["h0", "x"],
-                ["hT", "ys"],
-                name="rnn",
-                body=body,
-                num_scan_inputs=1,
-                scan_input_directions=[1],
-            ),
-        ],
-        "reverse_rnn",
-        [info("x", TensorProto.FLOAT, ["T", "N", dim]), info("h0", TensorProto.FLOAT, ["N", hidden])],
-        [info("hT", TensorProto.FLOAT, ["N", hidden]), info("ys", TensorProto.FLOAT, ["T", "N", hidden])],
-        [
-            numpy_helper.from_array((rng.standard_normal((dim, hidden)) / 5).astype(np.float32), "Wx"),
-            numpy_helper.from_array((rng.standard_normal((hidden, hidden)) / 8).astype(np.float32), "Wh"),
-        ],
-    )
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    onnx.checker.check_model(proto, full_check=True)
     model = tmp_path / "rnn.onnx"
-    onnx.save(proto, str(model))
+    _scan_rnn_model(model, opset, dim, hidden, seed=opset, time_axis=0, reverse_gain=True)
     calib = tmp_path / "calib"
     calib.mkdir()
     feeds = []
@@ -608,19 +553,7 @@ def test_scan_body_reading_an_outer_activation_over_varying_lengths(
         )
         np.savez(calib / f"f{k}.npz", **feeds[-1])
     out = tmp_path / "out"
-    result = run_cli(
-        "compress",
-        str(model),
-        "--recipe",
-        "int8-static",
-        "--calib",
-        str(calib),
-        "-o",
-        str(out),
-        home=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr
-    report = _report(out)
+    _result, report = _compress_static(model, calib, out)
     assert report["quantized_nodes"] == "2 of 2", report["stayed_float"]
     assert report["subgraphs"] == [{"scope": "rnn/body", "feeds": sum(lengths), "quantized": True}]
     _assert_dequantized_matmuls(out / "model.onnx", 2)
