@@ -12,6 +12,7 @@ from edgekit.cli.common import JsonOption, OutputKindOption
 from edgekit.cli.output import fmt, print_json, stderr, stdout
 from edgekit.compress import RECIPES, CompressOptions, compress, parse_recipes
 from edgekit.compress.fidelity import QualityFloor, parse_output_kinds
+from edgekit.compress.specialize import parse_fix_inputs
 from edgekit.core.errors import EXIT_BUDGET, EXIT_OK, UsageError
 from edgekit.core.profiles import load_profile
 
@@ -48,6 +49,15 @@ def compress_command(
     ] = False,
     seed: Annotated[int, typer.Option(help="Seed for anything random.")] = 0,
     output_kind: OutputKindOption = None,
+    fix_input: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fix-input",
+            help="NAME=VALUE (repeatable): make an input a constant (a number or [list]) and fold "
+            "the graph with onnxruntime's BASIC level before the recipe; If nodes whose condition "
+            "depends only on fixed inputs keep one branch. The artifact no longer has the input.",
+        ),
+    ] = None,
     min_cosine: Annotated[
         float,
         typer.Option(
@@ -87,6 +97,7 @@ def compress_command(
         min_cosine=min_cosine,
         min_top1=min_top1,
         allow_degraded=allow_degraded,
+        fix_inputs=parse_fix_inputs(fix_input or []),
     )
 
     def on_event(event: dict[str, Any]) -> None:
@@ -121,6 +132,15 @@ def _print_manifest(manifest: dict[str, Any]) -> None:
         f"wrote {manifest['path']}/{artifact['file']}: {artifact['size_bytes']:,} bytes "
         f"({manifest['size_ratio']:.2f}x smaller than {source['size_bytes']:,}), target {manifest['target']}"
     )
+    specialized = manifest.get("specialized")
+    if specialized:
+        fixed = ", ".join(f"{k}={v}" for k, v in specialized["fixed_inputs"].items())
+        ifs = specialized["if_nodes"]
+        stdout.print(
+            f"  fixed inputs: {fixed} (folded with {specialized['folded_with']}; "
+            f"If nodes {ifs['before']} -> {ifs['after']})",
+            markup=False,
+        )
     for step in manifest["recipe"]:
         report = step["report"]
         details = ", ".join(f"{k}={v}" for k, v in report.items() if not isinstance(v, (dict, list)))

@@ -37,7 +37,8 @@ def _prepared(ctx: StepContext) -> Path:
 
 
 def _branches(params: Mapping[str, Any], ctx: StepContext, out: Path, excluded: list[str]) -> dict[str, Any]:
-    """int8-static inside If branches (onnxruntime's static quantizer leaves subgraphs float)."""
+    """int8-static inside If branches and Loop/Scan bodies (onnxruntime's static quantizer leaves
+    subgraphs float)."""
     assert ctx.calib is not None  # the pipeline refuses a plan without it (needs_calibration)
     prepared = _prepared(ctx)
     feeds = list(calibration_batches(ctx.calib, graph_inputs(load_onnx(prepared))))
@@ -48,8 +49,8 @@ def _branches(params: Mapping[str, Any], ctx: StepContext, out: Path, excluded: 
 
 def _int8_static(params: Mapping[str, Any], source: Path, out: Path, ctx: StepContext) -> dict[str, Any]:
     """A model below opset 13 is first converted (to_qdq_opset); when that fails, int8_static
-    quantizes per tensor and says so in the report. Weights inside If branches are quantized
-    after the main graph (`_branches`)."""
+    quantizes per tensor and says so in the report. Weights inside If branches and Loop/Scan
+    bodies are quantized after the main graph (`_branches`)."""
     converted = ctx.workdir / "opset-converted.onnx"
     conversion = to_qdq_opset(source, converted)
     report = preprocess(converted if "opset_converted" in conversion else source, _prepared(ctx))

@@ -11,7 +11,7 @@ yield batches of `size` rows (`batches`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,11 +45,14 @@ class Dataset:
         return len(next(iter(self.inputs.values())))
 
 
-def load_dataset(path: Path, model_inputs: Sequence[TensorInfo], option: str) -> Dataset:
+def load_dataset(
+    path: Path, model_inputs: Sequence[TensorInfo], option: str, ignore: Collection[str] = ()
+) -> Dataset:
     """Load and check an .npz, or a folder of per-feed .npz files (load_feed_folder), against
-    the model's inputs (names, dtypes, ranks, fixed dims), on the host. Raises InputSpecError."""
+    the model's inputs (names, dtypes, ranks, fixed dims), on the host. Arrays named in `ignore`
+    (inputs fixed by --fix-input) are dropped where present. Raises InputSpecError."""
     if path.is_dir():
-        return load_feed_folder(path, model_inputs, option)
+        return load_feed_folder(path, model_inputs, option, ignore)
     check_inputs_file(path, model_inputs)  # same checks and messages as `bench --inputs`
     with np.load(path, allow_pickle=False) as data:
         inputs = {info.name: np.array(data[info.name], order="C") for info in model_inputs}  # keeps 0-d
@@ -80,7 +83,9 @@ def load_dataset(path: Path, model_inputs: Sequence[TensorInfo], option: str) ->
     return Dataset(path, inputs, labels)
 
 
-def load_feed_folder(path: Path, model_inputs: Sequence[TensorInfo], option: str) -> Dataset:
+def load_feed_folder(
+    path: Path, model_inputs: Sequence[TensorInfo], option: str, ignore: Collection[str] = ()
+) -> Dataset:
     """A folder of .npz files, each one complete feed (edgekit.core.inputs.read_feed checks each
     on the host: names, dtypes, ranks, fixed dims on every axis). Labels: all files or none."""
     files = feed_files(path)
@@ -89,7 +94,7 @@ def load_feed_folder(path: Path, model_inputs: Sequence[TensorInfo], option: str
     per_feed: list[dict[str, np.ndarray]] = []
     labels: list[np.ndarray] = []
     for file in files:
-        arrays = read_feed(file, model_inputs, option)
+        arrays = read_feed(file, model_inputs, option, ignore)
         if LABELS in arrays:
             labels.append(np.atleast_1d(arrays.pop(LABELS)))
         per_feed.append(arrays)

@@ -17,6 +17,7 @@ from edgekit.compress.graph import QUANTIZABLE_OPS
 from edgekit.compress.images import load_image_folder
 from edgekit.compress.quantize import check_quantizable
 from edgekit.compress.recipe import FloatFallback, RecipeStep, StepContext
+from edgekit.compress.specialize import fixed_values, specialize
 from edgekit.compress.subgraphs import coverage
 from edgekit.core.artifact_writer import (
     ARTIFACT_STEM,
@@ -51,6 +52,7 @@ class CompressOptions:
     min_cosine: float = QualityFloor.min_cosine  # the quality floor (see fidelity.QualityFloor)
     min_top1: float = QualityFloor.min_top1
     allow_degraded: bool = False  # recorded in the manifest; the CLI then exits 0 for a degraded artifact
+    fix_inputs: dict[str, str] = field(default_factory=dict)  # --fix-input NAME=VALUE (see specialize)
 
     @property
     def floor(self) -> QualityFloor:
@@ -69,9 +71,9 @@ class Context(StepContext):
 
 def _dataset(path: Path, inputs: list[TensorInfo], option: str, options: CompressOptions) -> Dataset:
     """An .npz file, a folder of per-feed .npz files, or a folder of images for a one-input image
-    model. Raises InputSpecError / UsageError."""
+    model; arrays of inputs fixed by --fix-input are dropped. Raises InputSpecError / UsageError."""
     if not path.is_dir() or is_feed_folder(path):
-        return load_dataset(path, inputs, option)
+        return load_dataset(path, inputs, option, ignore=set(options.fix_inputs))
     if len(inputs) != 1:
         raise InputSpecError(
             f"{option} {path}: an image folder feeds one-input models; this one has {len(inputs)}"
@@ -80,7 +82,7 @@ def _dataset(path: Path, inputs: list[TensorInfo], option: str, options: Compres
 
 
 def _load_data(model: onnx.ModelProto, options: CompressOptions) -> tuple[Dataset | None, Dataset | None]:
-    inputs = graph_inputs(model)
+    inputs = [i for i in graph_inputs(model) if i.name not in options.fix_inputs]
     calib = _dataset(options.calib, inputs, "--calib", options) if options.calib else None
     if calib is None and options.calib_random:
         calib = random_dataset(inputs, CALIB_RANDOM_ROWS, options.seed)
@@ -422,6 +424,7 @@ def _write_manifest(
     fidelity_report: dict[str, Any] | None,
     guard_report: dict[str, Any] | None,
     floor_report: dict[str, Any] | None = None,
+    specialization: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     manifest = artifact_manifest(
         artifact,
@@ -432,6 +435,8 @@ def _write_manifest(
         accuracy_guard=guard_report,
     )
     manifest.update(_floor_verdict(options, fidelity_report, floor_report))
+    if specialization is not None:
+        manifest["specialized"] = specialization  # --fix-input: the inputs fixed, If nodes resolved
     write_manifest(staging, manifest)
     return manifest
 
@@ -458,6 +463,13 @@ def _floor_verdict(
     }
 
 
+def _specialized_line(record: dict[str, Any]) -> str:
+    """One line for the summary: the inputs fixed and the If nodes folding resolved."""
+    fixed = ", ".join(f"{name}={value}" for name, value in record["fixed_inputs"].items())
+    ifs = record["if_nodes"]
+    return f"fixed {fixed}; If nodes {ifs['before']} -> {ifs['after']} after onnxruntime BASIC folding"
+
+
 def compress(
     model_path: Path, out_dir: Path, options: CompressOptions, on_event: EventCallback | None = None
 ) -> dict[str, Any]:
@@ -471,14 +483,22 @@ def compress(
     if source.format != "onnx":
         raise UsageError(f"{source.path}: compress takes ONNX models, got {source.format}")
     model = load_onnx(source.path)
+    values = fixed_values(model, options.fix_inputs)
     calib, evaluation = _load_data(model, options)
-    _check_plan(model, options, calib)
+    if not values:
+        _check_plan(model, options, calib)
     with (
         staged_artifact_dir(out_dir, options.force) as staging,
         tempfile.TemporaryDirectory(prefix="edgekit-compress-") as scratch,
     ):
+        float_model, specialization = source.path, None
+        if values:  # the recipes, fidelity and the guard all start from the specialised float model
+            float_model = Path(scratch) / "specialized.onnx"
+            specialization = specialize(source.path, float_model, values)
+            emit({"phase": "specialize", "message": _specialized_line(specialization)})
+            _check_plan(load_onnx(float_model), options, calib)
         external = source.has_external_data
-        ctx = Context(options.profile, calib, Path(scratch), options, source.path, emit, external)
+        ctx = Context(options.profile, calib, Path(scratch), options, float_model, emit, external)
         current, records = _run_steps(ctx)
         artifact = staging / f"{ARTIFACT_STEM}{current.suffix}"
         copy_model(current, artifact, external_data=ctx.external_data)
@@ -487,7 +507,15 @@ def compress(
         floor_report, fidelity_report = _repair_floor(ctx, artifact, evaluation, fidelity_report, records)
         _record_coverage(ctx, artifact, records)
         manifest = _write_manifest(
-            staging, artifact, source, options, records, fidelity_report, guard_report, floor_report
+            staging,
+            artifact,
+            source,
+            options,
+            records,
+            fidelity_report,
+            guard_report,
+            floor_report,
+            specialization,
         )
     manifest["path"] = str(out_dir)
     return manifest

@@ -32,6 +32,7 @@ from edgekit.compress.graph import (
     op_counts,
     quantizable_nodes,
     quantization_ops,
+    topological_sort,
     walk,
 )
 from edgekit.core.errors import ModelError, UsageError
@@ -295,6 +296,7 @@ def int8_static(
             "disabled": True,
             "reason": f"onnxruntime's weight-scale adjustment for int32 biases failed: {exc}",
         }
+    _sort_nodes(out)
     return {
         "format": "QDQ",
         "scheme": scheme,
@@ -313,6 +315,17 @@ def int8_static(
     }
 
 
+def _sort_nodes(path: Path) -> None:
+    """Put the nodes of a quantizer's output in topological order, subgraphs included, in place.
+    onnxruntime's quantizers can write an If branch's nodes out of order (seen on a Silero VAD
+    whose If branches onnxruntime had inlined, see compress/specialize.py), which onnx's checker
+    and loaders refuse. A model with external data is left as written."""
+    model = onnx.load(str(path), load_external_data=False)
+    if external_data_locations(model):
+        return
+    onnx.save(topological_sort(model), str(path))
+
+
 def int8_dynamic(source: Path, out: Path, params: dict[str, Any], profile: DeviceProfile) -> dict[str, Any]:
     model = onnx.load(str(source))
     check_quantizable(model, "int8-dynamic")
@@ -329,6 +342,7 @@ def int8_dynamic(source: Path, out: Path, params: dict[str, Any], profile: Devic
                 extra_options={"EnableSubgraph": True},  # quantize inside If/Loop/Scan bodies too
                 use_external_data_format=has_external_data(prepared),  # over 2 GB: the only way
             )
+    _sort_nodes(out)
     return {
         **report,
         "weight_type": "QInt8",

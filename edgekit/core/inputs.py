@@ -12,7 +12,7 @@ Rules (documented in the README):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -119,14 +119,17 @@ def is_feed_folder(path: Path) -> bool:
     return bool(feed_files(path))
 
 
-def read_feed(path: Path, inputs: Sequence[TensorInfo], option: str) -> dict[str, np.ndarray]:
+def read_feed(
+    path: Path, inputs: Sequence[TensorInfo], option: str, ignore: Collection[str] = ()
+) -> dict[str, np.ndarray]:
     """One complete feed from one .npz file, checked on the host: every model input present
     and nothing else but ``labels``, each with the model's dtype, rank and fixed dimensions
     (every axis: the file is fed as it is). Returns {name: array} (``labels`` included when
-    present). Raises InputSpecError (one line naming the file and the input)."""
+    present; arrays named in `ignore` dropped). Raises InputSpecError (one line naming the file and
+    the input)."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            arrays = {name: np.array(data[name], order="C") for name in data.files}  # keeps 0-d
+            arrays = {name: np.array(data[name], order="C") for name in data.files if name not in ignore}
     except (OSError, ValueError) as exc:
         raise InputSpecError(f"{option} {path}: not a readable .npz file ({exc})", path=str(path)) from None
     names = [i.name for i in inputs]
@@ -164,16 +167,22 @@ def read_feed(path: Path, inputs: Sequence[TensorInfo], option: str) -> dict[str
 
 
 def check_feed_folder(
-    path: Path, inputs: Sequence[TensorInfo], shapes: dict[str, list[int]], option: str = "--inputs"
+    path: Path,
+    inputs: Sequence[TensorInfo],
+    shapes: dict[str, list[int]],
+    option: str = "--inputs",
+    ignore: Collection[str] = (),
 ) -> InputSpec:
-    """Check every feed of a per-feed folder (read_feed); the spec of the first feed, which is
-    what `bench` feeds. A --shape must agree with that feed."""
+    """Check every feed of a per-feed folder (read_feed, arrays named in `ignore` dropped); the
+    spec of the first feed, which is what `bench` feeds. A --shape must agree with that feed."""
     files = feed_files(path)
     if not files:
         raise InputSpecError(f"{option} {path}: no .npz files in this folder", path=str(path))
-    first = {name: value for name, value in read_feed(files[0], inputs, option).items() if name != LABELS}
+    first = {
+        name: value for name, value in read_feed(files[0], inputs, option, ignore).items() if name != LABELS
+    }
     for other in files[1:]:
-        read_feed(other, inputs, option)
+        read_feed(other, inputs, option, ignore)
     for name, given in shapes.items():
         if list(first[name].shape) != list(given):
             raise InputSpecError(
@@ -184,17 +193,22 @@ def check_feed_folder(
 
 
 def check_inputs_file(
-    path: Path, inputs: Sequence[TensorInfo], shapes: dict[str, list[int]] | None = None
+    path: Path,
+    inputs: Sequence[TensorInfo],
+    shapes: dict[str, list[int]] | None = None,
+    ignore: Collection[str] = (),
 ) -> InputSpec:
     """Validate an .npz (or a per-feed folder, check_feed_folder) against the model inputs;
-    returns the spec of what will be fed.
+    returns the spec of what will be fed. Arrays named in `ignore` (inputs an artifact's
+    manifest lists as fixed by `compress --fix-input`) are not checked (an .npz's arrays that
+    are no model input never are: only the model's inputs are fed).
 
     The file may hold more rows than one batch: the agent feeds the first `batch` rows, where
     batch is the model's fixed first dimension, the one given with --shape, or 1.
     """
     shapes = shapes or {}
     if path.is_dir():
-        return check_feed_folder(path, inputs, shapes)
+        return check_feed_folder(path, inputs, shapes, ignore=ignore)
     if not path.is_file():
         raise InputSpecError(f"--inputs {path}: no such file", path=str(path))
     try:

@@ -97,7 +97,9 @@ def prepare_model(path: Path, options: BenchOptions) -> PreparedModel:
     shapes = parse_shape_options(options.shapes, [i.name for i in declared])
     inputs_file = options.inputs_file
     if inputs_file is not None:
-        spec = check_inputs_file(inputs_file, declared, shapes)
+        # inputs the artifact was specialised for (compress --fix-input) are gone from it
+        fixed = ((artifact.manifest or {}).get("specialized") or {}).get("fixed_inputs") or {}
+        spec = check_inputs_file(inputs_file, declared, shapes, ignore=set(fixed))
         if inputs_file.is_dir():
             inputs_file = feed_files(inputs_file)[0]
     else:
