@@ -319,10 +319,9 @@ def _sort_nodes(path: Path) -> None:
     """Put the nodes of a quantizer's output in topological order, subgraphs included, in place.
     onnxruntime's quantizers can write an If branch's nodes out of order (seen on a Silero VAD
     whose If branches onnxruntime had inlined, see compress/specialize.py), which onnx's checker
-    and loaders refuse. A model with external data is left as written."""
+    and loaders refuse. External data stays where it is: the tensors are not loaded, their
+    references to the data file beside `path` are written back as they were."""
     model = onnx.load(str(path), load_external_data=False)
-    if external_data_locations(model):
-        return
     onnx.save(topological_sort(model), str(path))
 
 
