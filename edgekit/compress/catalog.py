@@ -91,8 +91,10 @@ def _fp16_convert(source: Path, out: Path, params: Mapping[str, Any], blocked: l
     float32 with Casts around them."""
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
+    # By path: the converter then infers shapes with onnx's infer_shapes_path, which takes models
+    # over protobuf's 2 GB limit (its scratch file goes beside `source`, in the step's workdir).
     converted = convert_float_to_float16(
-        onnx.load(str(source)), keep_io_types=bool(params["keep-io"]), node_block_list=blocked or None
+        str(source), keep_io_types=bool(params["keep-io"]), node_block_list=blocked or None
     )
     # The converter appends its input/output Casts at the end of the node list.
     save_onnx(topological_sort(_drop_cast_round_trips(converted)), out)

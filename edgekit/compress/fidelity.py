@@ -18,10 +18,19 @@ Softmax/LogSoftmax (through Identity/Reshape/Flatten/Squeeze) or read by ArgMax/
 graph, or, failing that, whose float rows are not unit-L2-normalised and not produced by a
 pooling or normalisation op (LpNormalization, ReduceMean/ReduceSum/ReduceL2, GlobalAveragePool,
 or a Div such as mean pooling's sum / count: such rows are embeddings, e.g. a sentence
-encoder's). Other float outputs are "embedding" (2-D), "boxes" (3-D with a last axis of 4 to
-7), "map" (any other rank >= 3) or "values" (rank < 2);
+encoder's). When another output of the model is marked as class scores that way (a detector's
+score head), an unmarked [N, C] output is a regression head, "values" (boxes, landmarks), judged
+by cosine. A float output [N, T, C] (after its row axis is moved first) with C >= 2 that is
+marked the same way or made by a linear layer (Gemm, or MatMul with a constant weight, plus a
+constant bias) is a "sequence" of class scores (a CTC recognizer's frames, a tagger's tokens):
+its top-1 agreement is the share of rows whose argmax agrees at every position that is not
+padding (`position_agreement` gives the per-position share), so a recogniser that misreads one
+character in every string does not pass at 95% of frames. Other float outputs are "embedding"
+(2-D), "boxes" (3-D with a last axis of 4 to 7), "map" (any other rank >= 3) or "values"
+(rank < 2);
 integer and bool outputs are "labels" (compared by exact agreement). Sequence and map outputs
-are skipped with a reason. Kinds an override may set: scores, embedding, map, boxes.
+are skipped with a reason. Kinds an override may set: scores, sequence, embedding, values, map,
+boxes.
 """
 
 from __future__ import annotations
@@ -39,7 +48,7 @@ from edgekit.compress.data import Dataset, batch_size, feeds
 from edgekit.core.errors import InputSpecError, ModelError, UsageError
 from edgekit.core.onnx_model import PROTOBUF_LIMIT_BYTES, graph_inputs, load_onnx, tensor_bytes
 
-OUTPUT_KINDS = ("scores", "embedding", "map", "boxes")
+OUTPUT_KINDS = ("scores", "sequence", "embedding", "values", "map", "boxes")
 _PASS_THROUGH = {"Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Cast"}
 _SCORE_PRODUCERS = {"Softmax", "LogSoftmax"}
 _SCORE_READERS = {"ArgMax", "TopK"}
@@ -191,6 +200,13 @@ def compare_outputs(
     }
     if kind == "labels":
         result["top1_agreement"] = float(np.mean(np.all(flat_ref == flat_test, axis=1)))
+    elif kind == "sequence" and reference.ndim == 3 and reference.shape[-1] > 1:
+        # One row is a sequence of class scores (a CTC recognizer's frames, a tagger's tokens):
+        # it agrees when the argmax at every position that is not padding agrees.
+        live = np.any(reference != 0, axis=2) | np.any(test != 0, axis=2)
+        same = reference.argmax(2) == np.where(np.isfinite(test), test, -np.inf).argmax(2)
+        result["top1_agreement"] = float(np.mean(np.all(same | ~live, axis=1)))
+        result["position_agreement"] = float(np.mean(same[live])) if live.any() else None
     elif kind == "scores" and reference.ndim >= 2 and reference.shape[-1] > 1:
         classes = reference.shape[-1]
         ref_rows, test_rows = reference.reshape(-1, classes), test.reshape(-1, classes)
@@ -228,20 +244,50 @@ def _producer_op(model: onnx.ModelProto, tensor: str) -> str | None:
     return node.op_type if node is not None else None
 
 
+def _marked_scores(model: onnx.ModelProto, name: str) -> bool:
+    """Produced by Softmax/LogSoftmax (through shape-only ops) or read by ArgMax/TopK."""
+    read_by = {n.op_type for n in model.graph.node if name in n.input}
+    return _producer_op(model, name) in _SCORE_PRODUCERS or bool(read_by & _SCORE_READERS)
+
+
+def _linear_head(model: onnx.ModelProto, name: str) -> bool:
+    """Made by a linear layer (through shape-only ops): Gemm, MatMul with a constant weight, or
+    such a MatMul plus a constant bias."""
+    producers = {out: node for node in model.graph.node for out in node.output}
+    constants = {t.name for t in model.graph.initializer} | {
+        out for node in model.graph.node if node.op_type == "Constant" for out in node.output
+    }
+    node = producers.get(name)
+    for _ in range(16):
+        if node is None or node.op_type not in _PASS_THROUGH or not node.input:
+            break
+        node = producers.get(node.input[0])
+    if node is not None and node.op_type == "Add" and len(node.input) == 2:
+        other = [i for i in node.input if i not in constants]
+        node = producers.get(other[0]) if len(other) == 1 else None
+    if node is None:
+        return False
+    return node.op_type == "Gemm" or (node.op_type == "MatMul" and any(i in constants for i in node.input))
+
+
 def output_kind(model: onnx.ModelProto | None, name: str, reference: np.ndarray) -> str:
     """The kind of one output by the rule in this module's docstring."""
     if reference.dtype.kind in "iub":
         return "labels"
     if reference.ndim == 2 and reference.shape[1] >= 2:
-        producer = _producer_op(model, name) if model is not None else None
-        read_by = {n.op_type for n in model.graph.node if name in n.input} if model is not None else set()
-        if producer in _SCORE_PRODUCERS or read_by & _SCORE_READERS:
+        if model is not None and _marked_scores(model, name):
             return "scores"
+        if model is not None and any(_marked_scores(model, o.name) for o in model.graph.output):
+            return "values"  # a regression head (boxes, landmarks) beside the model's score head
+        producer = _producer_op(model, name) if model is not None else None
         rows = reference.astype(np.float64)
         unit_rows = bool(np.all(np.abs(np.linalg.norm(rows, axis=1) - 1.0) < 1e-3))
         return "embedding" if unit_rows or producer in _EMBEDDING_PRODUCERS else "scores"
     if reference.ndim == 3 and 4 <= reference.shape[-1] <= 7:
         return "boxes"
+    sequence = model is not None and (_marked_scores(model, name) or _linear_head(model, name))
+    if reference.ndim == 3 and sequence:
+        return "sequence"
     return "map" if reference.ndim >= 3 else ("embedding" if reference.ndim == 2 else "values")
 
 

@@ -56,6 +56,7 @@ from edgekit.train.candidates import TrainedArtifact, training_candidates
 from edgekit.transport.board import Board
 
 FLOAT = "float"
+TOP1_KINDS = ("scores", "sequence", "labels")  # outputs judged by top-1 agreement, not by cosine
 EventCallback = Callable[[dict[str, Any]], None]
 
 
@@ -322,7 +323,7 @@ class Search:
         other = [
             (name, item["cosine_mean"])
             for name, item in (fidelity.get("outputs") or {}).items()
-            if item.get("kind") not in ("scores", "labels") and item.get("cosine_mean") is not None
+            if item.get("kind") not in TOP1_KINDS and item.get("cosine_mean") is not None
         ]
         low = [(name, cosine) for name, cosine in other if cosine < self.options.min_cosine]
         if drop is not None and drop > self.options.max_accuracy_drop:

@@ -179,3 +179,63 @@ def test_outputs_of_feeds_of_different_shapes_are_joined_and_compared_unchanged(
     )
     with pytest.raises(InputSpecError, match="different shapes over the feeds"):
         join_rows("map", reference, pad=False)
+
+
+def _heads_model(t: int | None) -> onnx.ModelProto:
+    """x [N, 8] -> a Softmax score head [N, 2] and a box head [N, 4] (MatMul + Add, like a face
+    detector's), and, with `t`, a linear per-frame head x3 [N, t, 8] -> [N, t, 37] (a CTC
+    recognizer's frames)."""
+    rng = np.random.default_rng(5)
+    init = [
+        onnx.numpy_helper.from_array(rng.standard_normal((8, 2)).astype(np.float32), "w_s"),
+        onnx.numpy_helper.from_array(rng.standard_normal((8, 4)).astype(np.float32), "w_b"),
+        onnx.numpy_helper.from_array(rng.standard_normal(4).astype(np.float32), "b_b"),
+        onnx.numpy_helper.from_array(rng.standard_normal((8, 37)).astype(np.float32), "w_f"),
+        onnx.numpy_helper.from_array(rng.standard_normal(37).astype(np.float32), "b_f"),
+    ]
+    nodes = [
+        helper.make_node("MatMul", ["x", "w_s"], ["s"]),
+        helper.make_node("Softmax", ["s"], ["score"], axis=1),
+        helper.make_node("MatMul", ["x", "w_b"], ["bm"]),
+        helper.make_node("Add", ["bm", "b_b"], ["box"]),
+        helper.make_node("MatMul", ["x3", "w_f"], ["fm"]),
+        helper.make_node("Add", ["fm", "b_f"], ["frames"]),
+        helper.make_node("Relu", ["x3"], ["hidden"]),
+    ]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8]),
+              helper.make_tensor_value_info("x3", TensorProto.FLOAT, ["N", t or 5, 8])]  # fmt: skip
+    outputs = [
+        helper.make_tensor_value_info(n, TensorProto.FLOAT, None)
+        for n in ("score", "box", "frames", "hidden")
+    ]
+    return helper.make_model(helper.make_graph(nodes, "g", inputs, outputs, init))
+
+
+@pytest.mark.parametrize("t", [5, 20])
+def test_regression_heads_beside_scores_and_linear_frame_heads(t: int) -> None:
+    model = _heads_model(t)
+    rng = np.random.default_rng(6)
+    assert output_kind(model, "score", rng.random((33, 2))) == "scores"
+    assert output_kind(model, "box", rng.standard_normal((33, 4))) == "values"  # not top-1 over coordinates
+    assert output_kind(model, "frames", rng.standard_normal((33, t, 37))) == "sequence"
+    assert output_kind(model, "hidden", rng.standard_normal((33, t, 8))) == "map"  # not a linear head
+
+
+@pytest.mark.parametrize(("rows", "t"), [(33, 20), (90, 7)])
+def test_a_sequence_agrees_only_when_every_position_does(rows: int, t: int) -> None:
+    rng = np.random.default_rng(rows)
+    reference = rng.standard_normal((rows, t, 37))
+    test = reference.copy()
+    wrong = np.arange(rows) % 2 == 0  # every other row: one frame's argmax moves elsewhere
+    position = rng.integers(0, t, rows)
+    for row in np.flatnonzero(wrong):
+        frame = test[row, position[row]]
+        frame[frame.argmin()] = frame.max() + 1.0
+    result = compare_outputs(reference, test, None, "sequence")
+    assert result["top1_agreement"] == pytest.approx(1 - wrong.mean())
+    assert result["position_agreement"] == pytest.approx(1 - wrong.sum() / (rows * t))
+    assert result["position_agreement"] >= 0.9 > 0.8 > result["top1_agreement"]
+    padded = np.concatenate([reference, np.zeros((rows, 3, 37))], axis=1)  # padding never disagrees
+    assert compare_outputs(padded, padded.copy(), None, "sequence")["top1_agreement"] == 1.0
+    reasons = degraded_reasons({"outputs": {"frames": result}}, QualityFloor())
+    assert any("frames" in reason and "top-1" in reason for reason in reasons), reasons
