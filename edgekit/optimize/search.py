@@ -121,6 +121,16 @@ def _file_key(path: Path | None) -> str | None:
     return sha256_file(path)
 
 
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of `path` that does not exist yet (None: `path` exists)."""
+    missing = None
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing = folder
+    return missing
+
+
 def search_key(options: OptimizeOptions) -> dict[str, Any]:
     """What must match for a saved search to be resumed."""
     bench = options.bench
@@ -179,9 +189,17 @@ class Search:
         self.store = store
         self.emit = on_event or (lambda event: None)
         self.out_dir = options.out_dir
+        created = _first_missing(self.out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.state, self.resumed = load_state(self.out_dir, search_key(options), options.fresh)
-        self.data: SearchData = prepare_data(options.eval, options.calib, self.out_dir / "data", options.seed)
+        try:
+            self.state, self.resumed = load_state(self.out_dir, search_key(options), options.fresh)
+            self.data: SearchData = prepare_data(
+                options.eval, options.calib, self.out_dir / "data", options.seed
+            )
+        except BaseException:  # refused before any work: leave no -o directory behind
+            if created is not None:
+                shutil.rmtree(created, ignore_errors=True)
+            raise
         if not self.data.labelled:
             self.emit(
                 {

@@ -201,3 +201,21 @@ def test_unlabelled_eval_judges_top1_agreement(tmp_path: Path) -> None:
         assert candidates[name]["accuracy_drop_points"] == pytest.approx(
             100 * (1 - candidates[name]["top1_agreement"])
         )
+
+
+@pytest.mark.parametrize("rows", [4, 20])
+def test_eval_too_small_to_split_is_exit_2_and_leaves_no_out_dir(tmp_path: Path, rows: int) -> None:
+    with np.load(demo_test_set_path()) as data:
+        np.savez(tmp_path / "small.npz", **{name: data[name][:rows] for name in data.files})
+    out = tmp_path / "runs" / "o"
+    proc = run_cli(
+        "optimize",
+        str(demo_model_path()),
+        "--eval",
+        str(tmp_path / "small.npz"),
+        "-o",
+        str(out),
+        home=tmp_path,
+    )
+    assert_one_line_error(proc, 2, f"--eval has {rows} rows")
+    assert not (tmp_path / "runs").exists()  # nor the folder above -o that the run made
