@@ -224,7 +224,8 @@ INT8_STATIC = RecipeSpec(
     {
         "calib": Param(str, "minmax", "calibration method", ("minmax", "entropy", "percentile")),
         "per-channel": Param(bool, True, "per-channel weight scales"),
-        "scheme": Param(str, "target", "activation/weight types", ("target", "u8s8", "s8s8")),
+        "scheme": Param(str, "target", "activation/weight types", ("target", "u8s8", "s8s8", "u8u8")),
+        "keep-first-float": Param(bool, True, "keep input-fed layers float (if <= 1/8 of layers)"),
         "reduce-range": Param(str, "target", "7-bit weights", ("target", "yes", "no")),
         "symmetric-activations": Param(bool, False, "zero-point 0 for activations"),
     },

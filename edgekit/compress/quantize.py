@@ -45,7 +45,14 @@ _CALIBRATION = {
     "percentile": CalibrationMethod.Percentile,
 }
 MIN_QDQ_OPSET = 13  # DequantizeLinear's `axis` (per-channel scales) exists from opset 13
-_SCHEMES = {"u8s8": (QuantType.QUInt8, QuantType.QInt8), "s8s8": (QuantType.QInt8, QuantType.QInt8)}
+_SCHEMES = {
+    "u8s8": (QuantType.QUInt8, QuantType.QInt8),
+    "s8s8": (QuantType.QInt8, QuantType.QInt8),
+    "u8u8": (QuantType.QUInt8, QuantType.QUInt8),
+}
+# CPU flags (Linux /proc/cpuinfo) of x86 int8 dot-product instructions that multiply u8 by s8
+# into int32 without a saturating int16 intermediate (VNNI, AMX); see `scheme_for`.
+_X86_INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 
 
 Feed = dict[str, Any]
@@ -218,7 +225,28 @@ def preprocess(source: Path, out: Path) -> dict[str, Any]:
         logging.getLogger().setLevel(quiet)
 
 
+def host_cpu_flags() -> set[str] | None:
+    """The flags of this machine's first CPU in /proc/cpuinfo, or None where there is none
+    (not Linux, or unreadable)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), None)
+    return set(line.split(":", 1)[1].split()) if line else None
+
+
 def scheme_for(params: dict[str, Any], profile: DeviceProfile) -> tuple[str, bool]:
+    """(scheme, reduce_range) from the recipe's `scheme` and `reduce-range` ("target": the
+    profile's `int8_scheme` and `reduce_range`).
+
+    Schemes (activations/weights): u8s8 (x86 default), s8s8 (Arm default) and u8u8. On an x86
+    CPU without VNNI/AMX (`host_cpu_flags`), onnxruntime's u8s8 kernels use AVX2's VPMADDUBSW,
+    which sums two u8*s8 products into a saturating int16 (255*127*2 > 32767; onnxruntime's
+    quantization guide); u8u8 avoids that and is more accurate there (EfficientNet-Lite0, top-1
+    agreement with float on held-out photo crops: 86% u8u8 vs 66% u8s8), but onnxruntime 1.32
+    runs per-channel u8 weights far slower than float on that CPU, so it is a choice, not the
+    default (benchmarks/int8_quality.py prints both)."""
     scheme = profile.facts.int8_scheme if params.get("scheme", "target") == "target" else params["scheme"]
     reduce = params.get("reduce-range", "target")
     reduce_range = profile.facts.reduce_range if reduce == "target" else reduce == "yes"
@@ -240,12 +268,24 @@ def int8_static(
     profile: DeviceProfile,
     exclude: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Quantize a model already run through `preprocess`; `exclude` names nodes kept in float."""
+    """Quantize a model already run through `preprocess`; `exclude` names nodes kept in float.
+
+    With `keep-first-float` (the int8-static default; absent = no, as QAT calls it), the
+    quantizable nodes that read a graph input directly (the stem) are kept float as well, when
+    they are at most 1/8 of the quantizable nodes (`first_layers_to_keep_float`): a
+    first conv on normalised pixels with BN-folded weights produces pre-activations far wider
+    than the ReLU6 that follows (EfficientNet-Lite0: [-180, 112] clipped to [0, 6]), so its weight
+    rounding alone costs 25 dB of SQNR; keeping it float raised top-1 agreement with float from
+    66% to 80% (u8s8) and 86% to 87% (u8u8) on held-out photo crops, for ~3% of the compute
+    (benchmarks/int8_quality.py)."""
     model = onnx.load(str(prepared))
     check_quantizable(model, "int8-static")
     if calib is None:
         raise missing_calibration()
     scheme, reduce_range = scheme_for(params, profile)
+    given = params.get("scheme", "target") != "target"
+    first = first_layers_to_keep_float(model) if params.get("keep-first-float", False) else []
+    exclude = [*(exclude or []), *(n for n in first if n not in (exclude or []))]
     activation_type, weight_type = _SCHEMES[scheme]
     per_channel = bool(params["per-channel"])
     notes: dict[str, Any] = {}
@@ -300,6 +340,8 @@ def int8_static(
     return {
         "format": "QDQ",
         "scheme": scheme,
+        "scheme_from": "the recipe's scheme=" if given else f"profile {profile.name}'s int8_scheme",
+        "kept_float_first": first,
         "activation_type": activation_type.name,
         "weight_type": weight_type.name,
         "per_channel": per_channel,
@@ -323,6 +365,28 @@ def _sort_nodes(path: Path) -> None:
     references to the data file beside `path` are written back as they were."""
     model = onnx.load(str(path), load_external_data=False)
     onnx.save(topological_sort(model), str(path))
+
+
+FIRST_LAYERS_MAX_SHARE = 1 / 8  # keep-first-float applies when the first layers are at most this share
+
+
+def first_layer_nodes(model: onnx.ModelProto) -> list[str]:
+    """Names of the main graph's quantizable nodes (graph.QUANTIZABLE_OPS) that read a graph
+    input that is not an initializer: the layers fed the raw model input."""
+    weights = {i.name for i in model.graph.initializer}
+    feeds = {i.name for i in model.graph.input} - weights
+    return [
+        n.name for n in model.graph.node if n.op_type in QUANTIZABLE_OPS and any(x in feeds for x in n.input)
+    ]
+
+
+def first_layers_to_keep_float(model: onnx.ModelProto) -> list[str]:
+    """`first_layer_nodes` when they are at most FIRST_LAYERS_MAX_SHARE of the main graph's
+    quantizable nodes, else []: in a small model (a 1-conv or 3-layer net) the first layers are
+    much of the compute, and keeping them float would leave little or nothing quantized."""
+    first = first_layer_nodes(model)
+    total = sum(1 for n in model.graph.node if n.op_type in QUANTIZABLE_OPS)
+    return first if first and len(first) <= FIRST_LAYERS_MAX_SHARE * total else []
 
 
 def int8_dynamic(source: Path, out: Path, params: dict[str, Any], profile: DeviceProfile) -> dict[str, Any]:

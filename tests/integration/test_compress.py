@@ -192,7 +192,7 @@ def outlier_mlp(directory: Path) -> tuple[Path, Path, Path]:
 def test_accuracy_guard_keeps_the_sensitive_node_float(tmp_path: Path) -> None:
     model, calib, evaluation = outlier_mlp(tmp_path)
     plain = lib_compress(
-        "int8-static:per-channel=no",
+        "int8-static:per-channel=no,keep-first-float=no",  # fc1 reads the input
         tmp_path / "plain",
         model=model,
         calib=calib,
@@ -203,7 +203,7 @@ def test_accuracy_guard_keeps_the_sensitive_node_float(tmp_path: Path) -> None:
     assert [item["node"] for item in plain["fidelity"]["per_layer_sqnr_drop_db"]] == ["fc2", "fc1"]
     assert plain["fidelity"]["accuracy"]["drop_points"] > 10  # the outlier really breaks per-tensor int8
     manifest = lib_compress(
-        "int8-static:per-channel=no",
+        "int8-static:per-channel=no,keep-first-float=no",  # fc1 reads the input
         tmp_path / "guarded",
         model=model,
         calib=calib,
