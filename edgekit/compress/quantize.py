@@ -39,13 +39,15 @@ from edgekit.core.errors import ModelError, UsageError
 from edgekit.core.onnx_model import TensorInfo, graph_inputs, has_external_data, save_onnx
 from edgekit.core.profiles import DeviceProfile
 
-_CALIBRATION = {
+# int8-static's `calib=` values -> onnxruntime's calibrators (shared with compress/subgraphs.py).
+CALIBRATION_METHODS = {
     "minmax": CalibrationMethod.MinMax,
     "entropy": CalibrationMethod.Entropy,
     "percentile": CalibrationMethod.Percentile,
 }
 MIN_QDQ_OPSET = 13  # DequantizeLinear's `axis` (per-channel scales) exists from opset 13
-_SCHEMES = {
+# `scheme=` values -> (activation type, weight type) for onnxruntime's quantizer.
+SCHEMES = {
     "u8s8": (QuantType.QUInt8, QuantType.QInt8),
     "s8s8": (QuantType.QInt8, QuantType.QInt8),
     "u8u8": (QuantType.QUInt8, QuantType.QUInt8),
@@ -286,7 +288,7 @@ def int8_static(
     given = params.get("scheme", "target") != "target"
     first = first_layers_to_keep_float(model) if params.get("keep-first-float", False) else []
     exclude = [*(exclude or []), *(n for n in first if n not in (exclude or []))]
-    activation_type, weight_type = _SCHEMES[scheme]
+    activation_type, weight_type = SCHEMES[scheme]
     per_channel = bool(params["per-channel"])
     notes: dict[str, Any] = {}
     if per_channel and main_opset(model) < MIN_QDQ_OPSET:
@@ -317,7 +319,7 @@ def int8_static(
                 activation_type=activation_type,
                 weight_type=weight_type,
                 nodes_to_exclude=list(exclude or []),
-                calibrate_method=_CALIBRATION[params["calib"]],
+                calibrate_method=CALIBRATION_METHODS[params["calib"]],
                 use_external_data_format=large,
                 extra_options={**options, **reader.options()},
             )

@@ -431,10 +431,10 @@ def static_quantizer(params: dict[str, Any], profile: Any, exclude: Sequence[str
     calibration method, symmetric activations), `exclude` kept float."""
     from onnxruntime.quantization import QuantFormat, quantize_static
 
-    from edgekit.compress.quantize import _CALIBRATION, _SCHEMES, ShapeGroupedReader, scheme_for
+    from edgekit.compress.quantize import CALIBRATION_METHODS, SCHEMES, ShapeGroupedReader, scheme_for
 
     scheme, reduce_range = scheme_for(params, profile)
-    activation_type, weight_type = _SCHEMES[scheme]
+    activation_type, weight_type = SCHEMES[scheme]
 
     def run(source: Path, out: Path, feeds: Sequence[Feed]) -> None:
         reader = ShapeGroupedReader.of_feeds(feeds)  # captured feeds may differ in shape
@@ -449,7 +449,7 @@ def static_quantizer(params: dict[str, Any], profile: Any, exclude: Sequence[str
                 activation_type=activation_type,
                 weight_type=weight_type,
                 nodes_to_exclude=list(exclude),
-                calibrate_method=_CALIBRATION[params["calib"]],
+                calibrate_method=CALIBRATION_METHODS[params["calib"]],
                 extra_options={
                     "ActivationSymmetric": bool(params.get("symmetric-activations", False)),
                     **reader.options(),
