@@ -282,9 +282,13 @@ def int8_static(
     66% to 80% (u8s8) and 86% to 87% (u8u8) on held-out photo crops, for ~3% of the compute
     (benchmarks/int8_quality.py).
 
-    With `bias-correction` (absent = no), each quantized Conv/Gemm's bias is then shifted by
-    the mean error its quantization adds on the calibration set (compress/bias_correction.py);
-    the report's `bias_correction` gives the layers corrected and the mean |shift|."""
+    With `bias-correction` (the int8-static default; absent = no, as QAT calls it), each
+    quantized Conv/Gemm's bias is then shifted by the mean error its quantization adds on the
+    calibration set, layer by layer, as onnxruntime runs the model (compress/bias_correction.py);
+    the report's `bias_correction` gives the layers corrected and the mean |shift|. On
+    EfficientNet-Lite0 it raised top-1 agreement with float from 80.0% to 82.9% (u8s8,
+    keep-first-float, held-out photo crops) at the same speed (only bias values change), for
+    about 5 minutes more of compression on a shared 2-core CPU (benchmarks/int8_quality.py)."""
     model = onnx.load(str(prepared))
     check_quantizable(model, "int8-static")
     if calib is None:
