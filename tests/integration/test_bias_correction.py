@@ -150,3 +150,31 @@ def test_a_model_without_biases_is_left_as_quantized(tmp_path: Path) -> None:
         numpy_helper.to_array(i).tobytes() for i in b.graph.initializer
     ]
     assert plain["fidelity"]["outputs"]["y"]["sqnr_db"] == corrected["fidelity"]["outputs"]["y"]["sqnr_db"]
+
+
+@pytest.mark.parametrize(("rows", "features"), [(33, 16), (90, 40)])
+def test_bias_correction_on_a_two_input_model_with_a_gemm(tmp_path: Path, rows: int, features: int) -> None:
+    """A conv branch on x and a Gemm (bias, output channels on the last axis) on a second input z;
+    both are corrected from one calibration set that feeds both inputs."""
+    model = tmp_path / "m.onnx"
+    conv_net(model, 16, 2, side=8)
+    proto = onnx.load(str(model))
+    rng = np.random.default_rng(features)
+    gain = np.geomspace(0.05, 3.0, 6)
+    weight = (rng.standard_normal((features, 6)) * gain / np.sqrt(features)).astype(np.float32)
+    proto.graph.initializer.extend(
+        [
+            numpy_helper.from_array(weight, "wz"),
+            numpy_helper.from_array((0.3 * rng.standard_normal(6)).astype(np.float32), "bz"),
+        ]
+    )
+    proto.graph.node.append(helper.make_node("Gemm", ["z", "wz", "bz"], ["out_z"], name="gemm_z"))
+    proto.graph.input.append(helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", features]))
+    proto.graph.output.append(helper.make_tensor_value_info("out_z", TensorProto.FLOAT, ["N", 6]))
+    onnx.save(proto, str(model))
+    calib = tmp_path / "calib.npz"
+    z = np.abs(rng.standard_normal((rows, features))).astype(np.float32)
+    np.savez(calib, x=images(rows, 8, seed=rows), z=z)
+    manifest = quantize(model, tmp_path / "bc", "int8-static:per-channel=no,keep-first-float=no", calib)
+    assert manifest["recipe"][0]["report"]["bias_correction"]["layers"] == 4
+    assert manifest["fidelity"]["outputs"]["out_z"]["sqnr_db"] > 20
