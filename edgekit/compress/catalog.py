@@ -228,6 +228,7 @@ INT8_STATIC = RecipeSpec(
         "keep-first-float": Param(bool, True, "keep input-fed layers float (if <= 1/8 of layers)"),
         "reduce-range": Param(str, "target", "7-bit weights", ("target", "yes", "no")),
         "symmetric-activations": Param(bool, False, "zero-point 0 for activations"),
+        "bias-correction": Param(bool, True, "shift biases by the mean quantization error on calib"),
     },
     quantizes=True,
     terminal=True,
