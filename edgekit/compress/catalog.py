@@ -231,6 +231,7 @@ INT8_STATIC = RecipeSpec(
         ),
         "reduce-range": Param(str, "target", "7-bit weights", ("target", "yes", "no")),
         "symmetric-activations": Param(bool, False, "zero-point 0 for activations"),
+        "bias-correction": Param(bool, True, "shift biases by the mean quantization error on calib"),
     },
     quantizes=True,
     terminal=True,

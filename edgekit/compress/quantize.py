@@ -26,6 +26,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from edgekit.compress.bias_correction import correct_biases
 from edgekit.compress.data import Dataset, calibration_batches, shape_key
 from edgekit.compress.graph import (
     QUANTIZABLE_OPS,
@@ -290,7 +291,15 @@ def int8_static(
     capped to 5 with the stem: 85.5%) at an unchanged speed-up (1.51x), for a second
     quantization at compress time. More float layers are not always better: onnxruntime's
     optimised run of a float conv between Q/DQ pairs can lose what the QDQ graph gains
-    (benchmarks/int8_quality.py)."""
+    (benchmarks/int8_quality.py).
+
+    With `bias-correction` (the int8-static default; absent = no, as QAT calls it), each
+    quantized Conv/Gemm's bias is then shifted by the mean error its quantization adds on the
+    calibration set, layer by layer, as onnxruntime runs the model (compress/bias_correction.py);
+    the report's `bias_correction` gives the layers corrected and the mean |shift|. On
+    EfficientNet-Lite0 it raised top-1 agreement with float from 80.0% to 82.9% (u8s8,
+    keep-first-float, held-out photo crops) at the same speed (only bias values change), for
+    about 5 minutes more of compression on a shared 2-core CPU (benchmarks/int8_quality.py)."""
     model = onnx.load(str(prepared))
     check_quantizable(model, "int8-static")
     if calib is None:
@@ -358,6 +367,8 @@ def int8_static(
         exclude = [*exclude, *sensitive]
         quantize_once(exclude)
     _sort_nodes(out)
+    if params.get("bias-correction", False):
+        notes["bias_correction"] = _bias_correction(prepared, out, calib)
     return {
         "format": "QDQ",
         "scheme": scheme,
@@ -377,6 +388,15 @@ def int8_static(
         },
         "kept_float": list(exclude or []),
     }
+
+
+def _bias_correction(prepared: Path, out: Path, calib: Dataset) -> dict[str, Any]:
+    """Correct the biases of the quantized model at `out` (compress/bias_correction.py) on the
+    calibration set; a model with external data (over protobuf's 2 GB limit) is left as it is,
+    and the report says so."""
+    if has_external_data(out):
+        return {"layers": 0, "skipped_model": "the model has external data (over 2 GB)"}
+    return correct_biases(prepared, out, calib)
 
 
 def _sort_nodes(path: Path) -> None:

@@ -102,7 +102,12 @@ def test_per_feed_sequences_of_different_lengths(tmp_path: Path, lengths: tuple[
         manifest = _compress(model, recipe, tmp_path / recipe, calib=folder, eval=folder)
         fid = manifest["fidelity"]
         assert fid["rows"] == len(lengths) and fid["output"] == "emissions"
-        assert fid["cosine_mean"] > 0.95 and manifest["degraded"] is False
+        emissions = fid["outputs"]["emissions"]
+        # A tagger's emissions are a sequence of class scores: judged by whole rows, the verdict
+        # follows the floor (top-1 agreement >= 80%) whatever the cosine.
+        assert emissions["kind"] == "sequence" and fid["cosine_mean"] > 0.95
+        assert emissions["position_agreement"] >= emissions["top1_agreement"]
+        assert manifest["degraded"] is (emissions["top1_agreement"] < 0.8)
 
 
 def test_join_rows_moves_the_row_axis_and_pads_ragged_parts() -> None:
