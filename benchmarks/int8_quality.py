@@ -83,7 +83,7 @@ STEPS = (
     ("+ reduce-range=yes (7-bit weights)", PREVIOUS + ",reduce-range=yes"),
     ("+ s8s8, symmetric activations", PREVIOUS.replace("u8s8", "s8s8") + ",symmetric-activations=yes"),
     ("+ keep-first-float=yes", "int8-static:scheme=u8s8,keep-sensitive-float=0,bias-correction=no"),
-    ("+ scheme=u8u8", "int8-static:scheme=u8u8,keep-first-float=no,keep-sensitive-float=0,bias-correction=no"),
+    ("+ scheme=u8u8", PREVIOUS.replace("u8s8", "u8u8")),
     ("keep-first-float default (u8s8 on local)", FIRST_FLOAT),
     ("+ bias-correction=yes", "int8-static:keep-sensitive-float=0"),
     ("+ keep-sensitive-float=2", "int8-static:bias-correction=no"),
