@@ -226,6 +226,9 @@ INT8_STATIC = RecipeSpec(
         "per-channel": Param(bool, True, "per-channel weight scales"),
         "scheme": Param(str, "target", "activation/weight types", ("target", "u8s8", "s8s8", "u8u8")),
         "keep-first-float": Param(bool, True, "keep input-fed layers float (if <= 1/8 of layers)"),
+        "keep-sensitive-float": Param(
+            int, 2, "keep the N layers losing most SQNR float (0 = none)", minimum=0, maximum=64
+        ),
         "reduce-range": Param(str, "target", "7-bit weights", ("target", "yes", "no")),
         "symmetric-activations": Param(bool, False, "zero-point 0 for activations"),
         "bias-correction": Param(bool, True, "shift biases by the mean quantization error on calib"),

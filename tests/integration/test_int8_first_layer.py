@@ -83,18 +83,23 @@ def test_first_layers_stay_float_by_default(
         y=rng.standard_normal((rows, features)).astype(np.float32),
     )
     manifests = {}
-    for recipe in ("int8-static", "int8-static:keep-first-float=no", "int8-static:scheme=u8u8"):
+    # keep-sensitive-float=0: only keep-first-float decides here (test_int8_sensitive_float.py)
+    for recipe in (
+        "int8-static:keep-sensitive-float=0",
+        "int8-static:keep-first-float=no,keep-sensitive-float=0",
+        "int8-static:scheme=u8u8",
+    ):
         out = tmp_path / recipe.replace(":", "_").replace("=", "-")
         options = CompressOptions(
             steps=parse_recipes([recipe]), profile=load_profile("local"), calib=calib, allow_degraded=True
         )
         manifests[recipe] = (compress(model, out, options), out / "model.onnx")
-    default, default_path = manifests["int8-static"]
+    default, default_path = manifests["int8-static:keep-sensitive-float=0"]
     step = default["recipe"][0]
     assert step["params"]["keep-first-float"] is True
     assert step["report"]["kept_float_first"] == (["conv_a", "mm_c"] if applies else [])
     assert quantized_nodes(default_path) == (middle if applies else middle | {"conv_a", "mm_c"})
-    off, off_path = manifests["int8-static:keep-first-float=no"]
+    off, off_path = manifests["int8-static:keep-first-float=no,keep-sensitive-float=0"]
     assert off["recipe"][0]["report"]["kept_float_first"] == []
     assert quantized_nodes(off_path) == middle | {"conv_a", "mm_c"}
     u8u8, u8u8_path = manifests["int8-static:scheme=u8u8"]
