@@ -362,7 +362,11 @@ def int8_static(
 
     quantize_once(exclude)
     count = int(params.get("keep-sensitive-float", 0))
-    sensitive = sensitive_layers(model, prepared, out, calib, count, exclude)
+    try:
+        sensitive = sensitive_layers(model, prepared, out, calib, count, exclude)
+    except SensitivityUnmeasured as exc:
+        sensitive = []
+        notes["kept_float_sensitive_skipped"] = f"the layers' SQNR loss could not be measured: {exc}"
     if sensitive:
         exclude = [*exclude, *sensitive]
         quantize_once(exclude)
@@ -440,7 +444,8 @@ def sensitive_layers(
     """The `count` nodes of `quantized` (the int8 QDQ artifact of `prepared`) whose own
     quantization costs most SQNR (guard.rank_by_sqnr, on the first SENSITIVE_ROWS calibration
     rows), not already in `kept`, with a positive drop, and at most FIRST_LAYERS_MAX_SHARE of the
-    quantizable nodes all told; [] when count is 0 or the intermediate tensors cannot be read."""
+    quantizable nodes all told; [] when count is 0. Raises SensitivityUnmeasured when the
+    intermediate tensors cannot be read."""
     total = sum(1 for n in model.graph.node if n.op_type in QUANTIZABLE_OPS)
     count = min(count, int(FIRST_LAYERS_MAX_SHARE * total) - len(kept))
     if count <= 0:
@@ -452,9 +457,14 @@ def sensitive_layers(
     )
     try:
         ranked = rank_by_sqnr(prepared, quantized, rows)
-    except Exception:  # an intermediate tensor onnxruntime cannot expose: nothing is ranked
-        return []
+    except Exception as exc:  # an intermediate tensor onnxruntime cannot expose, a model over 2 GB
+        raise SensitivityUnmeasured(_one_line(exc)) from None
     return [s.node for s in ranked if s.node not in kept and s.sqnr_drop_db > 0][:count]
+
+
+class SensitivityUnmeasured(Exception):
+    """The layers' own SQNR loss could not be measured (the reason is the message): none is kept
+    float for it, and the report says why."""
 
 
 def int8_dynamic(source: Path, out: Path, params: dict[str, Any], profile: DeviceProfile) -> dict[str, Any]:

@@ -100,3 +100,17 @@ def test_most_sensitive_layer_stays_float(tmp_path: Path, channels: int, depth: 
     assert quantized_convs(off_path) == every - {"conv_0"}
     x = np.abs(rng.standard_normal((8, channels, 6, 6))).astype(np.float32)
     assert output_sqnr_db(model, default_path, x) > output_sqnr_db(model, off_path, x) + 3
+
+
+def test_unmeasurable_sensitivity_is_said_not_swallowed(tmp_path: Path) -> None:
+    """When the layers' own SQNR loss cannot be read, nothing is kept float for it and the
+    reason is raised for the report (here: an artifact that is not there to read)."""
+    from edgekit.compress.data import Dataset
+    from edgekit.compress.quantize import SensitivityUnmeasured, sensitive_layers
+
+    chain_model(tmp_path / "m.onnx", 8, 16, 5)
+    model = onnx.load(str(tmp_path / "m.onnx"))
+    rows = Dataset(tmp_path, {"x": np.abs(np.random.default_rng(0).standard_normal((33, 8, 6, 6)))}, None)
+    with pytest.raises(SensitivityUnmeasured):
+        sensitive_layers(model, tmp_path / "m.onnx", tmp_path / "missing.onnx", rows, 2, [])
+    assert sensitive_layers(model, tmp_path / "m.onnx", tmp_path / "missing.onnx", rows, 0, []) == []
