@@ -102,16 +102,12 @@ def _if_model(path: Path, channels: int, seed: int) -> None:
     onnx.save(model, str(path))
 
 
-def _loop_model(path: Path, dim: int, iterations: int, seed: int) -> None:
-    """x [N, dim] -> Loop(iterations) { s = tanh(s @ W) } -> y [N, dim]; W is in the outer graph."""
-    rng = np.random.default_rng(seed)
+def _loop_body(nodes: list[onnx.NodeProto], cond_name: str) -> onnx.GraphProto:
+    """A Loop body (iteration i, condition c_in, carried s_in) -> (c_out, s_out): `nodes` make
+    s_out from s_in; the condition passes through an Identity named `cond_name`."""
     info = helper.make_tensor_value_info
-    body = helper.make_graph(
-        [
-            helper.make_node("MatMul", ["s_in", "W"], ["mm"], name="body_matmul"),
-            helper.make_node("Tanh", ["mm"], ["s_out"], name="body_tanh"),
-            helper.make_node("Identity", ["c_in"], ["c_out"], name="body_cond"),
-        ],
+    return helper.make_graph(
+        [*nodes, helper.make_node("Identity", ["c_in"], ["c_out"], name=cond_name)],
         "body",
         [
             info("i", TensorProto.INT64, []),
@@ -119,6 +115,19 @@ def _loop_model(path: Path, dim: int, iterations: int, seed: int) -> None:
             info("s_in", TensorProto.FLOAT, None),
         ],
         [info("c_out", TensorProto.BOOL, []), info("s_out", TensorProto.FLOAT, None)],
+    )
+
+
+def _loop_model(path: Path, dim: int, iterations: int, seed: int) -> None:
+    """x [N, dim] -> Loop(iterations) { s = tanh(s @ W) } -> y [N, dim]; W is in the outer graph."""
+    rng = np.random.default_rng(seed)
+    info = helper.make_tensor_value_info
+    body = _loop_body(
+        [
+            helper.make_node("MatMul", ["s_in", "W"], ["mm"], name="body_matmul"),
+            helper.make_node("Tanh", ["mm"], ["s_out"], name="body_tanh"),
+        ],
+        "body_cond",
     )
     graph = helper.make_graph(
         [helper.make_node("Loop", ["n", "c", "x"], ["y"], name="loop", body=body)],
@@ -391,7 +400,6 @@ def _loop_gemm_if_model(path: Path, opset: int, dim: int, seed: int, nested_if: 
     nodes = [
         helper.make_node("Gemm", ["s_in", "W", "B"], ["g"], name="body_gemm", transB=1),
         helper.make_node("Relu", ["g"], ["r"], name="body_relu"),
-        helper.make_node("Identity", ["c_in"], ["c_out"], name="body_cond"),
     ]
     if nested_if:
         branch = lambda tag, w: helper.make_graph(  # noqa: E731
@@ -414,16 +422,7 @@ def _loop_gemm_if_model(path: Path, opset: int, dim: int, seed: int, nested_if: 
         ]
     else:
         nodes.append(helper.make_node("Identity", ["r"], ["s_out"], name="body_out"))
-    body = helper.make_graph(
-        nodes,
-        "body",
-        [
-            info("i", TensorProto.INT64, []),
-            info("c_in", TensorProto.BOOL, []),
-            info("s_in", TensorProto.FLOAT, None),
-        ],
-        [info("c_out", TensorProto.BOOL, []), info("s_out", TensorProto.FLOAT, None)],
-    )
+    body = _loop_body(nodes, "body_cond")
     scale = 1.0 / np.sqrt(dim)
     graph = helper.make_graph(
         [helper.make_node("Loop", ["n", "c", "x"], ["y"], name="loop", body=body)],
@@ -485,19 +484,12 @@ def test_loop_with_growing_carried_tensor_stays_float_with_reason(tmp_path: Path
     MatMul stays float, counted, with the reason; exit 0 and the fidelity judge still runs."""
     info = helper.make_tensor_value_info
     dim = 24
-    body = helper.make_graph(
+    body = _loop_body(
         [
             helper.make_node("MatMul", ["s_in", "W"], ["mm"], name="grow_matmul"),
             helper.make_node("Concat", ["s_in", "mm"], ["s_out"], name="grow_concat", axis=0),
-            helper.make_node("Identity", ["c_in"], ["c_out"], name="grow_cond"),
         ],
-        "body",
-        [
-            info("i", TensorProto.INT64, []),
-            info("c_in", TensorProto.BOOL, []),
-            info("s_in", TensorProto.FLOAT, None),
-        ],
-        [info("c_out", TensorProto.BOOL, []), info("s_out", TensorProto.FLOAT, None)],
+        "grow_cond",
     )
     w = (np.random.default_rng(0).standard_normal((dim, dim)) / np.sqrt(dim)).astype(np.float32)
     graph = helper.make_graph(
