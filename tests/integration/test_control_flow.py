@@ -243,19 +243,7 @@ def test_loop_body_matmul(tmp_path: Path, dim: int, rows: int) -> None:
     feeds = [{"x": x}]
     assert _cosines(_outputs(model, feeds)[0], _outputs(dynamic / "model.onnx", feeds)[0]).min() > 0.98
 
-    result = run_cli(
-        "compress",
-        str(model),
-        "--recipe",
-        "int8-static",
-        "--calib",
-        str(calib),
-        "-o",
-        str(static),
-        home=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr
-    report = _report(static)
+    result, report = _compress_static(model, calib, static)  # static's parent is tmp_path: the same home
     assert report["quantized_nodes"] == "1 of 1" and report["stayed_float"] == []
     assert "quantized_nodes=1 of 1" in result.stdout.replace("\n", "")
     (record,) = report["subgraphs"]
