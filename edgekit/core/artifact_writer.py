@@ -18,9 +18,9 @@ from typing import Any
 import onnx
 
 from edgekit import __version__
-from edgekit.core.artifacts import MANIFEST_NAME, artifact_files, artifact_sha256, external_data_locations
+from edgekit.core.artifacts import MANIFEST_NAME, artifact_files, artifact_sha256
 from edgekit.core.errors import UsageError
-from edgekit.core.onnx_model import save_onnx
+from edgekit.core.onnx_model import has_external_data, save_onnx
 
 ARTIFACT_STEM = "model"  # model.onnx, or model.tflite after tflite-int8
 
@@ -80,8 +80,8 @@ def copy_model(source: Path, dest: Path, *, external_data: bool) -> list[str]:
     (onnx.save_model's external data format), which a model over protobuf's 2 GB limit needs and
     which keeps a source's large weights outside the model file as they were. TFLite files are
     copied as they are. Raises OSError when the files cannot be written."""
-    locations = _locations(source) if source.suffix == ".onnx" else []
-    if dest.suffix != ".onnx" or not (external_data or locations):
+    external = source.suffix == ".onnx" and has_external_data(source)
+    if dest.suffix != ".onnx" or not (external_data or external):
         (dest.parent / f"{dest.name}.data").unlink(missing_ok=True)  # a replaced artifact's old weights
         shutil.copyfile(source, dest)
         return []
@@ -90,10 +90,6 @@ def copy_model(source: Path, dest: Path, *, external_data: bool) -> list[str]:
     for name in written:  # onnx writes external data 0600; the artifact is the user's
         (dest.parent / name).chmod(default_file_mode())
     return written
-
-
-def _locations(path: Path) -> list[str]:
-    return external_data_locations(onnx.load(str(path), load_external_data=False))
 
 
 @contextmanager
