@@ -62,7 +62,9 @@ class ProfileFacts(ConfigModel):
     memory_mb: int = integer("RAM in MiB; 0 = the host's", default=...)
     runtime: Runtime = one_of(get_args(Runtime), default=...)
     int8_scheme: Int8Scheme = one_of(get_args(Int8Scheme), default=...)
-    reduce_range: bool = Field(description="true or false")
+    reduce_range: bool | Literal["host"] = Field(
+        description='true, false, or "host": true on an x86 host without VNNI/AMX (profile local)'
+    )
     default_threads: int = integer("threads; 0 = all cores", default=...)
 
 

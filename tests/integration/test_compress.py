@@ -93,6 +93,29 @@ def test_scheme_follows_the_target(tmp_path: Path) -> None:
     assert zero_point_types(tmp_path / "arm" / "model.onnx") == {TensorProto.INT8}
 
 
+def _saturating_x86_host() -> bool:
+    """Read /proc/cpuinfo here, independently of edgekit: x86 without a VNNI/AMX int8 flag."""
+    import platform
+
+    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    flags = set(next((ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), []))
+    x86 = platform.machine().lower() in ("x86_64", "amd64")
+    return x86 and bool(flags) and not flags & {"avx512_vnni", "avx_vnni", "amx_int8"}
+
+
+@pytest.mark.parametrize(("target", "reduce"), [("local", None), ("raspberry-pi-4", False)])
+def test_reduce_range_follows_the_target_host(tmp_path: Path, target: str, reduce: bool | None) -> None:
+    """Profile local's reduce_range = "host": 7-bit weights exactly when this CPU's u8s8 kernels
+    saturate; an Arm board's profile says false. The int8 weights show which grid was used."""
+    expected = _saturating_x86_host() if reduce is None else reduce
+    manifest = lib_compress("int8-static", tmp_path / "q", calib=Path(CALIB), target=target)
+    assert manifest["recipe"][0]["report"]["reduce_range"] is expected
+    model = onnx.load(str(tmp_path / "q" / "model.onnx"))
+    weights = [numpy_helper.to_array(t) for t in model.graph.initializer if t.data_type == TensorProto.INT8]
+    largest = max(int(np.abs(w.astype(np.int32)).max()) for w in weights if w.size > 16)
+    assert (largest <= 64) is expected, largest
+
+
 def test_dynamic_and_fp16(tmp_path: Path) -> None:
     fp16 = lib_compress("fp16", tmp_path / "fp16", eval=Path(EVAL))
     assert 1.8 <= fp16["size_ratio"] <= 2.2
