@@ -18,7 +18,10 @@ from edgekit.report.data import HISTORY_WINDOW, HistoryEntry, histories
 from edgekit.store.base import ResultsStore
 from edgekit.store.references import load_reference
 
-REFERENCE_HELP = "A result .json, a stored run id (or unique prefix), or latest:DEVICE:MODEL[:N]."
+REFERENCE_HELP = (
+    "A result .json (one result or a JSON list), a stored run id (or a unique prefix of >= 4 characters), "
+    "or latest:DEVICE:MODEL[:N]."
+)
 ThresholdOption = Annotated[
     list[str] | None,
     typer.Option(

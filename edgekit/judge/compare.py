@@ -42,6 +42,9 @@ class Comparison:
         for verdict in ("regression", "improvement"):
             if verdict in verdicts:
                 return verdict
+        latency = next((m for m in self.metrics if m.metric == "latency_p50_ms"), None)
+        if latency is not None and latency.verdict == "insufficient-data":
+            return "insufficient-data"  # the runs cannot show whether latency changed
         return "unchanged"
 
     def to_dict(self) -> dict[str, Any]:

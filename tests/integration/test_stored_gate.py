@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -29,7 +30,7 @@ def test_unchanged_real_runs_are_never_a_regression(home: Path) -> None:
     ids = [run["run_id"] for run in reversed(history)]  # oldest first
     assert len(ids) == RUNS
     verdicts = []
-    for older, newer in zip(ids, ids[1:]):
+    for older, newer in itertools.pairwise(ids):
         proc = run_cli("compare", older[:6], newer[:6], "--json", home=home)
         assert proc.returncode == 0, proc.stdout + proc.stderr  # never 1 (regression)
         latency = json.loads(proc.stdout)["comparison"]["metrics"][0]
