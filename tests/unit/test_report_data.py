@@ -203,3 +203,19 @@ def test_a_result_without_fingerprint_is_not_compared() -> None:
     second = second.model_copy(update={"fingerprint": None})
     (history,) = build_report([first, second], ReportFilter(), NOW).histories
     assert history.entries[1].verdict == "not-comparable"
+
+
+def test_help_states_the_history_rule_with_its_constants() -> None:
+    """`report --help` and `check --help` say when history is used and when it is too short, with
+    the numbers the gate uses."""
+    from edgekit.cli.compare import check_command, compare_command
+    from edgekit.cli.report import report_command
+    from edgekit.judge.regression import MIN_NOISE_RUNS
+    from edgekit.report.data import HISTORY_MIN, HISTORY_WINDOW, Z_LIMIT
+
+    for command in (report_command, check_command):
+        text = " ".join((command.__doc__ or "").split())
+        assert f"last {HISTORY_WINDOW} runs" in text and f"beyond {Z_LIMIT}" in text
+        assert f"fewer than {HISTORY_MIN} earlier runs" in text and "insufficient-data" in text
+    compare_help = " ".join((compare_command.__doc__ or "").split())
+    assert f"at least {MIN_NOISE_RUNS} runs" in compare_help and "insufficient-data" in compare_help
