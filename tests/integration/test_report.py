@@ -115,6 +115,18 @@ def test_html_markdown_and_openmetrics_agree_on_the_regression(home: Path, tmp_p
     assert not list(tmp_path.glob(".*.tmp"))  # written atomically: no temporary left behind
 
 
+def test_check_judges_a_stored_run_against_its_series_history(home: Path) -> None:
+    """`check RUN` without --baseline: the report's history gate for that run."""
+    regressed, steady = (home / "regressed_run_id").read_text(), (home / "steady_run_id").read_text()
+    proc = run_cli("check", regressed[:8], "--json", home=home)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    (judged,) = json.loads(proc.stdout)["history"]
+    assert judged["verdict"] == "regression" and judged["change"] == pytest.approx(0.10, abs=0.02)
+    proc = run_cli("check", steady[:8], "--json", home=home)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout)["history"][0]["verdict"] == "unchanged"
+
+
 def test_filters_and_empty_scope(home: Path, tmp_path: Path) -> None:
     proc = run_cli("report", "--device", "nowhere", "--json", home=home)
     assert proc.returncode == 0, proc.stderr
