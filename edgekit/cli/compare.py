@@ -11,11 +11,17 @@ from rich.table import Table
 from edgekit.cli.common import JsonOption, StoreOption, store_from_option
 from edgekit.cli.output import print_json, print_result, stderr, stdout
 from edgekit.core.errors import EXIT_BUDGET, EXIT_OK, EXIT_USAGE
-from edgekit.judge.compare import Comparison, compare, parse_thresholds
+from edgekit.core.result import Result
+from edgekit.judge.compare import Comparison, compare, parse_thresholds, series_key, series_noise
 from edgekit.judge.fingerprint import COMPARABLE_KEYS
+from edgekit.report.data import HISTORY_WINDOW, HistoryEntry, histories
+from edgekit.store.base import ResultsStore
 from edgekit.store.references import load_reference
 
-REFERENCE_HELP = "A result .json, a stored run id (or unique prefix), or latest:DEVICE:MODEL[:N]."
+REFERENCE_HELP = (
+    "A result .json (one result or a JSON list), a stored run id (or a unique prefix of >= 4 characters), "
+    "or latest:DEVICE:MODEL[:N]."
+)
 ThresholdOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -30,6 +36,11 @@ IgnoreOption = Annotated[
         help=f"Compare although this fingerprint key differs (one of {', '.join(COMPARABLE_KEYS)}).",
     ),
 ]
+StrictOption = Annotated[
+    bool,
+    typer.Option("--strict", help="Exit 1 on 'insufficient-data' too (too few runs, too short a history)."),
+]
+HISTORY_LIMIT = 500  # stored runs of one device and model read to find a series' history
 _STYLE = {
     "regression": "bold red",
     "improvement": "bold green",
@@ -89,10 +100,29 @@ def _report(comparison: Comparison, as_json: bool, extra: dict[str, Any] | None 
     stdout.print(comparison_table(comparison))
 
 
-def _exit_code(comparison: Comparison) -> int:
+def _exit_code(comparison: Comparison, strict: bool = False) -> int:
     if not comparison.comparable:
         return EXIT_USAGE
-    return EXIT_BUDGET if comparison.verdict == "regression" else EXIT_OK
+    if comparison.verdict == "regression":
+        return EXIT_BUDGET
+    latency = next((m for m in comparison.metrics if m.metric == "latency_p50_ms"), None)
+    insufficient = latency is not None and latency.verdict == "insufficient-data"
+    return EXIT_BUDGET if strict and insufficient else EXIT_OK
+
+
+def series_history(store: ResultsStore, result: Result, limit: int = HISTORY_LIMIT) -> list[Result]:
+    """The stored runs of result's series (edgekit.judge.compare.series_key), oldest first."""
+    key = series_key(result)
+    stored = store.runs(device=result.device.name, model=result.model.name, limit=limit)
+    return sorted((r.result for r in stored if series_key(r.result) == key), key=lambda r: r.created)
+
+
+def _judged_in_history(store: ResultsStore, result: Result, thresholds: dict[str, float]) -> HistoryEntry:
+    """The run judged against the runs of its series stored before it (the report's gate)."""
+    earlier = [
+        r for r in series_history(store, result) if r.created < result.created and r.run_id != result.run_id
+    ]
+    return histories([*earlier[-4 * HISTORY_WINDOW :], result], thresholds)[0].entries[-1]
 
 
 def compare_command(
@@ -102,20 +132,41 @@ def compare_command(
     ignore_difference: IgnoreOption = None,
     store: StoreOption = None,
     as_json: JsonOption = False,
+    strict: StrictOption = False,
 ) -> None:
-    """Per metric: the change, its 95% CI, Mann-Whitney p and a verdict. Exit 1 on a regression,
-    2 when the runs are not comparable (different governor, clocks, runtime, threads, throttling)."""
+    """Per metric: the change, its 95% CI, Mann-Whitney p and a verdict. The unit is the run: each
+    run's p50 is one observation; the change is the Hodges-Lehmann estimate of the log-ratio and its
+    interval inverts the Mann-Whitney test (pool runs per side with latest:DEVICE:MODEL:N). With
+    too few runs for that (e.g. 1 vs 1), the interval comes from the series' run-to-run noise
+    measured on its stored history (same device, model, artifact and fingerprint; at least
+    8 runs); with a shorter history the verdict is 'insufficient-data'. A regression
+    needs an interval above zero and a change of at least half the threshold. Exit 1 on a
+    regression (and on insufficient-data with --strict), 2 when the runs are not comparable
+    (different governor, clocks, runtime, threads, throttling)."""
     thresholds = parse_thresholds(threshold or [])
     ignore = _ignore(ignore_difference)
     results_store = store_from_option(store)
     try:
         base = load_reference(baseline, results_store)
         cand = load_reference(candidate, results_store)
+        comparison = _compare(results_store, base, cand, thresholds, ignore)
     finally:
         results_store.close()
-    comparison = compare(base, cand, thresholds, ignore)
     _report(comparison, as_json)
-    raise typer.Exit(_exit_code(comparison))
+    raise typer.Exit(_exit_code(comparison, strict))
+
+
+def _compare(
+    store: ResultsStore,
+    base: list[Result],
+    cand: list[Result],
+    thresholds: dict[str, float],
+    ignore: set[str],
+) -> Comparison:
+    """compare() with the run-to-run noise of the baseline's series from the store's history."""
+    exclude = {r.run_id or "" for r in cand}
+    noise = series_noise(series_history(store, base[0]), exclude)
+    return compare(base, cand, thresholds, ignore, noise=noise)
 
 
 def check_command(
@@ -125,24 +176,41 @@ def check_command(
     ignore_difference: IgnoreOption = None,
     store: StoreOption = None,
     as_json: JsonOption = False,
+    strict: StrictOption = False,
 ) -> None:
-    """The result's budget verdict, and with --baseline the regression gate. Exit 0 ok, 1 budget
-    failure or regression, 2 input error or not comparable."""
+    """The result's budget verdict and a regression gate. With --baseline: `compare`'s gate
+    (runs as observations, the series' run-to-run noise for 1 vs 1). Without it, each run is
+    judged against the history of its series in the store (same device, model, artifact and
+    fingerprint): robust z of its log p50 against the median of the last 20 runs before it,
+    flagged beyond 4.5 and beyond half the threshold, as `report` does; with fewer than 8 earlier
+    runs the verdict is 'insufficient-data'. Exit 0 ok, 1 budget failure or regression (or
+    insufficient-data with --strict), 2 input error or not comparable."""
     thresholds = parse_thresholds(threshold or [])
     ignore = _ignore(ignore_difference)
     results_store = store_from_option(store)
     try:
         candidates = load_reference(result, results_store)
         base = load_reference(baseline, results_store) if baseline else None
+        comparison = _compare(results_store, base, candidates, thresholds, ignore) if base else None
+        judged = [] if base else [_judged_in_history(results_store, r, thresholds) for r in candidates]
     finally:
         results_store.close()
     budget_failed = any(r.budget.verdict == "fail" for r in candidates)
-    comparison = compare(base, candidates, thresholds, ignore) if base else None
     if as_json:
         print_json(
             {
                 "budget": [r.budget.to_dict() for r in candidates],
                 "comparison": comparison.to_dict() if comparison else None,
+                "history": [
+                    {
+                        "run_id": e.result.run_id,
+                        "verdict": e.verdict,
+                        "reason": e.reason,
+                        "change": e.change,
+                        "window_runs": e.window_runs,
+                    }
+                    for e in judged
+                ],
             }
         )
     else:
@@ -150,6 +218,12 @@ def check_command(
             print_result(candidate)
         if comparison:
             _report(comparison, False)
+        for entry in judged:
+            stdout.print(f"history: {entry.verdict}: {entry.reason}", markup=False)
     if budget_failed:
         raise typer.Exit(EXIT_BUDGET)
-    raise typer.Exit(_exit_code(comparison) if comparison else EXIT_OK)
+    if comparison:
+        raise typer.Exit(_exit_code(comparison, strict))
+    verdicts = {e.verdict for e in judged}
+    failed = "regression" in verdicts or (strict and "insufficient-data" in verdicts)
+    raise typer.Exit(EXIT_BUDGET if failed else EXIT_OK)

@@ -62,13 +62,25 @@ def report_command(
     threshold: ThresholdOption = None,
     limit: Annotated[int, typer.Option(help="Read at most this many stored runs, newest first.")] = 10000,
     strict: Annotated[
-        bool, typer.Option("--strict", help="Exit 1 when a regression or a budget failure is in scope.")
+        bool,
+        typer.Option(
+            "--strict",
+            help="Exit 1 when a run in scope is flagged as a regression, or a budget fails.",
+        ),
     ] = False,
     as_json: JsonOption = False,
     store: StoreOption = None,
 ) -> None:
     """Report stored runs: HTML with plots (latency distributions, recipe trade-offs, history with
-    regressions marked), a Markdown summary for CI comments, or OpenMetrics for Prometheus."""
+    regressions marked), a Markdown summary for CI comments, or OpenMetrics for Prometheus.
+
+    History: a series is one device, model, artifact and comparable fingerprint (runtime providers
+    included). Each run is judged against the last 20 runs of its series before it: robust z of
+    its log p50 against their median and 1.4826 * MAD, flagged beyond 4.5 and beyond half the
+    threshold. A step is flagged once, at the run where it happened; later runs are judged
+    against a window that restarts at the step. With fewer than 8 earlier runs in its series a
+    run is 'insufficient-data' (never flagged); a run under other conditions starts a new series.
+    Runs before --since (among the newest --limit read) still serve as history."""
     chosen_format = report_format(fmt, output)
     now = datetime.now(timezone.utc)
     chosen = ReportFilter(

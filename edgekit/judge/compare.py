@@ -13,8 +13,15 @@ import numpy as np
 
 from edgekit.core.errors import UsageError
 from edgekit.core.result import Result
-from edgekit.judge.fingerprint import differences
-from edgekit.judge.regression import DEFAULT_THRESHOLD, MetricVerdict, judge_samples, judge_scalar
+from edgekit.judge.fingerprint import COMPARABLE_KEYS, differences
+from edgekit.judge.regression import (
+    DEFAULT_THRESHOLD,
+    MetricVerdict,
+    RunNoise,
+    judge_runs,
+    judge_scalar,
+    run_noise,
+)
 
 METRICS = ("latency_p50_ms", "peak_rss_bytes", "artifact_size_bytes")
 
@@ -35,6 +42,9 @@ class Comparison:
         for verdict in ("regression", "improvement"):
             if verdict in verdicts:
                 return verdict
+        latency = next((m for m in self.metrics if m.metric == "latency_p50_ms"), None)
+        if latency is not None and latency.verdict == "insufficient-data":
+            return "insufficient-data"  # the runs cannot show whether latency changed
         return "unchanged"
 
     def to_dict(self) -> dict[str, Any]:
@@ -74,6 +84,29 @@ def comparability(baseline: list[Result], candidate: list[Result], ignore: set[s
     return sorted(set(reasons))
 
 
+SeriesKey = tuple[str, str, str, tuple[tuple[str, str], ...]]
+
+
+def series_key(result: Result) -> SeriesKey:
+    """What makes runs one series: the device, the model, the artifact (sha256) and the full
+    comparable fingerprint (edgekit.judge.fingerprint.COMPARABLE_KEYS, runtime providers included).
+    A run without a fingerprint is a series of its own kind (its fingerprint part is empty)."""
+    fingerprint = _fingerprint(result)
+    conditions = tuple((key, repr(fingerprint.get(key))) for key in COMPARABLE_KEYS) if fingerprint else ()
+    return (result.device.name, result.model.name, result.artifact.sha256 or "", conditions)
+
+
+def series_noise(history: list[Result], exclude: set[str] | None = None) -> RunNoise:
+    """The run-to-run noise of a series from its stored runs (any order; those of one series as
+    `series_key` says, and not suspect), leaving out the runs in `exclude` (the runs being judged)."""
+    kept = sorted(
+        (r for r in history if (r.run_id or "") not in (exclude or set()) and r.latency_ms.p50),
+        key=lambda r: r.created,
+    )
+    kept = [r for r in kept if not (r.thermal is not None and r.thermal.suspect)]
+    return run_noise([float(r.latency_ms.p50 or 0) for r in kept])
+
+
 def _median(values: list[float | None]) -> float | None:
     present = [v for v in values if v is not None]
     return float(np.median(present)) if present else None
@@ -89,9 +122,13 @@ def compare(
     thresholds: dict[str, float] | None = None,
     ignore: set[str] | None = None,
     seed: int = 0,
+    noise: RunNoise | None = None,
 ) -> Comparison:
-    """Judge candidate runs against baseline runs: latency on the pooled block medians (ms),
-    peak RSS and artifact size (bytes) on their medians (edgekit.judge.regression)."""
+    """Judge candidate runs against baseline runs: latency with each run's p50 (ms) as one
+    observation (`judge_runs`: Hodges-Lehmann change, inverted Mann-Whitney interval, or the
+    series' run-to-run `noise` when there are too few runs for that), peak RSS and artifact size
+    (bytes) on their medians by the threshold alone (edgekit.judge.regression). `seed` is unused
+    (kept for callers)."""
     chosen = thresholds or {}
     comparison = Comparison([_run(r) for r in baseline], [_run(r) for r in candidate], comparable=True)
     reasons = comparability(baseline, candidate, ignore or set())
@@ -103,10 +140,10 @@ def compare(
     def threshold(metric: str) -> float:
         return chosen.get(metric, chosen.get("*", DEFAULT_THRESHOLD))
 
-    base_blocks = [b for r in baseline for b in (r.latency_ms.block_medians or [])]
-    cand_blocks = [b for r in candidate for b in (r.latency_ms.block_medians or [])]
+    base_p50 = [r.latency_ms.p50 for r in baseline if r.latency_ms.p50 is not None]
+    cand_p50 = [r.latency_ms.p50 for r in candidate if r.latency_ms.p50 is not None]
     comparison.metrics.append(
-        judge_samples("latency_p50_ms", base_blocks, cand_blocks, threshold("latency_p50_ms"), seed=seed)
+        judge_runs("latency_p50_ms", base_p50, cand_p50, threshold("latency_p50_ms"), noise)
     )
     scalars: tuple[tuple[str, Callable[[Result], float | None]], ...] = (
         ("peak_rss_bytes", _peak_rss),

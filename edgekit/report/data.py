@@ -2,22 +2,31 @@
 
 - which runs: `--since`, `--device`, `--model` filters, oldest first;
 - the latest run of each (device, model, recipe): the summary rows;
-- history per (device, model): each run judged against the previous one by the regression gate
-  (edgekit.judge.compare), so regressions are marked where they happened;
+- history per (device, model): each run judged against the recent history of its series (same
+  device, model, artifact and comparable fingerprint), so a step is marked once, where it happened
+  (`histories`);
 - trade-offs per device: size, latency and accuracy of each recipe's latest run.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
 from edgekit.core.durations import parse_duration_s
 from edgekit.core.errors import UsageError
 from edgekit.core.result import Quality, Result
-from edgekit.judge.compare import compare
+from edgekit.judge.compare import SeriesKey, comparability, series_key
+from edgekit.judge.fingerprint import differences
+from edgekit.judge.regression import (
+    BOUNDARY_FRACTION,
+    DEFAULT_THRESHOLD,
+    MIN_NOISE_RUNS,
+    robust_location_scale,
+)
 
 
 def parse_since(text: str, now: datetime) -> datetime:
@@ -103,12 +112,27 @@ def latest_per_cell(results: Sequence[Result]) -> list[Result]:
     return [latest[key] for key in sorted(latest)]
 
 
+# The history gate's constants (report and check): a run is judged against the last
+# HISTORY_WINDOW comparable runs before it in its series, needs at least HISTORY_MIN of them
+# (fewer: "insufficient-data"), and is flagged when its log p50 lies more than Z_LIMIT robust
+# SDs from the window's median AND its change reaches the effect boundary (half the threshold).
+# A run beyond the limit starts a possible step; later runs beyond half the limit on the same side
+# continue it (never flagged again), and CHANGE_POINT_RUNS such runs in a row are a step: the
+# window restarts at the first of them, so the step is flagged once, where it happened.
+HISTORY_WINDOW = 20
+HISTORY_MIN = MIN_NOISE_RUNS
+Z_LIMIT = 4.5
+CHANGE_POINT_RUNS = 3
+
+
 @dataclass(frozen=True)
 class HistoryEntry:
     result: Result
     verdict: str  # regression | improvement | unchanged | not-comparable | insufficient-data | first
     reason: str
-    baseline_run_id: str | None
+    baseline_run_id: str | None  # the run before it in its series (None: the first)
+    change: float | None = None  # latency p50 vs the window's median, relative (+0.1 = 10% slower)
+    window_runs: int = 0  # how many runs it was judged against
 
 
 @dataclass
@@ -122,33 +146,122 @@ class History:
         return [e for e in self.entries if e.verdict == "regression"]
 
 
+@dataclass
+class _Series:
+    """The running state of one series (series_key) while its runs are judged oldest first."""
+
+    runs: list[Result] = field(default_factory=list)  # comparable, not suspect, with a p50
+    start: int = 0  # the window starts here (moved by a step)
+    scale: float | None = None  # sigma of the last window with >= HISTORY_MIN runs
+    streak: list[int] = field(default_factory=list)  # indexes of runs beyond the limit in a row
+    streak_side: int = 0
+    streak_change: float = 0.0
+
+
 def histories(results: Sequence[Result], thresholds: dict[str, float] | None = None) -> list[History]:
-    """Per (device, model), oldest first: each run judged against the run before it by the same
-    gate as `edgekit compare` (significance and effect size; differing fingerprints or throttled
-    runs are "not-comparable", never silently compared)."""
+    """Per (device, model), oldest first: each run judged against the recent history of its
+    series (edgekit.judge.compare.series_key: device, model, artifact and the full comparable
+    fingerprint). Statistic: robust z of the run's log p50 against the median and 1.4826 * MAD
+    of the last HISTORY_WINDOW runs of its series before it (edgekit.judge.regression.
+    robust_location_scale); flagged when |z| > Z_LIMIT and the change reaches half the threshold.
+    A step is flagged once: later runs on the same side continue it ("in the step since run X"),
+    and after CHANGE_POINT_RUNS of them the window restarts at the step. Fewer than HISTORY_MIN
+    runs before it: "insufficient-data". A run whose conditions differ from the run before it
+    (a new series), without a fingerprint, or suspect (throttled) is "not-comparable"."""
+    threshold = (thresholds or {}).get("latency_p50_ms", (thresholds or {}).get("*", DEFAULT_THRESHOLD))
     grouped: dict[tuple[str, str], History] = {}
+    series: dict[SeriesKey, _Series] = {}
     for result in results:
         key = (device_of(result), model_of(result))
         history = grouped.setdefault(key, History(*key))
         previous = history.entries[-1].result if history.entries else None
-        history.entries.append(_judge(previous, result, thresholds))
+        history.entries.append(_judge(previous, result, series, threshold))
     return [grouped[key] for key in sorted(grouped)]
 
 
-def _judge(previous: Result | None, result: Result, thresholds: dict[str, float] | None) -> HistoryEntry:
-    if previous is None:
+def _judge(
+    previous: Result | None, result: Result, all_series: dict[SeriesKey, _Series], threshold: float
+) -> HistoryEntry:
+    if result.fingerprint is None:
+        return HistoryEntry(result, "not-comparable", "the run has no fingerprint", _id(previous))
+    reasons = comparability([result], [], set())
+    if reasons:  # suspect: never judged, never part of a window
+        return HistoryEntry(result, "not-comparable", "; ".join(reasons), _id(previous))
+    state = all_series.setdefault(series_key(result), _Series())
+    before = state.runs[-1] if state.runs else None
+    p50 = result.latency_ms.p50
+    if p50 is None or p50 <= 0:
+        return HistoryEntry(result, "insufficient-data", "the run has no p50", _id(before))
+    entry = _against_window(result, p50, state, threshold)
+    state.runs.append(result)
+    if before is None:
+        if previous is None:
+            return HistoryEntry(result, "first", "first run in this series", None)
+        if previous.fingerprint is not None:
+            changed = differences(_comparable(previous), _comparable(result))
+            why = "; ".join(f"{k} differs: {a!r} vs {b!r}" for k, (a, b) in changed.items())
+            if why:
+                return HistoryEntry(result, "not-comparable", f"a new series: {why}", None)
         return HistoryEntry(result, "first", "first run in this series", None)
-    if previous.fingerprint is None or result.fingerprint is None:
-        return HistoryEntry(result, "not-comparable", "a run has no fingerprint", previous.run_id)
-    comparison = compare([previous], [result], thresholds=thresholds)
-    if not comparison.comparable:
-        reason = "; ".join(comparison.not_comparable_reasons)
+    return entry
+
+
+def _id(result: Result | None) -> str | None:
+    return result.run_id if result is not None else None
+
+
+def _comparable(result: Result) -> dict[str, object]:
+    return result.fingerprint.comparable() if result.fingerprint is not None else {}
+
+
+def _against_window(result: Result, p50: float, state: _Series, threshold: float) -> HistoryEntry:
+    """Judge one run against its series' window and update the window state (the step logic)."""
+    index = len(state.runs)
+    before = _id(state.runs[-1]) if state.runs else None
+    window = state.runs[max(state.start, index - HISTORY_WINDOW) : index]
+    if len(window) >= HISTORY_MIN:
+        centre, state.scale = robust_location_scale([float(r.latency_ms.p50 or 0) for r in window])
+    elif window and state.scale is not None and state.start > 0:  # just after a step
+        centre, _ = robust_location_scale([float(r.latency_ms.p50 or 0) for r in window])
     else:
-        changed = [m for m in comparison.metrics if m.verdict in ("regression", "improvement")]
-        reason = "; ".join(f"{m.metric}: {m.reason}" for m in changed) or "no significant change"
-        if all(m.verdict == "insufficient-data" for m in comparison.metrics):
-            return HistoryEntry(result, "insufficient-data", reason, previous.run_id)
-    return HistoryEntry(result, comparison.verdict, reason, previous.run_id)
+        have = len(state.runs)
+        return HistoryEntry(
+            result, "insufficient-data",
+            f"need {HISTORY_MIN} comparable runs of this series, have {have}", before, None, have,
+        )  # fmt: skip
+    scale = state.scale
+    assert scale is not None
+    z = (math.log(p50) - centre) / scale
+    change = math.expm1(math.log(p50) - centre)
+    side = 1 if z > Z_LIMIT else -1 if z < -Z_LIMIT else 0
+    where = f"vs the median of {len(window)} runs before (robust z {z:+.1f})"
+    # Hysteresis: a run continues a step when it sits beyond half the limit on the step's side,
+    # so a step whose later runs straddle the limit is not flagged again.
+    continues = state.streak and z * state.streak_side > Z_LIMIT / 2
+    if side == 0 and not continues:
+        state.streak, state.streak_side = [], 0
+        return HistoryEntry(result, "unchanged", f"{change:+.1%} {where}", before, change, len(window))
+    if continues:
+        first = state.runs[state.streak[0]]
+        state.streak.append(index)
+        if len(state.streak) >= CHANGE_POINT_RUNS:  # a step: the window restarts where it happened
+            state.start, state.streak, state.streak_side = state.streak[0], [], 0
+        return HistoryEntry(
+            result, "unchanged",
+            f"in the {state.streak_change:+.1%} step since run {(first.run_id or '?')[:12]} "
+            f"({first.created_at[:16]}); {change:+.1%} {where}",
+            before, change, len(window),
+        )  # fmt: skip
+    state.streak, state.streak_side, state.streak_change = [index], side, change
+    boundary = threshold * BOUNDARY_FRACTION
+    since = f"since run {(result.run_id or '?')[:12]} ({result.created_at[:16]})"
+    if side > 0 and change >= boundary:
+        verdict, what = "regression", f"latency_p50_ms: {change:+.1%} slower {where}, {since}"
+    elif side < 0 and change <= -boundary:
+        verdict, what = "improvement", f"latency_p50_ms: {-change:.1%} faster {where}, {since}"
+    else:
+        verdict, what = "unchanged", f"{change:+.1%} {where}: beyond the noise, below ±{boundary:.1%}"
+    return HistoryEntry(result, verdict, what, before, change, len(window))
 
 
 @dataclass(frozen=True)
@@ -216,6 +329,14 @@ def build_report(
     now: datetime,
     thresholds: dict[str, float] | None = None,
 ) -> ReportData:
-    runs = select(results, chosen)
+    everything = list(results)
+    runs = select(everything, chosen)
     latest = latest_per_cell(runs)
-    return ReportData(now, chosen.describe(), runs, latest, histories(runs, thresholds), trade_offs(latest))
+    # History is judged on every run read (runs before --since are the window of the first ones in
+    # scope); only the runs in scope are shown and can be flagged.
+    judged = histories(select(everything, replace(chosen, since=None)), thresholds)
+    in_scope = {id(r) for r in runs}
+    shown = [History(h.device, h.model, [e for e in h.entries if id(e.result) in in_scope]) for h in judged]
+    return ReportData(
+        now, chosen.describe(), runs, latest, [h for h in shown if h.entries], trade_offs(latest)
+    )

@@ -243,10 +243,16 @@ class ResultsStore(ABC):
 
     def get_by_prefix(self, prefix: str) -> StoredRun | None:
         """The one run whose id starts with prefix; None when none or several do."""
+        ids = self.ids_with_prefix(prefix, limit=2)
+        return self.get(ids[0]) if len(ids) == 1 else None
+
+    def ids_with_prefix(self, prefix: str, limit: int = 11) -> list[str]:
+        """Up to `limit` run ids that start with prefix, sorted."""
         rows = self._fetch(
-            "SELECT run_id FROM runs WHERE substr(run_id, 1, ?) = ? LIMIT 2", (len(prefix), prefix)
+            "SELECT run_id FROM runs WHERE substr(run_id, 1, ?) = ? ORDER BY run_id LIMIT ?",
+            (len(prefix), prefix, limit),
         )
-        return self.get(rows[0][0]) if len(rows) == 1 else None
+        return [str(row[0]) for row in rows]
 
     def start_plan_run(self, plan: str, fresh: bool = False) -> tuple[str, bool]:
         """(plan_run_id, resumed): the plan's unfinished run if there is one (and not `fresh`), else a

@@ -2,7 +2,7 @@
 
 A reference names one or more results:
     results.json               a result file (`edgekit bench --json > results.json`), or a JSON list
-    RUN_ID                     a stored run (a unique prefix of at least 6 characters is enough)
+    RUN_ID                     a stored run; a unique prefix of at least 4 characters is enough
     latest:DEVICE:MODEL[:N]    the newest stored run (or N newest, pooled) of MODEL on DEVICE
 """
 
@@ -14,6 +14,9 @@ from pathlib import Path
 from edgekit.core.errors import UsageError
 from edgekit.core.result import Result, load_result
 from edgekit.store.base import ResultsStore
+
+MIN_PREFIX = 4  # a shorter run id prefix is a usage error
+MAX_CANDIDATES = 10  # an ambiguous prefix lists at most this many matching runs
 
 
 def load_reference(reference: str, store: ResultsStore | None) -> list[Result]:
@@ -33,10 +36,29 @@ def load_reference(reference: str, store: ResultsStore | None) -> list[Result]:
         if not runs:
             raise UsageError(f"{reference!r}: no stored run of model {parts[2]!r} on device {parts[1]!r}")
         return [run.result for run in runs]
-    run = store.get(reference) or (store.get_by_prefix(reference) if len(reference) >= 6 else None)
+    run = store.get(reference)
+    if run is None:
+        run = store.get(_unique_prefix(reference, store))
     if run is None:
         raise UsageError(f"{reference!r}: no such result file or stored run id (see `edgekit history`)")
     return [run.result]
+
+
+def _unique_prefix(prefix: str, store: ResultsStore) -> str:
+    """The one stored run id starting with prefix (or prefix itself when none does); UsageError
+    when it is shorter than MIN_PREFIX or several runs start with it (listing up to
+    MAX_CANDIDATES of them)."""
+    if len(prefix) < MIN_PREFIX:
+        raise UsageError(
+            f"{prefix!r}: a run id prefix needs at least {MIN_PREFIX} characters (see `edgekit history`)"
+        )
+    ids = store.ids_with_prefix(prefix, limit=MAX_CANDIDATES + 1)
+    if len(ids) > 1:
+        more = len(ids) > MAX_CANDIDATES
+        listed = ", ".join(ids[:MAX_CANDIDATES]) + (", ..." if more else "")
+        count = f"more than {MAX_CANDIDATES}" if more else str(len(ids))
+        raise UsageError(f"{prefix!r} is ambiguous: {count} runs start with it: {listed}")
+    return ids[0] if ids else prefix
 
 
 def _results_file(path: Path) -> list[Result]:

@@ -93,33 +93,78 @@ def test_filters_and_latest_rows() -> None:
     assert [(t.recipe, t.accuracy) for t in report.trade_offs] == [("as-is", None), ("int8-static", 0.95)]
 
 
-def test_history_marks_the_regression_where_it_happened() -> None:
+def steady(
+    count: int, p50: float = 1.0, sigma: float = 0.01, seed: int = 0, hours: float = 100
+) -> list[Result]:
+    """`count` runs of one unchanged series an hour apart, p50s spread `sigma` (log SD) around p50."""
+    noise = np.random.default_rng(seed).standard_normal(count)
+    return [
+        result(f"s{i:02d}", hours - i, float(p50 * np.exp(sigma * noise[i])), seed=i) for i in range(count)
+    ]
+
+
+def test_history_marks_the_step_once_where_it_happened() -> None:
     runs = [
-        result("r1", 5, 1.0, seed=1),
-        result("r2", 4, 1.0, seed=2),
-        result("slow", 3, 1.2, seed=3),  # ground truth: +20%
-        result("r4", 2, 1.2, seed=4),
-        result("threads", 1, 0.6, seed=5, threads=1),  # different conditions: never compared
+        *steady(12),
+        result("slow", 80, 1.2, seed=3),  # ground truth: +20% from here on
+        *(result(f"after{i}", 79 - i, 1.2 * (1 + 0.01 * (i % 3 - 1)), seed=i) for i in range(12)),
+        result("threads", 60, 0.6, seed=5, threads=1),  # other conditions: a new series
     ]
     report = build_report(runs, ReportFilter(), NOW)
     (history,) = report.histories
-    verdicts = [(e.result.run_id, e.verdict) for e in history.entries]
-    assert verdicts == [
-        ("r1", "first"),
-        ("r2", "unchanged"),
-        ("slow", "regression"),
-        ("r4", "unchanged"),
-        ("threads", "not-comparable"),
-    ]
+    verdicts = {e.result.run_id: e.verdict for e in history.entries}
+    assert verdicts["s00"] == "first"
+    assert {verdicts[f"s{i:02d}"] for i in range(1, 8)} == {"insufficient-data"}  # < 8 runs before
+    assert {verdicts[f"s{i:02d}"] for i in range(8, 12)} == {"unchanged"}
+    assert verdicts["slow"] == "regression"
+    assert {verdicts[f"after{i}"] for i in range(12)} == {"unchanged"}  # the step is flagged once
+    assert verdicts["threads"] == "not-comparable"
     (regression,) = report.regressions
-    assert regression.baseline_run_id == "r2" and "latency_p50_ms" in regression.reason
-    assert "threads differs" in history.entries[-1].reason
+    assert regression.result.run_id == "slow" and regression.baseline_run_id == "s11"
+    assert "% slower vs the median of 12 runs" in regression.reason and "since run slow" in regression.reason
+    assert regression.window_runs == 12 and regression.change == pytest.approx(0.2, abs=0.02)
+    after = next(e for e in history.entries if e.result.run_id == "after1")
+    assert "step since run slow" in after.reason
+    assert "a new series: threads differs" in history.entries[-1].reason
+
+
+def test_history_before_since_is_the_window_but_not_shown() -> None:
+    runs = [*steady(10, hours=30), result("slow", 5, 1.3, seed=3)]
+    report = build_report(runs, ReportFilter(since=NOW - timedelta(hours=10)), NOW)
+    (history,) = report.histories
+    assert [(e.result.run_id, e.verdict) for e in history.entries] == [("slow", "regression")]
+
+
+def simulated_history_flags(p50s: np.ndarray) -> list[str]:
+    runs = [result(f"r{i:02d}", 100 - i, float(p), seed=i) for i, p in enumerate(p50s)]
+    (history,) = build_report(runs, ReportFilter(), NOW).histories
+    return [e.result.run_id or "" for e in history.regressions]
+
+
+def test_history_gate_false_alarms_and_power_on_simulated_series() -> None:
+    """30 runs per series, run-to-run noise 0.5-2% (log SD): unchanged series flag a run in well
+    under 5% of judged runs (expected about 0.2%); a 10% step at run 20 is flagged, and only
+    there, in most series (expected about 85%)."""
+    rng = np.random.default_rng(7)
+    judged = false_alarms = exact = 0
+    trials = 150
+    for _ in range(trials):
+        p50s = np.exp(rng.normal(0, rng.uniform(0.005, 0.02), 30))
+        false_alarms += len(simulated_history_flags(p50s))
+        judged += 30 - 8
+        stepped = p50s.copy()
+        stepped[20:] *= 1.10
+        exact += simulated_history_flags(stepped) == ["r20"]
+    print(f"\nhistory gate: {false_alarms / judged:.2%} of runs flagged, step exactly {exact / trials:.0%}")
+    assert false_alarms / judged <= 0.01
+    assert exact / trials >= 0.7
 
 
 def test_markdown_leads_with_regressions_and_escapes_pipes() -> None:
-    runs = [result("r1", 3, 1.0), result("slow", 2, 1.3, seed=1, model="net")]
-    runs[1].budget.verdict = "fail"
-    runs[1].device.name = runs[0].device.name = "pi|lab"
+    runs = [*steady(10), result("slow", 2, 1.3, seed=1, model="net")]
+    runs[-1].budget.verdict = "fail"
+    for run in runs:
+        run.device.name = "pi|lab"
     text = render_markdown(build_report(runs, ReportFilter(), NOW))
     lines = text.splitlines()
     assert "**1** regressions, **1** over budget" in text
@@ -158,3 +203,19 @@ def test_a_result_without_fingerprint_is_not_compared() -> None:
     second = second.model_copy(update={"fingerprint": None})
     (history,) = build_report([first, second], ReportFilter(), NOW).histories
     assert history.entries[1].verdict == "not-comparable"
+
+
+def test_help_states_the_history_rule_with_its_constants() -> None:
+    """`report --help` and `check --help` say when history is used and when it is too short, with
+    the numbers the gate uses."""
+    from edgekit.cli.compare import check_command, compare_command
+    from edgekit.cli.report import report_command
+    from edgekit.judge.regression import MIN_NOISE_RUNS
+    from edgekit.report.data import HISTORY_MIN, HISTORY_WINDOW, Z_LIMIT
+
+    for command in (report_command, check_command):
+        text = " ".join((command.__doc__ or "").split())
+        assert f"last {HISTORY_WINDOW} runs" in text and f"beyond {Z_LIMIT}" in text
+        assert f"fewer than {HISTORY_MIN} earlier runs" in text and "insufficient-data" in text
+    compare_help = " ".join((compare_command.__doc__ or "").split())
+    assert f"at least {MIN_NOISE_RUNS} runs" in compare_help and "insufficient-data" in compare_help

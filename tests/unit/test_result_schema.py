@@ -117,12 +117,15 @@ def test_every_old_stored_run_loads_validates_compares_and_reports(tmp_path: Pat
         "peak_rss_bytes",
         "artifact_size_bytes",
     ]
-    assert comparison.verdict == "unchanged"
+    # One run per side and no stored history of the series: latency cannot be judged.
+    assert comparison.verdict == "insufficient-data"
+    assert [m.verdict for m in comparison.metrics][1:] == ["unchanged", "unchanged"]
 
     report = build_report(results, ReportFilter(), results[0].created)
     assert len(report.runs) == 5 and report.devices == ["local"]
     (fleet_entry,) = [e for h in report.histories for e in h.entries if e.result.fleet]
-    assert fleet_entry.verdict in ("regression", "improvement", "unchanged")  # compared: same conditions
+    # Judged in its series (same conditions), whose 3 earlier runs are too short a history.
+    assert fleet_entry.verdict == "insufficient-data" and "have 3" in fleet_entry.reason
     markdown = render_markdown(report)
     assert "| local | demo_digits | int8-static |" in markdown
     assert "| local | demo_digits | as-is |" in markdown

@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 
-from edgekit.core.errors import StoreError
+from edgekit.core.errors import StoreError, UsageError
 from edgekit.core.result import RESULT_SCHEMA, Result
 from edgekit.store.base import MIGRATIONS, SCHEMA_VERSION, SQLITE, Dialect
 from edgekit.store.location import mask_password
 from edgekit.store.open import open_store
+from edgekit.store.references import load_reference
 from edgekit.testing.pg import PgServer
 from edgekit.testing.ssh import free_port
 from tests.results import V1_DIR, make_result
@@ -110,6 +111,29 @@ def test_get_by_prefix_needs_a_unique_prefix(backend: Backend) -> None:
     assert store.get_by_prefix("abc123") is None  # two runs match
     assert store.get_by_prefix("zzz") is None
     store.close()
+
+
+def test_references_take_unique_prefixes_of_four_characters(backend: Backend) -> None:
+    store = open_store(backend.location)
+    first = store.add_run(fake_result().model_copy(update={"run_id": "abc123first"}))
+    store.add_run(fake_result().model_copy(update={"run_id": "abc123second"}))
+    for index in range(12):
+        store.add_run(fake_result().model_copy(update={"run_id": f"ffff{index:02d}"}))
+    try:
+        assert [r.run_id for r in load_reference("abc123f", store)] == [first]
+        assert [r.run_id for r in load_reference("ffff03", store)] == ["ffff03"]
+        with pytest.raises(
+            UsageError, match=r"'abc1' is ambiguous: 2 runs start with it: abc123first, abc123s"
+        ):
+            load_reference("abc1", store)
+        with pytest.raises(UsageError, match=r"more than 10 runs start with it: ffff00, .*ffff09, \.\.\.$"):
+            load_reference("ffff", store)
+        with pytest.raises(UsageError, match="'abc': a run id prefix needs at least 4 characters"):
+            load_reference("abc", store)
+        with pytest.raises(UsageError, match="'abcd': no such result file or stored run id"):
+            load_reference("abcd", store)
+    finally:
+        store.close()
 
 
 def test_schema_is_versioned_and_reopen_does_not_remigrate(backend: Backend) -> None:
