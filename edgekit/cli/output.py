@@ -94,6 +94,7 @@ def print_result(result: Result) -> None:
     details = [
         f"latency ms: mean {fmt(latency.mean)} ± {fmt(latency.std)}, "
         f"min {fmt(latency.min)}, max {fmt(latency.max)}, MAD {fmt(latency.mad)}",
+        _rounds_line(result),
         f"cold start ms: load {fmt(cold.load)}, first inference {fmt(cold.first_inference)}",
         f"memory: model delta {_mib(memory.model_rss_delta_bytes)} ({memory.source})",
         _thermal_line(thermal),
@@ -111,6 +112,20 @@ def print_result(result: Result) -> None:
     stdout.print(
         f"verdict: {verdict_text(result.budget.verdict)}" + (f"  (run {run_id})" if run_id else "") + suspect
     )
+
+
+def _rounds_line(result: Result) -> str:
+    """The p50, its 95% interval and the spread between rounds and between processes."""
+    latency = result.latency_ms
+    interval = latency.ci95.get("p50")
+    ci = f" [{fmt(interval[0])}, {fmt(interval[1])}]" if interval else ""
+    rounds = latency.rounds or []
+    processes = len({r.process for r in rounds}) or 1
+    spread = "" if latency.round_spread_pct is None else f", round spread ±{latency.round_spread_pct:.1f}%"
+    if latency.process_spread_pct is not None:
+        spread += f", process spread ±{latency.process_spread_pct:.1f}%"
+    where = f" over {len(rounds)} rounds in {processes} processes" if rounds else ""
+    return f"p50 ms: {fmt(latency.p50)}{ci} (95% interval){where}{spread}"
 
 
 def _thermal_line(thermal: Thermal) -> str:
