@@ -124,7 +124,8 @@ def _rounds_line(result: Result) -> str:
     spread = "" if latency.round_spread_pct is None else f", round spread ±{latency.round_spread_pct:.1f}%"
     if latency.process_spread_pct is not None:
         spread += f", process spread ±{latency.process_spread_pct:.1f}%"
-    where = f" over {len(rounds)} rounds in {processes} processes" if rounds else ""
+    plural = "" if len(rounds) == 1 else "s", "" if processes == 1 else "es"
+    where = f" over {len(rounds)} round{plural[0]} in {processes} process{plural[1]}" if rounds else ""
     return f"p50 ms: {fmt(latency.p50)}{ci} (95% interval){where}{spread}"
 
 

@@ -65,7 +65,13 @@ def test_a_real_bench_json_validates_against_the_committed_schema(tmp_path: Path
     assert [key for key in result if key not in added] == list(old)
     assert all(key in result for key in added)
     added_in = {
-        "latency_ms": ["rounds", "round_spread_pct", "process_spread_pct", "process_medians", "ci95_p50_method"]
+        "latency_ms": [
+            "rounds",
+            "round_spread_pct",
+            "process_spread_pct",
+            "process_medians",
+            "ci95_p50_method",
+        ]
     }
     for section in ("device", "latency_ms", "memory", "thermal", "fingerprint", "budget"):
         new_keys = added_in.get(section, [])
