@@ -118,7 +118,7 @@ def _rounds_line(result: Result) -> str:
     """The p50, its 95% interval and the spread between rounds and between processes."""
     latency = result.latency_ms
     interval = latency.ci95.get("p50")
-    ci = f" [{fmt(interval[0])}, {fmt(interval[1])}]" if interval else ""
+    ci = f" [{interval[0]:.4g}, {interval[1]:.4g}]" if interval else ""  # 4 digits: µs on a fast model
     rounds = latency.rounds or []
     processes = len({r.process for r in rounds}) or 1
     spread = "" if latency.round_spread_pct is None else f", round spread ±{latency.round_spread_pct:.1f}%"
@@ -126,7 +126,8 @@ def _rounds_line(result: Result) -> str:
         spread += f", process spread ±{latency.process_spread_pct:.1f}%"
     plural = "" if len(rounds) == 1 else "s", "" if processes == 1 else "es"
     where = f" over {len(rounds)} round{plural[0]} in {processes} process{plural[1]}" if rounds else ""
-    return f"p50 ms: {fmt(latency.p50)}{ci} (95% interval){where}{spread}"
+    p50 = "—" if latency.p50 is None else f"{latency.p50:.4g}"
+    return f"p50 ms: {p50}{ci} (95% interval){where}{spread}"
 
 
 def _thermal_line(thermal: Thermal) -> str:
@@ -196,4 +197,6 @@ class ProgressPrinter:
             parts.append(f"{done}/{total}" if total else str(done))
         if elapsed is not None:
             parts.append(f"{elapsed:.1f}s")
+        if (event.get("processes") or 1) > 1:  # the bench's fresh child processes, one after another
+            parts.append(f"(process {event.get('process')}/{event['processes']})")
         return " ".join(parts)
