@@ -17,6 +17,7 @@ import signal
 import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
+from edgekit_agent.child_process import even_share
 from edgekit_agent.energy import measured_energy
 from edgekit_agent.failure import AgentFailure, first_line
 from edgekit_agent.host import Host
@@ -228,14 +229,14 @@ def timed_window(
     progress: Progress,
 ) -> TimedWindow:
     """Time inferences, each with time.perf_counter_ns, in `settings.rounds` back-to-back rounds.
-    Each round goes on until both its share of `runs` (ceil(runs / rounds)) is done and its share
-    of `min_seconds` has passed, capped by its share of `max_seconds` (MLPerf style, per round),
-    so the whole window still meets runs/min_seconds and stays under max_seconds."""
+    Each round goes on until both its share of `runs` (even_share: the shares add up to `runs`)
+    is done and its share of `min_seconds` has passed (at least one inference per round), capped
+    by its share of `max_seconds` (MLPerf style, per round), so the whole window meets `runs` and
+    `min_seconds` and stays under `max_seconds`."""
     rounds = settings.rounds
     runs = settings.runs
-    round_runs = -(-runs // rounds)
     sensors_start = sensors_snapshot(host)
-    progress("timed", 0, round_runs * rounds)
+    progress("timed", 0, runs)
     if sampler is not None:
         sampler.start()
     run = loaded.run
@@ -251,7 +252,8 @@ def timed_window(
     next_report_ns = window_start + report_every_ns
     round_records: List[Dict[str, Any]] = []
     capped = False
-    for _ in range(rounds):
+    for index in range(rounds):
+        round_runs = even_share(runs, rounds, index)
         first = len(latencies)
         round_start_unix = time.time()
         round_start = clock()
@@ -267,7 +269,7 @@ def timed_window(
             if len(latencies) - first >= round_runs and elapsed >= min_ns:
                 break
             if t1 >= next_report_ns:
-                progress("timed", len(latencies), round_runs * rounds)
+                progress("timed", len(latencies), runs)
                 next_report_ns = t1 + report_every_ns
         round_records.append(
             {
@@ -281,7 +283,7 @@ def timed_window(
     window_ns = clock() - window_start
     busy_samples = sampler.stop() if sampler is not None else []
     sensors_end = sensors_snapshot(host)
-    progress("timed", len(latencies), round_runs * rounds)
+    progress("timed", len(latencies), runs)
     return TimedWindow(
         latencies,
         round_records,

@@ -14,7 +14,6 @@ of ``runs``/``min_seconds``/``max_seconds``, and merges their replies (merge_pro
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import subprocess
@@ -111,13 +110,20 @@ def run_bench_child(
     )
 
 
+def even_share(total: int, parts: int, index: int) -> int:
+    """Part `index` (0-based) of `total` split into `parts` integers that differ by at most one
+    and add up to `total` (the first total % parts parts get one more)."""
+    return total // parts + (1 if index < total % parts else 0)
+
+
 def process_params(params: Dict[str, Any], process: int, processes: int) -> Dict[str, Any]:
     """The bench params of child number `process` (0-based) of `processes`: its share of runs
-    (ceil), min_seconds and max_seconds. Only the first child waits for the board to cool and
-    measures energy (the later ones follow it at once, with no idle baseline)."""
+    (even_share: the shares add up to `runs`), min_seconds and max_seconds. Only the first child
+    waits for the board to cool and measures energy (the later ones follow it at once, with no
+    idle baseline)."""
     child = dict(params)
     child["process"] = process
-    child["runs"] = math.ceil(int(params.get("runs", 100)) / float(processes))
+    child["runs"] = even_share(int(params.get("runs", 100)), processes, process)
     child["min_seconds"] = float(params.get("min_seconds", 2.0)) / processes
     child["max_seconds"] = float(params.get("max_seconds", 600.0)) / processes
     if process > 0:

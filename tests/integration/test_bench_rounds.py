@@ -40,7 +40,7 @@ def test_two_processes_give_rounds_from_two_children(agent: AgentProcess, mlp_mo
     assert len(pids) == 2 and agent.process.pid not in pids
     assert len({r["pid"] for r in rounds[:3]}) == 1
     assert sum(r["n"] for r in rounds) == len(raw["latencies_ns"])
-    # each round: its share of runs (ceil(ceil(60 / 2) / 3) = 10) and of min_seconds (0.1 s)
+    # each round: its share of runs (60 / 2 / 3 = 10) and of min_seconds (0.1 s)
     assert all(r["n"] >= 10 and r["duration_s"] >= 0.1 for r in rounds)
     starts = [r["started_unix"] for r in rounds]
     assert starts == sorted(starts)
@@ -88,6 +88,14 @@ def test_bench_cli_processes_and_rounds(mlp_model: Path, tmp_path: Path) -> None
     assert "(95% interval) over 1 round in 1 process" in human.stdout
     bad = run_cli(*args, "--processes", "0", home=tmp_path)
     assert bad.returncode == 2 and "--processes must be >= 1, got 0" in bad.stderr
+
+
+def test_min_seconds_zero_gives_exactly_runs(agent: AgentProcess, mlp_model: Path) -> None:
+    """runs split into integer shares that add up: 25 over 2 processes x 2 rounds = 7+6 and 6+6."""
+    params = bench_params(mlp_model, runs=25, min_seconds=0.0, processes=2, rounds=2)
+    reply, _ = agent.request({"id": 1, "op": "bench", "params": params})
+    assert [r["n"] for r in reply["result"]["rounds"]] == [7, 6, 6, 6]
+    assert len(reply["result"]["latencies_ns"]) == 25
 
 
 def test_default_rounds() -> None:
