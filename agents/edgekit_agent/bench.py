@@ -1,8 +1,12 @@
 """One benchmark, run in the bench child, as named steps (docs/protocol.md, `bench`):
 
 read_settings -> load_model (cold start, memory before/after) -> warm_up -> wait_for_cool ->
-open_power -> idle_baseline -> timed_window (sensor snapshots and power samples around it) ->
+open_power -> idle_baseline -> timed_window (sensor snapshots and power samples around it; the
+window is `rounds` back-to-back rounds, each recorded with its start time and sample count) ->
 measured_energy -> bench_result.
+
+The long-lived agent may run several bench children one after another (child_process.py,
+`processes`); each gets its share of runs/min_seconds/max_seconds and splits it over its rounds.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import signal
 import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
+from edgekit_agent.child_process import even_share
 from edgekit_agent.energy import measured_energy
 from edgekit_agent.failure import AgentFailure, first_line
 from edgekit_agent.host import Host
@@ -41,6 +46,8 @@ class BenchSettings(NamedTuple):
     min_seconds: float
     max_seconds: float
     threads: Optional[int]
+    rounds: int  # rounds of this child's timed window (>= 1)
+    process: int  # this child's index among the bench's processes (0 = the first)
 
 
 class LoadedModel(NamedTuple):
@@ -62,9 +69,10 @@ class PowerWatch(NamedTuple):
 
 class TimedWindow(NamedTuple):
     latencies_ns: List[int]
+    rounds: List[Dict[str, Any]]  # per round: process, pid, started_unix, duration_s, n (samples in order)
     started_unix: float
     duration_ns: int
-    max_ns: int
+    capped: bool  # a round hit its share of max_seconds
     sensors_start: Dict[str, Any]
     sensors_end: Dict[str, Any]
     busy_samples: List[Sample]
@@ -102,10 +110,22 @@ def read_settings(params: Dict[str, Any]) -> BenchSettings:
     min_seconds = float(params.get("min_seconds", 2.0))
     max_seconds = float(params.get("max_seconds", 600.0))
     threads = params.get("threads")
+    rounds = int(params.get("rounds", 1))
+    if rounds < 1:
+        raise AgentFailure("BadRequest", "bench params.rounds must be >= 1, got %d" % rounds)
+    process = int(params.get("process", 0))
     crash_when_asked()
     runtime = runtime_for(artifact, str(params.get("runtime", "auto")))
     return BenchSettings(
-        artifact, runtime, runs, warmup, min_seconds, max_seconds, int(threads) if threads else None
+        artifact,
+        runtime,
+        runs,
+        warmup,
+        min_seconds,
+        max_seconds,
+        int(threads) if threads else None,
+        rounds,
+        process,
     )
 
 
@@ -208,8 +228,12 @@ def timed_window(
     sampler: Optional[PowerSampler],
     progress: Progress,
 ) -> TimedWindow:
-    """Time inferences until both `runs` are done and `min_seconds` have passed, capped by
-    `max_seconds` (MLPerf style), each with time.perf_counter_ns."""
+    """Time inferences, each with time.perf_counter_ns, in `settings.rounds` back-to-back rounds.
+    Each round goes on until both its share of `runs` (even_share: the shares add up to `runs`)
+    is done and its share of `min_seconds` has passed (at least one inference per round), capped
+    by its share of `max_seconds` (MLPerf style, per round), so the whole window meets `runs` and
+    `min_seconds` and stays under `max_seconds`."""
+    rounds = settings.rounds
     runs = settings.runs
     sensors_start = sensors_snapshot(host)
     progress("timed", 0, runs)
@@ -219,29 +243,56 @@ def timed_window(
     latencies: List[int] = []
     append = latencies.append
     clock = time.perf_counter_ns
+    pid = os.getpid()
     window_start_unix = time.time()
     window_start = clock()
-    min_ns = int(settings.min_seconds * 1e9)
-    max_ns = int(settings.max_seconds * 1e9)
+    min_ns = int(settings.min_seconds * 1e9 / rounds)
+    max_ns = int(settings.max_seconds * 1e9 / rounds)
     report_every_ns = int(PROGRESS_INTERVAL_S * 1e9)
     next_report_ns = window_start + report_every_ns
-    while True:
-        t0 = clock()
-        run()
-        t1 = clock()
-        append(t1 - t0)
-        elapsed = t1 - window_start
-        if (len(latencies) >= runs and elapsed >= min_ns) or elapsed >= max_ns:
-            break
-        if t1 >= next_report_ns:
-            progress("timed", len(latencies), runs)
-            next_report_ns = t1 + report_every_ns
+    round_records: List[Dict[str, Any]] = []
+    capped = False
+    for index in range(rounds):
+        round_runs = even_share(runs, rounds, index)
+        first = len(latencies)
+        round_start_unix = time.time()
+        round_start = clock()
+        while True:
+            t0 = clock()
+            run()
+            t1 = clock()
+            append(t1 - t0)
+            elapsed = t1 - round_start
+            if elapsed >= max_ns:
+                capped = True
+                break
+            if len(latencies) - first >= round_runs and elapsed >= min_ns:
+                break
+            if t1 >= next_report_ns:
+                progress("timed", len(latencies), runs)
+                next_report_ns = t1 + report_every_ns
+        round_records.append(
+            {
+                "process": settings.process,
+                "pid": pid,
+                "started_unix": round_start_unix,
+                "duration_s": (clock() - round_start) / 1e9,
+                "n": len(latencies) - first,
+            }
+        )
     window_ns = clock() - window_start
     busy_samples = sampler.stop() if sampler is not None else []
     sensors_end = sensors_snapshot(host)
     progress("timed", len(latencies), runs)
     return TimedWindow(
-        latencies, window_start_unix, window_ns, max_ns, sensors_start, sensors_end, busy_samples
+        latencies,
+        round_records,
+        window_start_unix,
+        window_ns,
+        capped,
+        sensors_start,
+        sensors_end,
+        busy_samples,
     )
 
 
@@ -263,6 +314,7 @@ def bench_result(
             "providers": model.providers,
         },
         "latencies_ns": window.latencies_ns,
+        "rounds": window.rounds,
         "warmup_runs": settings.warmup,
         "cold_start_ms": {"load": loaded.load_ns / 1e6, "first_inference": loaded.first_ns / 1e6},
         "memory": {
@@ -278,7 +330,7 @@ def bench_result(
         "window": {
             "started_unix": window.started_unix,
             "duration_s": window.duration_ns / 1e9,
-            "capped_by_max_seconds": window.duration_ns >= window.max_ns,
+            "capped_by_max_seconds": window.capped,
         },
         "outputs": model.outputs(loaded.first_outputs),
     }

@@ -5,6 +5,10 @@ The child is this same agent started again with --bench-child: from the zipapp
 (``python3 agent-<sha256>.pyz``) it is ``sys.executable <the .pyz> --bench-child``; from a source
 folder (``python3 -m edgekit_agent`` with agents/ on PYTHONPATH) it is
 ``sys.executable -m edgekit_agent --bench-child`` with that folder first on PYTHONPATH.
+
+A bench may ask for several fresh children (params ``processes``, as pyperf spreads a benchmark
+over worker processes): run_bench_processes starts them one after another, gives each its share
+of ``runs``/``min_seconds``/``max_seconds``, and merges their replies (merge_process_results).
 """
 
 from __future__ import annotations
@@ -104,3 +108,63 @@ def run_bench_child(
     raise AgentFailure(
         str(error.get("type", "Internal")), str(error.get("message", "")), **(error.get("data") or {})
     )
+
+
+def even_share(total: int, parts: int, index: int) -> int:
+    """Part `index` (0-based) of `total` split into `parts` integers that differ by at most one
+    and add up to `total` (the first total % parts parts get one more)."""
+    return total // parts + (1 if index < total % parts else 0)
+
+
+def process_params(params: Dict[str, Any], process: int, processes: int) -> Dict[str, Any]:
+    """The bench params of child number `process` (0-based) of `processes`: its share of runs
+    (even_share: the shares add up to `runs`), min_seconds and max_seconds. Only the first child
+    waits for the board to cool and measures energy (the later ones follow it at once, with no
+    idle baseline)."""
+    child = dict(params)
+    child["process"] = process
+    child["runs"] = even_share(int(params.get("runs", 100)), processes, process)
+    child["min_seconds"] = float(params.get("min_seconds", 2.0)) / processes
+    child["max_seconds"] = float(params.get("max_seconds", 600.0)) / processes
+    if process > 0:
+        child["power_sensors"] = []
+        child["max_start_temp_c"] = None
+    return child
+
+
+def merge_process_results(results: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """One bench result from the children's, in order: latencies_ns and rounds concatenated (in
+    time order), the window spanning them (started_unix of the first, duration_s the sum of the
+    timed windows, capped when any was); cold start, memory, energy, thermal wait, runtime, outputs
+    and sensors_start from the first child, sensors_end from the last."""
+    first, last = results[0], results[-1]
+    merged = dict(first)
+    merged["latencies_ns"] = [ns for result in results for ns in result["latencies_ns"]]
+    merged["rounds"] = [r for result in results for r in (result.get("rounds") or [])]
+    merged["processes"] = len(results)
+    merged["sensors_end"] = last.get("sensors_end")
+    windows = [result.get("window") or {} for result in results]
+    merged["window"] = {
+        "started_unix": windows[0].get("started_unix"),
+        "duration_s": sum(float(w.get("duration_s") or 0.0) for w in windows),
+        "capped_by_max_seconds": any(bool(w.get("capped_by_max_seconds")) for w in windows),
+    }
+    return merged
+
+
+def run_bench_processes(
+    params: Dict[str, Any], argv_tail: List[str], relay: Callable[[Dict[str, Any]], None]
+) -> Dict[str, Any]:
+    """The bench over params["processes"] (default 1) fresh children, one after another; progress
+    events carry "process" (1-based) and "processes". The first failure raises (AgentFailure)."""
+    processes = int(params.get("processes", 1))
+    if processes < 1:
+        raise AgentFailure("BadRequest", "bench params.processes must be >= 1, got %d" % processes)
+    results = []
+    for process in range(processes):
+
+        def tagged(event: Dict[str, Any], number: int = process + 1) -> None:
+            relay(dict(event, process=number, processes=processes))
+
+        results.append(run_bench_child(process_params(params, process, processes), argv_tail, tagged))
+    return merge_process_results(results)

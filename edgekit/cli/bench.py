@@ -12,7 +12,7 @@ from edgekit.cli.output import ProgressPrinter, print_json, print_result, stderr
 from edgekit.core.errors import EXIT_BUDGET, EXIT_OK
 from edgekit.core.profiles import parse_budget_overrides
 from edgekit.core.result import Result
-from edgekit.measure.bench import BenchOptions, run_bench
+from edgekit.measure.bench import DEFAULT_PROCESSES, ROUND_SECONDS, BenchOptions, run_bench
 from edgekit.transport.board import resolve_board
 
 
@@ -60,6 +60,20 @@ def bench(
     runs: Annotated[int, typer.Option(help="Timed inferences, at least.")] = 100,
     warmup: Annotated[int, typer.Option(help="Untimed inferences before timing.")] = 10,
     min_seconds: Annotated[float, typer.Option(help="Keep timing at least this long.")] = 2.0,
+    processes: Annotated[
+        int,
+        typer.Option(
+            help="Fresh bench processes on the device, one after another, sharing --runs and "
+            "--min-seconds (the machine's speed drifts between processes: each one is measured)."
+        ),
+    ] = DEFAULT_PROCESSES,
+    rounds: Annotated[
+        int | None,
+        typer.Option(
+            help=f"Timed rounds per process; the p50 interval is over round medians "
+            f"(default: rounds of about {ROUND_SECONDS:g} s, at most 20)."
+        ),
+    ] = None,
     threads: Annotated[
         int | None, typer.Option(help="Intra-op threads (default: profile's; 0 = runtime's).")
     ] = None,
@@ -95,6 +109,8 @@ def bench(
         seed=seed,
         lock_timeout_s=lock_timeout,
         thermal_wait_timeout_s=thermal_wait_timeout,
+        processes=processes,
+        rounds=rounds,
     )
     _benchmark(model, device, inventory, profile, overrides, options, as_json, store, not no_store, strict)
     raise typer.Exit(EXIT_OK)

@@ -94,6 +94,7 @@ def print_result(result: Result) -> None:
     details = [
         f"latency ms: mean {fmt(latency.mean)} ± {fmt(latency.std)}, "
         f"min {fmt(latency.min)}, max {fmt(latency.max)}, MAD {fmt(latency.mad)}",
+        _rounds_line(result),
         f"cold start ms: load {fmt(cold.load)}, first inference {fmt(cold.first_inference)}",
         f"memory: model delta {_mib(memory.model_rss_delta_bytes)} ({memory.source})",
         _thermal_line(thermal),
@@ -111,6 +112,22 @@ def print_result(result: Result) -> None:
     stdout.print(
         f"verdict: {verdict_text(result.budget.verdict)}" + (f"  (run {run_id})" if run_id else "") + suspect
     )
+
+
+def _rounds_line(result: Result) -> str:
+    """The p50, its 95% interval and the spread between rounds and between processes."""
+    latency = result.latency_ms
+    interval = latency.ci95.get("p50")
+    ci = f" [{interval[0]:.4g}, {interval[1]:.4g}]" if interval else ""  # 4 digits: µs on a fast model
+    rounds = latency.rounds or []
+    processes = len({r.process for r in rounds}) or 1
+    spread = "" if latency.round_spread_pct is None else f", round spread ±{latency.round_spread_pct:.1f}%"
+    if latency.process_spread_pct is not None:
+        spread += f", process spread ±{latency.process_spread_pct:.1f}%"
+    plural = "" if len(rounds) == 1 else "s", "" if processes == 1 else "es"
+    where = f" over {len(rounds)} round{plural[0]} in {processes} process{plural[1]}" if rounds else ""
+    p50 = "—" if latency.p50 is None else f"{latency.p50:.4g}"
+    return f"p50 ms: {p50}{ci} (95% interval){where}{spread}"
 
 
 def _thermal_line(thermal: Thermal) -> str:
@@ -180,4 +197,6 @@ class ProgressPrinter:
             parts.append(f"{done}/{total}" if total else str(done))
         if elapsed is not None:
             parts.append(f"{elapsed:.1f}s")
+        if (event.get("processes") or 1) > 1:  # the bench's fresh child processes, one after another
+            parts.append(f"(process {event.get('process')}/{event['processes']})")
         return " ".join(parts)

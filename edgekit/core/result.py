@@ -183,6 +183,10 @@ class Settings(_Model):
     min_seconds: Real = Field(description="Minimum timed window, s.")
     seed: int = Field(description="Seed of generated inputs and of the bootstrap.")
     inputs_file: str | None = Field(None, description="The .npz of inputs, when given.")
+    processes: int | None = Field(
+        None, description="Fresh bench child processes the timed window was spread over (older runs: 1)."
+    )
+    rounds: int | None = Field(None, description="Timed rounds per process (older runs: 1).")
 
 
 # --- latency ---------------------------------------------------------------------------------
@@ -200,6 +204,17 @@ class Histogram(_Model):
     counts: list[int] = Field(description="Samples per bin.")
 
 
+class Round(_Model):
+    """One timed round of the bench (consecutive samples of one bench child process)."""
+
+    process: int = Field(description="Index of the bench process (0 = the first, fresh child).")
+    pid: int | None = Field(None, description="Process id of that bench child on the device.")
+    started_unix: Real | None = Field(None, description="Start of the round, unix time, s.")
+    duration_s: Real | None = Field(None, description="Length of the round, s.")
+    n: int = Field(description="Timed inferences in the round (consecutive in latency samples).")
+    median: float = Field(description="Median latency of the round, ms.")
+
+
 class Latency(_Model):
     """Per-inference latency statistics, all in ms (edgekit.judge.stats)."""
 
@@ -213,7 +228,8 @@ class Latency(_Model):
     max: float = Field(description="Slowest inference, ms.")
     mad: float = Field(description="Median absolute deviation (raw), ms.")
     ci95: dict[str, list[float] | None] = Field(
-        description="Bootstrap 95% confidence interval [low, high] per percentile (p50, p90), ms."
+        description="95% confidence interval [low, high] per percentile, ms: p90 a bootstrap over the"
+        " samples; p50 the hull of that bootstrap and the interval over round medians (ci95_p50_method)."
     )
     outliers: Outliers
     null_reasons: dict[str, str] = Field(default_factory=dict, description="Statistic -> why it is null.")
@@ -221,6 +237,19 @@ class Latency(_Model):
     block_medians: list[float] | None = Field(
         None, description="Median of each of 10 consecutive blocks, ms: what the regression gate compares."
     )
+    rounds: list[Round] | None = Field(
+        None, description="Each timed round, in time order (absent in runs before rounds were recorded)."
+    )
+    round_spread_pct: float | None = Field(
+        None, description="Between-round spread: std of the round medians over their median, %; null below 2."
+    )
+    process_spread_pct: float | None = Field(
+        None, description="Between-process spread: std of process medians over their median, %; null below 2."
+    )
+    process_medians: list[float] | None = Field(
+        None, description="Median of all samples of each bench process, by process index, ms."
+    )
+    ci95_p50_method: str | None = Field(None, description="How ci95.p50 was computed (edgekit.judge.stats).")
 
 
 class ColdStart(_Model):

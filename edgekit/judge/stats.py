@@ -214,3 +214,143 @@ def latency_histogram(samples: ArrayLike, bins: int = HISTOGRAM_BINS) -> dict[st
     edges = np.geomspace(low, high, bins + 1)
     counts, _ = np.histogram(array, bins=edges)
     return {"edges_ms": [float(e) for e in edges], "counts": [int(c) for c in counts]}
+
+
+# --- rounds and processes ------------------------------------------------------------------------
+# A bench's timed window is spread over rounds within each bench child and over fresh children
+# (edgekit.measure.bench, agents/edgekit_agent/child_process.py). The machine's own speed drifts
+# between rounds and processes (clock state, cache placement, neighbours), which one run's
+# pooled samples cannot show: an interval over single inferences is too narrow. The p50 interval
+# is therefore taken over round medians, each round being one observation.
+
+ROUND_MIN_FOR_ORDER_STATISTICS = 6  # 2 * 0.5**6 < 0.05: fewer rounds cannot give a 95% interval
+
+
+def median_interval(values: ArrayLike, confidence: float = 0.95) -> tuple[float, float] | None:
+    """Distribution-free confidence interval of the population median from order statistics
+    (the sign-test interval: Conover, *Practical Nonparametric Statistics*, 3rd ed., 1999, §3.2;
+    Hollander, Wolfe & Chicken, *Nonparametric Statistical Methods*, 3rd ed., §3.6).
+
+    With x_(1) <= ... <= x_(n) sorted and B ~ Binomial(n, 1/2), the interval is
+    [x_(k), x_(n+1-k)] for the largest k with P(B <= k - 1) <= (1 - confidence) / 2; its coverage
+    is 1 - 2 P(B <= k - 1) >= confidence for any continuous distribution. None when n is too
+    small for the confidence (n < 6 at 95%). `values`: 1-D, finite, in any unit (the interval is
+    in the same unit). Raises ValueError for empty, non-1-D or non-finite values.
+    """
+    from scipy import stats as scipy_stats
+
+    array = np.sort(_array(values))
+    n = int(array.size)
+    tail = (1.0 - confidence) / 2.0
+    cdf = scipy_stats.binom.cdf(np.arange(n + 1), n, 0.5)  # cdf[j] = P(B <= j)
+    fitting = [k for k in range(1, n // 2 + 1) if cdf[k - 1] <= tail]
+    if not fitting:
+        return None
+    k = max(fitting)
+    return float(array[k - 1]), float(array[n - k])
+
+
+def t_interval(values: ArrayLike, confidence: float = 0.95) -> tuple[float, float] | None:
+    """Student's t interval of the mean, mean ± t_{(1+c)/2, n-1} · s / √n (scipy.stats.t); None
+    below 2 values. Used for 2-5 round medians, too few for median_interval at 95%: each round
+    median is a median of many inferences, so close to normal. Raises ValueError like _array."""
+    from scipy import stats as scipy_stats
+
+    array = _array(values)
+    n = int(array.size)
+    if n < 2:
+        return None
+    mean = float(np.mean(array))
+    half = float(scipy_stats.t.ppf((1.0 + confidence) / 2.0, n - 1) * np.std(array, ddof=1) / math.sqrt(n))
+    return mean - half, mean + half
+
+
+def round_p50_interval(
+    round_medians: ArrayLike, confidence: float = 0.95
+) -> tuple[tuple[float, float] | None, str]:
+    """(interval, method) of the p50 over rounds, ms in and out: the order-statistic interval of
+    the median of round medians (median_interval) from 6 rounds, the t interval of their mean for
+    2-5 rounds, None for 1 round (no between-round spread is observed)."""
+    array = _array(round_medians)
+    n = int(array.size)
+    interval = median_interval(array, confidence)
+    if interval is not None:
+        return interval, f"order statistics of {n} round medians"
+    interval = t_interval(array, confidence)
+    if interval is not None:
+        return interval, f"Student t over {n} round medians"
+    return None, "one round: no between-round spread observed"
+
+
+def hull(*intervals: tuple[float, float] | None) -> tuple[float, float] | None:
+    """The smallest interval holding every given one (None ones skipped; None when all are)."""
+    present = [i for i in intervals if i is not None]
+    if not present:
+        return None
+    return min(i[0] for i in present), max(i[1] for i in present)
+
+
+def relative_spread_pct(values: ArrayLike) -> float | None:
+    """Sample standard deviation (ddof=1) of the values over their median, in percent (the
+    between-round or between-process spread of medians); None below 2 values."""
+    array = _array(values)
+    if array.size < 2:
+        return None
+    median = float(np.median(array))
+    return float(100.0 * np.std(array, ddof=1) / median) if median > 0 else None
+
+
+@dataclass(frozen=True)
+class RoundSummary:
+    """Round- and process-level statistics of one bench (all latencies in ms).
+
+    medians: per round, in time order; processes: the process index of each round;
+    process_medians: the median of all samples of each process, by process index;
+    p50_ci95: the p50 interval: the hull of the round-level interval (round_p50_interval) and the
+    sample-level bootstrap interval (so it is never narrower than the latter); method says which.
+    """
+
+    medians: list[float]
+    processes: list[int]
+    process_medians: list[float]
+    round_spread_pct: float | None
+    process_spread_pct: float | None
+    p50_ci95: tuple[float, float] | None
+    method: str
+
+
+def summarize_rounds(
+    latencies_ms: ArrayLike,
+    round_sizes: Sequence[int],
+    round_processes: Sequence[int],
+    sample_ci95: tuple[float, float] | None,
+    confidence: float = 0.95,
+) -> RoundSummary:
+    """Split the pooled samples (ms, rounds in time order) into rounds of `round_sizes` samples,
+    each from process `round_processes[i]`, and summarise them (RoundSummary). Raises ValueError
+    when the sizes do not add up to the samples or a round is empty."""
+    array = _array(latencies_ms)
+    sizes = [int(s) for s in round_sizes]
+    if len(sizes) != len(round_processes) or not sizes or min(sizes) < 1 or sum(sizes) != array.size:
+        raise ValueError(f"round sizes {sizes} do not split {array.size} samples")
+    parts = np.split(array, np.cumsum(sizes)[:-1])
+    medians = [float(np.median(part)) for part in parts]
+    by_process: dict[int, list[NDArray[np.float64]]] = {}
+    for process, part in zip(round_processes, parts, strict=True):
+        by_process.setdefault(int(process), []).append(part)
+    process_medians = [float(np.median(np.concatenate(by_process[p]))) for p in sorted(by_process)]
+    interval, method = round_p50_interval(medians, confidence)
+    combined = hull(interval, sample_ci95)
+    if interval is None:
+        method = f"sample bootstrap only ({method})"
+    else:
+        method = f"hull of {method} and the sample bootstrap"
+    return RoundSummary(
+        medians=medians,
+        processes=[int(p) for p in round_processes],
+        process_medians=process_medians,
+        round_spread_pct=relative_spread_pct(medians),
+        process_spread_pct=relative_spread_pct(process_medians),
+        p50_ci95=combined,
+        method=method,
+    )

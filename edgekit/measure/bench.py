@@ -1,4 +1,11 @@
-"""One benchmark run on one device -> one Result (edgekit.core.result)."""
+"""One benchmark run on one device -> one Result (edgekit.core.result).
+
+The timed window is spread over `processes` fresh bench child processes on the device, one
+after another (as pyperf spreads a benchmark over worker processes), each timing `rounds`
+back-to-back rounds; runs, min_seconds and max_seconds are totals over all of them. The round
+medians are the observations of the p50 interval (edgekit.judge.stats.summarize_rounds); cold
+start, memory and energy come from the first process.
+"""
 
 from __future__ import annotations
 
@@ -35,13 +42,17 @@ from edgekit.core.result import (
 from edgekit.judge.budgets import evaluate
 from edgekit.judge.fingerprint import build_fingerprint
 from edgekit.judge.regression import BLOCKS, block_medians
-from edgekit.judge.stats import latency_histogram, ns_to_ms, summarize_latencies
+from edgekit.judge.stats import latency_histogram, ns_to_ms, summarize_latencies, summarize_rounds
 from edgekit.judge.thermal import thermal_summary
 from edgekit.transport.agent_client import agent_session
 from edgekit.transport.board import Board
 from edgekit.transport.devices import Device
 
 EventCallback = Callable[[dict[str, Any]], None]
+
+DEFAULT_PROCESSES = 2
+ROUND_SECONDS = 0.25  # automatic rounds last about this long (min_seconds / processes / rounds)
+MAX_AUTO_ROUNDS = 20  # automatic rounds per process, at most
 
 
 @dataclass(frozen=True)
@@ -57,8 +68,22 @@ class BenchOptions:
     seed: int = 0
     lock_timeout_s: float = 600.0  # wait this long for another benchmark on the board to finish
     thermal_wait_timeout_s: float = 300.0  # wait this long for max_start_temp_c, then run (suspect)
+    processes: int = DEFAULT_PROCESSES  # fresh bench child processes, one after another
+    rounds: int | None = None  # timed rounds per process; None: resolved_rounds' automatic choice
+
+    def resolved_rounds(self) -> int:
+        """Rounds per process: `rounds` when given, else min_seconds / processes / ROUND_SECONDS
+        rounded down, between 1 and MAX_AUTO_ROUNDS (the defaults, 2 s over 2 processes, give 4
+        rounds of 0.25 s each per process: 8 round medians)."""
+        if self.rounds is not None:
+            return self.rounds
+        return max(1, min(MAX_AUTO_ROUNDS, int(self.min_seconds / self.processes / ROUND_SECONDS + 1e-9)))
 
     def validate(self) -> None:
+        if self.processes < 1:
+            raise UsageError(f"--processes must be >= 1, got {self.processes}")
+        if self.rounds is not None and self.rounds < 1:
+            raise UsageError(f"--rounds must be >= 1, got {self.rounds}")
         if self.runs < 1:
             raise UsageError(f"--runs must be >= 1, got {self.runs}")
         if self.warmup < 0:
@@ -171,6 +196,8 @@ def run_bench(
             "inputs_file": inputs_path,
             "seed": options.seed,
             "lock_timeout_s": options.lock_timeout_s,
+            "processes": options.processes,
+            "rounds": options.resolved_rounds(),
             **sensor_params(board, options),
         }
         raw = client.bench(params, on_progress=emit)
@@ -191,10 +218,15 @@ def run_bench(
     return result
 
 
-def latency_section(latencies_ns: list[int], seed: int) -> Latency:
-    """Summary statistics (edgekit.judge.stats), histogram and block medians of the timed
+def latency_section(
+    latencies_ns: list[int], seed: int, rounds: list[dict[str, Any]] | None = None
+) -> Latency:
+    """Summary statistics (edgekit.judge.stats), histogram, block medians and rounds of the timed
     inferences; latencies in ns in, every value in ms out. Block medians need >= BLOCKS samples
-    (null with the reason below that): they are what the regression gate compares."""
+    (null with the reason below that): they are what the regression gate compares. `rounds` is
+    the agent's per-round list (process, pid, started_unix, duration_s, n; the rounds' samples are
+    consecutive in latencies_ns); absent (an older agent) the whole window is one round. The p50
+    interval is then the hull of the sample bootstrap and the interval over round medians."""
     samples_ms = ns_to_ms(latencies_ns)
     latency = summarize_latencies(samples_ms, seed=seed).to_dict()
     latency["histogram"] = latency_histogram(samples_ms)
@@ -203,6 +235,33 @@ def latency_section(latencies_ns: list[int], seed: int) -> Latency:
     else:
         latency["block_medians"] = None
         latency["null_reasons"]["block_medians"] = f"needs >= {BLOCKS} samples, have {len(samples_ms)}"
+    records = [dict(r) for r in rounds or [] if int(r.get("n") or 0) > 0]
+    if not records or sum(int(r["n"]) for r in records) != len(samples_ms):
+        records = [{"process": 0, "n": len(samples_ms)}]
+    sample_ci = latency["ci95"].get("p50")
+    summary = summarize_rounds(
+        samples_ms,
+        [int(r["n"]) for r in records],
+        [int(r.get("process") or 0) for r in records],
+        (sample_ci[0], sample_ci[1]) if sample_ci else None,
+    )
+    latency["rounds"] = [
+        {
+            "process": int(r.get("process") or 0),
+            "pid": r.get("pid"),
+            "started_unix": r.get("started_unix"),
+            "duration_s": r.get("duration_s"),
+            "n": int(r["n"]),
+            "median": median,
+        }
+        for r, median in zip(records, summary.medians, strict=True)
+    ]
+    latency["round_spread_pct"] = summary.round_spread_pct
+    latency["process_spread_pct"] = summary.process_spread_pct
+    latency["process_medians"] = summary.process_medians
+    if latency["p50"] is not None:
+        latency["ci95"]["p50"] = list(summary.p50_ci95) if summary.p50_ci95 else None
+        latency["ci95_p50_method"] = summary.method
     return Latency.model_validate(latency)
 
 
@@ -294,8 +353,10 @@ def build_result(
                 "min_seconds": options.min_seconds,
                 "seed": options.seed,
                 "inputs_file": str(options.inputs_file) if options.inputs_file else None,
+                "processes": int(raw.get("processes") or 1),
+                "rounds": options.resolved_rounds() if raw.get("rounds") else 1,
             },
-            "latency_ms": latency_section(raw["latencies_ns"], options.seed),
+            "latency_ms": latency_section(raw["latencies_ns"], options.seed, raw.get("rounds")),
             "cold_start_ms": raw.get("cold_start_ms"),
             "memory": memory_section(raw),
             "energy": energy,

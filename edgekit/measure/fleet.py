@@ -6,6 +6,8 @@ A plan (TOML):
     name = "nightly"
     runs = 100
     min_seconds = 2.0
+    processes = 2                     # fresh bench processes per benchmark (default 2)
+    rounds = 4                        # timed rounds per process; default: rounds of about 0.25 s
     inventory = "devices.toml"        # relative to the plan; default: $EDGEKIT_HOME/devices.toml
     max_parallel = 32                 # devices worked on at once (SSH sessions); default 32
 
@@ -37,7 +39,7 @@ from edgekit.compress import CompressOptions, compress, parse_recipes
 from edgekit.core.config import ConfigModel, integer, json_schema, number, read_toml, text, validate_model
 from edgekit.core.errors import ConfigError, DeviceError, EdgekitError
 from edgekit.core.result import FleetCell, Result
-from edgekit.measure.bench import BenchOptions, run_bench
+from edgekit.measure.bench import DEFAULT_PROCESSES, BenchOptions, run_bench
 from edgekit.store.base import ResultsStore
 from edgekit.store.open import open_store
 from edgekit.transport.board import Board, board_for
@@ -54,6 +56,12 @@ class PlanSettings(ConfigModel):
     name: str | None = text("the plan name; absent = the file name without .toml")
     runs: int = integer("timed runs per benchmark", minimum=1, default=100)
     min_seconds: float = number("seconds, the least timing time per benchmark", default=2.0)
+    processes: int = integer(
+        "fresh bench processes per benchmark, sharing runs and min_seconds",
+        minimum=1,
+        default=DEFAULT_PROCESSES,
+    )
+    rounds: int | None = integer("timed rounds per process; absent = rounds of about 0.25 s", minimum=1)
     inventory: str | None = text("inventory path, relative to the plan; absent = $EDGEKIT_HOME/devices.toml")
     max_parallel: int = integer(
         "devices worked on at once (SSH sessions)", minimum=1, default=DEFAULT_MAX_PARALLEL
@@ -150,7 +158,12 @@ def load_plan(path: Path) -> Plan:
             cells.append(
                 Cell(base / entry.path, recipe, base / entry.calib if entry.calib is not None else None)
             )
-    options = BenchOptions(runs=settings.runs, min_seconds=settings.min_seconds)
+    options = BenchOptions(
+        runs=settings.runs,
+        min_seconds=settings.min_seconds,
+        processes=settings.processes,
+        rounds=settings.rounds,
+    )
     return Plan(
         settings.name if settings.name is not None else path.stem,
         [resolve_device(n, inventory) for n in names],

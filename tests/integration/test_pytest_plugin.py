@@ -87,9 +87,14 @@ import pytest
 @pytest.mark.edge
 @pytest.mark.parametrize("copy", range(4))
 def test_bench(edge_device, edge_bench, copy):
-    result = edge_bench({str(demo_model_path())!r}, runs=20, min_seconds=0.6)
-    with open({str(windows)!r}, "a") as out:
-        out.write(json.dumps(result["window"]) + "\\n")
+    result = edge_bench({str(demo_model_path())!r}, runs=20, min_seconds=0.6, processes=2, rounds=2)
+    rounds = result["latency_ms"]["rounds"]
+    assert [r["process"] for r in rounds] == [0, 0, 1, 1]
+    with open({str(windows)!r}, "a") as out:  # the bench's span: first round's start to last round's end
+        last = rounds[-1]
+        span = {{"started_unix": rounds[0]["started_unix"],
+                "duration_s": last["started_unix"] + last["duration_s"] - rounds[0]["started_unix"]}}
+        out.write(json.dumps(span) + "\\n")
 """
     )
     result = pytester.runpytest_subprocess("-n", "2", "--edge-devices", "local")

@@ -44,6 +44,19 @@ def test_devices_by_name_and_tag_and_cells(tmp_path: Path) -> None:
     ]
 
 
+def test_plan_processes_and_rounds_reach_the_bench_options(tmp_path: Path) -> None:
+    body = '[devices]\nnames = ["local"]\n[[model]]\npath = "m.onnx"\n'
+    assert load_plan(plan(tmp_path, body)).options.processes == 2  # the bench default
+    assert load_plan(plan(tmp_path, body)).options.resolved_rounds() == 4
+    path = plan(tmp_path, body)
+    path.write_text(path.read_text().replace("[plan]\n", "[plan]\nprocesses = 3\nrounds = 5\n"))
+    options = load_plan(path).options
+    assert (options.processes, options.rounds) == (3, 5)
+    path.write_text(path.read_text().replace("processes = 3", "processes = 0"))
+    with pytest.raises(ConfigError, match="processes"):
+        load_plan(path)
+
+
 @pytest.mark.parametrize(
     ("body", "error", "message"),
     [
