@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from edgekit.cli.common import JsonOption, StoreOption, store_from_option
-from edgekit.cli.output import print_json, print_result, stderr, stdout
+from edgekit.cli.common import InventoryOption, JsonOption, StoreOption, store_from_option
+from edgekit.cli.output import ProgressPrinter, print_json, print_result, stderr, stdout
 from edgekit.core.errors import EXIT_BUDGET, EXIT_OK, EXIT_USAGE
-from edgekit.judge.compare import Comparison, compare, parse_thresholds
+from edgekit.judge.compare import Comparison, compare, compare_paired, parse_thresholds
 from edgekit.judge.fingerprint import COMPARABLE_KEYS
+from edgekit.judge.paired import SequentialVerdict
 from edgekit.store.references import load_reference
 
-REFERENCE_HELP = "A result .json, a stored run id (or unique prefix), or latest:DEVICE:MODEL[:N]."
+REFERENCE_HELP = (
+    "A result .json, a stored run id (or unique prefix), or latest:DEVICE:MODEL[:N]; "
+    "with --device: an .onnx/.tflite model or an artifact directory, measured now."
+)
 ThresholdOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -46,9 +51,11 @@ def _format(metric: str, value: float | None) -> str:
     return f"{value:.4f}"
 
 
-def comparison_table(comparison: Comparison) -> Table:
-    table = Table(title=f"compare: {comparison.verdict}", title_justify="left")
-    for column in ("metric", "baseline", "candidate", "change", "95% CI", "p", "verdict", "why"):
+def comparison_table(comparison: Comparison, ci_label: str = "95% CI", caption: str | None = None) -> Table:
+    table = Table(
+        title=f"compare: {comparison.verdict}", title_justify="left", caption=caption, caption_justify="left"
+    )
+    for column in ("metric", "baseline", "candidate", "change", ci_label, "p", "verdict", "why"):
         table.add_column(
             column, justify="right" if column in ("baseline", "candidate", "change", "p") else "left"
         )
@@ -95,18 +102,119 @@ def _exit_code(comparison: Comparison) -> int:
     return EXIT_BUDGET if comparison.verdict == "regression" else EXIT_OK
 
 
+def _ab_summary(measurement: Any, sequential: SequentialVerdict | None) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "ab_id": measurement.ab_id,
+        "baseline_run": measurement.baseline.run_id,
+        "candidate_run": measurement.candidate.run_id,
+        "order": "ABBA",
+        "rounds_planned": measurement.rounds,
+        "duration_s": round(measurement.duration_s, 3),
+        "log_ratios": measurement.log_ratios,
+    }
+    if sequential is not None:
+        summary.update(
+            rounds_used=sequential.rounds_used,
+            looks=sequential.looks,
+            stopped_early=sequential.stopped_early,
+            interval_level=sequential.level,
+            seconds_to_verdict=round(measurement.duration_s * sequential.rounds_used / measurement.rounds, 3),
+        )
+    return summary
+
+
+def _compare_on_device(
+    baseline: str,
+    candidate: str,
+    device: str,
+    inventory: Path | None,
+    rounds: int,
+    round_seconds: float,
+    threads: int | None,
+    thresholds: dict[str, float],
+    ignore: set[str],
+    store: str | None,
+    as_json: bool,
+) -> None:
+    from edgekit.measure.ab import AbOptions, run_ab
+    from edgekit.measure.bench import BenchOptions
+    from edgekit.transport.board import resolve_board
+
+    board = resolve_board(device, inventory=inventory)
+    results_store = store_from_option(store)  # opened first: a bad store fails before the device
+    try:
+        measurement = run_ab(
+            Path(baseline).expanduser(),
+            Path(candidate).expanduser(),
+            board,
+            BenchOptions(threads=threads),
+            AbOptions(rounds=rounds, round_seconds=round_seconds),
+            on_event=ProgressPrinter(enabled=True),
+        )
+        results_store.add_run(measurement.baseline)
+        results_store.add_run(measurement.candidate)
+    finally:
+        results_store.close()
+    comparison, sequential = compare_paired(
+        measurement.baseline, measurement.candidate, measurement.log_ratios, rounds, thresholds, ignore
+    )
+    summary = _ab_summary(measurement, sequential)
+    if as_json:
+        print_json({"ab": summary, "comparison": comparison.to_dict()})
+    elif comparison.comparable and sequential is not None:
+        caption = (
+            f"A/B {measurement.ab_id[:12]} on {device}: {sequential.rounds_used} of {rounds} round pairs "
+            f"({'stopped early, ' if sequential.stopped_early else ''}looks at {sequential.looks}), "
+            f"latency = Hodges-Lehmann change of the round-pair ratios; runs "
+            f"{measurement.baseline.run_id} vs {measurement.candidate.run_id}"
+        )
+        stdout.print(comparison_table(comparison, f"{sequential.level:.1%} CI", escape(caption)))
+    else:
+        _report(comparison, False)
+    raise typer.Exit(_exit_code(comparison))
+
+
 def compare_command(
     baseline: Annotated[str, typer.Argument(help=REFERENCE_HELP)],
     candidate: Annotated[str, typer.Argument(help=REFERENCE_HELP)],
     threshold: ThresholdOption = None,
     ignore_difference: IgnoreOption = None,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            "--device",
+            "-d",
+            help="Measure both models now on this device, interleaved (A/B) in one agent session.",
+        ),
+    ] = None,
+    inventory: InventoryOption = None,
+    rounds: Annotated[
+        int, typer.Option(help="With --device: round pairs (ABBA), at most; looked at 4 times.")
+    ] = 20,
+    round_seconds: Annotated[
+        float, typer.Option(help="With --device: each round times at least this long, s.")
+    ] = 0.2,
+    threads: Annotated[
+        int | None, typer.Option(help="With --device: intra-op threads (default: profile's).")
+    ] = None,
     store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Per metric: the change, its 95% CI, Mann-Whitney p and a verdict. Exit 1 on a regression,
-    2 when the runs are not comparable (different governor, clocks, runtime, threads, throttling)."""
+    """Per metric: the change, its interval and a verdict. Exit 1 on a regression, 2 when the runs
+    are not comparable (different governor, clocks, runtime, threads, throttling) or on bad input.
+
+    Stored results: latency on the runs' block medians (Mann-Whitney p, 95% bootstrap CI). With
+    --device: both models are measured now, loaded once in one process and timed in alternating
+    rounds (ABBA); latency is the Hodges-Lehmann median of the per-round-pair log-ratios with its
+    Wilcoxon interval, judged at 4 looks with O'Brien-Fleming alpha spending (edgekit/judge/paired.py);
+    memory from a separate short bench per side. Both runs are stored with a shared A/B id."""
     thresholds = parse_thresholds(threshold or [])
     ignore = _ignore(ignore_difference)
+    if device is not None:
+        _compare_on_device(
+            baseline, candidate, device, inventory, rounds, round_seconds, threads, thresholds, ignore,
+            store, as_json,
+        )  # fmt: skip
     results_store = store_from_option(store)
     try:
         base = load_reference(baseline, results_store)
