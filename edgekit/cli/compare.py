@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -14,8 +14,12 @@ from edgekit.cli.output import ProgressPrinter, print_json, print_result, stderr
 from edgekit.core.errors import EXIT_BUDGET, EXIT_OK, EXIT_USAGE
 from edgekit.judge.compare import Comparison, compare, compare_paired, parse_thresholds
 from edgekit.judge.fingerprint import COMPARABLE_KEYS
-from edgekit.judge.paired import SequentialVerdict
+from edgekit.judge.paired import SequentialVerdict, look_schedule
+from edgekit.judge.regression import DEFAULT_THRESHOLD
 from edgekit.store.references import load_reference
+
+if TYPE_CHECKING:
+    from edgekit.measure.ab import AbMeasurement
 
 REFERENCE_HELP = (
     "A result .json, a stored run id (or unique prefix), or latest:DEVICE:MODEL[:N]; "
@@ -102,14 +106,16 @@ def _exit_code(comparison: Comparison) -> int:
     return EXIT_BUDGET if comparison.verdict == "regression" else EXIT_OK
 
 
-def _ab_summary(measurement: Any, sequential: SequentialVerdict | None) -> dict[str, Any]:
+def _ab_summary(measurement: AbMeasurement, sequential: SequentialVerdict | None) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "ab_id": measurement.ab_id,
         "baseline_run": measurement.baseline.run_id,
         "candidate_run": measurement.candidate.run_id,
         "order": "ABBA",
-        "rounds_planned": measurement.rounds,
-        "duration_s": round(measurement.duration_s, 3),
+        "rounds_planned": measurement.planned,
+        "rounds_timed": len(measurement.log_ratios),
+        "child_processes": measurement.chunks,
+        "seconds_timed": round(measurement.duration_s, 3),
         "log_ratios": measurement.log_ratios,
     }
     if sequential is not None:
@@ -118,7 +124,6 @@ def _ab_summary(measurement: Any, sequential: SequentialVerdict | None) -> dict[
             looks=sequential.looks,
             stopped_early=sequential.stopped_early,
             interval_level=sequential.level,
-            seconds_to_verdict=round(measurement.duration_s * sequential.rounds_used / measurement.rounds, 3),
         )
     return summary
 
@@ -149,6 +154,7 @@ def _compare_on_device(
             board,
             BenchOptions(threads=threads),
             AbOptions(rounds=rounds, round_seconds=round_seconds),
+            threshold=thresholds.get("latency_p50_ms", thresholds.get("*", DEFAULT_THRESHOLD)),
             on_event=ProgressPrinter(enabled=True),
         )
         results_store.add_run(measurement.baseline)
@@ -156,15 +162,21 @@ def _compare_on_device(
     finally:
         results_store.close()
     comparison, sequential = compare_paired(
-        measurement.baseline, measurement.candidate, measurement.log_ratios, rounds, thresholds, ignore
+        measurement.baseline,
+        measurement.candidate,
+        measurement.log_ratios,
+        measurement.planned,
+        thresholds,
+        ignore,
     )
     summary = _ab_summary(measurement, sequential)
     if as_json:
         print_json({"ab": summary, "comparison": comparison.to_dict()})
     elif comparison.comparable and sequential is not None:
         caption = (
-            f"A/B {measurement.ab_id[:12]} on {device}: {sequential.rounds_used} of {rounds} round pairs "
-            f"({'stopped early, ' if sequential.stopped_early else ''}looks at {sequential.looks}), "
+            f"A/B {measurement.ab_id[:12]} on {device}: verdict after {sequential.rounds_used} of "
+            f"{measurement.planned} round pairs ({'stopped early, ' if sequential.stopped_early else ''}"
+            f"{measurement.duration_s:.1f} s timed, looks at {look_schedule(measurement.planned)}), "
             f"latency = Hodges-Lehmann change of the round-pair ratios; runs "
             f"{measurement.baseline.run_id} vs {measurement.candidate.run_id}"
         )
@@ -189,7 +201,11 @@ def compare_command(
     ] = None,
     inventory: InventoryOption = None,
     rounds: Annotated[
-        int, typer.Option(help="With --device: round pairs (ABBA), at most; looked at 4 times.")
+        int,
+        typer.Option(
+            help="With --device: round pairs (ABBA) at most; judged at 4 evenly spaced looks, "
+            "stopping at the first that decides."
+        ),
     ] = 20,
     round_seconds: Annotated[
         float, typer.Option(help="With --device: each round times at least this long, s.")

@@ -189,9 +189,10 @@ class SequentialVerdict:
     verdict: MetricVerdict
     rounds_used: int  # round pairs the verdict rests on
     rounds_planned: int
-    looks: list[int]  # the look schedule (round-pair counts)
-    stopped_early: bool
+    looks: list[int]  # the look schedule (round-pair counts) over the data given
+    stopped_early: bool  # an interim look (before `rounds_planned`) decided
     level: float  # confidence level of verdict.ci95
+    complete: bool  # all planned round pairs were given (else the last look was interim)
 
 
 def _decide(est: PairedEstimate, boundary: float, final: bool) -> tuple[str, str] | None:
@@ -228,24 +229,28 @@ def judge_paired(
 ) -> SequentialVerdict:
     """The sequential A/B verdict on per-round-pair log-ratios (1-D float, in round order).
 
-    `planned` round pairs (default: all given) are looked at `looks` times (look_schedule); the
-    looks whose count is beyond the data are dropped (the last available count becomes the final
-    look, at the spending of its fraction). `baseline`/`candidate` are reported as given (e.g. the
-    medians of the round medians, ms). Returns the verdict of the first look that decides, else of
+    `planned` round pairs (default: all given) are looked at `looks` times (look_schedule). With
+    fewer pairs than planned (a run looked at while it goes on, or cut short) the looks beyond the
+    data are dropped and the data's own count is the last look, interim: when it does not decide
+    under the early-stopping rule, the final rule gives the verdict and `complete` is False (the
+    caller goes on measuring, or reports an incomplete run). `baseline`/`candidate` are reported
+    as given (e.g. the p50 of each side, ms). Returns the verdict of the first look that decides, else of
     the last; `ci95` holds that look's interval as fractions (its level in `level`)."""
     x = np.asarray(log_ratios, dtype=np.float64)
-    planned = planned or x.size
-    schedule = [n for n in look_schedule(planned, looks) if n <= x.size]
-    if not schedule or schedule[-1] != x.size:
+    planned = max(planned or x.size, x.size)
+    schedule = [n for n in look_schedule(planned, looks) if n <= x.size] if x.size else []
+    if x.size and (not schedule or schedule[-1] != x.size):
         schedule.append(x.size)
-    fractions = tuple(n / max(planned, x.size) for n in schedule)
-    levels = nominal_levels(fractions, alpha) if x.size else ()
+    levels = nominal_levels(tuple(n / planned for n in schedule), alpha) if x.size else ()
     boundary = math.log1p(threshold * BOUNDARY_FRACTION)
     for index, (n, level_alpha) in enumerate(zip(schedule, levels, strict=True)):
-        final = index == len(schedule) - 1
         est = hodges_lehmann(x[:n], level_alpha)
-        decided = _decide(est, boundary, final)
-        if decided is None and not final:
+        interim = n < planned
+        decided = _decide(est, boundary, final=False) if interim else None
+        last = index == len(schedule) - 1
+        if decided is None and last:
+            decided = _decide(est, boundary, final=True)
+        elif decided is None:
             continue
         if decided is None:
             verdict = MetricVerdict(
@@ -258,8 +263,9 @@ def judge_paired(
                 (math.expm1(est.low), math.expm1(est.high)), est.p_value, threshold, decided[0],
                 f"{decided[1]} ({n} round pairs)",
             )  # fmt: skip
-        return SequentialVerdict(verdict, n, planned, schedule, not final, 1 - level_alpha)
+        stopped = interim and _decide(est, boundary, final=False) is not None
+        return SequentialVerdict(verdict, n, planned, schedule, stopped, 1 - level_alpha, x.size >= planned)
     verdict = MetricVerdict(
         metric, baseline, candidate, None, None, None, threshold, "insufficient-data", "no round pairs"
     )
-    return SequentialVerdict(verdict, 0, planned, schedule, False, 1 - alpha)
+    return SequentialVerdict(verdict, 0, planned, schedule, False, 1 - alpha, False)

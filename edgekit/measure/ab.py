@@ -1,16 +1,16 @@
 """An interleaved A/B run on one device -> two Results with a shared A/B id, and the per-round-pair
 log-ratios the A/B gate (edgekit.judge.paired) judges.
 
-In one agent session: both models are staged; one `ab` request (docs/protocol.md) loads both in
-ONE bench child, warms both and times `rounds` round pairs in ABBA order, each round at least
-`round_seconds` and `round_min_runs` inferences; then one short ordinary `bench` per side, each in
-its own child process, gives that side's peak RSS, cold start and energy (one process cannot split
-its peak RSS between two models).
-
-Early stopping: the agent runs all planned rounds (the protocol is one request, one reply, and the
-agent applies no statistics). The sequential looks of edgekit.judge.paired are applied on the host
-afterwards, so the report says after how many round pairs the verdict was reached (the time to a
-verdict) with the false-alarm rate the alpha-spending rule guarantees; `--rounds` bounds the time.
+In one agent session both models are staged, then the round pairs are timed look by look
+(edgekit.judge.paired.look_schedule): one `ab` request per look (docs/protocol.md) loads both
+models in ONE fresh bench child, warms both and times that look's round pairs in ABBA order, each
+round at least `round_seconds` and `round_min_runs` inferences. After each look the host applies
+the sequential rule of edgekit.judge.paired to all pairs so far and stops when the interval
+decides, so a clear verdict costs fewer rounds (the alpha-spending rule keeps the false-alarm rate
+at alpha). The agent applies no statistics. A fresh child per look also spreads the comparison
+over processes (memory placement, as pyperf's worker processes do). Then one short ordinary
+`bench` per side, each in its own child process, gives that side's peak RSS, cold start and
+energy (one process cannot split its peak RSS between two models).
 """
 
 from __future__ import annotations
@@ -19,11 +19,14 @@ import math
 import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from edgekit.core.errors import UsageError
 from edgekit.core.result import AbRun, Result
+from edgekit.judge.paired import DEFAULT_LOOKS, judge_paired, look_schedule
+from edgekit.judge.regression import DEFAULT_THRESHOLD
 from edgekit.measure.bench import (
     BenchOptions,
     EventCallback,
@@ -36,6 +39,7 @@ from edgekit.transport.agent_client import agent_session
 from edgekit.transport.board import Board
 
 ORDER = "ABBA"
+SIDE_KEYS = ("artifact", "inputs", "inputs_file", "seed")  # a side's own bench params
 
 
 @dataclass(frozen=True)
@@ -44,14 +48,15 @@ class AbOptions:
     round_seconds: float = 0.2  # each round times at least this long ...
     round_min_runs: int = 5  # ... and at least this many inferences
     memory_runs: int = 20  # timed inferences of each side's short memory bench
+    looks: int = DEFAULT_LOOKS  # looks at the data, evenly spaced up to `rounds`
 
     def validate(self) -> None:
         if self.rounds < 1:
             raise UsageError(f"--rounds must be >= 1, got {self.rounds}")
         if self.round_seconds < 0:
             raise UsageError(f"--round-seconds must be >= 0, got {self.round_seconds:g}")
-        if self.round_min_runs < 1 or self.memory_runs < 1:
-            raise UsageError("round and memory runs must be >= 1")
+        if self.round_min_runs < 1 or self.memory_runs < 1 or self.looks < 1:
+            raise UsageError("round runs, memory runs and looks must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -61,13 +66,31 @@ class AbMeasurement:
     candidate: Result
     baseline_round_ms: list[float]  # median of each baseline round, ms, in time order
     candidate_round_ms: list[float]
-    rounds: int  # round pairs timed
-    duration_s: float  # the interleaved window, s
+    planned: int  # round pairs planned (--rounds); len(baseline_round_ms) were timed
+    duration_s: float  # the interleaved rounds' time, s (model loads and warm-ups not included)
+    chunks: int  # `ab` requests (looks) made, each in a fresh bench child
 
     @property
     def log_ratios(self) -> list[float]:
         """log(candidate round median / baseline round median) per round pair, in time order."""
         return [math.log(c / b) for b, c in zip(self.baseline_round_ms, self.candidate_round_ms, strict=True)]
+
+
+def _merge_chunks(chunks: list[dict[str, Any]]) -> dict[str, Any]:
+    """One `ab` reply from the replies of several `ab` requests (one per look), in time order."""
+    sides = []
+    for index in range(2):
+        first = chunks[0]["sides"][index]
+        rounds = [r for chunk in chunks for r in chunk["sides"][index]["rounds_ns"]]
+        sides.append({**first, "rounds_ns": rounds})
+    window = dict(chunks[0].get("window") or {})
+    window["duration_s"] = sum(float((c.get("window") or {}).get("duration_s") or 0.0) for c in chunks)
+    return {
+        "sides": sides,
+        "sensors_start": chunks[0].get("sensors_start"),
+        "sensors_end": chunks[-1].get("sensors_end"),
+        "window": window,
+    }
 
 
 def run_ab(
@@ -76,36 +99,55 @@ def run_ab(
     board: Board,
     options: BenchOptions,
     ab_options: AbOptions,
+    threshold: float = DEFAULT_THRESHOLD,
     on_event: EventCallback | None = None,
 ) -> AbMeasurement:
-    """Measure both models now on the board's device (module docstring). Raises UsageError /
-    ModelError / InputSpecError for a bad model or option before the device is touched (exit 2),
-    DeviceError when the device or its agent fails (exit 3)."""
+    """Measure both models now on the board's device (module docstring), stopping at the first
+    look whose interval decides (edgekit.judge.paired with `threshold`, a fraction). Raises
+    UsageError / ModelError / InputSpecError for a bad model or option before the device is
+    touched (exit 2), DeviceError when the device or its agent fails (exit 3)."""
     ab_options.validate()
     prepared = [prepare_model(baseline_path, options), prepare_model(candidate_path, options)]
     emit = on_event or (lambda event: None)
     emit({"phase": "connect", "device": board.device.name})
     transport = board.device.transport()
     memory_options = replace(options, runs=ab_options.memory_runs, min_seconds=0.0)
+    schedule = look_schedule(ab_options.rounds, ab_options.looks)
     with agent_session(transport) as client:
         hello = client.hello()
         staged = [stage_model(transport, side) for side in prepared]
         sides = [bench_params(s, p, board, options) for s, p in zip(staged, prepared, strict=True)]
-        raw_ab = client.ab(
-            {
-                **sides[0],
-                "baseline": {k: sides[0][k] for k in ("artifact", "inputs", "inputs_file", "seed")},
-                "candidate": {k: sides[1][k] for k in ("artifact", "inputs", "inputs_file", "seed")},
-                "rounds": ab_options.rounds,
-                "round_seconds": ab_options.round_seconds,
-                "round_min_runs": ab_options.round_min_runs,
-            },
-            on_progress=emit,
-        )
+        chunks: list[dict[str, Any]] = []
+        done = 0
+        for look in schedule:
+            offset = done
+
+            def relay(event: dict[str, Any], offset: int = offset) -> None:
+                if event.get("phase") == "ab":
+                    event = dict(event, done=int(event.get("done") or 0) + offset, total=ab_options.rounds)
+                emit(event)
+
+            chunks.append(
+                client.ab(
+                    {
+                        **sides[0],
+                        "baseline": {k: sides[0][k] for k in SIDE_KEYS},
+                        "candidate": {k: sides[1][k] for k in SIDE_KEYS},
+                        "rounds": look - done,
+                        "round_seconds": ab_options.round_seconds,
+                        "round_min_runs": ab_options.round_min_runs,
+                    },
+                    on_progress=relay,
+                )
+            )
+            done = look
+            if look < ab_options.rounds and _decided(_merge_chunks(chunks), ab_options, threshold):
+                break
         raw_memory = [
             client.bench(bench_params(s, p, board, memory_options), on_progress=emit)
             for s, p in zip(staged, prepared, strict=True)
         ]
+    raw_ab = _merge_chunks(chunks)
     ab_id = uuid.uuid4().hex
     results: list[Result] = []
     round_medians: list[list[float]] = []
@@ -143,6 +185,17 @@ def run_ab(
         results[1],
         round_medians[0],
         round_medians[1],
-        len(round_medians[0]),
+        ab_options.rounds,
         float((raw_ab.get("window") or {}).get("duration_s") or 0.0),
+        len(chunks),
     )
+
+
+def _decided(raw_ab: dict[str, Any], ab_options: AbOptions, threshold: float) -> bool:
+    """Whether the looks so far stop the run early (edgekit.judge.paired's rule)."""
+    medians = [[float(np.median(r)) for r in side["rounds_ns"]] for side in raw_ab["sides"]]
+    ratios = [math.log(c / b) for b, c in zip(medians[0], medians[1], strict=True)]
+    verdict = judge_paired(
+        "latency_p50_ms", ratios, threshold=threshold, looks=ab_options.looks, planned=ab_options.rounds
+    )
+    return verdict.stopped_early

@@ -151,3 +151,23 @@ def test_verdict_never_contradicts_its_interval() -> None:
 def test_too_few_pairs_is_insufficient_data() -> None:
     v = judge_paired("latency_p50_ms", [0.1, 0.2, 0.15]).verdict
     assert v.verdict == "insufficient-data" and v.ci95 is None
+
+
+def test_interim_looks_replay_the_same_decision() -> None:
+    """Judging the first k looks' data (a run looked at while it goes on) stops exactly where
+    judging the whole planned run stops, with the same verdict and interval."""
+    rng = np.random.default_rng(21)
+    for shift in (0.0, 0.04, 0.3):
+        x = shift + rng.normal(0.0, 0.03, size=20)
+        whole = judge_paired("latency_p50_ms", x, planned=20)
+        for look in look_schedule(20):
+            part = judge_paired("latency_p50_ms", x[:look], planned=20)
+            if whole.stopped_early and look == whole.rounds_used:
+                assert part.stopped_early and part.verdict == whole.verdict
+            if look < whole.rounds_used:
+                assert not part.stopped_early and not part.complete
+
+
+def test_an_unfinished_run_reports_itself_incomplete() -> None:
+    part = judge_paired("latency_p50_ms", np.zeros(7) + 0.01, planned=20)
+    assert not part.complete and part.rounds_planned == 20 and part.rounds_used == 7
