@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -12,14 +12,10 @@ from rich.table import Table
 from edgekit.cli.common import InventoryOption, JsonOption, StoreOption, store_from_option
 from edgekit.cli.output import ProgressPrinter, print_json, print_result, stderr, stdout
 from edgekit.core.errors import EXIT_BUDGET, EXIT_OK, EXIT_USAGE
-from edgekit.judge.compare import Comparison, compare, compare_paired, parse_thresholds
+from edgekit.judge.compare import Comparison, compare, parse_thresholds
 from edgekit.judge.fingerprint import COMPARABLE_KEYS
-from edgekit.judge.paired import SequentialVerdict, look_schedule
-from edgekit.judge.regression import DEFAULT_THRESHOLD
+from edgekit.judge.paired import look_schedule
 from edgekit.store.references import load_reference
-
-if TYPE_CHECKING:
-    from edgekit.measure.ab import AbMeasurement
 
 REFERENCE_HELP = (
     "A result .json, a stored run id (or unique prefix), or latest:DEVICE:MODEL[:N]; "
@@ -106,28 +102,6 @@ def _exit_code(comparison: Comparison) -> int:
     return EXIT_BUDGET if comparison.verdict == "regression" else EXIT_OK
 
 
-def _ab_summary(measurement: AbMeasurement, sequential: SequentialVerdict | None) -> dict[str, Any]:
-    summary: dict[str, Any] = {
-        "ab_id": measurement.ab_id,
-        "baseline_run": measurement.baseline.run_id,
-        "candidate_run": measurement.candidate.run_id,
-        "order": "ABBA",
-        "rounds_planned": measurement.planned,
-        "rounds_timed": len(measurement.log_ratios),
-        "child_processes": measurement.chunks,
-        "seconds_timed": round(measurement.duration_s, 3),
-        "log_ratios": measurement.log_ratios,
-    }
-    if sequential is not None:
-        summary.update(
-            rounds_used=sequential.rounds_used,
-            looks=sequential.looks,
-            stopped_early=sequential.stopped_early,
-            interval_level=sequential.level,
-        )
-    return summary
-
-
 def _compare_on_device(
     baseline: str,
     candidate: str,
@@ -141,37 +115,30 @@ def _compare_on_device(
     store: str | None,
     as_json: bool,
 ) -> None:
-    from edgekit.measure.ab import AbOptions, run_ab
+    from edgekit.measure.ab import AbOptions, ab_compare
     from edgekit.measure.bench import BenchOptions
     from edgekit.transport.board import resolve_board
 
     board = resolve_board(device, inventory=inventory)
     results_store = store_from_option(store)  # opened first: a bad store fails before the device
     try:
-        measurement = run_ab(
+        ab = ab_compare(
             Path(baseline).expanduser(),
             Path(candidate).expanduser(),
             board,
             BenchOptions(threads=threads),
             AbOptions(rounds=rounds, round_seconds=round_seconds),
-            threshold=thresholds.get("latency_p50_ms", thresholds.get("*", DEFAULT_THRESHOLD)),
+            thresholds,
+            ignore,
             on_event=ProgressPrinter(enabled=True),
         )
-        results_store.add_run(measurement.baseline)
-        results_store.add_run(measurement.candidate)
+        results_store.add_run(ab.measurement.baseline)
+        results_store.add_run(ab.measurement.candidate)
     finally:
         results_store.close()
-    comparison, sequential = compare_paired(
-        measurement.baseline,
-        measurement.candidate,
-        measurement.log_ratios,
-        measurement.planned,
-        thresholds,
-        ignore,
-    )
-    summary = _ab_summary(measurement, sequential)
+    comparison, sequential, measurement = ab.comparison, ab.sequential, ab.measurement
     if as_json:
-        print_json({"ab": summary, "comparison": comparison.to_dict()})
+        print_json(ab.to_dict())
     elif comparison.comparable and sequential is not None:
         caption = (
             f"A/B {measurement.ab_id[:12]} on {device}: verdict after {sequential.rounds_used} of "

@@ -25,7 +25,8 @@ import numpy as np
 
 from edgekit.core.errors import UsageError
 from edgekit.core.result import AbRun, Result
-from edgekit.judge.paired import DEFAULT_LOOKS, judge_paired, look_schedule
+from edgekit.judge.compare import Comparison, compare_paired
+from edgekit.judge.paired import DEFAULT_LOOKS, SequentialVerdict, judge_paired, look_schedule
 from edgekit.judge.regression import DEFAULT_THRESHOLD
 from edgekit.measure.bench import (
     BenchOptions,
@@ -199,3 +200,67 @@ def _decided(raw_ab: dict[str, Any], ab_options: AbOptions, threshold: float) ->
         "latency_p50_ms", ratios, threshold=threshold, looks=ab_options.looks, planned=ab_options.rounds
     )
     return verdict.stopped_early
+
+
+@dataclass(frozen=True)
+class AbComparison:
+    """An A/B run and its verdict: the measurement, the comparison (edgekit.judge.compare) and
+    the latency's sequential verdict (None when the runs are not comparable)."""
+
+    measurement: AbMeasurement
+    comparison: Comparison
+    sequential: SequentialVerdict | None
+
+    def summary(self) -> dict[str, Any]:
+        """The A/B run's facts as JSON (the `ab` object of `compare --device --json`)."""
+        m, sequential = self.measurement, self.sequential
+        summary: dict[str, Any] = {
+            "ab_id": m.ab_id,
+            "baseline_run": m.baseline.run_id,
+            "candidate_run": m.candidate.run_id,
+            "order": ORDER,
+            "rounds_planned": m.planned,
+            "rounds_timed": len(m.log_ratios),
+            "child_processes": m.chunks,
+            "seconds_timed": round(m.duration_s, 3),
+            "log_ratios": m.log_ratios,
+        }
+        if sequential is not None:
+            summary.update(
+                rounds_used=sequential.rounds_used,
+                looks=sequential.looks,
+                stopped_early=sequential.stopped_early,
+                interval_level=sequential.level,
+            )
+        return summary
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ab": self.summary(), "comparison": self.comparison.to_dict()}
+
+
+def ab_compare(
+    baseline_path: Path,
+    candidate_path: Path,
+    board: Board,
+    options: BenchOptions,
+    ab_options: AbOptions,
+    thresholds: dict[str, float] | None = None,
+    ignore: set[str] | None = None,
+    on_event: EventCallback | None = None,
+) -> AbComparison:
+    """run_ab, then its verdict (edgekit.judge.compare.compare_paired); `thresholds` as
+    edgekit.judge.compare.parse_thresholds gives them (fractions per metric, "*" for all). The
+    results are not stored (the caller's choice); errors as run_ab."""
+    chosen = thresholds or {}
+    threshold = chosen.get("latency_p50_ms", chosen.get("*", DEFAULT_THRESHOLD))
+    measurement = run_ab(baseline_path, candidate_path, board, options, ab_options, threshold, on_event)
+    comparison, sequential = compare_paired(
+        measurement.baseline,
+        measurement.candidate,
+        measurement.log_ratios,
+        measurement.planned,
+        chosen,
+        ignore,
+        ab_options.looks,
+    )
+    return AbComparison(measurement, comparison, sequential)
