@@ -40,7 +40,7 @@ from edgekit.transport.agent_client import agent_session
 from edgekit.transport.board import Board
 
 ORDER = "ABBA"
-SIDE_KEYS = ("artifact", "inputs", "inputs_file", "seed")  # a side's own bench params
+SIDE_KEYS = ("artifact", "inputs", "inputs_file", "seed", "threads")  # a side's own bench params
 
 
 @dataclass(frozen=True)
@@ -102,22 +102,26 @@ def run_ab(
     ab_options: AbOptions,
     threshold: float = DEFAULT_THRESHOLD,
     on_event: EventCallback | None = None,
+    candidate_options: BenchOptions | None = None,
 ) -> AbMeasurement:
     """Measure both models now on the board's device (module docstring), stopping at the first
-    look whose interval decides (edgekit.judge.paired with `threshold`, a fraction). Raises
+    look whose interval decides (edgekit.judge.paired with `threshold`, a fraction). `options`
+    apply to both sides unless `candidate_options` (e.g. other threads) are given for the
+    candidate; the runtime and warm-up are always the baseline's. Raises
     UsageError / ModelError / InputSpecError for a bad model or option before the device is
     touched (exit 2), DeviceError when the device or its agent fails (exit 3)."""
     ab_options.validate()
-    prepared = [prepare_model(baseline_path, options), prepare_model(candidate_path, options)]
+    side_options = [options, candidate_options or options]
+    prepared = [prepare_model(baseline_path, options), prepare_model(candidate_path, side_options[1])]
     emit = on_event or (lambda event: None)
     emit({"phase": "connect", "device": board.device.name})
     transport = board.device.transport()
-    memory_options = replace(options, runs=ab_options.memory_runs, min_seconds=0.0)
+    memory_options = [replace(o, runs=ab_options.memory_runs, min_seconds=0.0) for o in side_options]
     schedule = look_schedule(ab_options.rounds, ab_options.looks)
     with agent_session(transport) as client:
         hello = client.hello()
         staged = [stage_model(transport, side) for side in prepared]
-        sides = [bench_params(s, p, board, options) for s, p in zip(staged, prepared, strict=True)]
+        sides = [bench_params(s, p, board, o) for s, p, o in zip(staged, prepared, side_options, strict=True)]
         chunks: list[dict[str, Any]] = []
         done = 0
         for look in schedule:
@@ -145,8 +149,8 @@ def run_ab(
             if look < ab_options.rounds and _decided(_merge_chunks(chunks), ab_options, threshold):
                 break
         raw_memory = [
-            client.bench(bench_params(s, p, board, memory_options), on_progress=emit)
-            for s, p in zip(staged, prepared, strict=True)
+            client.bench(bench_params(s, p, board, o), on_progress=emit)
+            for s, p, o in zip(staged, prepared, memory_options, strict=True)
         ]
     raw_ab = _merge_chunks(chunks)
     ab_id = uuid.uuid4().hex
@@ -174,7 +178,7 @@ def run_ab(
             hello=hello,
             prepared=prepared[index],
             raw=raw,
-            options=replace(options, runs=len(latencies), min_seconds=0.0),
+            options=replace(side_options[index], runs=len(latencies), min_seconds=0.0),
             transfer=staged[index].transfer,
         )
         result.ab = AbRun(ab_id=ab_id, role=role, rounds=len(rounds_ns), order=ORDER)
@@ -247,13 +251,16 @@ def ab_compare(
     thresholds: dict[str, float] | None = None,
     ignore: set[str] | None = None,
     on_event: EventCallback | None = None,
+    candidate_options: BenchOptions | None = None,
 ) -> AbComparison:
     """run_ab, then its verdict (edgekit.judge.compare.compare_paired); `thresholds` as
     edgekit.judge.compare.parse_thresholds gives them (fractions per metric, "*" for all). The
     results are not stored (the caller's choice); errors as run_ab."""
     chosen = thresholds or {}
     threshold = chosen.get("latency_p50_ms", chosen.get("*", DEFAULT_THRESHOLD))
-    measurement = run_ab(baseline_path, candidate_path, board, options, ab_options, threshold, on_event)
+    measurement = run_ab(
+        baseline_path, candidate_path, board, options, ab_options, threshold, on_event, candidate_options
+    )
     comparison, sequential = compare_paired(
         measurement.baseline,
         measurement.candidate,
