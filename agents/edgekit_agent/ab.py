@@ -1,5 +1,6 @@
 """An interleaved A/B run, in the bench child (docs/protocol.md, `ab`): both models loaded once in
-one process, both warmed up, then `rounds` round pairs of short timed rounds in ABBA order
+one process, both warmed up, the thermal wait of a bench (when params["max_start_temp_c"] is
+given), then `rounds` round pairs of short timed rounds in ABBA order
 (pair 0: A then B, pair 1: B then A, ...), so both sides see the same clocks, caches and
 temperature and a drift cancels within a pair.
 
@@ -12,7 +13,15 @@ from __future__ import annotations
 import time
 from typing import Any, Dict, List
 
-from edgekit_agent.bench import Emit, LoadedModel, Progress, load_model, read_settings, warm_up
+from edgekit_agent.bench import (
+    Emit,
+    LoadedModel,
+    Progress,
+    load_model,
+    read_settings,
+    wait_for_cool,
+    warm_up,
+)
 from edgekit_agent.failure import AgentFailure
 from edgekit_agent.host import Host
 from edgekit_agent.sensors.snapshot import sensors_snapshot
@@ -64,6 +73,7 @@ def run_ab(params: Dict[str, Any], host: Host, emit: Emit) -> Dict[str, Any]:
         model = load_model(settings, merged)
         warm_up(model, settings.warmup, progress)
         loaded.append(model)
+    thermal_wait = wait_for_cool(host, params, progress)  # as a bench: with params.max_start_temp_c
     rounds_ns: List[List[List[int]]] = [[], []]  # side -> round -> inference times
     sensors_start = sensors_snapshot(host)
     started_unix = time.time()
@@ -101,6 +111,7 @@ def run_ab(params: Dict[str, Any], host: Host, emit: Emit) -> Dict[str, Any]:
         "order": "ABBA",
         "sensors_start": sensors_start,
         "sensors_end": sensors_end,
+        "thermal_wait": thermal_wait,
         "window": {
             "started_unix": started_unix,
             "duration_s": duration_ns / 1e9,

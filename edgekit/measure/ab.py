@@ -86,8 +86,11 @@ def _merge_chunks(chunks: list[dict[str, Any]]) -> dict[str, Any]:
         sides.append({**first, "rounds_ns": rounds})
     window = dict(chunks[0].get("window") or {})
     window["duration_s"] = sum(float((c.get("window") or {}).get("duration_s") or 0.0) for c in chunks)
+    waits = [c.get("thermal_wait") for c in chunks if c.get("thermal_wait")]
+    timed_out = [w for w in waits if w.get("timed_out")]
     return {
         "sides": sides,
+        "thermal_wait": (timed_out or waits or [None])[0],  # a look that started hot makes it suspect
         "sensors_start": chunks[0].get("sensors_start"),
         "sensors_end": chunks[-1].get("sensors_end"),
         "window": window,
@@ -171,7 +174,7 @@ def run_ab(
             "sensors_start": raw_ab.get("sensors_start"),
             "sensors_end": raw_ab.get("sensors_end"),
             "window": raw_ab.get("window"),
-            "thermal_wait": raw_memory[index].get("thermal_wait"),
+            "thermal_wait": raw_ab.get("thermal_wait"),
         }
         result = build_result(
             board=board,

@@ -268,6 +268,12 @@ def test_ab_times_both_models_in_abba_rounds(agent: AgentProcess, mlp_model: Pat
         assert all(len(r) >= 7 and all(ns > 0 for ns in r) for r in side_result["rounds_ns"])
     pairs = [e for e in events if e.get("phase") == "ab"]
     assert [e["done"] for e in pairs] == [1, 2, 3] and all(e["baseline_median_ns"] > 0 for e in pairs)
+    assert result["thermal_wait"] is None  # no max_start_temp_c: no wait
+    hot = dict(
+        params, rounds=1, max_start_temp_c=30.0, thermal_wait_timeout_s=0.0, thermal_zone="cpu-thermal"
+    )
+    reply, _ = agent.request({"id": 4, "op": "ab", "params": hot})
+    assert reply["ok"] and reply["result"]["thermal_wait"]["timed_out"] is True  # the zone is at 48.3 C
     reply, _ = agent.request({"id": 2, "op": "ab", "params": dict(params, rounds=0)})
     assert not reply["ok"] and reply["error"]["type"] == "BadRequest"
     reply, _ = agent.request({"id": 3, "op": "ab", "params": {"baseline": side}})
