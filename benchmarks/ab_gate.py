@@ -7,8 +7,9 @@ false alarms, power and time to a verdict.
   itself; the share flagged "regression" (goal <= 5%);
 - power: the MLP against a copy with 10% more hidden units (about 10% more multiply-adds), and
   with 50% more, `--tries` each; the share flagged (goal >= 90% for 10%, 100% for 50%);
-- time to a verdict: the seconds of timed rounds and round pairs each verdict rested on
-  (median), for the demo model and a ~20 ms MLP against 10% heavier versions of themselves.
+- time to a verdict: the round pairs each verdict rested on, the seconds of timed rounds and the
+  wall-clock seconds from the first `ab` request to the verdict (model loads included; medians),
+  for every series, among them a ~20 ms MLP against a 10% heavier version of itself.
 Every run goes through the real agent (op `ab`, edgekit/measure/ab.py) with the gate's defaults.
 Models are written to a temporary folder that is removed.
 """
@@ -43,18 +44,20 @@ def latency(ab: AbComparison) -> tuple[str, float | None]:
 
 
 def series(name: str, baseline: Path, candidate: Path, count: int, args: argparse.Namespace) -> None:
-    verdicts, changes, seconds, rounds = [], [], [], []
+    verdicts, changes, seconds, walls, rounds = [], [], [], [], []
     for _ in range(count):
         ab = run(baseline, candidate, args.rounds, args.round_seconds)
         verdict, change = latency(ab)
         verdicts.append(verdict)
         changes.append(change or 0.0)
         seconds.append(ab.measurement.duration_s)
+        walls.append(ab.measurement.wall_s)
         rounds.append(ab.sequential.rounds_used if ab.sequential else 0)
     flagged = verdicts.count("regression") / count
     print(
         f"{name:<34} n={count:<3} flagged {flagged:6.1%}  median change {statistics.median(changes):+6.1%}  "
-        f"verdict after {statistics.median(rounds):4.1f} pairs, {statistics.median(seconds):5.1f} s timed",
+        f"verdict after {statistics.median(rounds):4.1f} pairs, {statistics.median(seconds):5.1f} s timed, "
+        f"{statistics.median(walls):5.1f} s wall",
         flush=True,
     )
 

@@ -16,6 +16,7 @@ energy (one process cannot split its peak RSS between two models).
 from __future__ import annotations
 
 import math
+import time
 import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -70,6 +71,7 @@ class AbMeasurement:
     planned: int  # round pairs planned (--rounds); len(baseline_round_ms) were timed
     duration_s: float  # the interleaved rounds' time, s (model loads and warm-ups not included)
     chunks: int  # `ab` requests (looks) made, each in a fresh bench child
+    wall_s: float  # from the first `ab` request to the verdict's last reply (loads included), s
 
     @property
     def log_ratios(self) -> list[float]:
@@ -127,6 +129,7 @@ def run_ab(
         sides = [bench_params(s, p, board, o) for s, p, o in zip(staged, prepared, side_options, strict=True)]
         chunks: list[dict[str, Any]] = []
         done = 0
+        started = time.perf_counter()
         for look in schedule:
             offset = done
 
@@ -151,6 +154,7 @@ def run_ab(
             done = look
             if look < ab_options.rounds and _decided(_merge_chunks(chunks), ab_options, threshold):
                 break
+        wall_s = time.perf_counter() - started
         raw_memory = [
             client.bench(bench_params(s, p, board, o), on_progress=emit)
             for s, p, o in zip(staged, prepared, memory_options, strict=True)
@@ -196,6 +200,7 @@ def run_ab(
         ab_options.rounds,
         float((raw_ab.get("window") or {}).get("duration_s") or 0.0),
         len(chunks),
+        wall_s,
     )
 
 
@@ -230,6 +235,7 @@ class AbComparison:
             "rounds_timed": len(m.log_ratios),
             "child_processes": m.chunks,
             "seconds_timed": round(m.duration_s, 3),
+            "seconds_to_verdict": round(m.wall_s, 3),
             "log_ratios": m.log_ratios,
         }
         if sequential is not None:
