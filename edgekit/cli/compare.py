@@ -11,7 +11,7 @@ from rich.table import Table
 
 from edgekit.cli.common import InventoryOption, JsonOption, StoreOption, store_from_option
 from edgekit.cli.output import ProgressPrinter, print_json, print_result, stderr, stdout
-from edgekit.core.errors import EXIT_BUDGET, EXIT_OK, EXIT_USAGE
+from edgekit.core.errors import EXIT_BUDGET, EXIT_OK, EXIT_USAGE, UsageError
 from edgekit.judge.compare import Comparison, compare, parse_thresholds
 from edgekit.judge.fingerprint import COMPARABLE_KEYS
 from edgekit.judge.paired import look_schedule
@@ -143,7 +143,8 @@ def _compare_on_device(
         caption = (
             f"A/B {measurement.ab_id[:12]} on {device}: verdict after {sequential.rounds_used} of "
             f"{measurement.planned} round pairs ({'stopped early, ' if sequential.stopped_early else ''}"
-            f"{measurement.duration_s:.1f} s timed, looks at {look_schedule(measurement.planned)}), "
+            f"{measurement.duration_s:.1f} s timed, {measurement.wall_s:.1f} s with loads, "
+            f"looks at {look_schedule(measurement.planned)}), "
             f"latency = Hodges-Lehmann change of the round-pair ratios; runs "
             f"{measurement.baseline.run_id} vs {measurement.candidate.run_id}"
         )
@@ -193,7 +194,13 @@ def compare_command(
     memory from a separate short bench per side. Both runs are stored with a shared A/B id."""
     thresholds = parse_thresholds(threshold or [])
     ignore = _ignore(ignore_difference)
-    if device is not None:
+    if device is None:
+        given = [name for name, value, default in (
+            ("--rounds", rounds, 20), ("--round-seconds", round_seconds, 0.2), ("--threads", threads, None),
+            ("--inventory", inventory, None)) if value != default]  # fmt: skip
+        if given:
+            raise UsageError(f"{', '.join(given)} only apply with --device (a comparison measured now)")
+    else:
         _compare_on_device(
             baseline, candidate, device, inventory, rounds, round_seconds, threads, thresholds, ignore,
             store, as_json,

@@ -75,3 +75,5 @@ def test_table_and_bad_input(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "missing.onnx" in proc.stderr
     proc = run_cli("compare", model, model, "--device", "local", "--rounds", "0", home=tmp_path)
     assert proc.returncode == 2 and "--rounds" in proc.stderr
+    proc = run_cli("compare", model, model, "--rounds", "5", home=tmp_path)  # stored results: no rounds
+    assert proc.returncode == 2 and "only apply with --device" in proc.stderr
