@@ -11,7 +11,9 @@
 `edge_device` is parametrised over the selected boards (test ids are device names), each with its
 profile and budgets; `edge_bench(model_or_artifact, budget_overrides=None, **BenchOptions fields)`
 benchmarks on it and returns the result JSON, recording its metrics as JUnit properties;
-`assert_within_budget(result)` fails with a per-metric table. Tests marked `edge` are skipped with
+`assert_within_budget(result)` fails with a per-metric table; `edge_compare(baseline, candidate)`
+runs an interleaved A/B comparison on it (as `edgekit compare --device`) and
+`assert_no_regression(report)` fails on its regression. Tests marked `edge` are skipped with
 a reason when no device is selected. Boards are locked by their agent (one benchmark at a time per
 board), which also holds across pytest-xdist workers; `local` uses one lock per machine.
 """
@@ -177,6 +179,87 @@ def edge_bench(
         return result.to_dict()  # the fixture's contract: the result JSON object, as bench --json
 
     return bench
+
+
+EdgeCompare = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture
+def edge_compare(
+    edge_device: EdgeDevice, record_property: Callable[[str, object], None], request: pytest.FixtureRequest
+) -> EdgeCompare:
+    """`edge_compare(baseline, candidate, rounds=20, round_seconds=0.2, threshold=5.0,
+    **BenchOptions fields)`: an interleaved A/B run of two models (files or artifact directories)
+    on the device, as `edgekit compare BASELINE CANDIDATE --device` (edgekit.measure.ab); returns
+    its JSON (`{"ab": ..., "comparison": ...}`, the same as `--json`), records the latency change
+    and verdict as JUnit properties and stores both runs with --edge-store. `threshold` is percent.
+    Pair it with `assert_no_regression`."""
+    from edgekit.judge.compare import parse_thresholds
+    from edgekit.measure.ab import AbOptions, ab_compare
+    from edgekit.measure.bench import BenchOptions
+    from edgekit.store.open import open_store
+
+    store_path = request.config.getoption("--edge-store")
+
+    def compare(
+        baseline: str | Path,
+        candidate: str | Path,
+        rounds: int = 20,
+        round_seconds: float = 0.2,
+        threshold: float = 5.0,
+        **options: Any,
+    ) -> dict[str, Any]:
+        known = {f.name for f in dataclasses.fields(BenchOptions)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise TypeError(f"edge_compare: unknown option(s) {', '.join(unknown)} (BenchOptions fields)")
+        try:
+            ab = ab_compare(
+                Path(baseline),
+                Path(candidate),
+                edge_device.board,
+                BenchOptions(**options),
+                AbOptions(rounds=rounds, round_seconds=round_seconds),
+                parse_thresholds([str(threshold)]),
+            )
+        except EdgekitError as exc:
+            pytest.fail(f"{edge_device.name}: {exc.message}", pytrace=False)
+        if store_path:
+            store = open_store(store_path)
+            try:
+                store.add_run(ab.measurement.baseline)
+                store.add_run(ab.measurement.candidate)
+            finally:
+                store.close()
+        report = ab.to_dict()
+        latency = next(m for m in report["comparison"]["metrics"] if m["metric"] == "latency_p50_ms") if (
+            report["comparison"]["metrics"]) else {}  # fmt: skip
+        record_property("edge_ab_id", ab.measurement.ab_id)
+        record_property("edge_ab_verdict", report["comparison"]["verdict"])
+        if latency.get("change") is not None:
+            record_property("edge_ab_latency_change", latency["change"])
+        return report
+
+    return compare
+
+
+class Regression(AssertionError):
+    """An A/B comparison that found a regression (or could not compare); the message says which."""
+
+
+def assert_no_regression(report: dict[str, Any]) -> None:
+    """Fail when an `edge_compare` report's verdict is "regression" or "not-comparable"."""
+    comparison = report["comparison"]
+    verdict = comparison["verdict"]
+    if verdict == "not-comparable":
+        raise Regression("not comparable: " + "; ".join(comparison["not_comparable_reasons"]))
+    if verdict == "regression":
+        lines = [
+            f"{m['metric']}: {m['verdict']} ({m['reason']})"
+            for m in comparison["metrics"]
+            if m["verdict"] == "regression"
+        ]
+        raise Regression(f"A/B {report['ab']['ab_id'][:12]}: regression\n" + "\n".join(lines))
 
 
 def record_metrics(result: dict[str, Any], record_property: Callable[[str, object], None]) -> None:

@@ -1,4 +1,5 @@
-"""The bench child's side: read the bench params line from stdin, run the bench, write progress
+"""The bench child's side: read the bench params line from stdin, run the bench (or, with
+"mode": "ab", the interleaved A/B run of edgekit_agent.ab), write progress
 events and one final {"ok": ...} line to stdout. Started by child_process.py as this same agent
 with --bench-child, so its peak RSS is the model's own."""
 
@@ -18,7 +19,12 @@ def bench_child_main(host: Host) -> int:
     emit = Emitter(sys.stdout)
     try:
         params = json.loads(sys.stdin.readline())
-        result = run_bench(params, host, emit)
+        if params.get("mode") == "ab":
+            from edgekit_agent.ab import run_ab
+
+            result = run_ab(params, host, emit)
+        else:
+            result = run_bench(params, host, emit)
         emit({"ok": True, "result": result})
     except AgentFailure as failure:
         emit({"ok": False, "error": failure.to_reply()})

@@ -1,5 +1,5 @@
 """The long-lived agent: JSON-lines requests on stdin, one reply per request on stdout
-(protocol 1, docs/protocol.md), ops hello / sensors / bench / bye."""
+(protocol 1, docs/protocol.md), ops hello / sensors / bench / ab / bye."""
 
 from __future__ import annotations
 
@@ -59,14 +59,19 @@ class Agent:
         if not isinstance(params, dict):
             self.reply_error(request_id, AgentFailure("BadRequest", "params must be an object"))
             return True
-        handler = {"hello": self.op_hello, "sensors": self.op_sensors, "bench": self.op_bench}.get(op)
+        handler = {
+            "hello": self.op_hello,
+            "sensors": self.op_sensors,
+            "bench": self.op_bench,
+            "ab": self.op_ab,
+        }.get(op)
         if op == "bye":
             self.reply_ok(request_id, {"bye": True})
             return False
         if handler is None:
             self.reply_error(
                 request_id,
-                AgentFailure("UnknownOp", "unknown op %r (hello, sensors, bench, bye)" % op, op=op),
+                AgentFailure("UnknownOp", "unknown op %r (hello, sensors, bench, ab, bye)" % op, op=op),
             )
             return True
         try:
@@ -99,12 +104,21 @@ class Agent:
         return snapshot
 
     def op_bench(self, request_id: Any, params: Dict[str, Any]) -> Dict[str, Any]:
+        return self._in_child(request_id, dict(params, mode="bench"), str(params.get("artifact", "")))
+
+    def op_ab(self, request_id: Any, params: Dict[str, Any]) -> Dict[str, Any]:
+        """The interleaved A/B run (edgekit_agent.ab) in one bench child, under the device lock."""
+        names = [str((params.get(side) or {}).get("artifact", "")) for side in ("baseline", "candidate")]
+        return self._in_child(request_id, dict(params, mode="ab"), " vs ".join(names))
+
+    def _in_child(self, request_id: Any, params: Dict[str, Any], artifact: str) -> Dict[str, Any]:
+        """Run the bench child with params under the device lock, relaying its progress."""
         lock = DeviceLock(self.lock_file)
         holder = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "since": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "artifact": os.path.basename(str(params.get("artifact", ""))),
+            "artifact": " vs ".join(os.path.basename(part) for part in artifact.split(" vs ")),
         }
 
         def waiting(held_by: str) -> None:

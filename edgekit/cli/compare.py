@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from edgekit.cli.common import JsonOption, StoreOption, store_from_option
-from edgekit.cli.output import print_json, print_result, stderr, stdout
-from edgekit.core.errors import EXIT_BUDGET, EXIT_OK, EXIT_USAGE
+from edgekit.cli.common import InventoryOption, JsonOption, StoreOption, store_from_option
+from edgekit.cli.output import ProgressPrinter, print_json, print_result, stderr, stdout
+from edgekit.core.errors import EXIT_BUDGET, EXIT_OK, EXIT_USAGE, UsageError
 from edgekit.core.result import Result
 from edgekit.judge.compare import Comparison, compare, parse_thresholds, series_key, series_noise
 from edgekit.judge.fingerprint import COMPARABLE_KEYS
+from edgekit.judge.paired import look_schedule
 from edgekit.report.data import HISTORY_WINDOW, HistoryEntry, histories
 from edgekit.store.base import ResultsStore
 from edgekit.store.references import load_reference
 
 REFERENCE_HELP = (
     "A result .json (one result or a JSON list), a stored run id (or a unique prefix of >= 4 characters), "
-    "or latest:DEVICE:MODEL[:N]."
+    "or latest:DEVICE:MODEL[:N]; with --device: an .onnx/.tflite model or artifact directory, measured now."
 )
 ThresholdOption = Annotated[
     list[str] | None,
@@ -57,9 +59,11 @@ def _format(metric: str, value: float | None) -> str:
     return f"{value:.4f}"
 
 
-def comparison_table(comparison: Comparison) -> Table:
-    table = Table(title=f"compare: {comparison.verdict}", title_justify="left")
-    for column in ("metric", "baseline", "candidate", "change", "95% CI", "p", "verdict", "why"):
+def comparison_table(comparison: Comparison, ci_label: str = "95% CI", caption: str | None = None) -> Table:
+    table = Table(
+        title=f"compare: {comparison.verdict}", title_justify="left", caption=caption, caption_justify="left"
+    )
+    for column in ("metric", "baseline", "candidate", "change", ci_label, "p", "verdict", "why"):
         table.add_column(
             column, justify="right" if column in ("baseline", "candidate", "change", "p") else "left"
         )
@@ -125,26 +129,117 @@ def _judged_in_history(store: ResultsStore, result: Result, thresholds: dict[str
     return histories([*earlier[-4 * HISTORY_WINDOW :], result], thresholds)[0].entries[-1]
 
 
+def _compare_on_device(
+    baseline: str,
+    candidate: str,
+    device: str,
+    inventory: Path | None,
+    rounds: int,
+    round_seconds: float,
+    threads: int | None,
+    thresholds: dict[str, float],
+    ignore: set[str],
+    store: str | None,
+    as_json: bool,
+) -> None:
+    from edgekit.measure.ab import AbOptions, ab_compare
+    from edgekit.measure.bench import BenchOptions
+    from edgekit.transport.board import resolve_board
+
+    board = resolve_board(device, inventory=inventory)
+    results_store = store_from_option(store)  # opened first: a bad store fails before the device
+    try:
+        ab = ab_compare(
+            Path(baseline).expanduser(),
+            Path(candidate).expanduser(),
+            board,
+            BenchOptions(threads=threads),
+            AbOptions(rounds=rounds, round_seconds=round_seconds),
+            thresholds,
+            ignore,
+            on_event=ProgressPrinter(enabled=True),
+        )
+        results_store.add_run(ab.measurement.baseline)
+        results_store.add_run(ab.measurement.candidate)
+    finally:
+        results_store.close()
+    comparison, sequential, measurement = ab.comparison, ab.sequential, ab.measurement
+    if as_json:
+        print_json(ab.to_dict())
+    elif comparison.comparable and sequential is not None:
+        caption = (
+            f"A/B {measurement.ab_id[:12]} on {device}: verdict after {sequential.rounds_used} of "
+            f"{measurement.planned} round pairs ({'stopped early, ' if sequential.stopped_early else ''}"
+            f"{measurement.duration_s:.1f} s timed, {measurement.wall_s:.1f} s with loads, "
+            f"looks at {look_schedule(measurement.planned)}), "
+            f"latency = Hodges-Lehmann change of the round-pair ratios; runs "
+            f"{measurement.baseline.run_id} vs {measurement.candidate.run_id}"
+        )
+        stdout.print(comparison_table(comparison, f"{sequential.level:.1%} CI", escape(caption)))
+    else:
+        _report(comparison, False)
+    raise typer.Exit(_exit_code(comparison))
+
+
 def compare_command(
     baseline: Annotated[str, typer.Argument(help=REFERENCE_HELP)],
     candidate: Annotated[str, typer.Argument(help=REFERENCE_HELP)],
     threshold: ThresholdOption = None,
     ignore_difference: IgnoreOption = None,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            "--device",
+            "-d",
+            help="Measure both models now on this device, interleaved (A/B) in one agent session.",
+        ),
+    ] = None,
+    inventory: InventoryOption = None,
+    rounds: Annotated[
+        int,
+        typer.Option(
+            help="With --device: round pairs (ABBA) at most; judged at 4 evenly spaced looks, "
+            "stopping at the first that decides."
+        ),
+    ] = 20,
+    round_seconds: Annotated[
+        float, typer.Option(help="With --device: each round times at least this long, s.")
+    ] = 0.2,
+    threads: Annotated[
+        int | None, typer.Option(help="With --device: intra-op threads (default: profile's).")
+    ] = None,
     store: StoreOption = None,
     as_json: JsonOption = False,
     strict: StrictOption = False,
 ) -> None:
-    """Per metric: the change, its 95% CI, Mann-Whitney p and a verdict. The unit is the run: each
-    run's p50 is one observation; the change is the Hodges-Lehmann estimate of the log-ratio and its
-    interval inverts the Mann-Whitney test (pool runs per side with latest:DEVICE:MODEL:N). With
-    too few runs for that (e.g. 1 vs 1), the interval comes from the series' run-to-run noise
-    measured on its stored history (same device, model, artifact and fingerprint; at least
-    8 runs); with a shorter history the verdict is 'insufficient-data'. A regression
-    needs an interval above zero and a change of at least half the threshold. Exit 1 on a
-    regression (and on insufficient-data with --strict), 2 when the runs are not comparable
-    (different governor, clocks, runtime, threads, throttling)."""
+    """Per metric: the change, its interval and a verdict. Exit 1 on a regression (and on
+    insufficient-data with --strict), 2 when the runs are not comparable (different governor,
+    clocks, runtime, threads, throttling) or on bad input.
+
+    Stored results: the unit is the run: each run's p50 is one observation; the change is the
+    Hodges-Lehmann estimate of the log-ratio and its interval inverts the Mann-Whitney test (pool
+    runs per side with latest:DEVICE:MODEL:N). With too few runs for that (e.g. 1 vs 1), the
+    interval comes from the series' run-to-run noise measured on its stored history (same device,
+    model, artifact and fingerprint; at least 8 runs); with a shorter history the verdict is
+    'insufficient-data'. With --device: both models are measured now, loaded once in one process
+    and timed in alternating rounds (ABBA); latency is the Hodges-Lehmann median of the
+    per-round-pair log-ratios with its Wilcoxon interval, judged at 4 looks with O'Brien-Fleming
+    alpha spending (edgekit/judge/paired.py); memory from a separate short bench per side; both
+    runs are stored with a shared A/B id. Either way a regression needs an interval above zero and
+    a change of at least half the threshold."""
     thresholds = parse_thresholds(threshold or [])
     ignore = _ignore(ignore_difference)
+    if device is None:
+        given = [name for name, value, default in (
+            ("--rounds", rounds, 20), ("--round-seconds", round_seconds, 0.2), ("--threads", threads, None),
+            ("--inventory", inventory, None)) if value != default]  # fmt: skip
+        if given:
+            raise UsageError(f"{', '.join(given)} only apply with --device (a comparison measured now)")
+    else:
+        _compare_on_device(
+            baseline, candidate, device, inventory, rounds, round_seconds, threads, thresholds, ignore,
+            store, as_json,
+        )  # fmt: skip
     results_store = store_from_option(store)
     try:
         base = load_reference(baseline, results_store)

@@ -36,7 +36,7 @@ def _progress(event: dict[str, Any]) -> None:
         )
     elif phase == "confirm":
         stderr.print(
-            f"{event['device']}: re-measuring {event['candidate']} and float side by side", markup=False
+            f"{event['device']}: A/B of {event['candidate']} against float, interleaved", markup=False
         )
     elif phase == "training" and ("message" in event or "error" in event):
         stderr.print(f"{event['candidate']}: {event.get('message') or event.get('error')}", markup=False)
@@ -99,8 +99,12 @@ def optimize_command(
         typer.Option(help="An `edgekit train` config: also try QAT and prune-and-fine-tune (train extra)."),
     ] = None,
     confirm: Annotated[
-        int, typer.Option(help="Re-measure the pick and float alternately this many rounds each (0: off).")
-    ] = 2,
+        int,
+        typer.Option(
+            help="Confirm the pick against float by an interleaved A/B run of at most this many round "
+            "pairs (as `compare --device`; 0: off; fewer than 6 cannot decide)."
+        ),
+    ] = 12,
     fresh: Annotated[bool, typer.Option(help="Start over instead of resuming the search in -o.")] = False,
     output_kind: OutputKindOption = None,
     min_cosine: Annotated[

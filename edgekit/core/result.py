@@ -377,6 +377,15 @@ class FleetCell(_Model):
     recipe: str | None = None
 
 
+class AbRun(_Model):
+    """Set on the two runs of one interleaved A/B comparison (`edgekit compare --device`)."""
+
+    ab_id: str = Field(description="Shared by the baseline and candidate runs of one A/B comparison.")
+    role: str = Field(description="baseline or candidate.")
+    rounds: int | None = Field(None, description="Round pairs timed (each side one round per pair).")
+    order: str | None = Field(None, description="Round order within two pairs, e.g. ABBA.")
+
+
 class Measurement(_Model):
     """Everything a run measured, before it is judged against a budget."""
 
@@ -428,6 +437,7 @@ class Result(Measurement):
     run_id: str | None = Field(None, description="Set when stored in a results store.")
     fleet: FleetCell | None = None
     optimize: dict[str, Any] | None = Field(None, description="Set on runs made by `edgekit optimize`.")
+    ab: AbRun | None = Field(None, description="Set on the runs of an interleaved A/B comparison.")
 
     @classmethod
     def judged(cls, measurement: Measurement, budget: BudgetVerdict) -> Result:

@@ -14,6 +14,7 @@ import numpy as np
 from edgekit.core.errors import UsageError
 from edgekit.core.result import Result
 from edgekit.judge.fingerprint import COMPARABLE_KEYS, differences
+from edgekit.judge.paired import DEFAULT_LOOKS, SequentialVerdict, judge_paired
 from edgekit.judge.regression import (
     DEFAULT_THRESHOLD,
     MetricVerdict,
@@ -159,6 +160,50 @@ def compare(
             )
         )
     return comparison
+
+
+def compare_paired(
+    baseline: Result,
+    candidate: Result,
+    log_ratios: list[float],
+    planned: int,
+    thresholds: dict[str, float] | None = None,
+    ignore: set[str] | None = None,
+    looks: int = DEFAULT_LOOKS,
+) -> tuple[Comparison, SequentialVerdict | None]:
+    """Judge an interleaved A/B run: latency on the per-round-pair log-ratios
+    log(candidate round median / baseline round median), in round order, `planned` round pairs
+    looked at `looks` times (edgekit.judge.paired); peak RSS and artifact size (bytes) as scalars.
+    The artifacts differ by design, so `artifact_sha256` is never a reason not to compare. The
+    sequential verdict is None when the runs are not comparable."""
+    chosen = thresholds or {}
+    comparison = Comparison([_run(baseline)], [_run(candidate)], comparable=True)
+    reasons = comparability([baseline], [candidate], {"artifact_sha256", *(ignore or set())})
+    if reasons:
+        comparison.comparable = False
+        comparison.not_comparable_reasons = reasons
+        return comparison, None
+
+    def threshold(metric: str) -> float:
+        return chosen.get(metric, chosen.get("*", DEFAULT_THRESHOLD))
+
+    sequential = judge_paired(
+        "latency_p50_ms", log_ratios, baseline.latency_ms.p50, candidate.latency_ms.p50,
+        threshold("latency_p50_ms"), looks=looks, planned=planned,
+    )  # fmt: skip
+    comparison.metrics.append(sequential.verdict)
+    comparison.metrics.append(
+        judge_scalar("peak_rss_bytes", _peak_rss(baseline), _peak_rss(candidate), threshold("peak_rss_bytes"))
+    )
+    comparison.metrics.append(
+        judge_scalar(
+            "artifact_size_bytes",
+            baseline.artifact.size_bytes,
+            candidate.artifact.size_bytes,
+            threshold("artifact_size_bytes"),
+        )
+    )
+    return comparison, sequential
 
 
 def parse_thresholds(options: list[str]) -> dict[str, float]:

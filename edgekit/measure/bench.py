@@ -45,6 +45,7 @@ from edgekit.judge.regression import BLOCKS, block_medians
 from edgekit.judge.stats import latency_histogram, ns_to_ms, summarize_latencies, summarize_rounds
 from edgekit.judge.thermal import thermal_summary
 from edgekit.transport.agent_client import agent_session
+from edgekit.transport.base import Transport
 from edgekit.transport.board import Board
 from edgekit.transport.devices import Device
 
@@ -176,46 +177,62 @@ def run_bench(
     transport = device.transport()
     with agent_session(transport) as client:
         hello = client.hello()
-        push_started = time.perf_counter()
-        staged = transport.stage_artifact(prepared.artifact)
-        push_seconds = time.perf_counter() - push_started
-        inputs_path = None
-        if prepared.inputs_file is not None:
-            inputs_path = transport.stage_file(
-                prepared.inputs_file, sha256_file(prepared.inputs_file)
-            ).remote_path
-        params = {
-            "artifact": staged.remote_path,
-            "runtime": options.runtime,
-            "threads": _threads(options, board.profile),
-            "warmup": options.warmup,
-            "runs": options.runs,
-            "min_seconds": options.min_seconds,
-            "max_seconds": options.max_seconds,
-            "inputs": prepared.inputs,
-            "inputs_file": inputs_path,
-            "seed": options.seed,
-            "lock_timeout_s": options.lock_timeout_s,
-            "processes": options.processes,
-            "rounds": options.resolved_rounds(),
-            **sensor_params(board, options),
-        }
-        raw = client.bench(params, on_progress=emit)
+        staged = stage_model(transport, prepared)
+        raw = client.bench(bench_params(staged, prepared, board, options), on_progress=emit)
     result = build_result(
-        board=board,
-        hello=hello,
-        prepared=prepared,
-        raw=raw,
-        options=options,
-        transfer={
-            "bytes_sent": staged.bytes_sent,
-            "skipped_cached": staged.skipped_cached,
-            "method": staged.method,
-            "seconds": round(push_seconds, 4),  # hashing on the board + upload + verify + rename
-        },
+        board=board, hello=hello, prepared=prepared, raw=raw, options=options, transfer=staged.transfer
     )
     emit({"phase": "done", "device": device.name})
     return result
+
+
+@dataclass(frozen=True)
+class StagedModel:
+    artifact_path: str  # on the device
+    inputs_path: str | None  # the inputs .npz on the device, when one is fed
+    transfer: dict[str, Any]  # the result's "transfer" section
+
+
+def stage_model(transport: Transport, prepared: PreparedModel) -> StagedModel:
+    """Put the artifact (and its inputs file) on the device, skipped when the device's copy
+    already hashes right; raises DeviceError (exit 3) when the device fails."""
+    push_started = time.perf_counter()
+    staged = transport.stage_artifact(prepared.artifact)
+    push_seconds = time.perf_counter() - push_started
+    inputs_path = None
+    if prepared.inputs_file is not None:
+        inputs_path = transport.stage_file(
+            prepared.inputs_file, sha256_file(prepared.inputs_file)
+        ).remote_path
+    transfer = {
+        "bytes_sent": staged.bytes_sent,
+        "skipped_cached": staged.skipped_cached,
+        "method": staged.method,
+        "seconds": round(push_seconds, 4),  # hashing on the board + upload + verify + rename
+    }
+    return StagedModel(staged.remote_path, inputs_path, transfer)
+
+
+def bench_params(
+    staged: StagedModel, prepared: PreparedModel, board: Board, options: BenchOptions
+) -> dict[str, Any]:
+    """The `bench` request's params (docs/protocol.md) for a staged model."""
+    return {
+        "artifact": staged.artifact_path,
+        "runtime": options.runtime,
+        "threads": _threads(options, board.profile),
+        "warmup": options.warmup,
+        "runs": options.runs,
+        "min_seconds": options.min_seconds,
+        "max_seconds": options.max_seconds,
+        "inputs": prepared.inputs,
+        "inputs_file": staged.inputs_path,
+        "seed": options.seed,
+        "lock_timeout_s": options.lock_timeout_s,
+        "processes": options.processes,
+        "rounds": options.resolved_rounds(),
+        **sensor_params(board, options),
+    }
 
 
 def latency_section(

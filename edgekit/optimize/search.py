@@ -15,7 +15,6 @@ import dataclasses
 import hashlib
 import json
 import shutil
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from edgekit.core.inputs import parse_shape_options, shapes_from_samples
 from edgekit.core.onnx_model import graph_inputs, load_onnx
 from edgekit.core.profiles import DeviceProfile
 from edgekit.judge.regression import judge_samples
+from edgekit.measure.ab import AbOptions, ab_compare
 from edgekit.measure.bench import BenchOptions, run_bench
 from edgekit.optimize.candidates import (
     Candidate,
@@ -73,7 +73,7 @@ class OptimizeOptions:
     recipes: tuple[Recipe, ...] = ()  # each a candidate; empty: generated from the model and the board
     bench: BenchOptions = field(default_factory=BenchOptions)
     fresh: bool = False
-    confirm_rounds: int = 2  # the pick and float re-measured alternately this many times each
+    confirm_rounds: int = 12  # round pairs (at most) of the pick-vs-float interleaved A/B run; 0: off
     train_config: Path | None = None  # also try QAT and prune-and-fine-tune (edgekit train config)
     min_cosine: float = 0.99  # outputs that are not class scores: the worst mean cosine to float
     output_kinds: dict[str, str] = field(default_factory=dict)  # --output-kind NAME=KIND overrides
@@ -436,9 +436,11 @@ class Search:
             outcome.reason = f"{verdict.verdict} vs float ({verdict.reason})"
 
     def _confirm(self, board: Board, search: DeviceSearch) -> None:
-        """Re-measure the pick and float alternately (A B B A ...), pooling each side's block
-        medians, so the reported speed-up is a ratio taken side by side, not two numbers minutes
-        apart on a machine whose speed drifts. Kept in the state: a resumed search reuses it."""
+        """Confirm the pick against float by an interleaved A/B run (edgekit.measure.ab: both in
+        one process, ABBA rounds, `confirm_rounds` round pairs at most, the Hodges-Lehmann change
+        and its Wilcoxon interval), so the reported speed-up is a ratio taken side by side, not two
+        numbers minutes apart on a machine whose speed drifts. Both runs are stored (stage
+        "confirm", with their shared A/B id). Kept in the state: a resumed search reuses it."""
         _, chosen, _ = self.choose(search)
         if chosen in (None, FLOAT) or self.options.confirm_rounds == 0:
             search.confirmation = None
@@ -446,33 +448,38 @@ class Search:
         if search.confirmation and search.confirmation.get("chosen") == chosen:
             return
         self.emit({"phase": "confirm", "device": board.name, "candidate": chosen})
-        blocks = self._side_by_side(board, search, chosen)
-        verdict = judge_samples("latency_p50_ms", blocks[FLOAT], blocks[chosen], seed=self.options.seed)
-        float_ms, chosen_ms = statistics.median(blocks[FLOAT]), statistics.median(blocks[chosen])
+        known = self.known.get(chosen)
+        ab = ab_compare(
+            self.options.model,
+            Path(search.outcomes[chosen].artifact or ""),
+            board,
+            self._bench_options(RuntimeSettings()),
+            AbOptions(rounds=self.options.confirm_rounds),
+            ignore={"threads"},  # a candidate's runtime settings are part of what is compared
+            on_event=lambda e: self.emit({**e, "candidate": chosen}),
+            candidate_options=self._bench_options(known.runtime if known else RuntimeSettings()),
+        )
+        for result, name in ((ab.measurement.baseline, FLOAT), (ab.measurement.candidate, chosen)):
+            result.optimize = {"search_id": self.search_id, "candidate": name, "stage": "confirm"}
+            if self.store is not None:
+                self.store.add_run(result)
+        latency = next((m for m in ab.comparison.metrics if m.metric == "latency_p50_ms"), None)
+        change = latency.change if latency is not None else None
         search.confirmation = {
             "chosen": chosen,
-            "rounds": self.options.confirm_rounds,
-            "float_p50_ms": float_ms,
-            "chosen_p50_ms": chosen_ms,
-            "speedup": float_ms / chosen_ms,
-            "verdict": verdict.verdict,
-            "reason": verdict.reason,
+            "ab_id": ab.measurement.ab_id,
+            "rounds": ab.sequential.rounds_used if ab.sequential is not None else 0,
+            "float_p50_ms": ab.measurement.baseline.latency_ms.p50,
+            "chosen_p50_ms": ab.measurement.candidate.latency_ms.p50,
+            # float's latency over the pick's, from the paired estimate of the change
+            "speedup": 1 / (1 + change) if change is not None and change > -1 else None,
+            "ci95": list(latency.ci95) if latency is not None and latency.ci95 else None,
+            "verdict": latency.verdict if latency is not None else ab.comparison.verdict,
+            "reason": latency.reason
+            if latency is not None
+            else "; ".join(ab.comparison.not_comparable_reasons),
         }
         self.state.save(self.out_dir)
-
-    def _side_by_side(self, board: Board, search: DeviceSearch, chosen: str) -> dict[str, list[float]]:
-        """Block medians (ms) of float and `chosen`, measured in alternating order."""
-        blocks: dict[str, list[float]] = {FLOAT: [], chosen: []}
-        paths = {FLOAT: self.options.model, chosen: Path(search.outcomes[chosen].artifact or "")}
-        known = self.known.get(chosen)
-        runtimes = {FLOAT: RuntimeSettings(), chosen: known.runtime if known else RuntimeSettings()}
-        for round_index in range(self.options.confirm_rounds):
-            order = [FLOAT, chosen] if round_index % 2 == 0 else [chosen, FLOAT]
-            for name in order:
-                probe = Outcome(name, ACCEPTED)
-                self._measure(board, paths[name], probe, tag="confirm", runtime=runtimes[name])
-                blocks[name] += probe.block_medians or []
-        return blocks
 
     # -- choosing ---------------------------------------------------------------------------
 

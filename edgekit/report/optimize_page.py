@@ -64,9 +64,11 @@ def _confirmation(report: DeviceReport) -> str:
     c = report.confirmation
     if not c:
         return ""
+    speedup = f"<b>{c['speedup']:.2f}x</b> float's p50" if c.get("speedup") else "no speed-up measured"
     return (
-        f"<p>side by side ({c['rounds']} alternating rounds): <b>{c['speedup']:.2f}x</b> float's p50 "
-        f"({c['chosen_p50_ms']:.4g} vs {c['float_p50_ms']:.4g} ms; {escape(str(c['reason']))})</p>"
+        f"<p>interleaved A/B ({c['rounds']} round pairs): {speedup} "
+        f"({c['chosen_p50_ms'] or 0:.4g} vs {c['float_p50_ms'] or 0:.4g} ms; {escape(str(c['verdict']))}: "
+        f"{escape(str(c['reason']))})</p>"
     )
 
 

@@ -118,6 +118,10 @@ class AgentClient:
         # Progress events arrive every second while timing; only a model load is silent this long.
         return self.request("bench", params, timeout_s=900.0, on_progress=on_progress)
 
+    def ab(self, params: dict[str, Any], on_progress: ProgressCallback | None = None) -> dict[str, Any]:
+        """The interleaved A/B run (docs/protocol.md, `ab`); a progress event comes per round pair."""
+        return self.request("ab", params, timeout_s=900.0, on_progress=on_progress)
+
     def close(self) -> None:
         try:
             self.request("bye", timeout_s=5.0)

@@ -245,3 +245,40 @@ def test_one_bench_at_a_time_and_a_dead_holder_releases_the_lock(sysfs: Path, ml
         for agent in (holder, waiter):
             agent.process.kill()
             agent.process.wait()
+
+
+def test_ab_times_both_models_in_abba_rounds(agent: AgentProcess, mlp_model: Path) -> None:
+    side = {"artifact": str(mlp_model), "inputs": MLP_INPUTS, "seed": 0}
+    params = {
+        "baseline": side,
+        "candidate": dict(side, seed=1),
+        "warmup": 2,
+        "threads": 1,
+        "rounds": 3,
+        "round_seconds": 0.01,
+        "round_min_runs": 7,
+    }
+    reply, events = agent.request({"id": 1, "op": "ab", "params": params})
+    assert reply["ok"], reply
+    result = reply["result"]
+    assert result["order"] == "ABBA" and len(result["sides"]) == 2
+    for side_result in result["sides"]:
+        assert side_result["runtime"]["name"] == "onnxruntime"
+        assert len(side_result["rounds_ns"]) == 3
+        assert all(len(r) >= 7 and all(ns > 0 for ns in r) for r in side_result["rounds_ns"])
+    pairs = [e for e in events if e.get("phase") == "ab"]
+    assert [e["done"] for e in pairs] == [1, 2, 3] and all(e["baseline_median_ns"] > 0 for e in pairs)
+    assert result["thermal_wait"] is None  # no max_start_temp_c: no wait
+    hot = dict(
+        params, rounds=1, max_start_temp_c=30.0, thermal_wait_timeout_s=0.0, thermal_zone="cpu-thermal"
+    )
+    reply, _ = agent.request({"id": 4, "op": "ab", "params": hot})
+    assert reply["ok"] and reply["result"]["thermal_wait"]["timed_out"] is True  # the zone is at 48.3 C
+    reply, _ = agent.request({"id": 2, "op": "ab", "params": dict(params, rounds=0)})
+    assert not reply["ok"] and reply["error"]["type"] == "BadRequest"
+    reply, _ = agent.request({"id": 3, "op": "ab", "params": {"baseline": side}})
+    assert (
+        not reply["ok"]
+        and reply["error"]["type"] == "BadRequest"
+        and "candidate" in reply["error"]["message"]
+    )

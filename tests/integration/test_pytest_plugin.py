@@ -106,3 +106,43 @@ def test_bench(edge_device, edge_bench, copy):
     assert len(spans) == 4
     for (_, end), (start, _) in itertools.pairwise(spans):
         assert start >= end, f"two timed windows overlapped: {spans}"
+
+
+def test_edge_compare_passes_the_same_model_and_fails_a_heavier_one(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    import edgekit
+    from edgekit.testing.models import make_mlp
+
+    # the child pytest imports the same edgekit as this one (a source tree that is not installed too)
+    tree = str(Path(edgekit.__file__).resolve().parents[1])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [tree, os.environ.get("PYTHONPATH")])))
+
+    light = make_mlp(pytester.path / "light.onnx", features=256, hidden=256, batch=32)
+    heavy = make_mlp(pytester.path / "heavy.onnx", features=256, hidden=1024, batch=32)
+    pytester.makepyfile(
+        test_ab=f"""
+import pytest
+from edgekit.pytest_plugin import assert_no_regression
+
+@pytest.mark.edge
+def test_same(edge_device, edge_compare):
+    report = edge_compare({str(light)!r}, {str(light)!r}, rounds=6, round_seconds=0.03)
+    assert report["ab"]["rounds_planned"] == 6
+    assert_no_regression(report)
+
+@pytest.mark.edge
+def test_heavier(edge_device, edge_compare):
+    assert_no_regression(edge_compare({str(light)!r}, {str(heavy)!r}, rounds=8, round_seconds=0.03))
+"""
+    )
+    result = pytester.runpytest_subprocess("--edge-devices", "local", "--junitxml", "junit.xml")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*Regression: A/B *: regression*", "*latency_p50_ms: regression*"])
+    cases = {c.get("name"): c for c in ET.parse(pytester.path / "junit.xml").getroot().iter("testcase")}
+    properties = {p.get("name"): p.get("value") for p in cases["test_heavier[local]"].iter("property")}
+    assert (
+        properties["edge_ab_verdict"] == "regression" and float(properties["edge_ab_latency_change"]) > 0.25
+    )
