@@ -12,7 +12,7 @@ import traceback
 from typing import IO, Any, Dict, List, Optional
 
 from edgekit_agent import AGENT_VERSION, PROTOCOL_VERSION
-from edgekit_agent.child_process import run_bench_processes
+from edgekit_agent.child_process import run_bench_child, run_bench_processes
 from edgekit_agent.device_lock import DeviceLock
 from edgekit_agent.emitter import Emitter
 from edgekit_agent.facts.device import device_facts
@@ -136,6 +136,8 @@ class Agent:
 
         lock.acquire(float(params.get("lock_timeout_s", 600.0)), holder, waiting)
         try:
+            if params.get("mode") == "ab":  # one child holds both models; its rounds interleave
+                return run_bench_child(params, self.argv_tail, relay)
             return run_bench_processes(params, self.argv_tail, relay)
         finally:
             lock.release()
