@@ -60,6 +60,11 @@ def _run(result: Result) -> str:
     return (result.run_id or "")[:12]
 
 
+def _ab(result: Result) -> str:
+    """`ID8 baseline|candidate` for the two runs of one A/B comparison (`compare --device`), else —."""
+    return f"{result.ab.ab_id[:8]} {result.ab.role}" if result.ab is not None else "—"
+
+
 Column = tuple[str, Callable[[Result], str]]
 
 # (heading, value) pairs of the summary table; one place for both formats.
@@ -77,6 +82,7 @@ SUMMARY_COLUMNS: tuple[Column, ...] = (
     ("accuracy", lambda r: _percent(_accuracy(r))),
     ("budget", lambda r: r.budget.verdict),
     ("run", _run),
+    ("A/B", _ab),
     ("when (UTC)", lambda r: r.created_at[:16].replace("T", " ")),
 )
 
@@ -89,6 +95,7 @@ RUN_COLUMNS: tuple[Column, ...] = (
     ("peak RSS MiB", lambda r: _mib(_peak_rss(r))),
     ("budget", lambda r: r.budget.verdict),
     ("run", _run),
+    ("A/B", _ab),
 )
 
 

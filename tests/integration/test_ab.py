@@ -58,6 +58,15 @@ def test_a_clearly_heavier_model_is_a_regression(tmp_path: Path) -> None:
     assert report["ab"]["child_processes"] == 3
     latency = _latency(report)
     assert report["comparison"]["verdict"] == "regression" and latency["verdict"] == "regression"
+    # the report shows both runs as one A/B pair
+    markdown = run_cli("report", home=tmp_path)
+    assert markdown.returncode == 0, markdown.stderr
+    ab_id = report["ab"]["ab_id"][:8]
+    rows = [line for line in markdown.stdout.splitlines() if ab_id in line]
+    assert len(rows) == 2, markdown.stdout
+    assert sorted(f"{ab_id} baseline" in r for r in rows) == [False, True]  # one baseline row
+    assert any("light" in r and "baseline" in r for r in rows), rows
+    assert any("heavy" in r and "candidate" in r for r in rows), rows
     low, high = latency["ci95"]
     assert 0 < low <= latency["change"] <= high and latency["change"] > 0.25
     # the other way round it is an improvement, exit 0
