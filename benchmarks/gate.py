@@ -54,8 +54,18 @@ models are in a temporary directory that is removed at exit; nothing else is wri
 one line per measurement as it goes, then a markdown table of all figures with the command line.
 No pass/fail: the figures are ratios measured in one run on a shared machine.
 
-Last run (2026-11-30, `local`: this 2-core shared machine while another engineer ran a test
-suite on it, the "noisy shared machine" condition; 15.1 min):
+Full-size false alarms and power (2026-11-30, `local`, nothing else running; 23.3 min):
+
+    PYTHONPATH=. python3 benchmarks/gate.py --pairs 40 --ab-pairs 40 --tries 20 --heavy-tries 5 \
+        --sections stored,ab,power
+
+stored compare 1 run per side: demo 0/36 and MLP 0/36 flagged (4 of 40 pairs each
+insufficient-data, history < 8 runs); A/B vs itself: demo 0/40, MLP 0/40; A/B catches +10%
+hidden units 20/20 (median +10.9%) and +50% 5/5 (+41.8%); stored compare catches +50% 5/5
+(+42.2%) and +10% 5/5 (+11.3%).
+
+Last run of every section (2026-11-30, `local`: this 2-core shared machine while another
+engineer ran a test suite on it, the "noisy shared machine" condition; 15.1 min):
 
     PYTHONPATH=. python3 benchmarks/gate.py --pairs 20 --ab-pairs 20 --tries 20 --heavy-tries 3 \
         --step-runs 5 --timing 3 --simulate-trials 300
