@@ -32,7 +32,9 @@ class PhasePrinter:
 def lab_up(
     profile: Annotated[str, typer.Argument(help="An aarch64 profile, e.g. raspberry-pi-4.")],
     name: Annotated[str | None, typer.Option(help="Device name (default: PROFILE-emu).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port on 127.0.0.1 (default: a free one).")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port on 127.0.0.1, 1-65535 (default: a free one).")
+    ] = None,
     key: Annotated[
         Path | None,
         typer.Option(help="Private key to authorise (default: ~/.ssh/id_ed25519 or a lab key)."),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 
 import typer
 
@@ -80,7 +81,7 @@ def run() -> None:
         sys.exit(exc.exit_code)
     except typer.Abort:
         if os.environ.get("EDGEKIT_DEBUG"):
-            raise
+            traceback.print_exc()
         stderr.print("edgekit: aborted", markup=False)
         sys.exit(130)
     except KeyboardInterrupt:
@@ -92,8 +93,8 @@ def run() -> None:
             hint = " (see --help)" if "--help" not in usage else ""
             stderr.print(f"edgekit: error: {usage}{hint}", markup=False)
             sys.exit(EXIT_USAGE)
-        if os.environ.get("EDGEKIT_DEBUG"):
-            raise
+        if os.environ.get("EDGEKIT_DEBUG"):  # the traceback, and still the documented exit code
+            traceback.print_exc()
         stderr.print(
             f"edgekit: internal error: {exc.__class__.__name__}: {exc} "
             "(set EDGEKIT_DEBUG=1 for the traceback)",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -231,3 +232,39 @@ def test_agent_that_cannot_start_is_exit_3(mlp_model: Path) -> None:
 )
 def test_command_line_mistakes_are_one_line_exit_2(tmp_path: Path, args: list[str], fragment: str) -> None:
     assert_one_line_error(run_cli(*args, home=tmp_path), 2, fragment)
+
+
+@pytest.mark.parametrize("port", ["99999", "-5", "0"])
+def test_lab_up_port_out_of_range_is_a_usage_error(tmp_path: Path, port: str) -> None:
+    """A TCP port is 1-65535: anything else is exit 2 in one line, before anything is created."""
+    proc = run_cli("lab", "up", "raspberry-pi-4", f"--port={port}", home=tmp_path / "home")
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("edgekit: error:") and "--port" in lines[0], lines
+    assert not (tmp_path / "home").exists()
+
+
+_FAILING_COMMAND = """
+import sys
+from edgekit.cli.main import app, run
+
+@app.command("explode")
+def explode() -> None:
+    raise RuntimeError("boom")
+
+sys.argv = ["edgekit", "explode"]
+run()
+"""
+
+
+@pytest.mark.parametrize("debug", ["", "1"])
+def test_an_internal_error_exits_70_with_or_without_debug(tmp_path: Path, debug: str) -> None:
+    """The CLI boundary (edgekit.cli.main.run) turns an unexpected exception into exit 70; with
+    EDGEKIT_DEBUG=1 it prints the traceback too, and the exit code stays 70 (not Python's 1)."""
+    env = {**os.environ, "EDGEKIT_HOME": str(tmp_path), "EDGEKIT_DEBUG": debug}
+    proc = subprocess.run(
+        [sys.executable, "-c", _FAILING_COMMAND], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert proc.returncode == 70, proc.stderr
+    assert "edgekit: internal error: RuntimeError: boom" in proc.stderr
+    assert ("Traceback" in proc.stderr) is bool(debug)
