@@ -23,7 +23,6 @@ SUFFIX_FORMATS = {
     ".markdown": "markdown",
     ".prom": "openmetrics",
     ".om": "openmetrics",
-    ".txt": "openmetrics",
 }
 
 

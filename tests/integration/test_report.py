@@ -141,6 +141,7 @@ def test_filters_and_empty_scope(home: Path, tmp_path: Path) -> None:
     [
         (["--since", "yesterday"], "--since 'yesterday': expected a duration"),
         (["-o", "report.pdf"], "cannot tell the format from '.pdf'"),
+        (["-o", "r.txt"], "cannot tell the format from '.txt'"),  # not silently OpenMetrics
         (["--format", "pdf"], "--format pdf: one of html, markdown, openmetrics"),
         (["--threshold", "x=5"], "unknown metric 'x'"),
     ],
