@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+import warnings
 
 import typer
 
@@ -19,7 +20,7 @@ from edgekit.cli.optimize import optimize_command
 from edgekit.cli.output import stderr
 from edgekit.cli.report import report_command
 from edgekit.cli.train import train_command
-from edgekit.core.errors import EXIT_USAGE, EdgekitError
+from edgekit.core.errors import EXIT_USAGE, EdgekitError, EdgekitWarning
 
 EXIT_INTERNAL = 70  # a bug in edgekit (EX_SOFTWARE); never used for input or device problems
 
@@ -69,7 +70,18 @@ def _usage_message(exc: Exception) -> str | None:
     return None
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # type: ignore[no-untyped-def]
+    """warnings.showwarning for the CLI: an EdgekitWarning is one `edgekit: warning: …` line on
+    stderr; other libraries' warnings stay hidden unless EDGEKIT_DEBUG is set."""
+    if issubclass(category, EdgekitWarning):
+        stderr.print(f"edgekit: warning: {' '.join(str(message).split())}", markup=False)
+    elif os.environ.get("EDGEKIT_DEBUG"):
+        stderr.print(warnings.formatwarning(message, category, filename, lineno, line).rstrip(), markup=False)
+
+
 def run() -> None:
+    warnings.showwarning = _show_warning
+    warnings.simplefilter("default", EdgekitWarning)  # each distinct warning once per place
     try:
         # With standalone_mode=False click returns the code of a typer.Exit instead of exiting.
         code = app(standalone_mode=False)

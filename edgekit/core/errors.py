@@ -24,6 +24,20 @@ class EdgekitError(Exception):
         return self.message
 
 
+class EdgekitWarning(UserWarning):
+    """Something the user should know that does not stop the run (threads above the board's cores,
+    a result spooled because the store did not answer). Raised with `warnings.warn(message,
+    EdgekitWarning)` in library code; the CLI prints each as one `edgekit: warning: …` line on
+    stderr, pytest shows them in its warnings summary."""
+
+
+def warn(message: str) -> None:
+    """Issue an `EdgekitWarning` with a one-line `message` (no trailing period needed)."""
+    import warnings
+
+    warnings.warn(message, EdgekitWarning, stacklevel=2)
+
+
 class UsageError(EdgekitError):
     """A command-line option or argument is wrong."""
 
