@@ -12,6 +12,7 @@ from edgekit.cli.common import JsonOption, OutputKindOption
 from edgekit.cli.output import fmt, print_json, stderr, stdout
 from edgekit.compress import RECIPES, CompressOptions, compress, parse_recipes
 from edgekit.compress.fidelity import QualityFloor, parse_output_kinds
+from edgekit.compress.images import ImagePreprocess
 from edgekit.compress.specialize import parse_fix_inputs
 from edgekit.core.errors import EXIT_BUDGET, EXIT_OK, UsageError
 from edgekit.core.profiles import load_profile
@@ -34,7 +35,8 @@ def compress_command(
         typer.Option("--eval", help="Evaluation .npz (inputs + optional 'labels') or image folder."),
     ] = None,
     image_preprocess: Annotated[
-        str, typer.Option(help="Image folders: unit [0,1], imagenet mean/std, symmetric [-1,1] or raw.")
+        ImagePreprocess,
+        typer.Option(help="Image folders: unit [0,1], imagenet mean/std, symmetric [-1,1] or raw."),
     ] = "unit",
     target: Annotated[str, typer.Option(help="Device profile whose int8 scheme is used.")] = "local",
     max_accuracy_drop: Annotated[

@@ -30,6 +30,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # click's plain help: typer's rich panels print a type (`<bool>`) after every flag, which
+    # takes no value; plain help also reads the same in a log as on a terminal.
+    rich_markup_mode=None,
 )
 app.command()(bench_commands.bench)
 app.command()(bench_commands.demo)

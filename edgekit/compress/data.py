@@ -53,7 +53,7 @@ def load_dataset(
     (inputs fixed by --fix-input) are dropped where present. Raises InputSpecError."""
     if path.is_dir():
         return load_feed_folder(path, model_inputs, option, ignore)
-    check_inputs_file(path, model_inputs)  # same checks and messages as `bench --inputs`
+    check_inputs_file(path, model_inputs, option=option)  # the checks of `bench --inputs`
     with np.load(path, allow_pickle=False) as data:
         inputs = {info.name: np.array(data[info.name], order="C") for info in model_inputs}  # keeps 0-d
         labels = data[LABELS] if LABELS in data.files else None

@@ -9,6 +9,7 @@ convention) the sorted subfolder names give the labels 0, 1, 2, ...
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -19,7 +20,8 @@ from edgekit.core.onnx_model import TensorInfo
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-PREPROCESSING = ("unit", "imagenet", "symmetric", "raw")
+ImagePreprocess = Literal["unit", "imagenet", "symmetric", "raw"]
+PREPROCESSING: tuple[str, ...] = get_args(ImagePreprocess)
 
 
 def image_geometry(info: TensorInfo, option: str) -> tuple[str, int, int, int]:

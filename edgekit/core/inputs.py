@@ -197,49 +197,53 @@ def check_inputs_file(
     inputs: Sequence[TensorInfo],
     shapes: dict[str, list[int]] | None = None,
     ignore: Collection[str] = (),
+    option: str = "--inputs",
 ) -> InputSpec:
     """Validate an .npz (or a per-feed folder, check_feed_folder) against the model inputs;
     returns the spec of what will be fed. Arrays named in `ignore` (inputs an artifact's
     manifest lists as fixed by `compress --fix-input`) are not checked (an .npz's arrays that
     are no model input never are: only the model's inputs are fed).
 
+    `option` is the command-line option the file came from (`--inputs`, `--calib`, `--eval`),
+    named in every error message. Raises InputSpecError.
+
     The file may hold more rows than one batch: the agent feeds the first `batch` rows, where
     batch is the model's fixed first dimension, the one given with --shape, or 1.
     """
     shapes = shapes or {}
     if path.is_dir():
-        return check_feed_folder(path, inputs, shapes, ignore=ignore)
+        return check_feed_folder(path, inputs, shapes, option, ignore)
     if not path.is_file():
-        raise InputSpecError(f"--inputs {path}: no such file", path=str(path))
+        raise InputSpecError(f"{option} {path}: no such file", path=str(path))
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {name: (data[name].shape, data[name].dtype) for name in data.files}
     except (OSError, ValueError) as exc:
-        raise InputSpecError(f"--inputs {path}: not a readable .npz file ({exc})", path=str(path)) from None
+        raise InputSpecError(f"{option} {path}: not a readable .npz file ({exc})", path=str(path)) from None
     spec: InputSpec = {}
     for info in inputs:
         if info.name not in arrays:
             raise InputSpecError(
-                f"--inputs {path}: no array named {info.name!r} (model inputs: "
+                f"{option} {path}: no array named {info.name!r} (model inputs: "
                 f"{', '.join(i.name for i in inputs)}; file has: {', '.join(arrays) or 'nothing'})",
                 input=info.name,
             )
         shape, dtype = arrays[info.name]
         if dtype.name != info.dtype:
             raise InputSpecError(
-                f"--inputs {path}: array {info.name!r} is {dtype.name}, the model expects {info.dtype}",
+                f"{option} {path}: array {info.name!r} is {dtype.name}, the model expects {info.dtype}",
                 input=info.name,
             )
         # Rows beyond one batch are allowed: the batch axis is not checked here.
         if len(shape) != len(info.dims):
             raise InputSpecError(
-                f"--inputs {path}: array {info.name!r} is {list(shape)}, the model expects rank "
+                f"{option} {path}: array {info.name!r} is {list(shape)}, the model expects rank "
                 f"{len(info.dims)} {_show(info.dims)} with rows on its first axis; inputs without a "
                 "common row axis (scalars, states whose batch axis is not first) go in a folder of "
                 ".npz files, one complete feed each",
                 input=info.name,
             )
-        _check_against_model(info, shape, f"--inputs {path}: array {info.name!r}", first_axis=1)
+        _check_against_model(info, shape, f"{option} {path}: array {info.name!r}", first_axis=1)
         fed = list(shape)
         if fed:
             first = info.dims[0] if info.dims else None
@@ -250,7 +254,7 @@ def check_inputs_file(
             )
             if shape[0] < batch:
                 raise InputSpecError(
-                    f"--inputs {path}: array {info.name!r} has {shape[0]} rows, a batch needs {batch}",
+                    f"{option} {path}: array {info.name!r} has {shape[0]} rows, a batch needs {batch}",
                     input=info.name,
                 )
             fed[0] = batch

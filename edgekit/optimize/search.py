@@ -52,7 +52,7 @@ from edgekit.optimize.state import (
     load_state,
 )
 from edgekit.store.base import ResultsStore
-from edgekit.train.candidates import TrainedArtifact, training_candidates
+from edgekit.train.candidates import TrainedArtifact, check_training_config, training_candidates
 from edgekit.transport.board import Board
 
 FLOAT = "float"
@@ -97,6 +97,8 @@ class OptimizeOptions:
         ):
             if path is not None and not path.exists():
                 raise UsageError(f"{option} {path}: no such file or directory")
+        if self.train_config is not None:
+            check_training_config(self.train_config)
         self.bench.validate()
 
 

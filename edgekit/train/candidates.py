@@ -37,6 +37,17 @@ class TrainedArtifact(NamedTuple):
         return self.name
 
 
+def check_training_config(config_path: Path) -> None:
+    """Up front, before any candidate is made: PyTorch is installed and the config parses for
+    every technique `training_candidates` runs. Raises UsageError (the install line) without
+    torch, ConfigError (file and key) for a bad config."""
+    from edgekit.train.extra import require_torch
+
+    require_torch("optimize --train-config")
+    for technique, _ in TECHNIQUES:
+        load_config(config_path, technique)
+
+
 def _finished(out: Path, config_sha: str, seed: int) -> bool:
     manifest = out / MANIFEST_NAME
     if not manifest.is_file():

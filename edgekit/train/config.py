@@ -11,6 +11,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 from pydantic import Field, model_validator
 
+from edgekit.compress.images import ImagePreprocess
 from edgekit.core.config import (
     ConfigModel,
     integer,
@@ -24,7 +25,6 @@ from edgekit.core.config import (
 from edgekit.core.errors import ConfigError, InputSpecError
 
 TECHNIQUES = ("qat", "prune", "distill")
-ImagePreprocess = Literal["unit", "imagenet", "symmetric", "raw"]
 Augment = Literal["none", "shift"]
 Criterion = Literal["l1", "l2"]
 Weighting = Literal["mean", "confidence"]

@@ -268,3 +268,67 @@ def test_an_internal_error_exits_70_with_or_without_debug(tmp_path: Path, debug:
     assert proc.returncode == 70, proc.stderr
     assert "edgekit: internal error: RuntimeError: boom" in proc.stderr
     assert ("Traceback" in proc.stderr) is bool(debug)
+
+
+def test_help_shows_no_type_after_flags(tmp_path: Path) -> None:
+    """A flag takes no value: `--help` names a type only for options that take one."""
+    proc = run_cli("bench", "--help", home=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "<bool>" not in proc.stdout
+    assert "--runs <int>" in proc.stdout and "--json " in proc.stdout
+
+
+@pytest.mark.parametrize("option", ["--calib", "--eval"])
+def test_compress_data_errors_name_the_option_given(mlp_model: Path, tmp_path: Path, option: str) -> None:
+    """A calibration or evaluation file that does not fit the model is reported under the option
+    it came from (not `--inputs`, bench's option), in one line, exit 2, nothing written."""
+    import numpy as np
+
+    wrong = tmp_path / "wrong.npz"
+    np.savez(wrong, not_an_input=np.zeros((3, 4), np.float32))
+    out = tmp_path / "out"
+    proc = run_cli("compress", str(mlp_model), "-o", str(out), "--recipe", "int8-static", option, str(wrong),
+                   home=tmp_path / "home")  # fmt: skip
+    assert_one_line_error(proc, 2, f"{option} {wrong}: no array named")
+    assert "--inputs" not in proc.stderr and not out.exists()
+
+
+def test_compress_rejects_an_unknown_image_preprocessing(mlp_model: Path, tmp_path: Path) -> None:
+    """--image-preprocess is one of four conventions, checked before anything runs (it used to be
+    read only with an image folder, so a typo passed silently)."""
+    out = tmp_path / "out"
+    proc = run_cli("compress", str(mlp_model), "-o", str(out), "--recipe", "int8-dynamic",
+                   "--image-preprocess", "bogus", home=tmp_path / "home")  # fmt: skip
+    assert_one_line_error(proc, 2, "--image-preprocess")
+    assert "unit" in proc.stderr and not out.exists()
+
+
+def test_optimize_train_config_without_torch_fails_before_any_benchmark(
+    mlp_model: Path, tmp_path: Path
+) -> None:
+    """`optimize --train-config` needs PyTorch: without it the search stops up front (exit 2, the
+    install line), before the float and fp16 candidates are benchmarked."""
+    import numpy as np
+
+    data = tmp_path / "eval.npz"
+    rng = np.random.default_rng(0)
+    np.savez(data, input=rng.random((64, 64), np.float32), labels=rng.integers(0, 10, 64))
+    train = tmp_path / "train.toml"
+    train.write_text("[model]\nfactory = 'nosuch:factory'\n")
+    out = tmp_path / "opt"
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import edgekit.cli.main as main\n"
+        f"sys.argv = ['edgekit', 'optimize', {str(mlp_model)!r}, '--device', 'local', "
+        f"'--eval', {str(data)!r}, '--train-config', {str(train)!r}, '-o', {str(out)!r}]\n"
+        "main.run()\n"
+    )
+    env = {**os.environ, "EDGEKIT_HOME": str(tmp_path / "home")}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines == [
+        "edgekit: error: optimize --train-config needs PyTorch, which is not installed: "
+        "pip install torch==2.13.0 (CPU build), or pip install -e '.[train]'"
+    ]
+    assert not out.exists() or not any(out.rglob("*.onnx"))
