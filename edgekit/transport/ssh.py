@@ -95,11 +95,11 @@ class _FirstBytes:
     def __init__(self, sock: Any) -> None:
         self._sock = sock
         self.head = b""
-        self.closed = False  # the server hung up
+        self.hung_up = False  # the server closed the connection
 
     def recv(self, size: int) -> bytes:
         data = self._sock.recv(size)
-        self.closed = self.closed or not data
+        self.hung_up = self.hung_up or not data
         if len(self.head) < 256:
             self.head += data[: 256 - len(self.head)]
         return data
@@ -130,7 +130,7 @@ class _GcmFirstTransport:
         lines = self.sock.head.decode("utf-8", "replace").splitlines()
         if any(line.startswith("SSH-") for line in lines):
             return None  # a banner that paramiko rejected: its own message says why
-        if not lines and self.sock.closed:
+        if not lines and self.sock.hung_up:
             return "not an SSH server: it closed the connection without a banner"
         if not lines:
             return f"no SSH banner within {timeout_s:g} s"

@@ -10,7 +10,7 @@ import json
 import socket
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -48,6 +48,8 @@ def leftovers(workdir: Path) -> list[str]:
 
 # -- a port that is not an SSH server ------------------------------------------------------------
 
+HTTP_REPLY = "not an SSH server: got \"HTTP/1.0 400 Bad request syntax ('SSH-2.0-paramiko_"
+
 
 class _Http(BaseHTTPRequestHandler):
     default_request_version = "HTTP/1.0"  # answers a bad request line with a status line, as web servers do
@@ -66,20 +68,21 @@ def http_port() -> Iterator[int]:
     server.server_close()
 
 
-@pytest.fixture(scope="module")
-def silent_port() -> Iterator[int]:
-    """A listener that accepts connections and never says a word."""
+def _listener(answer: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A loopback port whose every connection is handed to `answer`, in a thread; yields the port."""
     listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
     accepted: list[socket.socket] = []
     stop = threading.Event()
 
     def accept() -> None:
-        listener.settimeout(0.2)
         while not stop.is_set():
             try:
-                accepted.append(listener.accept()[0])
+                conn = listener.accept()[0]
             except OSError:
                 continue
+            accepted.append(conn)
+            answer(conn)
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
@@ -91,16 +94,30 @@ def silent_port() -> Iterator[int]:
     listener.close()
 
 
-@pytest.mark.parametrize("command", ["bench", "doctor"])
+@pytest.fixture(scope="module")
+def silent_port() -> Iterator[int]:
+    """A listener that accepts connections and never says a word."""
+    yield from _listener(lambda conn: None)
+
+
+@pytest.fixture(scope="module")
+def hangup_port() -> Iterator[int]:
+    """A listener that accepts connections and closes them at once."""
+    yield from _listener(lambda conn: conn.close())
+
+
 @pytest.mark.parametrize(
-    ("server", "message"),
+    ("server", "command", "message"),
     [
-        ("http", "not an SSH server: got \"HTTP/1.0 400 Bad request syntax ('SSH-2.0-paramiko_"),
-        ("silent", "no SSH banner within 1 s"),
+        ("http", "bench", HTTP_REPLY),
+        ("http", "doctor", HTTP_REPLY),
+        ("silent", "bench", "no SSH banner within 1 s"),
+        ("silent", "doctor", "no SSH banner within 1 s"),
+        ("hangup", "doctor", "not an SSH server: it closed the connection without a banner"),
     ],
 )
 def test_a_port_that_is_not_ssh_is_one_line(
-    request: pytest.FixtureRequest, tmp_path: Path, command: str, server: str, message: str
+    request: pytest.FixtureRequest, tmp_path: Path, server: str, command: str, message: str
 ) -> None:
     port = request.getfixturevalue(f"{server}_port")
     entry = {"name": "b", "host": "127.0.0.1", "port": port, "connect_timeout_s": 1}
@@ -186,6 +203,7 @@ def test_an_encrypted_key(sshd: Sshd, tmp_path: Path, env: dict[str, str], messa
         assert json.loads(proc.stdout)["device"] == "b"
     else:
         assert one_error_line(proc).startswith(message.replace("KEY", str(key)))
+        assert not (tmp_path / "w").exists()  # refused before anything reached the board
 
 
 def test_a_server_that_refuses_key_logins(tmp_path: Path) -> None:
@@ -201,6 +219,7 @@ def test_a_server_that_refuses_key_logins(tmp_path: Path) -> None:
         f"authentication failed for root@127.0.0.1:{server.port}: the server refuses public-key "
         "logins (it allows: password); edgekit logs in with keys only"
     )
+    assert not (tmp_path / "w").exists()
 
 
 # -- a full disk on the board --------------------------------------------------------------------
