@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -253,3 +254,31 @@ def test_a_full_disk_is_one_line_and_leaves_nothing_partial(
     assert one_error_line(proc).startswith("the board's disk is full: demo_digits.onnx needs 0.2 MiB, ")
     assert leftovers(small_disk) == []
     assert [p.name for p in (small_disk / "artifacts").iterdir()] == []
+
+
+def test_a_disk_that_fills_during_an_upload_leaves_nothing_partial(
+    sshd_no_sftp: Sshd, small_disk: Path, tmp_path: Path
+) -> None:
+    """Another process fills the board's disk between the free-space check and the upload (the
+    board's `python`, run for each exec upload, fills it first, leaving 64 KiB): the write fails
+    part-way, the .part file is removed, and the error is one line."""
+    filler = small_disk / "someone-elses.log"
+    python = tmp_path / "python3"
+    python.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$3" = receive ]; then cat /dev/zero > "{filler}" 2>/dev/null; '
+        f'truncate -s -64K "{filler}"; fi\n'
+        f'exec "{sys.executable}" "$@"\n'
+    )
+    python.chmod(0o755)
+    entry = sshd_no_sftp.inventory_entry("b", small_disk, python=str(python))
+    inventory = write_inventory(tmp_path / "devices.toml", entry)
+    proc = run_cli(
+        "bench", str(demo_model_path()), "--device", "b", "--inventory", str(inventory), *FAST, home=tmp_path
+    )
+    error = one_error_line(proc)
+    assert error.startswith("the board's disk is full: agent-") and error.endswith(
+        "(OSError: [Errno 28] No space left on device; the partial upload was removed)"
+    ), error
+    assert leftovers(small_disk) == [] and filler.stat().st_size > 0
+    assert sorted(p.name for p in small_disk.iterdir()) == ["someone-elses.log"]
