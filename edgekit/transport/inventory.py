@@ -69,7 +69,7 @@ class SshTarget(ConfigModel):
     user: str | None = text("login user")
     key_file: str | None = text("private key path; absent = ssh-agent and the default keys")
     passphrase_env: str | None = text(
-        "name of the environment variable holding key_file's passphrase (edgekit never prompts)"
+        "environment variable that holds key_file's passphrase; edgekit never prompts"
     )
     profile: str = text("device profile name or .toml path", default="generic-aarch64")
     python: str = text("the board's Python interpreter", default="python3")
