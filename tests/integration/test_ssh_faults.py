@@ -227,27 +227,17 @@ def test_a_server_that_refuses_key_logins(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
+def small_disk(tmpfs: Callable[[str, str], Path]) -> Path:
     """A 256 KiB tmpfs as the board's workdir: room for the agent (~110 KiB), not the demo model."""
-    mount = tmp_path / "board"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {done.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=True)
+    return tmpfs("board", "256k")
 
 
-@pytest.mark.parametrize("sftp", [True, False], ids=["sftp", "exec"])
 def test_a_full_disk_is_one_line_and_leaves_nothing_partial(
-    request: pytest.FixtureRequest, small_disk: Path, tmp_path: Path, sftp: bool
+    sshd_no_sftp: Sshd, small_disk: Path, tmp_path: Path
 ) -> None:
-    server: Sshd = request.getfixturevalue("sshd" if sftp else "sshd_no_sftp")
-    inventory = write_inventory(tmp_path / "devices.toml", server.inventory_entry("b", small_disk))
+    """Without SFTP as with it (tests/integration/test_ssh_links.py): a file that does not fit is
+    not started."""
+    inventory = write_inventory(tmp_path / "devices.toml", sshd_no_sftp.inventory_entry("b", small_disk))
     proc = run_cli(
         "bench", str(demo_model_path()), "--device", "b", "--inventory", str(inventory), *FAST, home=tmp_path
     )
