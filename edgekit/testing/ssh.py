@@ -69,11 +69,17 @@ class Sshd:
 
 
 def start_sshd(
-    directory: Path, *, address: str = "127.0.0.1", netns: str | None = None, extra_config: str = ""
+    directory: Path,
+    *,
+    address: str = "127.0.0.1",
+    netns: str | None = None,
+    extra_config: str = "",
+    sftp: bool = True,
 ) -> Sshd:
     """Start sshd on `address` (inside network namespace `netns` if given); its log goes to sshd.log.
 
-    `extra_config` lines come first, so they win over the defaults (sshd keeps a keyword's first value)."""
+    `extra_config` lines come first, so they win over the defaults (sshd keeps a keyword's first value).
+    `sftp=False` leaves out the `Subsystem sftp` line, as minimal board images do."""
     directory.mkdir(parents=True, exist_ok=True)
     host_key = keygen(directory / "host_key")
     user_key = keygen(directory / "user_key")
@@ -87,7 +93,8 @@ def start_sshd(
         f"AuthorizedKeysFile {authorized}\n"
         f"PidFile {directory / 'sshd.pid'}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
         "PubkeyAuthentication yes\nPermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\n"
-        "Subsystem sftp internal-sftp\nLogLevel ERROR\n"
+        + ("Subsystem sftp internal-sftp\n" if sftp else "")
+        + "LogLevel ERROR\n"
     )
     log = directory / "sshd.log"
     Path("/run/sshd").mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""Runs ON THE BOARD, started once per connection as `python -c <this file> serve WORKDIR`.
+"""Runs ON THE BOARD, started once per connection as `python -c <this file> serve WORKDIR`, and
+once per file uploaded without SFTP as `python -c <this file> receive PATH.part OFFSET`.
 
 It first prints {"workdir": expanded WORKDIR, "python": "3.11"}, then answers one JSON line per
 request line, so staging costs no extra SSH command (each would start the user's shell) per file:
@@ -9,6 +10,12 @@ request line, so staging costs no extra SSH command (each would start the user's
     {"op": "commit", "path", "sha256", "size"} -> {"ok", "part_bytes"}
         renames path.part to path atomically if and only if it holds exactly sha256; a .part of
         the full size with other content is corrupt and removed (a shorter one is kept to resume).
+    {"op": "remove", "path"}                   -> {"removed"}
+        removes path if it exists (a partial upload the board has no room to finish).
+
+`receive PATH.part OFFSET` (for sshd without an SFTP subsystem) cuts PATH.part to OFFSET bytes,
+appends its stdin to it up to end of file and prints {"part_bytes"}, or {"error"} when a write
+fails (a full disk: then the rest of stdin is read and dropped, so the sender finishes cleanly).
 
 Standard library only, and old syntax on purpose: it must run and report the version of any
 Python the board has, even one too old for the agent.
@@ -64,6 +71,28 @@ def commit(path, sha256, size):  # type: (str, str, int) -> dict
     return {"ok": ok, "part_bytes": part_bytes}
 
 
+def remove(path):  # type: (str) -> dict
+    try:
+        os.remove(path)
+    except OSError:
+        return {"removed": False}
+    return {"removed": True}
+
+
+def receive(partial, offset, stream):  # type: (str, int, object) -> dict
+    try:
+        with open(partial, "r+b" if offset and os.path.exists(partial) else "wb") as handle:
+            handle.seek(offset)
+            handle.truncate()
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                handle.write(chunk)
+    except OSError as exc:
+        for _ in iter(lambda: stream.read(1 << 20), b""):
+            pass
+        return {"error": "%s: %s" % (type(exc).__name__, exc), "part_bytes": size_or_zero(partial)}
+    return {"part_bytes": size_or_zero(partial)}
+
+
 def answer(request):  # type: (dict) -> dict
     op = request.get("op")
     try:
@@ -71,6 +100,8 @@ def answer(request):  # type: (dict) -> dict
             return check(request["path"], request["sha256"])
         if op == "commit":
             return commit(request["path"], request["sha256"], int(request["size"]))
+        if op == "remove":
+            return remove(request["path"])
     except (OSError, KeyError, ValueError) as exc:
         return {"error": "%s: %s" % (type(exc).__name__, exc)}
     return {"error": "unknown op %r" % (op,)}
@@ -89,7 +120,12 @@ def _write_line(text):  # type: (str) -> None
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] != "serve":
-        sys.stderr.write("usage: board_stage.py serve WORKDIR\n")
+    if len(sys.argv) == 3 and sys.argv[1] == "serve":
+        serve(sys.argv[2], sys.stdin, _write_line)
+    elif len(sys.argv) == 4 and sys.argv[1] == "receive":
+        _write_line(
+            json.dumps(receive(sys.argv[2], int(sys.argv[3]), getattr(sys.stdin, "buffer", sys.stdin)))
+        )
+    else:
+        sys.stderr.write("usage: board_stage.py serve WORKDIR | receive PATH.part OFFSET\n")
         sys.exit(2)
-    serve(sys.argv[2], sys.stdin, _write_line)

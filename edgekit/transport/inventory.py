@@ -6,6 +6,7 @@ host = "192.168.1.50"       # or a Host alias from ~/.ssh/config
 port = 22
 user = "pi"
 key_file = "~/.ssh/id_ed25519"   # omit to use ssh-agent / default keys
+passphrase_env = "PI_KEY_PASSPHRASE"  # if key_file is encrypted: the variable holding its passphrase
 profile = "raspberry-pi-4"
 python = "python3"          # the board's interpreter
 workdir = "~/.edgekit"      # agent, artifacts and lock live here
@@ -67,6 +68,9 @@ class SshTarget(ConfigModel):
     port: int | None = integer("TCP port", minimum=1)
     user: str | None = text("login user")
     key_file: str | None = text("private key path; absent = ssh-agent and the default keys")
+    passphrase_env: str | None = text(
+        "environment variable that holds key_file's passphrase; edgekit never prompts"
+    )
     profile: str = text("device profile name or .toml path", default="generic-aarch64")
     python: str = text("the board's Python interpreter", default="python3")
     workdir: str = text("directory on the board", default="~/.edgekit")

@@ -11,14 +11,24 @@ Layout on the board, under the device's workdir:
                                    next to it under the names its `location`s give, each file
                                    verified by its own hash before reuse
 
-Uploads go to a temporary name, are hashed on the board, then renamed: a half-written file is
-never taken for a whole one. Every remote command is built with shlex.quote.
+Uploads go to a temporary name (`<name>.part`), are hashed on the board, then renamed: a
+half-written file is never taken for a whole one. The bytes travel over SFTP, or, when the board's
+sshd has no SFTP subsystem (minimal images, appliances), over an exec channel into
+board_stage.py's `receive` (same .part file, same hash check and rename, same resume and reuse).
+Every remote command is built with shlex.quote.
+
+paramiko logs its transport thread's failures, tracebacks included, to the `paramiko` logger;
+this module gives that logger a NullHandler and stops its records at it (EDGEKIT_DEBUG set keeps
+them flowing to the root logger), so each failure reaches the user once, as edgekit's own
+one-line DeviceError.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import os
 import shlex
 import time
 from dataclasses import dataclass
@@ -43,6 +53,20 @@ UPLOAD_CHUNK_BYTES = 1 << 20
 CONNECT_ATTEMPTS = 3  # transient failures only: timeouts and resets, not refusals or auth
 COMMAND_TIMEOUT_S = 120.0
 _BOARD_STAGE = (Path(__file__).parent / "board_stage.py").read_text()  # sent with `python -c`
+_KEY_TYPES = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)  # as paramiko tries them
+BANNER_SHOWN_CHARS = 60  # of a non-SSH server's first line, in the error
+
+
+def _quiet_paramiko() -> None:
+    """Keep paramiko's log records (its transport thread logs every failure with a traceback at
+    ERROR) off the terminal: Python prints unhandled ERROR records on stderr otherwise."""
+    log = logging.getLogger("paramiko")
+    if not any(isinstance(h, logging.NullHandler) for h in log.handlers):
+        log.addHandler(logging.NullHandler())
+    log.propagate = bool(os.environ.get("EDGEKIT_DEBUG"))
+
+
+_quiet_paramiko()
 
 
 def ssh_config_entry(host: str, path: str = "~/.ssh/config") -> dict[str, Any]:
@@ -64,12 +88,55 @@ class Hop:
     key_file: str | None
 
 
-def _gcm_first_transport(sock: Any, **kwargs: Any) -> paramiko.Transport:
-    transport = paramiko.Transport(sock, **kwargs)
-    options = transport.get_security_options()
-    fast = [c for c in FAST_CIPHERS if c in options.ciphers]
-    options.ciphers = tuple(fast + [c for c in options.ciphers if c not in fast])
-    return transport
+class _FirstBytes:
+    """The socket (or channel, or ProxyCommand) paramiko reads from, keeping the first bytes the
+    server sent: when no SSH banner came, they name what answered instead."""
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self.head = b""
+        self.hung_up = False  # the server closed the connection
+
+    def recv(self, size: int) -> bytes:
+        data = self._sock.recv(size)
+        self.hung_up = self.hung_up or not data
+        if len(self.head) < 256:
+            self.head += data[: 256 - len(self.head)]
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class _GcmFirstTransport:
+    """paramiko's transport_factory: GCM ciphers first, and the transport and first bytes kept."""
+
+    def __init__(self) -> None:
+        self.transport: paramiko.Transport | None = None
+        self.sock: _FirstBytes | None = None
+
+    def __call__(self, sock: Any, **kwargs: Any) -> paramiko.Transport:
+        self.sock = _FirstBytes(sock)
+        self.transport = transport = paramiko.Transport(self.sock, **kwargs)
+        options = transport.get_security_options()
+        fast = [c for c in FAST_CIPHERS if c in options.ciphers]
+        options.ciphers = tuple(fast + [c for c in options.ciphers if c not in fast])
+        return transport
+
+    def no_banner(self, timeout_s: float) -> str | None:
+        """What answered instead of an SSH server, or None when an SSH banner did arrive."""
+        if self.transport is None or self.sock is None or self.transport.remote_version:
+            return None
+        lines = self.sock.head.decode("utf-8", "replace").splitlines()
+        if any(line.startswith("SSH-") for line in lines):
+            return None  # a banner that paramiko rejected: its own message says why
+        if not lines and self.sock.hung_up:
+            return "not an SSH server: it closed the connection without a banner"
+        if not lines:
+            return f"no SSH banner within {timeout_s:g} s"
+        first = lines[0].strip()
+        shown = first[:BANNER_SHOWN_CHARS] + ("…" if len(first) > BANNER_SHOWN_CHARS else "")
+        return f"not an SSH server: got {shown!r}"
 
 
 class SshTransport:
@@ -87,11 +154,22 @@ class SshTransport:
                 "the agent needs >= 3.8",
                 device=self.device_name,
             )
-        sftp = paramiko.SFTPClient.from_transport(self._client.get_transport(), window_size=SFTP_WINDOW_BYTES)  # type: ignore[arg-type]
-        if sftp is None:
+        self._sftp = self._open_sftp()
+
+    def _open_sftp(self) -> paramiko.SFTPClient | None:
+        """An SFTP session, or None when the board's sshd has no SFTP subsystem (uploads then go
+        over exec channels, see _send_exec)."""
+        transport = self._client.get_transport()
+        if transport is None or not transport.is_active():
             self.close()
-            raise self._fail("the board's SSH server offers no SFTP subsystem")
-        self._sftp = sftp
+            raise self._fail("connection lost before SFTP could start")
+        try:
+            return paramiko.SFTPClient.from_transport(transport, window_size=SFTP_WINDOW_BYTES)
+        except (paramiko.SSHException, EOFError):  # sshd closes the channel it cannot serve
+            if not transport.is_active():
+                self.close()
+                raise self._fail("connection lost while opening SFTP") from None
+            return None
 
     # -- connection -------------------------------------------------------------------------------
 
@@ -171,17 +249,23 @@ class SshTransport:
         else:
             client.set_missing_host_key_policy(paramiko.RejectPolicy())
         where = f"{hop.hostname}:{hop.port}{via}"
+        factory = _GcmFirstTransport()
+        key_file = str(Path(hop.key_file).expanduser()) if hop.key_file else None
+        passphrase = os.environ.get(target.passphrase_env) if target.passphrase_env else None
+        if key_file is not None:
+            self._check_key(key_file, passphrase or None)
         try:
             client.connect(
                 hop.hostname,
                 port=hop.port,
                 username=hop.user,
-                key_filename=str(Path(hop.key_file).expanduser()) if hop.key_file else None,
+                key_filename=key_file,
+                passphrase=passphrase or None,
                 timeout=target.connect_timeout_s,
                 auth_timeout=target.connect_timeout_s,
                 banner_timeout=target.connect_timeout_s,
                 sock=sock,
-                transport_factory=_gcm_first_transport,
+                transport_factory=factory,
                 allow_agent=hop.key_file is None,
                 look_for_keys=hop.key_file is None,
             )
@@ -190,9 +274,19 @@ class SshTransport:
                 f"host key of {where} does not match {known_hosts} (possible man-in-the-middle; "
                 "if the board was reinstalled, remove its old key)"
             ) from None
+        except paramiko.BadAuthenticationType as exc:
+            allowed = ", ".join(exc.allowed_types) or "none"
+            raise self._fail(
+                f"authentication failed for {hop.user or ''}@{where}: the server refuses public-key "
+                f"logins (it allows: {allowed}); edgekit logs in with keys only"
+            ) from None
         except paramiko.AuthenticationException:
             raise self._fail(f"authentication failed for {hop.user or ''}@{where}") from None
         except paramiko.SSHException as exc:
+            client.close()
+            found = factory.no_banner(target.connect_timeout_s)
+            if found is not None:
+                raise self._fail(f"{where}: {found}") from None
             if "not found in known_hosts" in str(exc):
                 raise self._fail(
                     f"{where} is not in {known_hosts}; add its key (ssh-keyscan) or set "
@@ -200,6 +294,7 @@ class SshTransport:
                 ) from None
             raise self._fail(f"SSH error at {where}: {exc}") from None
         except (TimeoutError, ConnectionResetError, EOFError):
+            client.close()
             raise  # transient: _connect retries with backoff
         except OSError as exc:
             raise self._fail(f"unreachable at {where} ({exc.strerror or exc})") from None
@@ -209,6 +304,30 @@ class SshTransport:
         if transport is not None:
             transport.set_keepalive(KEEPALIVE_S)
         return client
+
+    def _check_key(self, key_file: str, passphrase: str | None) -> None:
+        """Fail before connecting, in one line, on a private key paramiko cannot use: unreadable,
+        encrypted with no passphrase available (no prompt: edgekit runs without a terminal), or
+        not decryptable with the one given (the inventory's `passphrase_env` names its variable)."""
+        env = self.target.passphrase_env
+        for kind in _KEY_TYPES:
+            try:
+                kind.from_private_key_file(key_file, password=passphrase)
+                return
+            except paramiko.PasswordRequiredException:
+                raise self._fail(
+                    f"the private key {key_file} is encrypted and no passphrase is available "
+                    f"({f'${env} is unset' if env else 'the inventory sets no passphrase_env'}); set "
+                    "passphrase_env to a variable holding it, or load the key into ssh-agent and "
+                    "leave key_file out"
+                ) from None
+            except OSError as exc:
+                raise self._fail(f"cannot read the private key {key_file} ({exc.strerror or exc})") from None
+            except (paramiko.SSHException, ValueError, TypeError, IndexError):
+                continue  # another key type, or a wrong passphrase: known after all types
+        if passphrase:
+            raise self._fail(f"cannot decrypt the private key {key_file} with ${env} (wrong passphrase?)")
+        raise self._fail(f"{key_file} is not a private key edgekit can use (RSA, ECDSA or Ed25519)")
 
     def _close_jumps(self) -> None:
         for client in reversed(self._jumps):
@@ -280,11 +399,10 @@ class SshTransport:
                 local.name, size - offset, int(state["free_bytes"]), "checked before sending"
             )
         try:
-            with local.open("rb") as source, self._sftp.open(partial, "ab" if offset else "wb") as target:
-                target.set_pipelined(True)
-                source.seek(offset)
-                while chunk := source.read(UPLOAD_CHUNK_BYTES):
-                    target.write(chunk)
+            if self._sftp is not None:
+                self._send_sftp(local, partial, offset)
+            else:
+                self._send_exec(local, partial, offset)
         except (OSError, EOFError, paramiko.SSHException) as exc:
             raise self._upload_failure(
                 local.name, partial, size - offset, str(exc) or type(exc).__name__
@@ -299,9 +417,45 @@ class SshTransport:
             raise self._fail(f"upload of {local.name} arrived corrupted (sha256 mismatch); removed")
         return StagedFile(remote, bytes_sent=size - offset, skipped_cached=False, method="ssh")
 
+    def _send_sftp(self, local: Path, partial: str, offset: int) -> None:
+        """local's bytes from `offset` on, appended to `partial` on the board (pipelined SFTP writes)."""
+        assert self._sftp is not None
+        with local.open("rb") as source, self._sftp.open(partial, "ab" if offset else "wb") as target:
+            target.set_pipelined(True)
+            source.seek(offset)
+            while chunk := source.read(UPLOAD_CHUNK_BYTES):
+                target.write(chunk)
+
+    def _send_exec(self, local: Path, partial: str, offset: int) -> None:
+        """As _send_sftp, without SFTP: the bytes stream into board_stage.py `receive` on an exec
+        channel's stdin. Raises OSError with the board's reason when it could not write them all."""
+        command = " ".join(
+            shlex.quote(p) for p in (self.target.python, "-c", _BOARD_STAGE, "receive", partial, str(offset))
+        )
+        channel = self._client.get_transport().open_session()  # type: ignore[union-attr]
+        try:
+            channel.settimeout(COMMAND_TIMEOUT_S)
+            channel.exec_command(command)
+            with local.open("rb") as source:
+                source.seek(offset)
+                while chunk := source.read(UPLOAD_CHUNK_BYTES):
+                    channel.sendall(chunk)
+            channel.shutdown_write()
+            line = channel.makefile("rb").readline()
+        finally:
+            channel.close()
+        if not line:
+            raise OSError("the board's receiver exited without an answer")
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            raise OSError(f"the board's receiver answered {line[:200]!r}") from None
+        if "error" in reply:
+            raise OSError(str(reply["error"]))
+
     def _remove(self, path: str) -> None:
-        with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
-            self._sftp.remove(path)
+        with contextlib.suppress(DeviceError):
+            self._stage_step("remove", path=path)
 
     def _disk_full(self, name: str, needed: int, free: int, reason: str) -> DeviceError:
         return self._fail(
@@ -369,7 +523,8 @@ class SshTransport:
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
-            self._sftp.close()
+            if self._sftp is not None:
+                self._sftp.close()
         with contextlib.suppress(Exception):
             self._stager.close()
         self._client.close()

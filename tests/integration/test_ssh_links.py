@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -150,15 +149,9 @@ def test_a_link_cut_mid_upload_resumes_on_the_next_run(sshd: Sshd, big_model: Pa
 
 
 @pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
+def small_disk(tmpfs: Callable[[str, str], Path]) -> Path:
     """A real 1 MiB tmpfs: the board's disk, full after the agent and half a model."""
-    mount_point = tmp_path / "small disk"
-    mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)])
-    if mounted.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    yield mount_point
-    subprocess.run(["umount", "-l", str(mount_point)], check=True)
+    return tmpfs("small disk", "1m")
 
 
 def test_a_full_board_disk_is_named_and_nothing_partial_is_used(

@@ -62,3 +62,32 @@ def test_served_over_stdin_as_the_board_runs_it(tmp_path: Path) -> None:
     }
     assert checked["cached"] is False
     assert "KeyError" in bad_commit["error"] and unknown == {"error": "unknown op 'format-disk'"}
+
+
+def test_receive_cuts_to_the_offset_then_appends_stdin_as_the_board_runs_it(tmp_path: Path) -> None:
+    """The exec-channel upload (boards without SFTP): `receive PATH.part OFFSET` keeps the first
+    OFFSET bytes of an earlier upload, drops anything after them, appends stdin."""
+    script = Path(board_stage.__file__).read_text()
+    partial = tmp_path / "m.onnx.part"
+    partial.write_bytes(PAYLOAD[:300] + b"garbage after the resume point")
+    done = subprocess.run(
+        [sys.executable, "-c", script, "receive", str(partial), "300"],
+        input=PAYLOAD[300:],
+        capture_output=True,
+        check=True,
+    )
+    assert json.loads(done.stdout) == {"part_bytes": len(PAYLOAD)}
+    assert partial.read_bytes() == PAYLOAD
+    assert board_stage.commit(str(tmp_path / "m.onnx"), SHA, len(PAYLOAD))["ok"] is True
+    fresh = subprocess.run(
+        [sys.executable, "-c", script, "receive", str(tmp_path / "new" / "x.part"), "0"],
+        input=b"abc",
+        capture_output=True,
+        check=True,
+    )
+    assert json.loads(fresh.stdout)["error"].startswith(
+        "FileNotFoundError: "
+    )  # no directory: said, not raised
+    assert board_stage.remove(str(partial)) == {"removed": False}
+    (tmp_path / "m.onnx").rename(partial)
+    assert board_stage.remove(str(partial)) == {"removed": True} and not partial.exists()
