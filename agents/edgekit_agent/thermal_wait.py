@@ -19,10 +19,13 @@ def wait_until_cool(
     poll_s: float,
     progress: Callable[[Dict[str, Any]], None],
 ) -> Dict[str, Any]:
-    """Wait until the zone is below max_c. On timeout the run goes on and says so (the host
-    marks it suspect): a benchmark that never starts helps no one, a flagged one can be judged."""
+    """Wait until the zone (select_zone: a valid reading, never a gated sensor's -256 °C) is
+    below max_c (°C); timeout_s and poll_s in seconds. On timeout the run goes on and says so (the
+    host marks it suspect): a benchmark that never starts helps no one, a flagged one can be
+    judged. With no valid reading the wait is not met ("met": False, the reason why): the host
+    marks that run suspect too."""
     started = time.monotonic()
-    temp, zone = zone_temperature_c(host, zone_type)
+    temp, zone, why = zone_temperature_c(host, zone_type)
     if temp is None:
         return {
             "max_start_temp_c": max_c,
@@ -30,7 +33,8 @@ def wait_until_cool(
             "start_temp_c": None,
             "waited_s": 0.0,
             "timed_out": False,
-            "reason": "no thermal zone %r to watch" % (zone_type or "any"),
+            "met": False,
+            "reason": why,
         }
     while temp >= max_c:
         elapsed = time.monotonic() - started
@@ -41,6 +45,7 @@ def wait_until_cool(
                 "start_temp_c": temp,
                 "waited_s": round(elapsed, 3),
                 "timed_out": True,
+                "met": False,
             }
         progress(
             {
@@ -52,13 +57,22 @@ def wait_until_cool(
             }
         )
         time.sleep(poll_s)
-        temp, zone = zone_temperature_c(host, zone_type)
-        if temp is None:
-            break
+        temp, zone, why = zone_temperature_c(host, zone_type)
+        if temp is None:  # the sensor went away while waiting: not met
+            return {
+                "max_start_temp_c": max_c,
+                "zone": zone,
+                "start_temp_c": None,
+                "waited_s": round(time.monotonic() - started, 3),
+                "timed_out": False,
+                "met": False,
+                "reason": why,
+            }
     return {
         "max_start_temp_c": max_c,
         "zone": zone,
         "start_temp_c": temp,
         "waited_s": round(time.monotonic() - started, 3),
         "timed_out": False,
+        "met": True,
     }

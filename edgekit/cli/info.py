@@ -47,7 +47,8 @@ def devices_facts(
         if key != "sensors":
             table.add_row(key, _show(value))
     for zone in facts["sensors"].get("thermal_zones") or []:
-        table.add_row(f"thermal {zone.get('zone')} ({zone.get('type')})", f"{fmt(zone.get('temp_c'), 1)} °C")
+        reading = f"{fmt(zone.get('temp_c'), 1)} °C" if zone.get("temp_c") is not None else zone.get("reason")
+        table.add_row(f"thermal {zone.get('zone')} ({zone.get('type')})", reading or "—")
     stdout.print(table)
 
 

@@ -138,7 +138,13 @@ def _thermal_line(thermal: Thermal) -> str:
         temps = f"start {fmt(thermal.start_c, 1)} °C, end {fmt(thermal.end_c, 1)} °C"
     throttled = thermal.throttled
     throttle = reasons.get("throttled", "unknown") if throttled is None else ("yes" if throttled else "no")
-    return f"thermal: {temps}; throttled: {throttle}"
+    ignored = [
+        f"{z.zone} ({z.type}) {(z.null_reasons or {}).get('start_c')}"
+        for z in thermal.zones or []
+        if z.start_c is None and thermal.start_c is not None
+    ]
+    suffix = f"; ignored: {'; '.join(ignored)}" if ignored else ""
+    return f"thermal: {temps}; throttled: {throttle}{suffix}"
 
 
 def _energy_line(result: Result) -> str:

@@ -26,6 +26,7 @@ from edgekit_agent.sensors.snapshot import sensors_snapshot
 from edgekit_agent.thermal_wait import wait_until_cool
 
 from edgekit.core.resources import agent_source_dir
+from edgekit.judge.thermal import thermal_summary
 from edgekit.lab.sysfs_tree import make_fake_sysfs, write_sysfs_value
 from edgekit.testing.sensors import (
     NVPMODEL_QUERY,
@@ -331,8 +332,51 @@ def test_thermal_wait_times_out_and_says_so(tmp_path: Path) -> None:
     assert events and events[0]["phase"] == "cooldown" and events[0]["temp_c"] == 80.0
     cool = wait_until_cool(host, "cpu-thermal", 90.0, 0.3, 0.05, events.append)
     assert cool["timed_out"] is False and cool["waited_s"] < 0.1
-    absent = wait_until_cool(host, "gpu-thermal", 60.0, 0.3, 0.05, events.append)
-    assert absent["start_temp_c"] is None and "no thermal zone 'gpu-thermal'" in absent["reason"]
+    absent = wait_until_cool(host, "gpu-thermal", 90.0, 0.3, 0.05, events.append)  # the CPU zone stands in
+    assert absent["start_temp_c"] == 80.0 and absent["zone"] == "thermal_zone0:cpu-thermal" and absent["met"]
+    empty = Host(str(make_fake_sysfs(tmp_path / "empty", thermal_zones=[])))
+    none = wait_until_cool(empty, "gpu-thermal", 60.0, 0.3, 0.05, events.append)
+    assert none["start_temp_c"] is None and none["met"] is False and none["reason"] == "no thermal zones"
+
+
+JETSON_GATED_GPU = [("cpu-thermal", 45000), ("gpu-thermal", -256000), ("CV0-thermal", -256000)]
+
+
+def test_a_gated_zone_reads_null_with_the_reason_and_never_stands_for_the_board(tmp_path: Path) -> None:
+    host = Host(str(make_fake_sysfs(tmp_path / "sys", thermal_zones=JETSON_GATED_GPU)))
+    snapshot = sensors_snapshot(host)
+    cpu, gpu, cv = snapshot["thermal_zones"]
+    assert (cpu["temp_c"], cpu["cpu"], "reason" in cpu) == (45.0, True, False)
+    assert gpu["temp_c"] is None and gpu["cpu"] is False
+    assert gpu["reason"] == "reads -256.0 °C: a disconnected or power-gated sensor" == cv["reason"]
+    assert snapshot["max_temp_c"] == 45.0
+    for watched in ("", "gpu-thermal", "cpu-thermal"):  # hottest, the gated zone named, the CPU named
+        wait = wait_until_cool(host, watched, 60.0, 0.3, 0.05, lambda event: None)
+        assert (wait["start_temp_c"], wait["zone"], wait["met"]) == (45.0, "thermal_zone0:cpu-thermal", True)
+
+
+@pytest.mark.parametrize(
+    ("zones", "why"),
+    [
+        ([("cpu-thermal", 0), ("gpu-thermal", -256000)], "thermal_zone0 (cpu-thermal) reads 0 °C: an"),
+        ([("x86_pkg_temp", 151000)], "thermal_zone0 (x86_pkg_temp) reads 151.0 °C, above 150 °C"),
+        ([("CPU-therm", -256000)], "thermal_zone0 (CPU-therm) reads -256.0 °C: a disconnected"),
+        ([("gpu-thermal", 45000), ("soc_thermal", -40500)], "thermal_zone1 (soc_thermal) reads -40.5 °C"),
+    ],
+)
+def test_only_invalid_cpu_zones_is_unknown_and_never_meets_the_start_gate(
+    tmp_path: Path, zones: list[tuple[str, int]], why: str
+) -> None:
+    host = Host(str(make_fake_sysfs(tmp_path / "sys", thermal_zones=zones)))
+    wait = wait_until_cool(host, "", 60.0, 0.3, 0.05, lambda event: None)
+    assert wait["start_temp_c"] is None and wait["met"] is False and wait["timed_out"] is False
+    assert wait["reason"].startswith("no valid thermal zone covers the CPU: ") and why in wait["reason"]
+    snapshot = sensors_snapshot(host)
+    summary = thermal_summary(snapshot, snapshot, "cpu-thermal", wait)
+    assert summary["start_c"] is None and summary["null_reasons"]["start_c"] == wait["reason"]
+    assert summary["suspect"] is True
+    assert summary["suspect_reasons"][0] == f"max_start_temp_c 60.0 °C not checked: {wait['reason']}"
+    assert [z["start_c"] for z in summary["zones"]] == [45.0 if temp == 45000 else None for _, temp in zones]
 
 
 def test_sampler_brackets_the_window_and_a_failed_sensor_stays_failed(tmp_path: Path) -> None:
