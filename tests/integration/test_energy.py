@@ -19,7 +19,7 @@ from edgekit.core.result import Result
 from edgekit.judge.compare import compare
 from edgekit.lab.sysfs_tree import make_fake_sysfs, write_sysfs_value
 from edgekit.measure.bench import BenchOptions, run_bench
-from edgekit.testing.sensors import make_fake_ina2xx, make_fake_rapl
+from edgekit.testing.sensors import make_fake_ina2xx, make_fake_ina3221, make_fake_ina3221x, make_fake_rapl
 from edgekit.transport.board import Board, resolve_board
 from tests.fake_board import fake_board, fake_profile
 
@@ -95,6 +95,32 @@ def test_hwmon_energy_per_inference_matches_the_ground_truth(
     assert 0 < energy["mj_per_inference_uncertainty"] < 0.1 * truth
     check = next(c for c in result["budget"]["checks"] if c["metric"] == "energy_mj_per_inference")
     assert check["verdict"] == "pass" and check["value"] == energy["mj_per_inference"]
+
+
+@pytest.mark.parametrize(
+    ("make_rail", "spec", "why"),
+    [
+        (  # JetPack 4: the GPU rail reads 0 mW while the model runs on the CPU
+            lambda sysfs: make_fake_ina3221x(sysfs),
+            "ina3221x:POM_5V_GPU",
+            "the rail read exactly 0 W for the whole timed window while the board ran",
+        ),
+        (  # JetPack 5/6 hwmon: currN_input is signed, a reversed shunt reads negative mA
+            lambda sysfs: make_fake_ina3221(sysfs, rails=[("VDD_IN", 5056, -1104)]),
+            "ina3221:VDD_IN",
+            "the sensor read negative power (-5.582 W) in the idle window",
+        ),
+    ],
+)
+def test_an_impossible_rail_is_unknown_energy_with_the_reason(
+    sysfs: Path, tmp_path: Path, mlp_model: Path, make_rail: Callable[[Path], Path], spec: str, why: str
+) -> None:
+    make_rail(sysfs)
+    chosen = profile(tmp_path, [spec], sample_interval_ms=10)
+    result = bench_json(mlp_model, board(sysfs, chosen), BenchOptions(runs=20, min_seconds=0.3))
+    assert result["energy"] is None and result["null_reasons"]["energy"].startswith(why)
+    check = next(c for c in result["budget"]["checks"] if c["metric"] == "energy_mj_per_inference")
+    assert check["verdict"] == "unknown" and check["value"] is None and check["reason"].startswith(why)
 
 
 class RaplCounter:

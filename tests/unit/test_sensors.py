@@ -249,11 +249,13 @@ def test_external_meter_command_watts_and_joules(tmp_path: Path) -> None:
 
 
 def test_discovery_lists_every_sensor_with_its_state(tmp_path: Path) -> None:
-    make_fake_ina3221(tmp_path, rails=[("VDD_IN", 5000, 1000), ("", 5000, 0), ("VDD_SOC", 5000, 200)])
+    make_fake_ina3221(tmp_path, rails=[("VDD_IN", 5000, 1000), ("", 5000, 0), ("VDD_SOC", 5000, -200)])
     make_fake_rapl(tmp_path)
     found = {entry["sensor"]: entry for entry in discover_power_sensors(Host(str(tmp_path)))}
     assert set(found) >= {"ina3221:VDD_IN", "ina3221:VDD_SOC", "rapl:package-0", "rapl:core", "rapl:uncore"}
     assert found["ina3221:VDD_IN"]["ok"] and found["ina3221:VDD_IN"]["value"] == pytest.approx(5.0)
+    soc = found["ina3221:VDD_SOC"]  # currN_input is signed: a reversed shunt reads negative
+    assert soc["ok"] is False and soc["reason"] == "reads negative power (-1 W): miswired or faulty"
 
 
 def test_snapshot_reports_nvpmodel_when_present(fake_path: Path, tmp_path: Path) -> None:
@@ -311,6 +313,57 @@ def test_too_few_samples_is_null_with_a_reason() -> None:
     assert (
         summary["mj_per_inference"] is None and "too few power samples (idle 3, busy 2" in summary["reason"]
     )
+
+
+@pytest.mark.parametrize(
+    ("kind", "idle", "busy", "why"),
+    [
+        (
+            "power",
+            steady(2.0, 1.0, 0.1),
+            steady(-0.5, 1.0, 0.1),
+            "negative power (-0.5 W) in the timed window",
+        ),
+        (
+            "power",
+            steady(-0.1, 1.0, 0.1),
+            steady(3.0, 1.0, 0.1),
+            "negative power (-0.1 W) in the idle window",
+        ),
+        (
+            "power",
+            steady(0.0, 1.0, 0.1),
+            steady(0.0, 1.0, 0.1),
+            "read exactly 0 W for the whole timed window",
+        ),
+        (
+            "power",
+            steady(1.0, 1.0, 0.1),
+            steady(0.0, 1.0, 0.1),
+            "read exactly 0 W for the whole timed window",
+        ),
+        ("energy", [(0.0, 5.0), (0.1, 4.0), (0.2, 4.5)], steady(3.0, 1.0, 0.1), "negative power (-10 W)"),
+        ("energy", [(i * 0.1, i * 0.2) for i in range(10)], steady(7.0, 1.0, 0.1), "did not advance"),
+    ],
+)
+def test_impossible_rail_readings_are_null_never_zero_or_negative_millijoules(
+    kind: str, idle: list[tuple[float, float]], busy: list[tuple[float, float]], why: str
+) -> None:
+    summary = energy_summary(idle, busy, kind=kind, window_s=1.0, inferences=100, resolution=0.001)
+    assert summary["mj_per_inference"] is None and why in summary["reason"]
+
+
+def test_a_rail_at_zero_while_idle_only_is_a_measurement() -> None:
+    """A GPU rail idles at 0 W and draws during a GPU run: that is energy, not a dead rail."""
+    summary = energy_summary(
+        steady(0.0, 1.0, 0.1),
+        steady(2.0, 1.0, 0.1),
+        kind="power",
+        window_s=1.0,
+        inferences=100,
+        resolution=0.0,
+    )
+    assert summary["mj_per_inference"] == pytest.approx(20.0)
 
 
 def test_noisy_samples_give_a_standard_error() -> None:
