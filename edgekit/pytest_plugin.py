@@ -156,7 +156,7 @@ def edge_bench(
     store_path = request.config.getoption("--edge-store")
 
     def bench(
-        model: str | Path, budget_overrides: dict[str, float] | None = None, **options: Any
+        model: str | Path, budget_overrides: dict[str, float | None] | None = None, **options: Any
     ) -> dict[str, Any]:
         known = {f.name for f in dataclasses.fields(BenchOptions)}
         unknown = sorted(set(options) - known)

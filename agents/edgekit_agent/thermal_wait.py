@@ -6,7 +6,7 @@ import time
 from typing import Any, Callable, Dict
 
 from edgekit_agent.host import Host
-from edgekit_agent.sensors.thermal import zone_temperature_c
+from edgekit_agent.sensors.thermal import read_thermal_zones, select_zone, zone_temperature_c
 
 THERMAL_POLL_S = 1.0
 
@@ -22,10 +22,12 @@ def wait_until_cool(
     """Wait until the zone (select_zone: a valid reading, never a gated sensor's -256 °C) is
     below max_c (°C); timeout_s and poll_s in seconds. On timeout the run goes on and says so (the
     host marks it suspect): a benchmark that never starts helps no one, a flagged one can be
-    judged. With no valid reading the wait is not met ("met": False, the reason why): the host
-    marks that run suspect too."""
+    judged. Zones that read only invalid values never meet it ("met": False, the reason why; the
+    host marks that run suspect too); a board without thermal zones cannot tell ("met": None, not
+    suspect, as a board without a throttle source)."""
     started = time.monotonic()
-    temp, zone, why = zone_temperature_c(host, zone_type)
+    zones = read_thermal_zones(host)
+    temp, zone, why = select_zone(zones, zone_type)
     if temp is None:
         return {
             "max_start_temp_c": max_c,
@@ -33,7 +35,7 @@ def wait_until_cool(
             "start_temp_c": None,
             "waited_s": 0.0,
             "timed_out": False,
-            "met": False,
+            "met": False if zones else None,
             "reason": why,
         }
     while temp >= max_c:

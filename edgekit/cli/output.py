@@ -53,6 +53,16 @@ def verdict_text(verdict: str) -> str:
     return f"[{style}]{verdict.upper()}[/]"
 
 
+def strict_hint(device: str, cannot: dict[str, str]) -> str:
+    """One line: these budgets cannot be judged on `device`, so --strict fails there, and how to
+    drop them (docs/results.md, "Budgets a device cannot judge")."""
+    drop = " ".join(f"--budget {metric}=none" for metric in cannot)
+    return (
+        f"cannot be judged on {device}: {', '.join(cannot)}; every run there is unknown for "
+        f"{'it' if len(cannot) == 1 else 'them'}, so --strict fails until dropped: {drop}"
+    )
+
+
 def result_table(result: Result) -> Table:
     """Every metric with its budget and verdict; unmeasured metrics show why."""
     checks = {c.metric: c for c in result.budget.checks}
@@ -62,8 +72,14 @@ def result_table(result: Result) -> Table:
     table.add_column("budget", justify="right")
     table.add_column("verdict")
     table.add_column("note", overflow="fold")
+    captions = []
     if result.thermal is not None and result.thermal.suspect:
-        table.caption = "[bold red]SUSPECT RUN[/]: " + "; ".join(result.thermal.suspect_reasons)
+        captions.append("[bold red]SUSPECT RUN[/]: " + "; ".join(result.thermal.suspect_reasons))
+    cannot = {c.metric: c.reason or "" for c in result.budget.checks if c.unjudgeable}
+    if cannot:
+        captions.append(strict_hint(result.device.name, cannot))
+    if captions:
+        table.caption = "\n".join(captions)
         table.caption_justify = "left"
     for metric, measured in metric_values(result).items():
         check = checks.get(metric)

@@ -295,8 +295,9 @@ class ThermalWait(_Model):
     timed_out: bool = False
     met: bool | None = Field(
         None,
-        description="Timing started below max_start_temp_c; false when it did not or no valid reading "
-        "could tell (never met by an invalid sensor); null in results stored before this field.",
+        description="Timing started below max_start_temp_c; false when it did not or the zones read "
+        "only invalid values (never met by an invalid sensor); null when the board has no thermal "
+        "zones, and in results stored before this field.",
     )
     reason: str | None = Field(None, description="Why start_temp_c is null.")
 
@@ -377,6 +378,12 @@ class BudgetCheck(_Model):
     value: Real | None = Field(description="Measured, in the metric's unit; null when unknown.")
     verdict: str = Field(description="pass, fail or unknown.")
     reason: str | None = Field(None, description="Why the verdict is unknown.")
+    unjudgeable: bool | None = Field(
+        None,
+        description="True when this device cannot measure the metric at all (no power sensor, an "
+        "emulated board's timings): unknown on every run here, so --strict fails until the budget "
+        "is dropped (--budget METRIC=none).",
+    )
 
 
 class BudgetVerdict(_Model):

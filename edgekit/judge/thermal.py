@@ -14,8 +14,9 @@ clock on purpose, and scaling_cur_freq is the last request, not the hardware clo
 starts and ends inside the window leaves no trace in cpufreq (Pi firmware's occurred bits keep it).
 
 A run is suspect when it throttled during the window, started hotter than max_start_temp_c
-(the agent waited, timed out and ran anyway), or had max_start_temp_c but no valid reading to
-check it against: a start gate is never met by a missing or impossible temperature.
+(the agent waited, timed out and ran anyway), or had max_start_temp_c while its thermal zones read
+only impossible values: a start gate is never met by an invalid reading. A board without thermal
+zones cannot tell (wait.met null, the reason in wait.reason), like one without a throttle source.
 
 Temperatures: a zone the agent found invalid (a disconnected or power-gated sensor: Jetson's
 -256 °C, an unpowered 0 °C, above 150 °C; agents/edgekit_agent/sensors/thermal.py) has temp_c None
@@ -140,7 +141,7 @@ def thermal_summary(
             f"started hot: {wait.get('zone')} at {wait.get('start_temp_c')} °C, not below "
             f"max_start_temp_c {wait.get('max_start_temp_c')} °C after waiting {wait.get('waited_s')} s",
         )
-    elif wait and wait.get("start_temp_c") is None:
+    elif wait and wait.get("met") is False and wait.get("start_temp_c") is None:
         suspect_reasons.insert(
             0,
             f"max_start_temp_c {wait.get('max_start_temp_c')} °C not checked: "
