@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Optional
 
 from edgekit_agent.host import Host
 from edgekit_agent.sensors.thermal import read_thermal_zones, select_zone, zone_temperature_c
@@ -28,27 +28,26 @@ def wait_until_cool(
     started = time.monotonic()
     zones = read_thermal_zones(host)
     temp, zone, why = select_zone(zones, zone_type)
-    if temp is None:
-        return {
+
+    def outcome(met: Optional[bool], timed_out: bool = False) -> Dict[str, Any]:
+        record = {
             "max_start_temp_c": max_c,
             "zone": zone,
-            "start_temp_c": None,
-            "waited_s": 0.0,
-            "timed_out": False,
-            "met": False if zones else None,
-            "reason": why,
+            "start_temp_c": temp,
+            "waited_s": round(time.monotonic() - started, 3),
+            "timed_out": timed_out,
+            "met": met,
         }
+        if temp is None:
+            record["reason"] = why
+        return record
+
+    if temp is None:
+        return outcome(False if zones else None)
     while temp >= max_c:
         elapsed = time.monotonic() - started
         if elapsed >= timeout_s:
-            return {
-                "max_start_temp_c": max_c,
-                "zone": zone,
-                "start_temp_c": temp,
-                "waited_s": round(elapsed, 3),
-                "timed_out": True,
-                "met": False,
-            }
+            return outcome(False, timed_out=True)
         progress(
             {
                 "phase": "cooldown",
@@ -60,21 +59,6 @@ def wait_until_cool(
         )
         time.sleep(poll_s)
         temp, zone, why = zone_temperature_c(host, zone_type)
-        if temp is None:  # the sensor went away while waiting: not met
-            return {
-                "max_start_temp_c": max_c,
-                "zone": zone,
-                "start_temp_c": None,
-                "waited_s": round(time.monotonic() - started, 3),
-                "timed_out": False,
-                "met": False,
-                "reason": why,
-            }
-    return {
-        "max_start_temp_c": max_c,
-        "zone": zone,
-        "start_temp_c": temp,
-        "waited_s": round(time.monotonic() - started, 3),
-        "timed_out": False,
-        "met": True,
-    }
+        if temp is None:  # the zones went invalid while waiting: not met
+            return outcome(False)
+    return outcome(True)
