@@ -158,7 +158,7 @@ def profiles_show(
             table.add_row(key, _show(value), *(judged if section == "budgets" else []))
         stdout.print(table)
     if cannot:
-        stdout.print(strict_hint(where, cannot))
+        stdout.print(strict_hint(where, cannot), soft_wrap=True)
 
 
 def history(

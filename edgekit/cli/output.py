@@ -72,18 +72,13 @@ def result_table(result: Result) -> Table:
     table.add_column("budget", justify="right")
     table.add_column("verdict")
     table.add_column("note", overflow="fold")
-    captions = []
     if result.thermal is not None and result.thermal.suspect:
-        captions.append("[bold red]SUSPECT RUN[/]: " + "; ".join(result.thermal.suspect_reasons))
-    cannot = {c.metric: c.reason or "" for c in result.budget.checks if c.unjudgeable}
-    if cannot:
-        captions.append(strict_hint(result.device.name, cannot))
-    if captions:
-        table.caption = "\n".join(captions)
+        table.caption = "[bold red]SUSPECT RUN[/]: " + "; ".join(result.thermal.suspect_reasons)
         table.caption_justify = "left"
     for metric, measured in metric_values(result).items():
         check = checks.get(metric)
-        note = measured.reason or (check.reason if check else None) or ""
+        unjudgeable = check.reason if check is not None and check.unjudgeable else None
+        note = unjudgeable or measured.reason or (check.reason if check else None) or ""
         table.add_row(
             metric,
             fmt(measured.value),
@@ -123,6 +118,9 @@ def print_result(result: Result) -> None:
         )
     for line in details:
         stdout.print(f"  {line}")
+    cannot = {c.metric: c.reason or "" for c in result.budget.checks if c.unjudgeable}
+    if cannot:  # the why is in each check's note above
+        stdout.print(strict_hint(result.device.name, cannot), soft_wrap=True)
     run_id = result.run_id
     suspect = "  [bold red]SUSPECT[/] (throttled or started hot: see above)" if thermal.suspect else ""
     stdout.print(
