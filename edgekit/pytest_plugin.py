@@ -10,6 +10,7 @@
 
 `edge_device` is parametrised over the selected boards (test ids are device names), each with its
 profile and budgets; `edge_bench(model_or_artifact, budget_overrides=None, **BenchOptions fields)`
+(an override of None drops that budget, e.g. energy where the board has no power sensor)
 benchmarks on it and returns the result JSON, recording its metrics as JUnit properties;
 `assert_within_budget(result)` fails with a per-metric table; `edge_compare(baseline, candidate)`
 runs an interleaved A/B comparison on it (as `edgekit compare --device`) and
@@ -156,7 +157,7 @@ def edge_bench(
     store_path = request.config.getoption("--edge-store")
 
     def bench(
-        model: str | Path, budget_overrides: dict[str, float] | None = None, **options: Any
+        model: str | Path, budget_overrides: dict[str, float | None] | None = None, **options: Any
     ) -> dict[str, Any]:
         known = {f.name for f in dataclasses.fields(BenchOptions)}
         unknown = sorted(set(options) - known)

@@ -10,6 +10,14 @@ from edgekit_agent.sensors.readers import PowerReader
 MIN_WINDOW_SAMPLES = 3
 
 
+def sample_powers(samples: List[Sample], kind: str) -> List[float]:
+    """Watts per sample (power sensors) or per interval between reads (counters: dE/dt)."""
+    if kind != "energy":
+        return [value for _, value in samples]
+    pairs = zip(samples, samples[1:])  # noqa: RUF007 - itertools.pairwise is Python 3.10+
+    return [(b[1] - a[1]) / (b[0] - a[0]) for a, b in pairs if b[0] > a[0]]
+
+
 def window_power(samples: List[Sample], kind: str) -> Tuple[float, float]:
     """(time-weighted mean watts over the samples' span, its standard error).
 
@@ -22,14 +30,36 @@ def window_power(samples: List[Sample], kind: str) -> Tuple[float, float]:
     pairs = list(zip(samples, samples[1:]))  # noqa: RUF007 - itertools.pairwise is Python 3.10+
     if kind == "energy":
         mean = (samples[-1][1] - samples[0][1]) / span
-        values = [(b[1] - a[1]) / (b[0] - a[0]) for a, b in pairs if b[0] > a[0]]
     else:
         mean = sum((a[1] + b[1]) / 2.0 * (b[0] - a[0]) for a, b in pairs) / span
-        values = [value for _, value in samples]
+    values = sample_powers(samples, kind)
     count = len(values)
     average = sum(values) / count
     variance = sum((v - average) ** 2 for v in values) / (count - 1) if count > 1 else 0.0
     return mean, (variance / count) ** 0.5
+
+
+def implausible_samples(idle: List[Sample], busy: List[Sample], kind: str) -> Optional[str]:
+    """Why the samples cannot be a rail's power, or None: negative watts (a power reading, or a
+    counter's per-interval power) are a miswired, faulty or misread sensor; a rail that reads
+    exactly 0 W (a counter that does not advance) for the whole timed window, while the board ran
+    inferences, is unpowered, gated or disconnected (e.g. a Jetson GPU rail during a CPU run).
+    Either way the energy is unknown, never 0 mJ or a negative value."""
+    for name, samples in (("idle", idle), ("timed", busy)):
+        values = sample_powers(samples, kind)
+        if values and min(values) < 0:
+            return "the sensor read negative power (%.4g W) in the %s window: miswired or faulty" % (
+                min(values),
+                name,
+            )
+    if kind == "energy" and busy[-1][1] == busy[0][1]:
+        return "the energy counter did not advance during the timed window: an unpowered or stalled sensor"
+    if kind != "energy" and all(value == 0 for _, value in busy):
+        return (
+            "the rail read exactly 0 W for the whole timed window while the board ran: "
+            "it is unpowered, gated or disconnected"
+        )
+    return None
 
 
 def energy_summary(
@@ -57,6 +87,14 @@ def energy_summary(
             "mj_per_inference": None,
             "reason": "too few power samples (idle %d, busy %d; need >= %d each): the sensor is "
             "slower than the window, lengthen --min-seconds" % (len(idle), len(busy), MIN_WINDOW_SAMPLES),
+            "sample_count": len(busy),
+            "idle_sample_count": len(idle),
+        }
+    implausible = implausible_samples(idle, busy, kind)
+    if implausible is not None:
+        return {
+            "mj_per_inference": None,
+            "reason": implausible,
             "sample_count": len(busy),
             "idle_sample_count": len(idle),
         }

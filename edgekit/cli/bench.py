@@ -21,7 +21,7 @@ def _benchmark(
     device_name: str,
     inventory: Path | None,
     profile_name: str | None,
-    budget_overrides: dict[str, float],
+    budget_overrides: dict[str, float | None],
     options: BenchOptions,
     as_json: bool,
     store: str | None,
@@ -82,7 +82,8 @@ def bench(
     ] = None,
     inputs: Annotated[Path | None, typer.Option(help=".npz with one array per model input.")] = None,
     budget: Annotated[
-        list[str] | None, typer.Option(help="Override a budget: METRIC=VALUE (repeatable).")
+        list[str] | None,
+        typer.Option(help="Override a budget: METRIC=VALUE, or METRIC=none to drop it (repeatable)."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for generated inputs and bootstrap.")] = 0,
     lock_timeout: Annotated[
@@ -95,7 +96,13 @@ def bench(
     as_json: JsonOption = False,
     store: StoreOption = None,
     no_store: Annotated[bool, typer.Option("--no-store", help="Do not keep the result.")] = False,
-    strict: Annotated[bool, typer.Option(help="Exit 1 when a budgeted metric is unknown.")] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            help="Exit 1 when a budgeted metric is unknown (drop budgets this device cannot judge: "
+            "--budget METRIC=none)."
+        ),
+    ] = False,
 ) -> None:
     """Benchmark MODEL on a device and judge it against the device profile's budgets."""
     overrides = parse_budget_overrides(budget or [])

@@ -9,10 +9,11 @@ from rich import box
 from rich.table import Table
 
 from edgekit.cli.common import DeviceOption, InventoryOption, JsonOption, StoreOption, store_from_option
-from edgekit.cli.output import fmt, print_json, stdout, verdict_text
+from edgekit.cli.output import fmt, print_json, stdout, strict_hint, verdict_text
 from edgekit.core.errors import EXIT_DEVICE
-from edgekit.core.profiles import list_profiles, load_profile
-from edgekit.measure.facts import device_facts, doctor
+from edgekit.core.profiles import CONDITION_KEYS, list_profiles, load_profile
+from edgekit.judge.budgets import unjudgeable_metrics
+from edgekit.measure.facts import device_facts, doctor, unjudgeable_on
 from edgekit.transport.board import resolve_board
 from edgekit.transport.devices import known_device_names, resolve_device
 
@@ -47,7 +48,8 @@ def devices_facts(
         if key != "sensors":
             table.add_row(key, _show(value))
     for zone in facts["sensors"].get("thermal_zones") or []:
-        table.add_row(f"thermal {zone.get('zone')} ({zone.get('type')})", f"{fmt(zone.get('temp_c'), 1)} °C")
+        reading = f"{fmt(zone.get('temp_c'), 1)} °C" if zone.get("temp_c") is not None else zone.get("reason")
+        table.add_row(f"thermal {zone.get('zone')} ({zone.get('type')})", reading or "—")
     stdout.print(table)
 
 
@@ -114,20 +116,49 @@ def profiles_list(as_json: JsonOption = False) -> None:
 
 @profiles_app.command("show")
 def profiles_show(
-    name: Annotated[str, typer.Argument(help="Profile name or .toml path.")], as_json: JsonOption = False
+    name: Annotated[str, typer.Argument(help="Profile name or .toml path.")],
+    device: Annotated[
+        str | None,
+        typer.Option(help="Also ask this device which budgets it cannot judge (e.g. no power sensor)."),
+    ] = None,
+    inventory: InventoryOption = None,
+    as_json: JsonOption = False,
 ) -> None:
-    """One profile's facts, sensors, budgets and the sources of its numbers."""
+    """One profile's facts, sensors, budgets and the sources of its numbers, and the budgets that
+    cannot be judged (on --device, or on any device when the profile names no power sensor)."""
     profile = load_profile(name)
     data = profile.to_dict()
+    where = device or "any device"
+    if device is not None:
+        cannot = unjudgeable_on(resolve_board(device, inventory=inventory, profile=name))
+    else:
+        cannot = unjudgeable_metrics(
+            profile.budget,
+            device=where,
+            emulated=False,
+            power_problem=None if profile.sensors.power else "profile names no power sensor",
+        )
+    data["unjudgeable"] = {"device": device, "metrics": cannot}
     if as_json:
         print_json(data)
         return
     stdout.print(f"[bold]{profile.name}[/] — {profile.description}  ({profile.path})")
     for section in ("facts", "sensors", "budgets", "sources"):
         table = Table("key", "value", title=section, title_justify="left")
+        if section == "budgets":
+            table.add_column(f"on {where}")
         for key, value in data[section].items():
-            table.add_row(key, _show(value))
+            judged = [
+                f"[yellow]cannot be judged[/]: {cannot[key]}"
+                if key in cannot
+                else "run condition"
+                if key in CONDITION_KEYS
+                else "judged"
+            ]
+            table.add_row(key, _show(value), *(judged if section == "budgets" else []))
         stdout.print(table)
+    if cannot:
+        stdout.print(strict_hint(where, cannot), soft_wrap=True)
 
 
 def history(

@@ -53,6 +53,16 @@ def verdict_text(verdict: str) -> str:
     return f"[{style}]{verdict.upper()}[/]"
 
 
+def strict_hint(device: str, cannot: dict[str, str]) -> str:
+    """One line: these budgets cannot be judged on `device`, so --strict fails there, and how to
+    drop them (docs/results.md, "Budgets a device cannot judge")."""
+    drop = " ".join(f"--budget {metric}=none" for metric in cannot)
+    return (
+        f"cannot be judged on {device}: {', '.join(cannot)}; every run there is unknown for "
+        f"{'it' if len(cannot) == 1 else 'them'}, so --strict fails until dropped: {drop}"
+    )
+
+
 def result_table(result: Result) -> Table:
     """Every metric with its budget and verdict; unmeasured metrics show why."""
     checks = {c.metric: c for c in result.budget.checks}
@@ -67,7 +77,8 @@ def result_table(result: Result) -> Table:
         table.caption_justify = "left"
     for metric, measured in metric_values(result).items():
         check = checks.get(metric)
-        note = measured.reason or (check.reason if check else None) or ""
+        unjudgeable = check.reason if check is not None and check.unjudgeable else None
+        note = unjudgeable or measured.reason or (check.reason if check else None) or ""
         table.add_row(
             metric,
             fmt(measured.value),
@@ -107,6 +118,9 @@ def print_result(result: Result) -> None:
         )
     for line in details:
         stdout.print(f"  {line}")
+    cannot = {c.metric: c.reason or "" for c in result.budget.checks if c.unjudgeable}
+    if cannot:  # the why is in each check's note above
+        stdout.print(strict_hint(result.device.name, cannot), soft_wrap=True)
     run_id = result.run_id
     suspect = "  [bold red]SUSPECT[/] (throttled or started hot: see above)" if thermal.suspect else ""
     stdout.print(
@@ -138,7 +152,13 @@ def _thermal_line(thermal: Thermal) -> str:
         temps = f"start {fmt(thermal.start_c, 1)} °C, end {fmt(thermal.end_c, 1)} °C"
     throttled = thermal.throttled
     throttle = reasons.get("throttled", "unknown") if throttled is None else ("yes" if throttled else "no")
-    return f"thermal: {temps}; throttled: {throttle}"
+    ignored = [
+        f"{z.zone} ({z.type}) {(z.null_reasons or {}).get('start_c')}"
+        for z in thermal.zones or []
+        if z.start_c is None and thermal.start_c is not None
+    ]
+    suffix = f"; ignored: {'; '.join(ignored)}" if ignored else ""
+    return f"thermal: {temps}; throttled: {throttle}{suffix}"
 
 
 def _energy_line(result: Result) -> str:

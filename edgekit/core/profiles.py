@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -200,8 +201,10 @@ class Budget:
 
     limits: dict[str, float]
 
-    def with_overrides(self, overrides: dict[str, float]) -> Budget:
-        return Budget({**self.limits, **overrides})
+    def with_overrides(self, overrides: Mapping[str, float | None]) -> Budget:
+        """These limits with `overrides` on top; a None override drops that budget."""
+        merged = {**self.limits, **overrides}
+        return Budget({key: value for key, value in merged.items() if value is not None})
 
     def metric_limits(self) -> dict[str, float]:
         return {k: v for k, v in self.limits.items() if k in BUDGET_METRICS}
@@ -306,10 +309,13 @@ def list_profiles() -> list[DeviceProfile]:
     return [load_profile_file(path) for _, path in sorted(_profile_files().items())]
 
 
-def parse_budget_overrides(items: list[str]) -> dict[str, float]:
-    """`["latency_p90_ms=20", ...]` -> {"latency_p90_ms": 20.0}; unknown keys and bad numbers fail."""
+def parse_budget_overrides(items: list[str]) -> dict[str, float | None]:
+    """`["latency_p90_ms=20", "energy_mj_per_inference=none"]` -> {"latency_p90_ms": 20.0,
+    "energy_mj_per_inference": None}: `none` drops the profile's budget for that metric (one a
+    device cannot measure, so that --strict can pass there). Unknown keys and bad numbers raise
+    UsageError (exit 2)."""
     known = list(BUDGET_METRICS) + list(CONDITION_KEYS)
-    overrides: dict[str, float] = {}
+    overrides: dict[str, float | None] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         key = key.strip()
@@ -319,12 +325,15 @@ def parse_budget_overrides(items: list[str]) -> dict[str, float]:
             close = difflib.get_close_matches(key, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise UsageError(f"--budget {item!r}: unknown metric {key!r}{hint}; known: {', '.join(known)}")
+        if raw.strip().lower() == "none":
+            overrides[key] = None
+            continue
         try:
             value = float(raw)
         except ValueError:
             raise UsageError(
                 f"--budget {item!r}: {raw.strip()!r} is not a number ({_unit_of(key)}; "
-                "the unit is in the metric name)"
+                "the unit is in the metric name) or none (no budget)"
             ) from None
         if not value >= 0 or value == float("inf"):
             raise UsageError(f"--budget {item!r}: expected a finite number >= 0")

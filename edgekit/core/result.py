@@ -293,7 +293,25 @@ class ThermalWait(_Model):
     start_temp_c: Real | None = Field(None, description="Temperature when timing started, °C.")
     waited_s: Real | None = Field(None, description="s.")
     timed_out: bool = False
-    reason: str | None = None
+    met: bool | None = Field(
+        None,
+        description="Timing started below max_start_temp_c; false when it did not or the zones read "
+        "only invalid values (never met by an invalid sensor); null when the board has no thermal "
+        "zones, and in results stored before this field.",
+    )
+    reason: str | None = Field(None, description="Why start_temp_c is null.")
+
+
+class ThermalZone(_Model):
+    """One thermal zone at the window's start and end. A disconnected or power-gated sensor (e.g.
+    Jetson's -256 °C, an unpowered 0 °C, above 150 °C) reads null with the reason."""
+
+    zone: str | None = Field(None, description="sysfs zone, e.g. 'thermal_zone0'.")
+    type: str | None = Field(None, description="The zone's type, e.g. 'cpu-thermal'.")
+    covers_cpu: bool | None = Field(None, description="The zone measures the CPU.")
+    start_c: Real | None = Field(None, description="°C at the start of the window.")
+    end_c: Real | None = Field(None, description="°C at the end of the window.")
+    null_reasons: dict[str, str] | None = Field(None, description="Field -> why it is null.")
 
 
 class Thermal(_Model):
@@ -307,6 +325,9 @@ class Thermal(_Model):
     suspect: bool = Field(False, description="Throttled or started hot: not to be compared.")
     suspect_reasons: list[str] = Field(default_factory=list)
     null_reasons: dict[str, str] | None = Field(None, description="Field -> why it is null.")
+    zones: list[ThermalZone] | None = Field(
+        None, description="Every zone (null in results stored before this field)."
+    )
 
 
 class Window(_Model):
@@ -357,6 +378,12 @@ class BudgetCheck(_Model):
     value: Real | None = Field(description="Measured, in the metric's unit; null when unknown.")
     verdict: str = Field(description="pass, fail or unknown.")
     reason: str | None = Field(None, description="Why the verdict is unknown.")
+    unjudgeable: bool | None = Field(
+        None,
+        description="True when this device cannot measure the metric at all (no power sensor, an "
+        "emulated board's timings): unknown on every run here, so --strict fails until the budget "
+        "is dropped (--budget METRIC=none).",
+    )
 
 
 class BudgetVerdict(_Model):

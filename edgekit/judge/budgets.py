@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from edgekit.core.profiles import BUDGET_METRICS, Budget
@@ -16,6 +17,21 @@ TIMING_METRICS = frozenset(
     {"latency_p50_ms", "latency_p90_ms", "latency_p99_ms", "cold_start_ms", "energy_mj_per_inference"}
 )
 EMULATED_REASON = "emulated board: timings are not the board's"
+
+
+def unjudgeable_metrics(
+    budget: Budget, *, device: str, emulated: bool, power_problem: str | None
+) -> dict[str, str]:
+    """The budgeted metrics this device can never measure, metric -> why: energy when no power
+    sensor of the profile works on it (`power_problem`: the agent's reason, None when one works),
+    the timing metrics on an emulated board. Judging them is always "unknown" there."""
+    found: dict[str, str] = {}
+    for metric in budget.metric_limits():
+        if metric == "energy_mj_per_inference" and power_problem is not None:
+            found[metric] = f"no power sensor on {device}: {power_problem}"
+        elif emulated and metric in TIMING_METRICS:
+            found[metric] = EMULATED_REASON
+    return found
 
 
 @dataclass(frozen=True)
@@ -61,9 +77,16 @@ def metric_values(result: Measurement) -> dict[str, MetricValue]:
     return values
 
 
-def evaluate(result: Measurement, budget: Budget, profile: str | None = None) -> BudgetVerdict:
+def evaluate(
+    result: Measurement,
+    budget: Budget,
+    profile: str | None = None,
+    unjudgeable: Mapping[str, str] | None = None,
+) -> BudgetVerdict:
     """The result's "budget" section: overall verdict and one check per budgeted metric (`profile`,
-    when given, names the profile whose budget this is).
+    when given, names the profile whose budget this is). A metric in `unjudgeable`
+    (unjudgeable_metrics: the device cannot measure it) that is unknown is marked so, with that
+    reason.
 
     Overall: fail if any check fails, else unknown if any check could not be measured, else pass.
     """
@@ -76,8 +99,13 @@ def evaluate(result: Measurement, budget: Budget, profile: str | None = None) ->
         reason = measured.reason
         if emulated and metric in TIMING_METRICS and measured.value is not None:
             verdict, reason = UNKNOWN, EMULATED_REASON
+        cannot = (unjudgeable or {}).get(metric) if verdict == UNKNOWN else None
+        if emulated and reason == EMULATED_REASON:
+            cannot = EMULATED_REASON
         check = BudgetCheck(metric=metric, limit=limit, value=measured.value, verdict=verdict)
-        if reason:
+        if cannot:
+            check.reason, check.unjudgeable = cannot, True
+        elif reason:
             check.reason = reason
         checks.append(check)
     verdicts = {c.verdict for c in checks}
@@ -97,4 +125,5 @@ __all__ = [
     "UNKNOWN",
     "evaluate",
     "metric_values",
+    "unjudgeable_metrics",
 ]

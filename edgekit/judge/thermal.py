@@ -13,8 +13,16 @@ A scaling_cur_freq below the maximum is *not* throttling: ondemand/schedutil/pow
 clock on purpose, and scaling_cur_freq is the last request, not the hardware clock. A cap that
 starts and ends inside the window leaves no trace in cpufreq (Pi firmware's occurred bits keep it).
 
-A run is suspect when it throttled during the window or started hotter than max_start_temp_c
-(the agent waited, timed out and ran anyway).
+A run is suspect when it throttled during the window, started hotter than max_start_temp_c
+(the agent waited, timed out and ran anyway), or had max_start_temp_c while its thermal zones read
+only impossible values: a start gate is never met by an invalid reading. A board without thermal
+zones cannot tell (wait.met null, the reason in wait.reason), like one without a throttle source.
+
+Temperatures: a zone the agent found invalid (a disconnected or power-gated sensor: Jetson's
+-256 °C, an unpowered 0 °C, above 150 °C; agents/edgekit_agent/sensors/thermal.py) has temp_c None
+and a reason; it is listed per zone and never stands for the board. The watched temperature is
+the profile's zone type when valid, else the hottest valid zone provided one covers the CPU, else
+None ("unknown") with the reason.
 """
 
 from __future__ import annotations
@@ -25,14 +33,42 @@ NOW_BITS = {0: "under-voltage", 1: "ARM frequency capped", 2: "throttled", 3: "s
 OCCURRED_SHIFT = 16
 
 
-def zone_temperature(snapshot: dict[str, Any], zone_type: str) -> float | None:
-    """Temperature of the zone of that type, or the hottest zone when zone_type is ''."""
-    temps = [
-        zone.get("temp_c")
-        for zone in snapshot.get("thermal_zones") or []
-        if zone.get("temp_c") is not None and (not zone_type or zone.get("type") == zone_type)
-    ]
-    return max(temps) if temps else None
+def zone_temperature(snapshot: dict[str, Any], zone_type: str) -> tuple[float | None, str | None]:
+    """(°C, why None): the zone of that type when it reads validly, else the hottest valid zone
+    when a valid zone covers the CPU (the agent's "cpu" flag; a zone without it counts), else None
+    with the reason."""
+    zones = snapshot.get("thermal_zones") or []
+    valid = [z for z in zones if z.get("temp_c") is not None]
+    named = [z["temp_c"] for z in valid if zone_type and z.get("type") == zone_type]
+    if named:
+        return max(named), None
+    if any(z.get("cpu", True) for z in valid):
+        return max(z["temp_c"] for z in valid), None
+    if not zones:
+        return None, f"no thermal zone {zone_type!r}" if zone_type else "no thermal zones"
+    invalid = "; ".join(f"{z.get('zone')} ({z.get('type')}) {z['reason']}" for z in zones if z.get("reason"))
+    return None, "no valid thermal zone covers the CPU" + (f": {invalid}" if invalid else "")
+
+
+def zone_readings(start: dict[str, Any], end: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """Each zone at the window's start and end (°C, None with the reason when invalid); None when
+    the board has no zones."""
+    ends = {z.get("zone"): z for z in end.get("thermal_zones") or []}
+    readings = []
+    for zone in start.get("thermal_zones") or []:
+        last = ends.get(zone.get("zone")) or {}
+        reading: dict[str, Any] = {
+            "zone": zone.get("zone"),
+            "type": zone.get("type"),
+            "covers_cpu": zone.get("cpu"),
+            "start_c": zone.get("temp_c"),
+            "end_c": last.get("temp_c"),
+        }
+        reasons = {k: r for k, r in (("start_c", zone.get("reason")), ("end_c", last.get("reason"))) if r}
+        if reasons:
+            reading["null_reasons"] = reasons
+        readings.append(reading)
+    return readings or None
 
 
 def _firmware_bits(snapshot: dict[str, Any]) -> int | None:
@@ -95,7 +131,8 @@ def throttling(start: dict[str, Any], end: dict[str, Any]) -> tuple[bool | None,
 def thermal_summary(
     start: dict[str, Any], end: dict[str, Any], zone_type: str, wait: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    start_c, end_c = zone_temperature(start, zone_type), zone_temperature(end, zone_type)
+    start_c, start_why = zone_temperature(start, zone_type)
+    end_c, end_why = zone_temperature(end, zone_type)
     throttled, throttle_reasons = throttling(start, end)
     suspect_reasons = list(throttle_reasons)
     if wait and wait.get("timed_out"):
@@ -103,6 +140,12 @@ def thermal_summary(
             0,
             f"started hot: {wait.get('zone')} at {wait.get('start_temp_c')} °C, not below "
             f"max_start_temp_c {wait.get('max_start_temp_c')} °C after waiting {wait.get('waited_s')} s",
+        )
+    elif wait and wait.get("met") is False and wait.get("start_temp_c") is None:
+        suspect_reasons.insert(
+            0,
+            f"max_start_temp_c {wait.get('max_start_temp_c')} °C not checked: "
+            f"{wait.get('reason') or 'no valid temperature'}",
         )
     summary: dict[str, Any] = {
         "start_c": start_c,
@@ -115,9 +158,14 @@ def thermal_summary(
         "suspect": bool(suspect_reasons),
         "suspect_reasons": suspect_reasons,
     }
+    zones = zone_readings(start, end)
+    if zones is not None:
+        summary["zones"] = zones
     reasons = {}
     if start_c is None:
-        reasons["start_c"] = f"no thermal zone {zone_type!r}" if zone_type else "no thermal zones"
+        reasons["start_c"] = start_why or "no thermal zones"
+    if end_c is None and end_why and end_why != start_why:
+        reasons["end_c"] = end_why
     if throttled is None:
         reasons["throttled"] = ((start.get("throttled") or {}).get("reason")) or "no throttle source"
     if reasons:

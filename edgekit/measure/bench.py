@@ -39,7 +39,7 @@ from edgekit.core.result import (
     Result,
     Thermal,
 )
-from edgekit.judge.budgets import evaluate
+from edgekit.judge.budgets import evaluate, unjudgeable_metrics
 from edgekit.judge.fingerprint import build_fingerprint
 from edgekit.judge.regression import BLOCKS, block_medians
 from edgekit.judge.stats import latency_histogram, ns_to_ms, summarize_latencies, summarize_rounds
@@ -324,9 +324,24 @@ def fingerprint_section(
     )
 
 
-def budget_section(measured: Measurement, board: Board) -> BudgetVerdict:
-    """The verdict per budgeted metric against the board's budget (the profile's, with overrides)."""
-    return evaluate(measured, board.budget, board.profile.name)
+def power_problem(raw: dict[str, Any]) -> str | None:
+    """Why no power sensor of the profile works on the board (the agent opened none), or None."""
+    energy = raw.get("energy")
+    if isinstance(energy, dict) and "sensors_tried" in energy and energy.get("mj_per_inference") is None:
+        return str(energy.get("reason") or "no power sensor")
+    return None
+
+
+def budget_section(measured: Measurement, board: Board, raw: dict[str, Any] | None = None) -> BudgetVerdict:
+    """The verdict per budgeted metric against the board's budget (the profile's, with overrides),
+    with the metrics this board cannot measure at all marked unjudgeable."""
+    cannot = unjudgeable_metrics(
+        board.budget,
+        device=board.device.name,
+        emulated=bool(measured.device.emulated),
+        power_problem=power_problem(raw or {}),
+    )
+    return evaluate(measured, board.budget, board.profile.name, cannot)
 
 
 def build_result(
@@ -384,4 +399,4 @@ def build_result(
             "null_reasons": {"energy": energy_reason} if energy_reason else {},
         }
     )
-    return Result.judged(measured, budget_section(measured, board))
+    return Result.judged(measured, budget_section(measured, board, raw))

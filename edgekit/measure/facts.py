@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from edgekit.judge.budgets import unjudgeable_metrics
 from edgekit.judge.doctor import Check, diagnose
 from edgekit.transport.agent_client import agent_session
 from edgekit.transport.board import Board
@@ -63,3 +64,35 @@ def doctor(board: Board) -> DoctorReport:
     python = ssh.python if ssh else "python3"
     checks, install = diagnose(facts, profile.facts.runtime, python, sensors, list(profile.sensors.power))
     return DoctorReport(board.name, checks, install)
+
+
+def power_problem_of(specs: list[str], checked: list[dict[str, Any]]) -> str | None:
+    """Why none of the profile's power sensors works (the agent's per-sensor reasons, as a bench
+    reports them), or None when one does."""
+    if any(entry.get("ok") for entry in checked):
+        return None
+    if not specs:
+        return "profile names no power sensor"
+    reasons = []
+    for entry in checked:
+        sensor, reason = str(entry.get("sensor")), str(entry.get("reason") or "not readable")
+        reasons.append(reason if sensor in reason else f"{sensor}: {reason}")
+    return "; ".join(reasons)
+
+
+def unjudgeable_on(board: Board) -> dict[str, str]:
+    """The board's budgeted metrics its device can never measure, metric -> why
+    (edgekit.judge.budgets.unjudgeable_metrics): energy when none of the profile's power sensors
+    works there, timings on an emulated board. One agent session. Raises DeviceError (exit 3) when
+    the device or its agent cannot be reached."""
+    profile = board.profile
+    specs = list(profile.sensors.power)
+    with agent_session(board.device.transport()) as client:
+        facts = client.hello().get("facts", {})
+        sensors = client.sensors({"power_sensors": specs, "sensor_options": profile.sensors.sensor_options()})
+    return unjudgeable_metrics(
+        board.budget,
+        device=board.name,
+        emulated=bool(facts.get("emulated")),
+        power_problem=power_problem_of(specs, sensors.get("power_sensors") or []),
+    )

@@ -31,19 +31,22 @@ class Board:
 
     @classmethod
     def of(
-        cls, device: Device, profile: DeviceProfile, budget_overrides: Mapping[str, float] | None = None
+        cls,
+        device: Device,
+        profile: DeviceProfile,
+        budget_overrides: Mapping[str, float | None] | None = None,
     ) -> Board:
         """A board from parts already in hand (a profile parsed from a file of one's own, say)."""
         return cls(device, profile, profile.budget.with_overrides(dict(budget_overrides or {})))
 
-    def with_budget_overrides(self, overrides: Mapping[str, float]) -> Board:
-        """The same board judged with `overrides` (metric -> limit, units in the metric name) on top
-        of its current budget."""
+    def with_budget_overrides(self, overrides: Mapping[str, float | None]) -> Board:
+        """The same board judged with `overrides` (metric -> limit, units in the metric name; None
+        drops that budget) on top of its current budget."""
         return replace(self, budget=self.budget.with_overrides(dict(overrides)))
 
 
 def board_for(
-    device: Device, *, profile: str | None = None, budget_overrides: Mapping[str, float] | None = None
+    device: Device, *, profile: str | None = None, budget_overrides: Mapping[str, float | None] | None = None
 ) -> Board:
     """The board of a resolved device: `profile` (a profile name or .toml path) overrides the
     device's own. Raises UnknownProfileError (exit 2) for a profile that is not found, ConfigError
@@ -56,7 +59,7 @@ def resolve_board(
     *,
     inventory: Path | None = None,
     profile: str | None = None,
-    budget_overrides: Mapping[str, float] | None = None,
+    budget_overrides: Mapping[str, float | None] | None = None,
 ) -> Board:
     """Device `name` (`local` or an inventory name) with its profile, or `profile` (a name or .toml
     path) when given, and the profile's budget with `budget_overrides` applied.

@@ -332,3 +332,37 @@ def test_optimize_train_config_without_torch_fails_before_any_benchmark(
         "pip install torch==2.13.0 (CPU build), or pip install -e '.[train]'"
     ]
     assert not out.exists() or not any(out.rglob("*.onnx"))
+
+
+def test_strict_where_no_power_sensor_can_judge_the_energy_budget(mlp_model: Path, tmp_path: Path) -> None:
+    """A profile that budgets energy, on `local` with none of its power sensors (an I2C client no
+    host has): profiles show and the verdict table say so, and dropping the budget lets --strict pass."""
+    local = (Path(__file__).parents[2] / "device_profiles" / "local.toml").read_text()
+    text = local.replace('power = ["rapl:package-0"]', 'power = ["ina226:9-0077"]').replace(
+        "[budgets]\n", "[budgets]\nenergy_mj_per_inference = 50.0\n"
+    )
+    profile = tmp_path / "metered.toml"
+    profile.write_text(text.replace('name = "local"', 'name = "metered"'))
+    why = "no power sensor on local: ina226:9-0077: no ina226 hwmon at 9-0077 under /sys/class/hwmon"
+    shown = edgekit("profiles", "show", str(profile), "--device", "local", "--json", home=tmp_path)
+    assert json.loads(shown.stdout)["unjudgeable"] == {
+        "device": "local",
+        "metrics": {"energy_mj_per_inference": why},
+    }
+    table = edgekit("profiles", "show", str(profile), "--device", "local", home=tmp_path).stdout
+    assert "cannot be judged: " + why in table
+    assert "--strict fails until dropped: --budget energy_mj_per_inference=none" in table
+    generous = ["--budget", "latency_p50_ms=10000", "--budget", "latency_p90_ms=10000"]
+    generous += ["--budget", "latency_p99_ms=10000", "--no-store"]
+    strict = edgekit(
+        "bench", str(mlp_model), *FAST, *generous, "--profile", str(profile), "--strict", home=tmp_path
+    )
+    assert strict.returncode == 1, strict.stdout + strict.stderr
+    assert "cannot be judged on local: energy_mj_per_inference" in strict.stdout
+    assert "--budget energy_mj_per_inference=none" in strict.stdout
+    dropped = ["--budget", "energy_mj_per_inference=none", "--strict"]
+    passing = edgekit(
+        "bench", str(mlp_model), *FAST, *generous, "--profile", str(profile), *dropped, home=tmp_path
+    )
+    assert passing.returncode == 0, passing.stdout + passing.stderr
+    assert "verdict: PASS" in passing.stdout and "cannot be judged" not in passing.stdout

@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from edgekit.cli.output import result_table
+from edgekit.cli.output import _thermal_line, result_table
 from edgekit.core.profiles import DeviceProfile
 from edgekit.core.result import Result
 from edgekit.judge.compare import compare
 from edgekit.lab.sysfs_tree import make_fake_sysfs, write_sysfs_value
 from edgekit.measure.bench import BenchOptions, run_bench
-from edgekit.testing.sensors import make_fake_ina2xx, make_fake_rapl
+from edgekit.testing.sensors import make_fake_ina2xx, make_fake_ina3221, make_fake_ina3221x, make_fake_rapl
 from edgekit.transport.board import Board, resolve_board
 from tests.fake_board import fake_board, fake_profile
 
@@ -95,6 +95,32 @@ def test_hwmon_energy_per_inference_matches_the_ground_truth(
     assert 0 < energy["mj_per_inference_uncertainty"] < 0.1 * truth
     check = next(c for c in result["budget"]["checks"] if c["metric"] == "energy_mj_per_inference")
     assert check["verdict"] == "pass" and check["value"] == energy["mj_per_inference"]
+
+
+@pytest.mark.parametrize(
+    ("make_rail", "spec", "why"),
+    [
+        (  # JetPack 4: the GPU rail reads 0 mW while the model runs on the CPU
+            lambda sysfs: make_fake_ina3221x(sysfs),
+            "ina3221x:POM_5V_GPU",
+            "the rail read exactly 0 W for the whole timed window while the board ran",
+        ),
+        (  # JetPack 5/6 hwmon: currN_input is signed, a reversed shunt reads negative mA
+            lambda sysfs: make_fake_ina3221(sysfs, rails=[("VDD_IN", 5056, -1104)]),
+            "ina3221:VDD_IN",
+            "the sensor read negative power (-5.582 W) in the idle window",
+        ),
+    ],
+)
+def test_an_impossible_rail_is_unknown_energy_with_the_reason(
+    sysfs: Path, tmp_path: Path, mlp_model: Path, make_rail: Callable[[Path], Path], spec: str, why: str
+) -> None:
+    make_rail(sysfs)
+    chosen = profile(tmp_path, [spec], sample_interval_ms=10)
+    result = bench_json(mlp_model, board(sysfs, chosen), BenchOptions(runs=20, min_seconds=0.3))
+    assert result["energy"] is None and result["null_reasons"]["energy"].startswith(why)
+    check = next(c for c in result["budget"]["checks"] if c["metric"] == "energy_mj_per_inference")
+    assert check["verdict"] == "unknown" and check["value"] is None and check["reason"].startswith(why)
 
 
 class RaplCounter:
@@ -201,6 +227,38 @@ def test_too_hot_after_the_timeout_runs_but_is_suspect(sysfs: Path, tmp_path: Pa
     thermal = result["thermal"]
     assert thermal["wait"]["timed_out"] is True and thermal["suspect"] is True
     assert "started hot: thermal_zone0:cpu-thermal at 80.0 °C" in thermal["suspect_reasons"][0]
+
+
+def test_a_gated_gpu_zone_is_null_and_the_cpu_zone_gates_the_start(tmp_path: Path, mlp_model: Path) -> None:
+    """Jetson reads -256000 m°C in a power-gated GPU zone: it is no temperature, the CPU zone is."""
+    zones = [("gpu-thermal", -256000), ("cpu-thermal", 45000)]
+    sysfs = make_fake_sysfs(tmp_path / "sys", thermal_zones=zones, cpus=2)
+    chosen = profile(tmp_path, [], budgets={"max_start_temp_c": 60.0}, thermal_zone="")
+    result = run_bench(mlp_model, board(sysfs, chosen), BenchOptions(runs=20, min_seconds=0))
+    thermal = result.to_dict()["thermal"]
+    assert (thermal["start_c"], thermal["end_c"], thermal["suspect"]) == (45.0, 45.0, False)
+    assert thermal["wait"]["met"] is True and thermal["wait"]["start_temp_c"] == 45.0
+    gpu, cpu = thermal["zones"]
+    assert (gpu["type"], gpu["start_c"], gpu["covers_cpu"]) == ("gpu-thermal", None, False)
+    assert gpu["null_reasons"]["start_c"] == "reads -256.0 °C: a disconnected or power-gated sensor"
+    assert (cpu["start_c"], cpu["covers_cpu"]) == (45.0, True)
+    assert "ignored: thermal_zone0 (gpu-thermal) reads -256.0 °C" in _thermal_line(result.thermal)
+
+
+def test_only_invalid_zones_is_unknown_and_the_start_gate_is_not_passed(
+    tmp_path: Path, mlp_model: Path
+) -> None:
+    zones = [("gpu-thermal", -256000), ("cpu-thermal", 0)]
+    sysfs = make_fake_sysfs(tmp_path / "sys", thermal_zones=zones, cpus=2)
+    chosen = profile(tmp_path, [], budgets={"max_start_temp_c": 60.0})
+    result = bench_json(mlp_model, board(sysfs, chosen), BenchOptions(runs=20, min_seconds=0))
+    thermal = result["thermal"]
+    assert thermal["start_c"] is None and thermal["wait"]["met"] is False
+    assert thermal["null_reasons"]["start_c"].startswith("no valid thermal zone covers the CPU: ")
+    assert thermal["suspect"] is True and thermal["suspect_reasons"][0].startswith(
+        "max_start_temp_c 60.0 °C not checked: no valid thermal zone covers the CPU"
+    )
+    assert [z["start_c"] for z in thermal["zones"]] == [None, None]
 
 
 def test_throttling_during_the_window_makes_the_run_suspect_everywhere(

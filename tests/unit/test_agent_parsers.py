@@ -140,7 +140,15 @@ def test_missing_and_unreadable_files_are_none(tmp_path: Path) -> None:
     temp = sysfs / "class/thermal/thermal_zone0/temp"
     write_sysfs_value(sysfs, "class/thermal/thermal_zone0/temp", "not-a-number")
     host = Host(str(sysfs), str(tmp_path / "no-proc"))
-    assert read_thermal_zones(host) == [{"zone": "thermal_zone0", "type": "cpu-thermal", "temp_c": None}]
+    assert read_thermal_zones(host) == [
+        {
+            "zone": "thermal_zone0",
+            "type": "cpu-thermal",
+            "temp_c": None,
+            "cpu": True,
+            "reason": "temp not an integer: 'not-a-number'",
+        }
+    ]
     if os.geteuid() != 0:  # root reads anything; permissions only bite other users
         temp.write_text("40000\n")
         temp.chmod(0)

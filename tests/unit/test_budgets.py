@@ -4,7 +4,7 @@ from typing import Any
 
 from edgekit.core.profiles import Budget
 from edgekit.core.result import Result
-from edgekit.judge.budgets import evaluate, metric_values
+from edgekit.judge.budgets import evaluate, metric_values, unjudgeable_metrics
 from edgekit.judge.thermal import thermal_summary
 from tests.results import make_result
 
@@ -81,3 +81,28 @@ def test_thermal_summary_by_zone_type_and_throttle() -> None:
         "start_c": "no thermal zones",
         "throttled": "no throttle source on this board",
     }
+
+
+def test_a_budget_the_device_cannot_measure_is_marked_with_the_reason() -> None:
+    budget = Budget({"latency_p50_ms": 5, "latency_p99_ms": 1, "energy_mj_per_inference": 10})
+    cannot = unjudgeable_metrics(
+        budget,
+        device="local",
+        emulated=False,
+        power_problem="rapl:package-0: no powercap zone named package-0",
+    )
+    why = "no power sensor on local: rapl:package-0: no powercap zone named package-0"
+    assert cannot == {"energy_mj_per_inference": why}
+    verdict = evaluate(result(), budget, "local", cannot)
+    checks = {c.metric: c for c in verdict.checks}
+    energy = checks["energy_mj_per_inference"]
+    assert (energy.verdict, energy.unjudgeable, energy.reason) == ("unknown", True, cannot[energy.metric])
+    p99 = checks["latency_p99_ms"]  # unknown this run (too few samples), not for want of a sensor
+    assert p99.verdict == "unknown" and p99.unjudgeable is None
+    assert unjudgeable_metrics(budget, device="local", emulated=False, power_problem=None) == {}
+    assert (
+        unjudgeable_metrics(Budget({"peak_rss_mb": 1}), device="x", emulated=False, power_problem="none")
+        == {}
+    )
+    emulated = unjudgeable_metrics(budget, device="lab-pi", emulated=True, power_problem=None)
+    assert set(emulated) == {"latency_p50_ms", "latency_p99_ms", "energy_mj_per_inference"}

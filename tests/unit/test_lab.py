@@ -218,7 +218,9 @@ def test_upsert_refuses_to_write_an_inventory_edgekit_cannot_read(tmp_path: Path
 def test_board_sysfs_reads_like_the_board_through_the_agent(tmp_path: Path) -> None:
     make_board_sysfs(tmp_path / "pi4", load_profile("raspberry-pi-4"))
     host = Host(sysfs_root=str(tmp_path / "pi4"))
-    assert read_thermal_zones(host) == [{"zone": "thermal_zone0", "type": "cpu-thermal", "temp_c": 45.0}]
+    assert read_thermal_zones(host) == [
+        {"zone": "thermal_zone0", "type": "cpu-thermal", "temp_c": 45.0, "cpu": True}
+    ]
     assert len(read_cpufreq(host)) == 4
     assert read_throttled(host)["source"] == "rpi-firmware-sysfs"
     jetson = make_board_sysfs(tmp_path / "jetson", load_profile("jetson-orin-nano"))
@@ -258,6 +260,7 @@ def test_timings_of_an_emulated_board_are_reported_never_judged() -> None:
         "value": 12.0,
         "verdict": "unknown",
         "reason": EMULATED_REASON,
+        "unjudgeable": True,
     }
     assert checks["cold_start_ms"]["verdict"] == "unknown"
     assert checks["peak_rss_mb"]["verdict"] == "fail"  # memory is still the process's own

@@ -161,6 +161,14 @@ def test_budget_overrides() -> None:
         parse_budget_overrides(["latency_p90_ms=nan"])
 
 
+def test_a_none_override_drops_the_budget() -> None:
+    overrides = parse_budget_overrides(["energy_mj_per_inference=none", "latency_p50_ms=9"])
+    assert overrides == {"energy_mj_per_inference": None, "latency_p50_ms": 9.0}
+    budget = load_profile("raspberry-pi-4").budget.with_overrides(overrides)
+    assert "energy_mj_per_inference" not in budget.metric_limits()
+    assert budget.metric_limits()["latency_p50_ms"] == 9.0 and budget.max_start_temp_c == 60.0
+
+
 def test_power_sensor_specs_and_the_external_meter(tmp_path: Path) -> None:
     meter = VALID.replace(
         "power = []",

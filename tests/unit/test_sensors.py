@@ -26,6 +26,7 @@ from edgekit_agent.sensors.snapshot import sensors_snapshot
 from edgekit_agent.thermal_wait import wait_until_cool
 
 from edgekit.core.resources import agent_source_dir
+from edgekit.judge.thermal import thermal_summary
 from edgekit.lab.sysfs_tree import make_fake_sysfs, write_sysfs_value
 from edgekit.testing.sensors import (
     NVPMODEL_QUERY,
@@ -248,11 +249,13 @@ def test_external_meter_command_watts_and_joules(tmp_path: Path) -> None:
 
 
 def test_discovery_lists_every_sensor_with_its_state(tmp_path: Path) -> None:
-    make_fake_ina3221(tmp_path, rails=[("VDD_IN", 5000, 1000), ("", 5000, 0), ("VDD_SOC", 5000, 200)])
+    make_fake_ina3221(tmp_path, rails=[("VDD_IN", 5000, 1000), ("", 5000, 0), ("VDD_SOC", 5000, -200)])
     make_fake_rapl(tmp_path)
     found = {entry["sensor"]: entry for entry in discover_power_sensors(Host(str(tmp_path)))}
     assert set(found) >= {"ina3221:VDD_IN", "ina3221:VDD_SOC", "rapl:package-0", "rapl:core", "rapl:uncore"}
     assert found["ina3221:VDD_IN"]["ok"] and found["ina3221:VDD_IN"]["value"] == pytest.approx(5.0)
+    soc = found["ina3221:VDD_SOC"]  # currN_input is signed: a reversed shunt reads negative
+    assert soc["ok"] is False and soc["reason"] == "reads negative power (-1 W): miswired or faulty"
 
 
 def test_snapshot_reports_nvpmodel_when_present(fake_path: Path, tmp_path: Path) -> None:
@@ -312,6 +315,57 @@ def test_too_few_samples_is_null_with_a_reason() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("kind", "idle", "busy", "why"),
+    [
+        (
+            "power",
+            steady(2.0, 1.0, 0.1),
+            steady(-0.5, 1.0, 0.1),
+            "negative power (-0.5 W) in the timed window",
+        ),
+        (
+            "power",
+            steady(-0.1, 1.0, 0.1),
+            steady(3.0, 1.0, 0.1),
+            "negative power (-0.1 W) in the idle window",
+        ),
+        (
+            "power",
+            steady(0.0, 1.0, 0.1),
+            steady(0.0, 1.0, 0.1),
+            "read exactly 0 W for the whole timed window",
+        ),
+        (
+            "power",
+            steady(1.0, 1.0, 0.1),
+            steady(0.0, 1.0, 0.1),
+            "read exactly 0 W for the whole timed window",
+        ),
+        ("energy", [(0.0, 5.0), (0.1, 4.0), (0.2, 4.5)], steady(3.0, 1.0, 0.1), "negative power (-10 W)"),
+        ("energy", [(i * 0.1, i * 0.2) for i in range(10)], steady(7.0, 1.0, 0.1), "did not advance"),
+    ],
+)
+def test_impossible_rail_readings_are_null_never_zero_or_negative_millijoules(
+    kind: str, idle: list[tuple[float, float]], busy: list[tuple[float, float]], why: str
+) -> None:
+    summary = energy_summary(idle, busy, kind=kind, window_s=1.0, inferences=100, resolution=0.001)
+    assert summary["mj_per_inference"] is None and why in summary["reason"]
+
+
+def test_a_rail_at_zero_while_idle_only_is_a_measurement() -> None:
+    """A GPU rail idles at 0 W and draws during a GPU run: that is energy, not a dead rail."""
+    summary = energy_summary(
+        steady(0.0, 1.0, 0.1),
+        steady(2.0, 1.0, 0.1),
+        kind="power",
+        window_s=1.0,
+        inferences=100,
+        resolution=0.0,
+    )
+    assert summary["mj_per_inference"] == pytest.approx(20.0)
+
+
 def test_noisy_samples_give_a_standard_error() -> None:
     noisy = [(i * 0.01, 5.0 + (0.5 if i % 2 else -0.5)) for i in range(101)]
     summary = energy_summary(
@@ -331,8 +385,52 @@ def test_thermal_wait_times_out_and_says_so(tmp_path: Path) -> None:
     assert events and events[0]["phase"] == "cooldown" and events[0]["temp_c"] == 80.0
     cool = wait_until_cool(host, "cpu-thermal", 90.0, 0.3, 0.05, events.append)
     assert cool["timed_out"] is False and cool["waited_s"] < 0.1
-    absent = wait_until_cool(host, "gpu-thermal", 60.0, 0.3, 0.05, events.append)
-    assert absent["start_temp_c"] is None and "no thermal zone 'gpu-thermal'" in absent["reason"]
+    absent = wait_until_cool(host, "gpu-thermal", 90.0, 0.3, 0.05, events.append)  # the CPU zone stands in
+    assert absent["start_temp_c"] == 80.0 and absent["zone"] == "thermal_zone0:cpu-thermal" and absent["met"]
+    empty = Host(str(make_fake_sysfs(tmp_path / "empty", thermal_zones=[])))
+    none = wait_until_cool(empty, "gpu-thermal", 60.0, 0.3, 0.05, events.append)
+    assert none["start_temp_c"] is None and none["met"] is None and none["reason"] == "no thermal zones"
+    assert thermal_summary({}, {}, "", none)["suspect"] is False  # cannot tell, as without a throttle source
+
+
+JETSON_GATED_GPU = [("cpu-thermal", 45000), ("gpu-thermal", -256000), ("CV0-thermal", -256000)]
+
+
+def test_a_gated_zone_reads_null_with_the_reason_and_never_stands_for_the_board(tmp_path: Path) -> None:
+    host = Host(str(make_fake_sysfs(tmp_path / "sys", thermal_zones=JETSON_GATED_GPU)))
+    snapshot = sensors_snapshot(host)
+    cpu, gpu, cv = snapshot["thermal_zones"]
+    assert (cpu["temp_c"], cpu["cpu"], "reason" in cpu) == (45.0, True, False)
+    assert gpu["temp_c"] is None and gpu["cpu"] is False
+    assert gpu["reason"] == "reads -256.0 °C: a disconnected or power-gated sensor" == cv["reason"]
+    assert snapshot["max_temp_c"] == 45.0
+    for watched in ("", "gpu-thermal", "cpu-thermal"):  # hottest, the gated zone named, the CPU named
+        wait = wait_until_cool(host, watched, 60.0, 0.3, 0.05, lambda event: None)
+        assert (wait["start_temp_c"], wait["zone"], wait["met"]) == (45.0, "thermal_zone0:cpu-thermal", True)
+
+
+@pytest.mark.parametrize(
+    ("zones", "why"),
+    [
+        ([("cpu-thermal", 0), ("gpu-thermal", -256000)], "thermal_zone0 (cpu-thermal) reads 0 °C: an"),
+        ([("x86_pkg_temp", 151000)], "thermal_zone0 (x86_pkg_temp) reads 151.0 °C, above 150 °C"),
+        ([("CPU-therm", -256000)], "thermal_zone0 (CPU-therm) reads -256.0 °C: a disconnected"),
+        ([("gpu-thermal", 45000), ("soc_thermal", -40500)], "thermal_zone1 (soc_thermal) reads -40.5 °C"),
+    ],
+)
+def test_only_invalid_cpu_zones_is_unknown_and_never_meets_the_start_gate(
+    tmp_path: Path, zones: list[tuple[str, int]], why: str
+) -> None:
+    host = Host(str(make_fake_sysfs(tmp_path / "sys", thermal_zones=zones)))
+    wait = wait_until_cool(host, "", 60.0, 0.3, 0.05, lambda event: None)
+    assert wait["start_temp_c"] is None and wait["met"] is False and wait["timed_out"] is False
+    assert wait["reason"].startswith("no valid thermal zone covers the CPU: ") and why in wait["reason"]
+    snapshot = sensors_snapshot(host)
+    summary = thermal_summary(snapshot, snapshot, "cpu-thermal", wait)
+    assert summary["start_c"] is None and summary["null_reasons"]["start_c"] == wait["reason"]
+    assert summary["suspect"] is True
+    assert summary["suspect_reasons"][0] == f"max_start_temp_c 60.0 °C not checked: {wait['reason']}"
+    assert [z["start_c"] for z in summary["zones"]] == [45.0 if temp == 45000 else None for _, temp in zones]
 
 
 def test_sampler_brackets_the_window_and_a_failed_sensor_stays_failed(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from edgekit_agent.sensors.pmic import open_pmic
 from edgekit_agent.sensors.rapl import open_rapl, rapl_specs
 from edgekit_agent.sensors.readers import PowerReader
 
+NEGATIVE = "reads negative power (%.4g W): miswired or faulty"
 POWER_SENSOR_KINDS = ("ina3221", "ina3221x", "rpi5-pmic", "rapl", "command", *INA2XX_CHIPS)
 
 
@@ -55,6 +56,9 @@ def check_power_sensors(host: Host, specs: List[str], options: Dict[str, Any]) -
         try:
             reader = open_power_sensor(host, spec, options)
             value = reader.read()
+            if reader.kind == "power" and value < 0:
+                checked.append(dict(reader.describe(), ok=False, value=value, reason=NEGATIVE % value))
+                continue
             checked.append(dict(reader.describe(), ok=True, value=value))
         except AgentFailure as failure:
             checked.append({"sensor": spec, "ok": False, "reason": failure.message})
