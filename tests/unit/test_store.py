@@ -186,11 +186,18 @@ def test_failed_insert_leaves_nothing(backend: Backend) -> None:
     store.close()
 
 
-def test_duplicate_run_id_is_a_store_error_and_leaves_the_store_usable(backend: Backend) -> None:
+def test_storing_a_run_again_is_idempotent_and_another_result_under_its_id_is_refused(
+    backend: Backend,
+) -> None:
+    """A retried or flushed write stores its run once; a different result under a stored run id is
+    one StoreError line, and the store stays usable."""
     store = open_store(backend.location)
     store.add_run(fake_result().model_copy(update={"run_id": "same"}))
-    with pytest.raises(StoreError, match="cannot store run"):
-        store.add_run(fake_result().model_copy(update={"run_id": "same"}))
+    store.add_run(fake_result().model_copy(update={"run_id": "same"}))
+    assert backend.sql("SELECT COUNT(*) FROM runs WHERE run_id = 'same'") == [(1,)]
+    with pytest.raises(StoreError, match="run id same is already stored with another result"):
+        store.add_run(fake_result(p50=2.0).model_copy(update={"run_id": "same"}))
+    assert store.get("same").result.latency_ms.p50 == 1.0  # type: ignore[union-attr]
     store.add_run(fake_result())
     assert len(store.runs()) == 2
     store.close()
