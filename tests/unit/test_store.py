@@ -426,3 +426,24 @@ def test_unknown_url_scheme_is_refused_masked() -> None:
 )
 def test_mask_password(location: str, shown: str) -> None:
     assert mask_password(location) == shown
+
+
+def test_flush_writes_spooled_runs_once_and_leaves_files_that_are_not_entries(backend: Backend) -> None:
+    from edgekit.core.errors import EdgekitWarning
+    from edgekit.store.open import spool_of
+    from edgekit.store.spool import RUN, PendingWrite
+
+    spool = spool_of(backend.location)
+    spooled = fake_result(device="spooled").model_copy(update={"run_id": uuid.uuid4().hex})
+    entry = spool.put(PendingWrite(RUN, result=spooled))
+    junk = spool.directory / "00000000000000000000-junk.json"
+    junk.write_text('{"spool": 1, "kind"')  # a half-written file (a spool file never is one: atomic)
+    with pytest.warns(EdgekitWarning, match="not JSON"):
+        store = open_store(backend.location, spool=True)  # a writer opening the store flushes it
+    assert [r.run_id for r in store.runs()] == [spooled.run_id]
+    assert not entry.exists() and junk.exists()
+    with pytest.warns(EdgekitWarning, match="spooled entry left in"):
+        counts = store.flush_spool()
+    assert (counts.written, counts.already_stored, counts.left) == (0, 0, [junk])
+    assert [r.run_id for r in store.runs()] == [spooled.run_id]
+    store.close()
