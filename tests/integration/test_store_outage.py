@@ -139,3 +139,25 @@ def test_bench_while_postgresql_is_down_is_spooled_then_flushed_exactly_once(
     assert again.returncode == 0 and json.loads(again.stdout)["already_stored"] == 1
     assert stored_run_ids(url) == [result["run_id"]]
     assert spooled(home) == []
+
+
+def test_a_store_reconnects_after_a_server_restart_without_spooling(own_pg: PgServer) -> None:
+    """A restart between two writes (every open connection is terminated): the next write and read
+    reconnect; nothing is spooled, nothing warned."""
+    import warnings
+
+    from edgekit.store.open import open_store
+    from tests.results import make_result
+
+    store = open_store(own_pg.url(), spool=True)
+    first = store.add_run(make_result())
+    own_pg.halt()
+    own_pg.resume()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a spool warning would fail the test
+        second = store.add_run(make_result({"latency_ms.p50": 2.0}))
+        own_pg.halt()
+        own_pg.resume()
+        assert sorted(r.run_id for r in store.runs()) == sorted([first, second])
+    store.close()
+    assert stored_run_ids(own_pg.url()) == sorted([first, second])
