@@ -172,7 +172,7 @@ def edge_bench(
             pytest.fail(f"{edge_device.name}: {exc.message}", pytrace=False)
         record_metrics(result.to_dict(), record_property)
         if store_path:
-            store = open_store(store_path)
+            store = open_store(store_path, spool=True)
             try:
                 store.add_run(result)
             finally:
@@ -226,7 +226,7 @@ def edge_compare(
         except EdgekitError as exc:
             pytest.fail(f"{edge_device.name}: {exc.message}", pytrace=False)
         if store_path:
-            store = open_store(store_path)
+            store = open_store(store_path, spool=True)
             try:
                 store.add_run(ab.measurement.baseline)
                 store.add_run(ab.measurement.candidate)

@@ -31,7 +31,8 @@ def _benchmark(
     board = resolve_board(
         device_name, inventory=inventory, profile=profile_name, budget_overrides=budget_overrides
     )
-    # Opened first: a bad store (an unreachable team database) fails before the device is touched.
+    # Opened first: a bad store (a wrong URL, a refused login) fails before the device is touched;
+    # one that does not answer is not an error: the result is spooled (edgekit.store.spool).
     results_store = store_from_option(store) if save else None
     try:
         result = run_bench(model, board, options, on_event=ProgressPrinter(enabled=True))

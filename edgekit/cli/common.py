@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from edgekit.compress.fidelity import OUTPUT_KINDS
+from edgekit.core.errors import StoreError
 from edgekit.core.resources import default_store_path
 from edgekit.store.base import ResultsStore
 from edgekit.store.open import open_store
@@ -34,7 +35,25 @@ def store_location(store: str | None) -> str | Path:
 
 
 def store_from_option(store: str | None) -> ResultsStore:
-    return open_store(store_location(store))
+    """The store a command writes results to: what it cannot take because it does not answer is
+    spooled (edgekit.store.spool), and what was spooled for it earlier is written now."""
+    return open_store(store_location(store), spool=True)
+
+
+def store_to_read(store: str | None) -> ResultsStore:
+    """The store a command only reads, opened read-only: StoreError (exit 2) "no results store at
+    LOCATION" when there is none, and nothing is created."""
+    return open_store(store_location(store), read_only=True)
+
+
+def store_to_read_if_any(store: str | None) -> ResultsStore | None:
+    """store_to_read(), or None when there is no store at that location."""
+    try:
+        return store_to_read(store)
+    except StoreError as exc:
+        if exc.data.get("missing"):
+            return None
+        raise
 
 
 def existing_path(value: str) -> Path:

@@ -9,7 +9,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from edgekit.cli.common import InventoryOption, JsonOption, StoreOption, store_from_option
+from edgekit.cli.common import (
+    InventoryOption,
+    JsonOption,
+    StoreOption,
+    store_from_option,
+    store_to_read,
+    store_to_read_if_any,
+)
 from edgekit.cli.output import ProgressPrinter, print_json, print_result, stderr, stdout
 from edgekit.core.errors import EXIT_BUDGET, EXIT_OK, EXIT_USAGE, UsageError
 from edgekit.core.result import Result
@@ -18,7 +25,7 @@ from edgekit.judge.fingerprint import COMPARABLE_KEYS
 from edgekit.judge.paired import look_schedule
 from edgekit.report.data import HISTORY_WINDOW, HistoryEntry, histories
 from edgekit.store.base import ResultsStore
-from edgekit.store.references import load_reference
+from edgekit.store.references import load_reference, names_stored_runs
 
 REFERENCE_HELP = (
     "A result .json (one result or a JSON list), a stored run id (or a unique prefix of >= 4 characters), "
@@ -114,14 +121,19 @@ def _exit_code(comparison: Comparison, strict: bool = False) -> int:
     return EXIT_BUDGET if strict and insufficient else EXIT_OK
 
 
-def series_history(store: ResultsStore, result: Result, limit: int = HISTORY_LIMIT) -> list[Result]:
-    """The stored runs of result's series (edgekit.judge.compare.series_key), oldest first."""
+def series_history(store: ResultsStore | None, result: Result, limit: int = HISTORY_LIMIT) -> list[Result]:
+    """The stored runs of result's series (edgekit.judge.compare.series_key), oldest first (none
+    without a store)."""
+    if store is None:
+        return []
     key = series_key(result)
     stored = store.runs(device=result.device.name, model=result.model.name, limit=limit)
     return sorted((r.result for r in stored if series_key(r.result) == key), key=lambda r: r.created)
 
 
-def _judged_in_history(store: ResultsStore, result: Result, thresholds: dict[str, float]) -> HistoryEntry:
+def _judged_in_history(
+    store: ResultsStore | None, result: Result, thresholds: dict[str, float]
+) -> HistoryEntry:
     """The run judged against the runs of its series stored before it (the report's gate)."""
     earlier = [
         r for r in series_history(store, result) if r.created < result.created and r.run_id != result.run_id
@@ -240,19 +252,28 @@ def compare_command(
             baseline, candidate, device, inventory, rounds, round_seconds, threads, thresholds, ignore,
             store, as_json,
         )  # fmt: skip
-    results_store = store_from_option(store)
+    results_store = _store_to_read(store, baseline, candidate)
     try:
         base = load_reference(baseline, results_store)
         cand = load_reference(candidate, results_store)
         comparison = _compare(results_store, base, cand, thresholds, ignore)
     finally:
-        results_store.close()
+        if results_store is not None:
+            results_store.close()
     _report(comparison, as_json)
     raise typer.Exit(_exit_code(comparison, strict))
 
 
+def _store_to_read(store: str | None, *references: str | None) -> ResultsStore | None:
+    """The store, read-only, for references that name stored runs ("no results store at ..." when
+    there is none); for result files only, the store's history when there is one, else None."""
+    if any(ref is not None and names_stored_runs(ref) for ref in references):
+        return store_to_read(store)
+    return store_to_read_if_any(store)
+
+
 def _compare(
-    store: ResultsStore,
+    store: ResultsStore | None,
     base: list[Result],
     cand: list[Result],
     thresholds: dict[str, float],
@@ -282,14 +303,15 @@ def check_command(
     insufficient-data with --strict), 2 input error or not comparable."""
     thresholds = parse_thresholds(threshold or [])
     ignore = _ignore(ignore_difference)
-    results_store = store_from_option(store)
+    results_store = _store_to_read(store, result, baseline)
     try:
         candidates = load_reference(result, results_store)
         base = load_reference(baseline, results_store) if baseline else None
         comparison = _compare(results_store, base, candidates, thresholds, ignore) if base else None
         judged = [] if base else [_judged_in_history(results_store, r, thresholds) for r in candidates]
     finally:
-        results_store.close()
+        if results_store is not None:
+            results_store.close()
     budget_failed = any(r.budget.verdict == "fail" for r in candidates)
     if as_json:
         print_json(

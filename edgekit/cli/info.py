@@ -8,7 +8,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from edgekit.cli.common import DeviceOption, InventoryOption, JsonOption, StoreOption, store_from_option
+from edgekit.cli.common import DeviceOption, InventoryOption, JsonOption, StoreOption, store_to_read
 from edgekit.cli.output import fmt, print_json, stdout, strict_hint, verdict_text
 from edgekit.core.errors import EXIT_DEVICE
 from edgekit.core.profiles import CONDITION_KEYS, list_profiles, load_profile
@@ -169,7 +169,7 @@ def history(
     store: StoreOption = None,
 ) -> None:
     """Stored runs, newest first."""
-    results_store = store_from_option(store)
+    results_store = store_to_read(store)
     try:
         runs = results_store.runs(device=device, model=model, limit=limit)
     finally:

@@ -19,6 +19,7 @@ from edgekit.cli.lab import lab_app
 from edgekit.cli.optimize import optimize_command
 from edgekit.cli.output import stderr
 from edgekit.cli.report import report_command
+from edgekit.cli.store import store_app
 from edgekit.cli.train import train_command
 from edgekit.core.errors import EXIT_USAGE, EdgekitError, EdgekitWarning
 
@@ -47,6 +48,7 @@ app.add_typer(devices_app, name="devices")
 app.add_typer(profiles_app, name="profiles")
 app.add_typer(fleet_app, name="fleet")
 app.add_typer(lab_app, name="lab")
+app.add_typer(store_app, name="store")
 
 
 def _version(value: bool) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from edgekit.cli.common import JsonOption, StoreOption, store_from_option
+from edgekit.cli.common import JsonOption, StoreOption, store_to_read
 from edgekit.cli.compare import ThresholdOption
 from edgekit.cli.output import print_json, stderr
 from edgekit.core.atomic import write_text_atomic
@@ -90,7 +90,7 @@ def report_command(
     thresholds = parse_thresholds(threshold or [])
     if limit < 1:
         raise UsageError("--limit must be at least 1")
-    results_store = store_from_option(store)
+    results_store = store_to_read(store)
     try:
         only_device = chosen.devices[0] if len(chosen.devices) == 1 else None
         stored = results_store.runs(device=only_device, limit=limit)

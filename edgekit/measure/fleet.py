@@ -296,8 +296,10 @@ def run_plan(
 ) -> FleetRun:
     """Run every cell on every device. An interrupted run of the same plan is resumed (its finished
     cells are not redone) unless `fresh`; a run that ends, with or without failed devices, is finished.
-    Raises StoreError (before any device is touched) when the store cannot be opened."""
-    store = open_store(store_location)  # a bad store fails the run before any device is touched
+    Raises StoreError (before any device is touched) when the store cannot be opened or does not
+    answer at the start; a result it does not take later is spooled (edgekit.store.spool)."""
+    # A bad store fails the run before any device is touched.
+    store = open_store(store_location, spool=True)
     try:
         plan_run_id, resumed = store.start_plan_run(plan.name, fresh=fresh)
         done = store.done_cells(plan_run_id)

@@ -19,11 +19,16 @@ MIN_PREFIX = 4  # a shorter run id prefix is a usage error
 MAX_CANDIDATES = 10  # an ambiguous prefix lists at most this many matching runs
 
 
+def names_stored_runs(reference: str) -> bool:
+    """Whether the reference names stored runs (a run id, latest:...), not a result file."""
+    return not (reference.endswith(".json") or Path(reference).is_file())
+
+
 def load_reference(reference: str, store: ResultsStore | None) -> list[Result]:
     """The results a reference names (see the module doc), upgraded to today's schema; UsageError
     when it names none, or a file that is not a result this edgekit can read (StoreError for a
     stored run it cannot read)."""
-    if reference.endswith(".json") or Path(reference).is_file():
+    if not names_stored_runs(reference):
         return _results_file(Path(reference))
     if store is None:
         raise UsageError(f"{reference!r}: not a result file, and no results store to look it up in")

@@ -1,4 +1,11 @@
-"""The results store in a SQLite file: the default (`$EDGEKIT_HOME/results.sqlite`)."""
+"""The results store in a SQLite file: the default (`$EDGEKIT_HOME/results.sqlite`).
+
+Concurrent writers (a fleet run and a user's bench, several processes) share the file safely: WAL
+journal mode (readers never block the writer), a busy timeout of BUSY_TIMEOUT_S on every
+connection, and write transactions that take the write lock up front (BEGIN IMMEDIATE), so a
+writer waits its turn instead of failing; one still locked out after that is retried once, then
+spooled (edgekit.store.spool).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 from edgekit.core.errors import StoreError
 from edgekit.store.base import SQLITE, ResultsStore
@@ -15,16 +23,27 @@ BUSY_TIMEOUT_S = 30.0
 
 
 class SqliteStore(ResultsStore):
-    """A SQLite file: the default store."""
+    """A SQLite file: the default store. `read_only`: the file must exist and hold a store (else
+    StoreError "no results store at PATH", data `missing`); it is opened read-only and never
+    migrated, and nothing is created."""
 
     dialect = SQLITE
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
         super().__init__()
         self.path = path
         self.location = str(path)
         self._db_errors = (sqlite3.DatabaseError,)
+        if read_only and not path.exists():
+            raise StoreError(f"no results store at {path}", path=str(path), missing=True)
         try:
+            if read_only:
+                uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+                self._conn = sqlite3.connect(
+                    uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+                )
+                self._open_schema(read_only=True)
+                return
             path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(
                 str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
@@ -51,6 +70,10 @@ class SqliteStore(ResultsStore):
                     raise
                 time.sleep(delay_s)
                 delay_s = min(delay_s * 2, 1.0)
+
+    def _unavailable(self, exc: Exception) -> bool:
+        """SQLITE_BUSY / SQLITE_LOCKED past the busy timeout: another writer held the file."""
+        return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
 
     @contextmanager
     def _begin(self) -> Iterator[None]:

@@ -117,13 +117,35 @@ class PgServer:
             detail = " ".join((proc.stderr or proc.stdout).split())
             raise PgServerError(f"{what} failed (exit {proc.returncode}): {detail}", log=str(self.log))
 
+    def halt(self) -> None:
+        """Shut the server down (fast: open connections are terminated) and keep its data, as a
+        restart or an outage would; resume() starts it again on the same port."""
+        if (self.data_dir / "postmaster.pid").exists():
+            self._run(
+                [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"],
+                "pg_ctl stop",
+            )
+
+    def resume(self) -> None:
+        """Start the server halt() stopped; returns when it accepts connections."""
+        self._run(
+            [
+                str(self.bin_dir / "pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log),
+                "-w",
+                "-t",
+                str(START_TIMEOUT_S),
+                "start",
+            ],
+            "pg_ctl start",
+        )
+
     def stop(self) -> None:
         try:
-            if (self.data_dir / "postmaster.pid").exists():
-                self._run(
-                    [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"],
-                    "pg_ctl stop",
-                )
+            self.halt()
         finally:
             shutil.rmtree(self.directory, ignore_errors=True)
 
@@ -165,20 +187,7 @@ def start_postgres() -> PgServer:
         }
         with (server.data_dir / "postgresql.conf").open("a") as conf:
             conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
-        server._run(
-            [
-                str(bin_dir / "pg_ctl"),
-                "-D",
-                str(server.data_dir),
-                "-l",
-                str(server.log),
-                "-w",
-                "-t",
-                str(START_TIMEOUT_S),
-                "start",
-            ],
-            "pg_ctl start",
-        )
+        server.resume()
     except BaseException:
         server.stop()
         raise

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from edgekit.data import demo_model_path
+from edgekit.store.open import open_store
 from tests.cli_run import run_cli
 
 pytestmark = pytest.mark.integration
@@ -138,6 +139,7 @@ def test_bad_references_are_one_line_errors(tmp_path: Path, args: list[str], mes
     broken = tmp_path / "broken.json"
     broken.write_text('{"latency_ms": ')  # a half-written file
     args = [str(broken) if a == "BROKEN" else a for a in args]
+    open_store(tmp_path / "results.sqlite").close()  # a store, with no runs (readers create none)
     proc = run_cli("compare", *args, home=tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr

@@ -186,11 +186,18 @@ def test_failed_insert_leaves_nothing(backend: Backend) -> None:
     store.close()
 
 
-def test_duplicate_run_id_is_a_store_error_and_leaves_the_store_usable(backend: Backend) -> None:
+def test_storing_a_run_again_is_idempotent_and_another_result_under_its_id_is_refused(
+    backend: Backend,
+) -> None:
+    """A retried or flushed write stores its run once; a different result under a stored run id is
+    one StoreError line, and the store stays usable."""
     store = open_store(backend.location)
     store.add_run(fake_result().model_copy(update={"run_id": "same"}))
-    with pytest.raises(StoreError, match="cannot store run"):
-        store.add_run(fake_result().model_copy(update={"run_id": "same"}))
+    store.add_run(fake_result().model_copy(update={"run_id": "same"}))
+    assert backend.sql("SELECT COUNT(*) FROM runs WHERE run_id = 'same'") == [(1,)]
+    with pytest.raises(StoreError, match="run id same is already stored with another result"):
+        store.add_run(fake_result(p50=2.0).model_copy(update={"run_id": "same"}))
+    assert store.get("same").result.latency_ms.p50 == 1.0  # type: ignore[union-attr]
     store.add_run(fake_result())
     assert len(store.runs()) == 2
     store.close()
@@ -419,3 +426,24 @@ def test_unknown_url_scheme_is_refused_masked() -> None:
 )
 def test_mask_password(location: str, shown: str) -> None:
     assert mask_password(location) == shown
+
+
+def test_flush_writes_spooled_runs_once_and_leaves_files_that_are_not_entries(backend: Backend) -> None:
+    from edgekit.core.errors import EdgekitWarning
+    from edgekit.store.open import spool_of
+    from edgekit.store.spool import RUN, PendingWrite
+
+    spool = spool_of(backend.location)
+    spooled = fake_result(device="spooled").model_copy(update={"run_id": uuid.uuid4().hex})
+    entry = spool.put(PendingWrite(RUN, result=spooled))
+    junk = spool.directory / "00000000000000000000-junk.json"
+    junk.write_text('{"spool": 1, "kind"')  # a half-written file (a spool file never is one: atomic)
+    with pytest.warns(EdgekitWarning, match="not JSON"):
+        store = open_store(backend.location, spool=True)  # a writer opening the store flushes it
+    assert [r.run_id for r in store.runs()] == [spooled.run_id]
+    assert not entry.exists() and junk.exists()
+    with pytest.warns(EdgekitWarning, match="spooled entry left in"):
+        counts = store.flush_spool()
+    assert (counts.written, counts.already_stored, counts.left) == (0, 0, [junk])
+    assert [r.run_id for r in store.runs()] == [spooled.run_id]
+    store.close()
