@@ -148,7 +148,7 @@ class Agent:
 
         running = self.handling
         running.check()
-        lock.acquire(float(params.get("lock_timeout_s", 600.0)), holder, waiting)
+        lock.acquire(float(params.get("lock_timeout_s", 600.0)), holder, waiting, running.check)
         try:
             if params.get("mode") == "ab":  # one child holds both models; its rounds interleave
                 return run_bench_child(params, self.argv_tail, relay, running)

@@ -22,8 +22,10 @@ import psutil
 import pytest
 
 from edgekit.data import demo_calib_set_path, demo_model_path, demo_test_set_path
+from edgekit.lab.sysfs_tree import make_fake_sysfs
 from edgekit.testing.ssh import Sshd, write_inventory
 from tests.cli_run import run_cli
+from tests.integration.test_agent_protocol import AgentProcess, bench_params
 
 pytestmark = pytest.mark.integration
 
@@ -222,3 +224,55 @@ def test_an_interrupted_optimize_keeps_its_state_and_resumes(tmp_path: Path) -> 
     resumed.wait_for_line("trying fp16")
     assert resumed.lines == ["local: trying fp16"]  # the saved baseline is not measured again
     assert_interrupted(resumed.interrupt())
+
+
+@pytest.fixture
+def sysfs(tmp_path: Path) -> Path:
+    return make_fake_sysfs(tmp_path / "sys", thermal_zones=[("cpu-thermal", 48312)], cpus=4)
+
+
+def test_the_agent_stops_its_bench_on_cancel_and_keeps_serving(sysfs: Path, mlp_model: Path) -> None:
+    agent = AgentProcess(sysfs)
+    try:
+        agent.send_raw(
+            (
+                json.dumps({"id": 1, "op": "bench", "params": bench_params(mlp_model, min_seconds=120)})
+                + "\n"
+            ).encode()
+        )
+        while agent.read().get("phase") != "timed":  # the timed window started
+            pass
+        children = bench_children(psutil.Process(agent.process.pid).children(recursive=True))
+        assert children
+        agent.send_raw(b'{"id": 2, "op": "cancel"}\n')
+        replies = {}
+        while len(replies) < 2:
+            reply = agent.read()
+            if "ok" in reply:
+                replies[reply["id"]] = reply
+        assert replies[2] == {"id": 2, "ok": True, "result": {"cancelled": True}}
+        assert replies[1]["ok"] is False and replies[1]["error"]["type"] == "Cancelled"
+        assert_all_gone(children)
+        assert agent.request({"id": 3, "op": "hello"})[0]["ok"] is True  # still serving
+    finally:
+        agent.process.kill()
+        agent.process.wait()
+
+
+def test_the_agent_waiting_for_the_device_lock_exits_when_its_host_goes(
+    sysfs: Path, mlp_model: Path, tmp_path: Path
+) -> None:
+    import fcntl
+
+    workdir = tmp_path / "board"
+    workdir.mkdir()
+    with open(workdir / "bench.lock", "a+") as held:  # another benchmark holds the device
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        agent = AgentProcess(sysfs, workdir=workdir)
+        agent.send_raw(
+            (json.dumps({"id": 1, "op": "bench", "params": bench_params(mlp_model)}) + "\n").encode()
+        )
+        assert agent.read()["phase"] == "lock"
+        assert agent.process.stdin is not None
+        agent.process.stdin.close()  # the host was interrupted: its end of the channel closes
+        assert agent.process.wait(timeout=10) == 0
