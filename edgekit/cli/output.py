@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
@@ -167,8 +168,9 @@ class ProgressPrinter:
 
     LOG_INTERVAL_S = 10.0
 
-    def __init__(self, enabled: bool = True) -> None:
+    def __init__(self, enabled: bool = True, clock: Callable[[], float] = time.monotonic) -> None:
         self.enabled = enabled
+        self._clock = clock  # seconds
         self._live = stderr.is_terminal
         self._last_key: tuple[str, Any] | None = None
         self._last_print = 0.0
@@ -180,7 +182,7 @@ class ProgressPrinter:
         phase = str(event.get("phase", ""))
         key = (phase, event.get("process"))
         text = self.describe(event)
-        now = time.monotonic()
+        now = self._clock()
         if self._live:  # rich drops a "\r" inside printed text: the line is rewritten by control codes
             stderr.control(_REWRITE_LINE)
             if phase != "done":
