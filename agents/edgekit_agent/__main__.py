@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from typing import List, Optional
 
@@ -40,7 +41,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     sys.stdout = sys.stderr
     stdin = os.fdopen(sys.stdin.fileno(), "rb")
     workdir = os.path.expanduser(args.workdir or "~/.edgekit")
-    return Agent(host, tail, protocol_out, workdir, args.lock_file).serve(stdin)
+    for name in ("SIGTERM", "SIGHUP"):  # stopped from outside: stop the bench child on the way out
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _stop)
+    try:
+        return Agent(host, tail, protocol_out, workdir, args.lock_file).serve(stdin)
+    except KeyboardInterrupt:  # Ctrl-C on a `local` run's terminal: the bench child is stopped already
+        return 130
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 if __name__ == "__main__":

@@ -269,7 +269,8 @@ def timed_window(
             if len(latencies) - first >= round_runs and elapsed >= min_ns:
                 break
             if t1 >= next_report_ns:
-                progress("timed", len(latencies), runs)
+                done = len(latencies)
+                progress("timed", done, planned_runs(done, t1 - window_start, runs, settings.min_seconds))
                 next_report_ns = t1 + report_every_ns
         round_records.append(
             {
@@ -283,7 +284,7 @@ def timed_window(
     window_ns = clock() - window_start
     busy_samples = sampler.stop() if sampler is not None else []
     sensors_end = sensors_snapshot(host)
-    progress("timed", len(latencies), runs)
+    progress("timed", len(latencies), len(latencies))  # the final count is the total
     return TimedWindow(
         latencies,
         round_records,
@@ -294,6 +295,19 @@ def timed_window(
         sensors_end,
         busy_samples,
     )
+
+
+def planned_runs(done: int, elapsed_ns: int, runs: int, min_seconds: float) -> int:
+    """The timed window's expected number of inferences, for progress: `runs`, or more when
+    `min_seconds` will keep it going longer (the rate so far times the seconds still to go), and
+    above `done` (the window is still running: one more at least), so that a progress count never
+    passes its total and reaches it only with the window's final event."""
+    expected = runs
+    if elapsed_ns > 0 and done > 0:
+        remaining_s = min_seconds - elapsed_ns / 1e9
+        if remaining_s > 0:
+            expected = max(expected, done + int(done * remaining_s * 1e9 / elapsed_ns))
+    return max(expected, done + 1)
 
 
 def bench_result(

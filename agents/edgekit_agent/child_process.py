@@ -13,17 +13,67 @@ of ``runs``/``min_seconds``/``max_seconds``, and merges their replies (merge_pro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import threading
-from typing import IO, Any, Callable, Dict, List, Optional, Tuple
+from typing import IO, Any, Callable, Dict, List, Optional, Set, Tuple
 
 from edgekit_agent.failure import AgentFailure
 
 STDERR_TAIL_LINES = 20
+STOP_GRACE_S = 2.0  # a stopped child gets SIGTERM, then SIGKILL after this long
+
+
+class RunningChildren:
+    """The bench children of one request, so that a `cancel` request or the end of the agent's
+    stdin (the host is gone) can stop them from another thread. Once cancelled, no new child
+    starts and the request ends with a Cancelled failure."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.children: Set["subprocess.Popen[bytes]"] = set()
+        self.cancelled = False
+
+    def add(self, child: "subprocess.Popen[bytes]") -> None:
+        with self.lock:
+            self.children.add(child)
+            cancelled = self.cancelled
+        if cancelled:
+            stop_child(child)
+
+    def remove(self, child: "subprocess.Popen[bytes]") -> None:
+        with self.lock:
+            self.children.discard(child)
+
+    def cancel(self) -> None:
+        with self.lock:
+            self.cancelled = True
+            children = list(self.children)
+        for child in children:
+            stop_child(child)
+
+    def check(self) -> None:
+        """Raise AgentFailure("Cancelled") when cancel() was called."""
+        if self.cancelled:
+            raise AgentFailure("Cancelled", "the bench was cancelled (cancel request or the host went away)")
+
+
+def stop_child(child: "subprocess.Popen[bytes]") -> None:
+    """SIGTERM the child, SIGKILL it when it is still there STOP_GRACE_S later; never raises."""
+    if child.poll() is not None:
+        return
+    try:
+        child.terminate()
+        child.wait(STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(OSError):
+            child.kill()
+    except OSError:
+        pass
 
 
 def agent_entry() -> str:
@@ -53,10 +103,17 @@ def signal_name(returncode: int) -> str:
 
 
 def run_bench_child(
-    params: Dict[str, Any], argv_tail: List[str], relay: Callable[[Dict[str, Any]], None]
+    params: Dict[str, Any],
+    argv_tail: List[str],
+    relay: Callable[[Dict[str, Any]], None],
+    running: Optional[RunningChildren] = None,
 ) -> Dict[str, Any]:
     """The child's result; its progress events go to relay; its error reply, or its death
-    (ChildCrashed with the signal and the last stderr lines), raises AgentFailure."""
+    (ChildCrashed with the signal and the last stderr lines), raises AgentFailure. The child's
+    stdin stays open while it runs: it exits when that closes (this agent died). `running`
+    lets another thread stop it (Cancelled); any exception here (KeyboardInterrupt) stops it too."""
+    running = running or RunningChildren()
+    running.check()
     argv, env = child_command(argv_tail)
     child = subprocess.Popen(
         argv,
@@ -75,25 +132,17 @@ def run_bench_child(
             del stderr_tail[:-STDERR_TAIL_LINES]
 
     assert child.stdin is not None and child.stdout is not None and child.stderr is not None
-    threading.Thread(target=drain_stderr, args=(child.stderr,), daemon=True).start()
+    running.add(child)
     try:
-        child.stdin.write((json.dumps(params) + "\n").encode("utf-8"))
-        child.stdin.close()
-    except OSError:
-        pass
-    final: Optional[Dict[str, Any]] = None
-    for line in child.stdout:
-        try:
-            message = json.loads(line.decode("utf-8"))
-        except ValueError:
-            continue
-        if not isinstance(message, dict):
-            continue
-        if message.get("event") == "progress":
-            relay(message)
-        elif "ok" in message:
-            final = message
-    returncode = child.wait()
+        final = _talk_to_child(child, params, relay, drain_stderr)
+        returncode = child.wait()
+    finally:
+        stop_child(child)
+        running.remove(child)
+        if child.stdin is not None:
+            with contextlib.suppress(OSError):
+                child.stdin.close()
+    running.check()
     if final is None:
         tail = " | ".join(stderr_tail[-5:])
         raise AgentFailure(
@@ -108,6 +157,35 @@ def run_bench_child(
     raise AgentFailure(
         str(error.get("type", "Internal")), str(error.get("message", "")), **(error.get("data") or {})
     )
+
+
+def _talk_to_child(
+    child: "subprocess.Popen[bytes]",
+    params: Dict[str, Any],
+    relay: Callable[[Dict[str, Any]], None],
+    drain_stderr: Callable[[IO[bytes]], None],
+) -> Optional[Dict[str, Any]]:
+    """Send the params line (stdin stays open), relay progress; the final {"ok": ...} line or None."""
+    assert child.stdin is not None and child.stdout is not None and child.stderr is not None
+    threading.Thread(target=drain_stderr, args=(child.stderr,), daemon=True).start()
+    try:
+        child.stdin.write((json.dumps(params) + "\n").encode("utf-8"))
+        child.stdin.flush()
+    except OSError:
+        pass
+    final: Optional[Dict[str, Any]] = None
+    for line in child.stdout:
+        try:
+            message = json.loads(line.decode("utf-8"))
+        except ValueError:
+            continue
+        if not isinstance(message, dict):
+            continue
+        if message.get("event") == "progress":
+            relay(message)
+        elif "ok" in message:
+            final = message
+    return final
 
 
 def even_share(total: int, parts: int, index: int) -> int:
@@ -152,19 +230,37 @@ def merge_process_results(results: List[Dict[str, Any]]) -> Dict[str, Any]:
     return merged
 
 
+def whole_bench_counts(event: Dict[str, Any], finished: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """A `timed` progress event of child number event["process"] (1-based) with done and total
+    over the whole bench: the inferences of the finished children plus this one's, and for the
+    children still to come as many as this one expects (their shares are equal). The last child's
+    last event has done == total; done never passes total."""
+    if event.get("phase") != "timed" or event.get("done") is None or event.get("total") is None:
+        return event
+    before = sum(len(result.get("latencies_ns") or []) for result in finished)
+    later = int(event["processes"]) - int(event["process"])
+    done, total = int(event["done"]), int(event["total"])
+    return dict(event, done=before + done, total=before + total * (later + 1))
+
+
 def run_bench_processes(
-    params: Dict[str, Any], argv_tail: List[str], relay: Callable[[Dict[str, Any]], None]
+    params: Dict[str, Any],
+    argv_tail: List[str],
+    relay: Callable[[Dict[str, Any]], None],
+    running: Optional[RunningChildren] = None,
 ) -> Dict[str, Any]:
     """The bench over params["processes"] (default 1) fresh children, one after another; progress
     events carry "process" (1-based) and "processes". The first failure raises (AgentFailure)."""
     processes = int(params.get("processes", 1))
     if processes < 1:
         raise AgentFailure("BadRequest", "bench params.processes must be >= 1, got %d" % processes)
-    results = []
+    results: List[Dict[str, Any]] = []
     for process in range(processes):
 
         def tagged(event: Dict[str, Any], number: int = process + 1) -> None:
-            relay(dict(event, process=number, processes=processes))
+            relay(whole_bench_counts(dict(event, process=number, processes=processes), results))
 
-        results.append(run_bench_child(process_params(params, process, processes), argv_tail, tagged))
+        results.append(
+            run_bench_child(process_params(params, process, processes), argv_tail, tagged, running)
+        )
     return merge_process_results(results)

@@ -22,9 +22,14 @@ class DeviceLock:
         self.handle: Optional[IO[str]] = None
 
     def acquire(
-        self, timeout_s: float, holder: Dict[str, Any], on_wait: Callable[[str], None] = lambda held_by: None
+        self,
+        timeout_s: float,
+        holder: Dict[str, Any],
+        on_wait: Callable[[str], None] = lambda held_by: None,
+        check: Callable[[], None] = lambda: None,
     ) -> None:
-        """Take the lock within timeout_s (on_wait(holder) every 2 s meanwhile), else DeviceBusy."""
+        """Take the lock within timeout_s (on_wait(holder) every 2 s meanwhile), else DeviceBusy;
+        check() is called while waiting and may raise (a cancelled request: Cancelled)."""
         try:
             import fcntl
         except ImportError:  # not a POSIX board: no locking
@@ -38,6 +43,11 @@ class DeviceLock:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except OSError:
+                try:
+                    check()
+                except BaseException:
+                    handle.close()
+                    raise
                 handle.seek(0)
                 held_by = handle.read().strip() or "unknown"
                 if time.monotonic() >= next_notice:

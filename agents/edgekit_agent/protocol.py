@@ -1,18 +1,23 @@
 """The long-lived agent: JSON-lines requests on stdin, one reply per request on stdout
-(protocol 1, docs/protocol.md), ops hello / sensors / bench / ab / bye."""
+(protocol 1, docs/protocol.md), ops hello / sensors / bench / ab / cancel / bye.
+
+A reader thread takes the lines off stdin while a request runs, so that `cancel` (and the end of
+stdin: the host is gone) stops a bench child at once instead of after the bench."""
 
 from __future__ import annotations
 
 import json
 import os
+import queue
 import socket
 import sys
+import threading
 import time
 import traceback
-from typing import IO, Any, Dict, List, Optional
+from typing import IO, Any, Dict, List, Optional, Tuple
 
 from edgekit_agent import AGENT_VERSION, PROTOCOL_VERSION
-from edgekit_agent.child_process import run_bench_child, run_bench_processes
+from edgekit_agent.child_process import RunningChildren, run_bench_child, run_bench_processes
 from edgekit_agent.device_lock import DeviceLock
 from edgekit_agent.emitter import Emitter
 from edgekit_agent.facts.device import device_facts
@@ -33,6 +38,8 @@ class Agent:
         self.emit = Emitter(out)
         self.workdir = workdir
         self.lock_file = lock_file or os.path.join(workdir, "bench.lock")
+        self.running = RunningChildren()  # the bench children of the last request read (cancel stops them)
+        self.handling = self.running  # the bench children of the request being handled
 
     def reply_ok(self, request_id: Any, result: Any) -> None:
         self.emit({"id": request_id, "ok": True, "result": result})
@@ -59,6 +66,9 @@ class Agent:
         if not isinstance(params, dict):
             self.reply_error(request_id, AgentFailure("BadRequest", "params must be an object"))
             return True
+        if op == "cancel":  # normally taken by the reader thread (cancel_if_asked) while a bench runs
+            self.reply_ok(request_id, {"cancelled": False})
+            return True
         handler = {
             "hello": self.op_hello,
             "sensors": self.op_sensors,
@@ -71,7 +81,9 @@ class Agent:
         if handler is None:
             self.reply_error(
                 request_id,
-                AgentFailure("UnknownOp", "unknown op %r (hello, sensors, bench, ab, bye)" % op, op=op),
+                AgentFailure(
+                    "UnknownOp", "unknown op %r (hello, sensors, bench, ab, cancel, bye)" % op, op=op
+                ),
             )
             return True
         try:
@@ -134,29 +146,70 @@ class Agent:
         def relay(event: Dict[str, Any]) -> None:
             self.emit(dict(event, id=request_id))
 
-        lock.acquire(float(params.get("lock_timeout_s", 600.0)), holder, waiting)
+        running = self.handling
+        running.check()
+        lock.acquire(float(params.get("lock_timeout_s", 600.0)), holder, waiting, running.check)
         try:
             if params.get("mode") == "ab":  # one child holds both models; its rounds interleave
-                return run_bench_child(params, self.argv_tail, relay)
-            return run_bench_processes(params, self.argv_tail, relay)
+                return run_bench_child(params, self.argv_tail, relay, running)
+            return run_bench_processes(params, self.argv_tail, relay, running)
         finally:
             lock.release()
 
+    def cancel_if_asked(self, raw: bytes) -> bool:
+        """True when raw is a `cancel` request: the running bench children are stopped (that
+        bench replies Cancelled) and the cancel gets its own reply here, out of turn."""
+        if b'"cancel"' not in raw:
+            return False
+        try:
+            message = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return False
+        if not isinstance(message, dict) or message.get("op") != "cancel" or message.get("id") is None:
+            return False
+        running = self.running
+        busy = bool(running.children)
+        running.cancel()
+        self.reply_ok(message.get("id"), {"cancelled": busy})
+        return True
+
+    def read_requests(
+        self, stream: IO[bytes], lines: "queue.Queue[Optional[Tuple[bytes, RunningChildren]]]"
+    ) -> None:
+        """The reader thread: request lines into `lines` (None at the end of stdin, after stopping
+        any running bench child: nobody is left to read its reply)."""
+        try:
+            while True:
+                raw = stream.readline(MAX_LINE_BYTES + 1)
+                if not raw:
+                    return
+                if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                    while True:  # drain the rest of the oversized line
+                        rest = stream.readline(MAX_LINE_BYTES)
+                        if not rest or rest.endswith(b"\n"):
+                            break
+                    self.reply_error(
+                        None,
+                        AgentFailure("LineTooLong", "request line longer than %d bytes" % MAX_LINE_BYTES),
+                    )
+                    continue
+                if raw.strip() and not self.cancel_if_asked(raw):
+                    # a cancel from now on is meant for this request (it was sent after it)
+                    self.running = RunningChildren()
+                    lines.put((raw, self.running))
+        except (OSError, ValueError):
+            return
+        finally:
+            self.running.cancel()
+            lines.put(None)
+
     def serve(self, stream: IO[bytes]) -> int:
+        lines: "queue.Queue[Optional[Tuple[bytes, RunningChildren]]]" = queue.Queue()
+        threading.Thread(target=self.read_requests, args=(stream, lines), daemon=True).start()
         while True:
-            raw = stream.readline(MAX_LINE_BYTES + 1)
-            if not raw:
+            item = lines.get()
+            if item is None:
                 return 0
-            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
-                while True:  # drain the rest of the oversized line
-                    rest = stream.readline(MAX_LINE_BYTES)
-                    if not rest or rest.endswith(b"\n"):
-                        break
-                self.reply_error(
-                    None, AgentFailure("LineTooLong", "request line longer than %d bytes" % MAX_LINE_BYTES)
-                )
-                continue
-            if not raw.strip():
-                continue
+            raw, self.handling = item
             if not self.handle_line(raw):
                 return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
 import warnings
@@ -21,7 +22,7 @@ from edgekit.cli.output import stderr
 from edgekit.cli.report import report_command
 from edgekit.cli.store import store_app
 from edgekit.cli.train import train_command
-from edgekit.core.errors import EXIT_USAGE, EdgekitError, EdgekitWarning
+from edgekit.core.errors import EXIT_INTERRUPTED, EXIT_USAGE, CancelledError, EdgekitError, EdgekitWarning
 
 EXIT_INTERNAL = 70  # a bug in edgekit (EX_SOFTWARE); never used for input or device problems
 
@@ -84,13 +85,30 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
         stderr.print(warnings.formatwarning(message, category, filename, lineno, line).rstrip(), markup=False)
 
 
+_interrupted = False
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    """SIGINT (Ctrl-C): remembered (typer turns the KeyboardInterrupt into a silent exit 130),
+    then raised as Python does, so that every `finally` on the way out cleans up."""
+    global _interrupted
+    _interrupted = True
+    raise KeyboardInterrupt
+
+
 def run() -> None:
     warnings.showwarning = _show_warning
     warnings.simplefilter("default", EdgekitWarning)  # each distinct warning once per place
+    signal.signal(signal.SIGINT, _on_sigint)
     try:
         # With standalone_mode=False click returns the code of a typer.Exit instead of exiting.
         code = app(standalone_mode=False)
+        if _interrupted:
+            raise KeyboardInterrupt
         sys.exit(code if isinstance(code, int) else 0)
+    except CancelledError:
+        stderr.print("edgekit: interrupted", markup=False)
+        sys.exit(EXIT_INTERRUPTED)
     except EdgekitError as exc:
         stderr.print(f"edgekit: error: {exc.message}", markup=False)
         sys.exit(exc.exit_code)
@@ -102,8 +120,10 @@ def run() -> None:
         stderr.print("edgekit: aborted", markup=False)
         sys.exit(130)
     except KeyboardInterrupt:
+        if os.environ.get("EDGEKIT_DEBUG"):
+            traceback.print_exc()
         stderr.print("edgekit: interrupted", markup=False)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:  # the boundary: a bug must not become a traceback for the user
         usage = _usage_message(exc)
         if usage is not None:

@@ -6,11 +6,14 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
 from rich.console import Console
+from rich.control import Control, ControlType
 from rich.table import Table
+from rich.text import Text
 
 from edgekit.core.result import ColdStart, Memory, Result, Runtime, Thermal
 from edgekit.judge.budgets import FAIL, PASS, metric_values
@@ -21,6 +24,7 @@ if not stdout.is_terminal and "COLUMNS" not in os.environ:
     # Piped output (logs, CI) has no width; 80 columns would fold every table.
     stdout = Console(highlight=False, width=160)
 
+_REWRITE_LINE = Control(ControlType.CARRIAGE_RETURN, (ControlType.ERASE_IN_LINE, 2))
 _VERDICT_STYLE = {PASS: "bold green", FAIL: "bold red", "unknown": "yellow"}
 
 
@@ -178,28 +182,54 @@ def _mib(value: int | None) -> str:
 
 
 class ProgressPrinter:
-    """Turns agent progress events into a live line on a terminal, or sparse log lines otherwise."""
+    """Turns agent progress events into a live line on a terminal, or sparse log lines otherwise:
+    the first event of each phase (of each bench process), then at most one line every
+    LOG_INTERVAL_S seconds, and the last count of the phase when it ends (its final total)."""
 
-    def __init__(self, enabled: bool = True) -> None:
+    LOG_INTERVAL_S = 10.0
+
+    def __init__(self, enabled: bool = True, clock: Callable[[], float] = time.monotonic) -> None:
         self.enabled = enabled
+        self._clock = clock  # seconds
         self._live = stderr.is_terminal
-        self._last_phase: str | None = None
+        self._last_key: tuple[str, Any] | None = None
         self._last_print = 0.0
+        self._pending: str | None = None  # the phase's latest line, not printed yet
 
     def __call__(self, event: dict[str, Any]) -> None:
         if not self.enabled:
             return
         phase = str(event.get("phase", ""))
+        key = (phase, event.get("process"))
         text = self.describe(event)
-        now = time.monotonic()
-        if self._live:
-            stderr.print(f"\r[dim]{text}[/]".ljust(70), end="")
-            if phase == "done":
-                stderr.print("\r" + " " * 72 + "\r", end="")
-        elif phase != self._last_phase or now - self._last_print > 10:
-            stderr.print(text)
-            self._last_print = now
-        self._last_phase = phase
+        now = self._clock()
+        if self._live:  # rich drops a "\r" inside printed text: the line is rewritten by control codes
+            stderr.control(_REWRITE_LINE)
+            if phase != "done":
+                stderr.print(Text(text, style="dim"), end="")
+        elif key != self._last_key:
+            self._flush()
+            self._log(text, now)
+        elif now - self._last_print >= self.LOG_INTERVAL_S or self._finished(event):
+            self._log(text, now)
+        else:
+            self._pending = text
+        self._last_key = key
+
+    @staticmethod
+    def _finished(event: dict[str, Any]) -> bool:
+        done, total = event.get("done"), event.get("total")
+        return isinstance(done, int) and isinstance(total, int) and total > 0 and done >= total
+
+    def _log(self, text: str, now: float) -> None:
+        stderr.print(text, markup=False)
+        self._last_print = now
+        self._pending = None
+
+    def _flush(self) -> None:
+        if self._pending is not None:
+            stderr.print(self._pending, markup=False)
+            self._pending = None
 
     @staticmethod
     def describe(event: dict[str, Any]) -> str:

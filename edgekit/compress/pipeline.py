@@ -31,6 +31,7 @@ from edgekit.core.errors import EdgekitError, InputSpecError, ModelError, UsageE
 from edgekit.core.inputs import is_feed_folder
 from edgekit.core.onnx_model import TensorInfo, graph_inputs, load_onnx
 from edgekit.core.profiles import DeviceProfile
+from edgekit.core.quiet import library_output_hidden
 
 CALIB_RANDOM_ROWS = 64
 EventCallback = Callable[[dict[str, Any]], None]
@@ -477,7 +478,16 @@ def compress(
     `out_dir` (model file + manifest.json) atomically; returns the manifest plus its `path`.
     An artifact below the quality floor is still written, with `degraded: true` and the reasons
     in the manifest (the CLI exits 1 for it unless --allow-degraded).
-    Raises UsageError / ModelError / InputSpecError before any work for a bad plan or data."""
+    Raises UsageError / ModelError / InputSpecError before any work for a bad plan or data.
+    onnxruntime's, TensorFlow's and onnx2tf's own output is hidden meanwhile (unless
+    EDGEKIT_DEBUG is set: edgekit.core.quiet); `on_event` and warnings still reach stderr."""
+    with library_output_hidden():
+        return _compress(model_path, out_dir, options, on_event)
+
+
+def _compress(
+    model_path: Path, out_dir: Path, options: CompressOptions, on_event: EventCallback | None
+) -> dict[str, Any]:
     emit = on_event or (lambda event: None)
     source = load_artifact(model_path)
     if source.format != "onnx":

@@ -8,7 +8,6 @@ import logging
 import os
 import platform
 import shutil
-import sys
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Sequence, Sized
@@ -42,6 +41,7 @@ from edgekit.compress.guard import rank_by_sqnr
 from edgekit.core.errors import ModelError, UsageError
 from edgekit.core.onnx_model import TensorInfo, graph_inputs, has_external_data, save_onnx
 from edgekit.core.profiles import DeviceProfile
+from edgekit.core.quiet import library_output_hidden
 
 # int8-static's `calib=` values -> onnxruntime's calibrators (shared with compress/subgraphs.py).
 CALIBRATION_METHODS = {
@@ -344,8 +344,8 @@ def int8_static(
 
     def run(options: dict[str, Any], excluded: list[str]) -> None:
         reader = calibration_reader(calib, graph_inputs(model))  # one-shot: a new one per attempt
-        # onnxruntime's histogram calibrators print progress to stdout, which carries --json output.
-        with contextlib.redirect_stdout(sys.stderr), scratch_cwd(out.resolve().parent):
+        # onnxruntime's histogram calibrators print progress (stdout carries --json output)
+        with library_output_hidden(), scratch_cwd(out.resolve().parent):
             quantize_static(
                 str(prepared.resolve()),
                 str(out.resolve()),

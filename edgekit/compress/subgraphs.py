@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,7 @@ from edgekit.compress.graph import (
     walk_graphs,
 )
 from edgekit.core.onnx_model import save_onnx
+from edgekit.core.quiet import library_output_hidden
 
 Feed = dict[str, np.ndarray]
 # (float model file, quantized model file to write, calibration feeds) -> None
@@ -421,8 +421,9 @@ def _quiet_logging() -> Iterator[None]:
 
 
 def quiet_stdout() -> contextlib.AbstractContextManager[Any]:
-    """onnxruntime's histogram calibrators print progress to stdout, which carries --json output."""
-    return contextlib.redirect_stdout(sys.stderr)
+    """onnxruntime's histogram calibrators print progress (stdout carries --json output): hidden,
+    as all library output (edgekit.core.quiet)."""
+    return library_output_hidden()
 
 
 def static_quantizer(params: dict[str, Any], profile: Any, exclude: Sequence[str] = ()) -> QuantizeFn:

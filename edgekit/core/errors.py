@@ -8,6 +8,7 @@ EXIT_OK = 0
 EXIT_BUDGET = 1
 EXIT_USAGE = 2
 EXIT_DEVICE = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a process stopped by Ctrl-C
 
 
 class EdgekitError(Exception):
@@ -70,6 +71,13 @@ class DeviceError(EdgekitError):
     """The device, its transport or its agent failed."""
 
     exit_code = EXIT_DEVICE
+
+
+class CancelledError(EdgekitError):
+    """The run was stopped from outside (Ctrl-C / SIGINT in the main thread, which a worker thread
+    sees as its cancel event): exit 130, printed as `edgekit: interrupted`."""
+
+    exit_code = EXIT_INTERRUPTED
 
 
 class MissingPrerequisiteError(EdgekitError):

@@ -9,6 +9,7 @@ start, memory and energy come from the first process.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import Any
 
 from edgekit import __version__
 from edgekit.core.artifacts import Artifact, load_artifact, sha256_file
-from edgekit.core.errors import UsageError
+from edgekit.core.errors import UsageError, warn
 from edgekit.core.inputs import (
     InputSpec,
     check_inputs_file,
@@ -138,6 +139,30 @@ def _threads(options: BenchOptions, profile: DeviceProfile) -> int | None:
     return threads or None  # 0 = let the runtime decide
 
 
+def device_cores(facts: dict[str, Any]) -> int | None:
+    """The CPU cores the device can run on (its `hello` facts: cores online, else os.cpu_count()),
+    None when it did not say."""
+    online = facts.get("cores_online")
+    if isinstance(online, list) and online:
+        return len(online)
+    cores = facts.get("cores")
+    return cores if isinstance(cores, int) and cores > 0 else None
+
+
+def warn_threads_over_cores(board: Board, options: BenchOptions, facts: dict[str, Any]) -> None:
+    """An EdgekitWarning when the bench would run more intra-op threads than the device has cores
+    (a profile's default_threads on a smaller machine): the latencies then measure contention,
+    not the board."""
+    threads, cores = _threads(options, board.profile), device_cores(facts)
+    if threads is None or cores is None or threads <= cores:
+        return
+    source = "--threads" if options.threads is not None else f"profile {board.profile.name}'s default_threads"
+    warn(
+        f"device {board.device.name!r} has {cores} cores but the bench runs {threads} threads ({source}): "
+        f"threads beyond the cores contend, so latencies are not the board's; pass --threads {cores} or fewer"
+    )
+
+
 def sensor_params(board: Board, options: BenchOptions) -> dict[str, Any]:
     """Bench params for energy and the thermal wait (docs/protocol.md): the profile's sensors and
     the board's effective max_start_temp_c (deg C, None = no wait)."""
@@ -166,17 +191,21 @@ def run_bench(
     board: Board,
     options: BenchOptions,
     on_event: EventCallback | None = None,
+    cancel: threading.Event | None = None,
 ) -> Result:
     """Benchmark on the board's device and judge against the board's budget (the profile's, with
     any overrides). Raises UsageError/ModelError for a bad model or option before the device is
-    touched, DeviceError (exit 3) when the device or its agent fails."""
+    touched, DeviceError (exit 3) when the device or its agent fails, CancelledError (exit 130)
+    once `cancel` is set (another thread's Ctrl-C); interrupted either way, the bench child on the
+    device is stopped (edgekit.transport.agent_client.agent_session)."""
     prepared = prepare_model(model_path, options)
     device = board.device
     emit = on_event or (lambda event: None)
     emit({"phase": "connect", "device": device.name})
     transport = device.transport()
-    with agent_session(transport) as client:
+    with agent_session(transport, cancel) as client:
         hello = client.hello()
+        warn_threads_over_cores(board, options, dict(hello.get("facts") or {}))
         staged = stage_model(transport, prepared)
         raw = client.bench(bench_params(staged, prepared, board, options), on_progress=emit)
     result = build_result(

@@ -37,7 +37,7 @@ from pydantic import Field
 
 from edgekit.compress import CompressOptions, compress, parse_recipes
 from edgekit.core.config import ConfigModel, integer, json_schema, number, read_toml, text, validate_model
-from edgekit.core.errors import ConfigError, DeviceError, EdgekitError
+from edgekit.core.errors import CancelledError, ConfigError, DeviceError, EdgekitError
 from edgekit.core.result import FleetCell, Result
 from edgekit.measure.bench import DEFAULT_PROCESSES, BenchOptions, run_bench
 from edgekit.store.base import ResultsStore
@@ -213,6 +213,8 @@ class _PlanRun:
     workdir: Path  # compressed artifacts, shared by the devices of a profile
     # compression is CPU-heavy host work: one at a time
     compress_lock: threading.Lock = field(default_factory=threading.Lock)
+    # set by the main thread when it is interrupted: every device's worker stops (its bench child too)
+    cancel: threading.Event = field(default_factory=threading.Event)
 
     def is_done(self, device: str, cell: Cell) -> bool:
         return (device, cell_key(cell)) in self.done
@@ -228,6 +230,7 @@ def _bench_cell(run: _PlanRun, board: Board, cell: Cell) -> Result:
         board,
         run.plan.options,
         on_event=lambda event: run.emit({"device": board.name, "phase": "bench", "bench": event}),
+        cancel=run.cancel,
     )
     result.fleet = FleetCell(
         plan=run.plan.name, plan_run_id=run.plan_run_id, model=str(cell.model), recipe=cell.recipe
@@ -240,6 +243,8 @@ def _run_cells(run: _PlanRun, board: Board, outcome: DeviceOutcome) -> None:
     """Every cell of the plan on one board, in order: a failing cell is recorded and the next one
     runs; a failing board (DeviceError) ends its cells."""
     for index, cell in enumerate(run.plan.cells):
+        if run.cancel.is_set():
+            return
         label = f"{cell.model.name} [{cell.recipe}]"
         if run.is_done(board.name, cell):
             message = f"{label} (done before)"
@@ -248,6 +253,8 @@ def _run_cells(run: _PlanRun, board: Board, outcome: DeviceOutcome) -> None:
         run.emit({"device": board.name, "phase": "cell", "message": label, "index": index})
         try:
             outcome.results.append(_bench_cell(run, board, cell))
+        except CancelledError:
+            return  # the run was interrupted: this cell stays not done, for the resumed run
         except DeviceError as exc:
             outcome.errors.append({"cell": label, "error": exc.message})
             outcome.failed = True
@@ -280,11 +287,18 @@ def _run_device(run: _PlanRun, device: Device) -> DeviceOutcome:
 
 
 def _run_devices(run: _PlanRun) -> list[DeviceOutcome]:
-    """Every device at once (at most plan.max_parallel threads), outcomes in plan order."""
+    """Every device at once (at most plan.max_parallel threads), outcomes in plan order.
+    Interrupted (Ctrl-C reaches the main thread only), the workers are cancelled and waited for:
+    their bench children are stopped, finished cells stay stored, the run stays resumable."""
     devices = run.plan.devices
     with ThreadPoolExecutor(max_workers=max(1, min(run.plan.max_parallel, len(devices)))) as pool:
         futures = [pool.submit(_run_device, run, device) for device in devices]
-        return [future.result() for future in futures]
+        try:
+            return [future.result() for future in futures]
+        except BaseException:
+            run.cancel.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def _skipped_cells(plan: Plan, done: set[tuple[str, str]]) -> int:

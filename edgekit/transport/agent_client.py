@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from edgekit.core.errors import AGENT_INPUT_ERROR_TYPES, AgentError, DeviceError, EdgekitError, ModelError
+from edgekit.core.errors import (
+    AGENT_INPUT_ERROR_TYPES,
+    AgentError,
+    CancelledError,
+    DeviceError,
+    EdgekitError,
+    ModelError,
+)
 from edgekit.transport.base import AgentChannel, Transport
 
 PROTOCOL_VERSION = 1
@@ -24,13 +33,22 @@ class AgentInternalError(EdgekitError):
 
 
 ProgressCallback = Callable[[dict[str, Any]], None]
+CANCEL_POLL_S = 0.25  # how often a request waiting for its reply looks at the cancel event
 
 
 class AgentClient:
-    def __init__(self, channel: AgentChannel, device_name: str) -> None:
+    """One agent session's requests. `cancel` (an event another thread sets: a fleet's main
+    thread on Ctrl-C) makes a request waiting for its reply raise CancelledError within
+    CANCEL_POLL_S; agent_session then stops the agent's bench child (abort)."""
+
+    def __init__(
+        self, channel: AgentChannel, device_name: str, cancel: threading.Event | None = None
+    ) -> None:
         self._channel = channel
         self.device_name = device_name
         self._ids = itertools.count(1)
+        self._cancel = cancel
+        self.in_flight: str | None = None  # the op of the request waiting for its reply
 
     def request(
         self,
@@ -46,8 +64,9 @@ class AgentClient:
         if params is not None:
             message["params"] = params
         self._channel.send_line(json.dumps(message))
+        self.in_flight = op
         while True:
-            line = self._channel.read_line(timeout_s)
+            line = self._read_line(op, timeout_s)
             if line is None:
                 tail = self._channel.stderr_tail()
                 raise DeviceError(
@@ -63,10 +82,27 @@ class AgentClient:
                 if on_progress is not None:
                     on_progress(reply)
                 continue
+            self.in_flight = None
             if reply.get("ok") is True:
                 result = reply.get("result")
                 return result if isinstance(result, dict) else {"value": result}
             raise self._error(op, reply.get("error"))
+
+    def _read_line(self, op: str, timeout_s: float) -> str | None:
+        """The channel's next line (None at its end) within timeout_s of silence; with a cancel
+        event, read in slices and raise CancelledError once it is set."""
+        if self._cancel is None:
+            return self._channel.read_line(timeout_s)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self._cancel.is_set():
+                raise CancelledError(f"device {self.device_name!r}: {op} cancelled", device=self.device_name)
+            remaining = deadline - time.monotonic()
+            try:
+                return self._channel.read_line(max(0.0, min(CANCEL_POLL_S, remaining)))
+            except DeviceError:  # silence for one slice; a timeout only when the whole wait is over
+                if time.monotonic() >= deadline:
+                    raise
 
     def _decode(self, line: str) -> dict[str, Any] | None:
         try:
@@ -123,6 +159,10 @@ class AgentClient:
         return self.request("ab", params, timeout_s=900.0, on_progress=on_progress)
 
     def close(self) -> None:
+        """Say bye and close the channel; with a request still waiting for its reply, abort."""
+        if self.in_flight is not None:
+            self.abort()
+            return
         try:
             self.request("bye", timeout_s=5.0)
         except DeviceError:
@@ -130,16 +170,33 @@ class AgentClient:
         finally:
             self._channel.close()
 
+    def abort(self) -> None:
+        """Stop at once: a `cancel` request (the agent stops its bench child), then the channel
+        closed (the agent's stdin ends: it exits, and so does any child it still has). Never
+        raises a DeviceError: the agent may be gone already."""
+        with contextlib.suppress(DeviceError):
+            self._channel.send_line(json.dumps({"id": "cancel", "op": "cancel"}))
+        self.in_flight = None
+        self._channel.close()
+
 
 @contextmanager
-def agent_session(transport: Transport) -> Iterator[AgentClient]:
+def agent_session(transport: Transport, cancel: threading.Event | None = None) -> Iterator[AgentClient]:
     """An agent started over the transport; agent and transport are closed on the way out, also
-    when starting the agent fails (an SSH connection must not leak)."""
+    when starting the agent fails (an SSH connection must not leak). Interrupted (Ctrl-C, the
+    `cancel` event) or failing while a request runs, the agent is aborted (AgentClient.abort):
+    no bench child is left on the device."""
     try:
-        client = AgentClient(transport.start_agent(), transport.device_name)
+        client = AgentClient(transport.start_agent(), transport.device_name, cancel)
         try:
             yield client
-        finally:
+        except BaseException as exc:
+            if not isinstance(exc, Exception) or isinstance(exc, CancelledError):
+                client.abort()
+            else:
+                client.close()
+            raise
+        else:
             client.close()
     finally:
         transport.close()
