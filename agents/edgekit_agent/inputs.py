@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from typing import Any, Dict, List
 
 from edgekit_agent.failure import AgentFailure
@@ -23,7 +25,10 @@ def build_feeds(params: Dict[str, Any], input_names: List[str]) -> Dict[str, Any
         try:
             with np.load(inputs_file, allow_pickle=False) as data:
                 arrays = {name: data[name] for name in input_names if name in data.files}
-        except (OSError, ValueError) as exc:
+            odd = [name for name, value in arrays.items() if not isinstance(value, np.ndarray)]
+            if odd:
+                raise ValueError("member %r is not an .npy array" % odd[0])
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
             raise AgentFailure("InputError", "cannot read inputs file %s: %s" % (inputs_file, exc)) from None
     rng = np.random.default_rng(int(params.get("seed", 0)))
     feeds: Dict[str, Any] = {}
