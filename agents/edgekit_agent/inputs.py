@@ -23,7 +23,10 @@ def build_feeds(params: Dict[str, Any], input_names: List[str]) -> Dict[str, Any
     arrays: Dict[str, Any] = {}
     if inputs_file:
         try:
-            with np.load(inputs_file, allow_pickle=False) as data:
+            loaded = np.load(inputs_file, allow_pickle=False)
+            if not hasattr(loaded, "files"):  # np.load reads an .npy file too
+                raise ValueError("a single .npy array, not an .npz archive")
+            with loaded as data:
                 arrays = {name: data[name] for name in input_names if name in data.files}
             odd = [name for name, value in arrays.items() if not isinstance(value, np.ndarray)]
             if odd:

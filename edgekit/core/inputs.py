@@ -37,9 +37,10 @@ def read_npz(path: Path, option: str) -> dict[str, np.ndarray]:
     a truncated or corrupted member, an object array, or a member that is not an .npy array."""
     arrays: dict[str, np.ndarray] = {}
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if not isinstance(data, np.lib.npyio.NpzFile):
-                raise ValueError("a single .npy array, not an .npz archive")
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # np.load reads an .npy file too
+            raise ValueError("a single .npy array, not an .npz archive")
+        with loaded as data:
             for name in data.files:
                 value = data[name]
                 if not isinstance(value, np.ndarray):
