@@ -1,0 +1,99 @@
+"""The faults the fuzz suite found, kept as fixed cases (the generated search may not draw them
+again once its budget or strategies change). Same harness and checks as the fuzzed cases, plus
+the exit code and message each one must give."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgekit.testing.models import make_mlp
+from tests.fuzz.harness import count_case, run_cli, workspace
+from tests.fuzz.test_cli_fuzz import TINY_BENCH
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def mlp_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    path = make_mlp(tmp_path_factory.mktemp("found") / "mlp.onnx", features=8, hidden=8, classes=3)
+    return path.read_bytes()
+
+
+def _npz_with_extra_member(member: str, data: bytes) -> bytes:
+    buffer = io.BytesIO()
+    array = io.BytesIO()
+    np.lib.format.write_array(array, np.zeros((1, 8), np.float32))
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("input.npy", array.getvalue())
+        archive.writestr(member, data)
+    return buffer.getvalue()
+
+
+def test_onnx_names_not_utf8(mlp_bytes: bytes) -> None:
+    """Found: a byte of a node's input name flipped to 0xf7 -> exit 70 UnicodeDecodeError."""
+    damaged = mlp_bytes.replace(b"\x02w1\n", b"\x02\xf71\n", 1)
+    assert damaged != mlp_bytes
+    with workspace() as ws:
+        model = ws.write("bad name.onnx", damaged)
+        proc = run_cli(ws, ["bench", str(model), *TINY_BENCH])
+        assert proc.returncode == 2 and "invalid ONNX model" in proc.stderr, proc.stderr
+        out = ws.root / "out"
+        proc = run_cli(ws, ["compress", str(model), "-o", str(out), "--recipe", "fp16"], output=out)
+        assert proc.returncode == 2 and not out.exists(), proc.stderr
+    count_case("test_found", "onnx not utf-8")
+
+
+@pytest.mark.parametrize(
+    ("member", "why"),
+    [("notes.txt", "member 'notes.txt' is not an .npy array"), ("labels.npy", "not a readable .npz file")],
+)
+@pytest.mark.parametrize("use", ["--inputs", "--calib", "--eval"])
+def test_npz_member_not_an_array(mlp_bytes: bytes, use: str, member: str, why: str) -> None:
+    """Found: an .npz with a member that is not an .npy array -> exit 70 AttributeError ('bytes'
+    has no .shape); a member whose .npy header is junk likewise."""
+    with workspace() as ws:
+        model = ws.write("model.onnx", mlp_bytes)
+        arrays = ws.write("data.npz", _npz_with_extra_member(member, b"not an array"))
+        out = ws.root / "out"
+        if use == "--inputs":
+            proc = run_cli(ws, ["bench", str(model), *TINY_BENCH, "--inputs", str(arrays)])
+        else:
+            recipe = "int8-static" if use == "--calib" else "int8-dynamic"
+            args = ["compress", str(model), "-o", str(out), "--recipe", recipe, use, str(arrays)]
+            proc = run_cli(ws, args, output=out)
+        assert proc.returncode == 2, proc.stderr
+        # The option's name: compress --calib/--eval still say "--inputs" (check_inputs_file).
+        assert f" {arrays}: " in proc.stderr and why in proc.stderr, proc.stderr
+    count_case("test_found", f"npz {member} {use}")
+
+
+def test_npy_given_for_npz(mlp_bytes: bytes) -> None:
+    """Found: a single .npy array given as --inputs -> exit 70 TypeError (np.load returns an
+    array, not an archive)."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros((1, 8), np.float32))
+    with workspace() as ws:
+        model = ws.write("model.onnx", mlp_bytes)
+        arrays = ws.write("input.npz", buffer.getvalue())
+        proc = run_cli(ws, ["bench", str(model), *TINY_BENCH, "--inputs", str(arrays)])
+        assert proc.returncode == 2 and "a single .npy array, not an .npz archive" in proc.stderr, proc.stderr
+    count_case("test_found", "npy as npz")
+
+
+def test_read_npz_names_the_option(tmp_path: Path) -> None:
+    from edgekit.core.errors import InputSpecError
+    from edgekit.core.inputs import read_npz
+
+    path = tmp_path / "x.npz"
+    path.write_bytes(_npz_with_extra_member("notes.txt", b"x"))
+    with pytest.raises(InputSpecError, match=r"^--calib .*x\.npz: not a readable \.npz file \(member 'notes"):
+        read_npz(path, "--calib")
+    np.save(tmp_path / "one.npy", np.zeros(3))
+    (tmp_path / "one.npz").write_bytes((tmp_path / "one.npy").read_bytes())
+    with pytest.raises(InputSpecError, match=r"a single \.npy array"):
+        read_npz(tmp_path / "one.npz", "--inputs")
