@@ -157,10 +157,14 @@ def run_cli(
 
 
 def check_outcome(proc: subprocess.CompletedProcess[str], args: Sequence[str]) -> None:
-    """Exit code 0-3 (never 70), no traceback, one `edgekit: error:` line when it failed on input."""
+    """Exit code 0-3 (never 70), no traceback, one `edgekit: error:` line when it failed (exit 2
+    or 3), no request the agent refused as malformed."""
     where = f"edgekit {list(args)} -> exit {proc.returncode}\nstderr:\n{proc.stderr[-3000:]}"
     assert proc.returncode in ALLOWED_EXIT_CODES, where
     assert "Traceback" not in proc.stderr, where
+    # The host checks what it sends: an agent refusing the request means a check is missing (and
+    # a usage error would surface as exit 3, a device failure).
+    assert "failed: BadRequest" not in proc.stderr, where
     errors = [line for line in proc.stderr.splitlines() if line.startswith(ERROR_PREFIX)]
     assert len(errors) <= 1, where
     if proc.returncode in (2, 3):

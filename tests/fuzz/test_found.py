@@ -97,3 +97,22 @@ def test_read_npz_names_the_option(tmp_path: Path) -> None:
     (tmp_path / "one.npz").write_bytes((tmp_path / "one.npy").read_bytes())
     with pytest.raises(InputSpecError, match=r"a single \.npy array"):
         read_npz(tmp_path / "one.npz", "--inputs")
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--seed", "-1"),
+        ("--lock-timeout", "-1"),
+        ("--lock-timeout", "inf"),
+        ("--thermal-wait-timeout", "inf"),
+    ],
+)
+def test_bench_options_checked_on_the_host(mlp_bytes: bytes, option: str, value: str) -> None:
+    """Found once the agent checked its params: these reached the board and came back as a
+    device failure (exit 3, 'bench failed: BadRequest'); they are usage errors (exit 2)."""
+    with workspace() as ws:
+        model = ws.write("model.onnx", mlp_bytes)
+        proc = run_cli(ws, ["bench", str(model), *TINY_BENCH, option, value])
+        assert proc.returncode == 2 and f"edgekit: error: {option} must be" in proc.stderr, proc.stderr
+    count_case("test_found", f"bench {option} {value}")
