@@ -62,11 +62,23 @@ def prepare_out_dir(out_dir: Path, force: bool) -> Path:
     with the user's normal directory mode (`default_dir_mode`, not mkdtemp's private 0700: the
     published artifact directory is the user's, to share like any other).
 
-    Raises UsageError when `out_dir` exists and is not empty and `force` is false."""
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not force:
+    Raises UsageError when `out_dir` exists and is not a directory (with `force` too), exists
+    and is not empty and `force` is false, and when nothing can be created beside it (a parent
+    that is a file, a read-only or virtual file system, no permission)."""
+    if out_dir.is_symlink() or (out_dir.exists() and not out_dir.is_dir()):
+        # --force replaces an artifact directory, never a file, a device (-o /dev/null as root
+        # replaced the device with a directory) or what a link points to.
+        raise UsageError(f"-o {out_dir}: exists and is not a directory; name a directory to write")
+    if out_dir.exists() and any(out_dir.iterdir()) and not force:
         raise UsageError(f"-o {out_dir}: exists and is not empty; pass --force to replace it")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    blocking = next((p for p in out_dir.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise UsageError(f"-o {out_dir}: {blocking} is a file, not a directory")
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    except OSError as exc:
+        raise UsageError(f"-o {out_dir}: cannot write there: {exc.strerror or exc}") from None
     staging.chmod(default_dir_mode())
     return staging
 
