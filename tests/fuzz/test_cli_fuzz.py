@@ -5,6 +5,7 @@ path). Each test's example count is its share of the suite's budget (about 1 s p
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +197,47 @@ def test_store_files(data: st.DataObject) -> None:
         # The store is the command's to open: SQLite may add its -wal/-shm or journal next to it.
         run_cli(ws, [*command, "--store", str(store)], output=ws.inputs)
     count_case("test_store_files", f"exit {LAST_EXIT[0]}")
+
+
+# Output paths a user may name by mistake: a place nothing can be created (a virtual file
+# system), a file's child, the input model itself, a FIFO, a link, a non-empty folder. All inside
+# the case's workspace but the first two: never a real system path (as root, `-o /dev/null
+# --force` once replaced the device with a directory).
+AWKWARD_OUTPUTS = [
+    "/proc/edgekit-fuzz",
+    "/sys/edgekit-fuzz",
+    "{model}",
+    "{model}/sub",
+    "{fifo}",
+    "{link}",
+    "{inputs}",
+]
+
+
+@given(data=st.data())
+@fuzz(10)
+def test_awkward_output_paths(data: st.DataObject, small_mlp: bytes) -> None:
+    target = data.draw(st.sampled_from(AWKWARD_OUTPUTS), label="output")
+    command = data.draw(st.sampled_from(["compress", "compress --force", "report"]), label="command")
+    with workspace() as ws:
+        model = ws.write("model.onnx", small_mlp)
+        fifo, link = ws.inputs / "fifo", ws.inputs / "link"
+        os.mkfifo(fifo)
+        link.symlink_to(model)
+        out = Path(target.format(model=model, inputs=ws.inputs, fifo=fifo, link=link))
+        if command == "report" and target == "{fifo}":
+            out = ws.inputs / "report.md"  # opening a FIFO with no reader waits for one, as it should
+        if command == "report":
+            args = ["report", "--format", "markdown", "-o", str(out)]
+        else:
+            args = ["compress", str(model), "-o", str(out), "--recipe", "fp16", *command.split()[1:]]
+        before = model.read_bytes()
+        # report -o may replace the file the user names (a link's target); compress never does.
+        named = Path(os.path.realpath(out))
+        run_cli(ws, args, output=named if command == "report" and named.is_relative_to(ws.root) else None)
+        if command != "report":
+            assert model.read_bytes() == before and fifo.is_fifo() and link.is_symlink()
+    count_case("test_awkward_output_paths", f"exit {LAST_EXIT[0]}")
 
 
 # Commands that validate their options before any work: each slot takes a generated value.

@@ -5,6 +5,8 @@ the exit code and message each one must give."""
 from __future__ import annotations
 
 import io
+import os
+import stat
 import zipfile
 from pathlib import Path
 
@@ -116,3 +118,43 @@ def test_bench_options_checked_on_the_host(mlp_bytes: bytes, option: str, value:
         proc = run_cli(ws, ["bench", str(model), *TINY_BENCH, option, value])
         assert proc.returncode == 2 and f"edgekit: error: {option} must be" in proc.stderr, proc.stderr
     count_case("test_found", f"bench {option} {value}")
+
+
+def _char_device(path: Path) -> Path:
+    """A character device like /dev/null (1, 3) inside the workspace (mknod needs root)."""
+    if os.geteuid() != 0:
+        pytest.skip("mknod needs root")
+    os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    return path
+
+
+def test_compress_never_replaces_a_file_or_device(mlp_bytes: bytes) -> None:
+    """Found: `compress -o /dev/null --force` as root renamed the device away and put the artifact
+    directory in its place (this suite's first version did that to the machine's /dev/null);
+    `-o FILE --force` replaced the file. --force replaces an artifact directory only."""
+    with workspace() as ws:
+        model = ws.write("model.onnx", mlp_bytes)
+        device = _char_device(ws.inputs / "null")
+        for target in (device, model):
+            args = ["compress", str(model), "-o", str(target), "--recipe", "fp16", "--force"]
+            proc = run_cli(ws, args)
+            assert proc.returncode == 2 and "exists and is not a directory" in proc.stderr, proc.stderr
+        assert stat.S_ISCHR(device.lstat().st_mode) and model.read_bytes() == mlp_bytes
+        proc = run_cli(ws, ["compress", str(model), "-o", "/proc/edgekit-fuzz/out", "--recipe", "fp16"])
+        assert proc.returncode == 2 and "cannot write there" in proc.stderr, proc.stderr
+    count_case("test_found", "compress -o device/file")
+
+
+def test_report_writes_into_a_device_and_through_a_link() -> None:
+    """Found: `report --format markdown -o /dev/null` as root replaced the device with a regular
+    file (the atomic rename); a link to a file was replaced by a file."""
+    with workspace() as ws:
+        device = _char_device(ws.inputs / "null")
+        proc = run_cli(ws, ["report", "--format", "markdown", "-o", str(device)])
+        assert proc.returncode == 0 and stat.S_ISCHR(device.lstat().st_mode), proc.stderr
+        target = ws.write("report.md", "old\n")
+        link = ws.inputs / "link.md"
+        link.symlink_to(target.name)
+        proc = run_cli(ws, ["report", "-o", str(link)], output=target)
+        assert proc.returncode == 0 and link.is_symlink() and "edgekit report" in target.read_text()
+    count_case("test_found", "report -o device/link")
