@@ -158,3 +158,18 @@ def test_report_writes_into_a_device_and_through_a_link() -> None:
         proc = run_cli(ws, ["report", "-o", str(link)], output=target)
         assert proc.returncode == 0 and link.is_symlink() and "edgekit report" in target.read_text()
     count_case("test_found", "report -o device/link")
+
+
+@pytest.mark.parametrize("target", ["{file}", "{file}/sub", "/proc/edgekit-fuzz"])
+def test_optimize_out_dir_that_cannot_be_made(target: str) -> None:
+    """Found: `optimize -o FILE` (or under a file, or on /proc) -> exit 70 FileExistsError /
+    FileNotFoundError from mkdir."""
+    data = Path(__file__).resolve().parents[2] / "edgekit" / "data"
+    with workspace() as ws:
+        afile = ws.write("afile", "keep\n")
+        out = target.format(file=afile)
+        model, test_set = str(data / "demo_digits.onnx"), str(data / "demo_digits_test.npz")
+        proc = run_cli(ws, ["optimize", model, "-o", out, "--eval", test_set, "--device", "local"])
+        assert proc.returncode == 2 and f"edgekit: error: -o {out}: " in proc.stderr, proc.stderr
+        assert afile.read_text() == "keep\n"
+    count_case("test_found", f"optimize -o {target}")
