@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import zipfile
 from typing import Any
 
@@ -24,6 +25,7 @@ NASTY_NAMES = [
     "tab\there.onnx",
     "%s%n{0}.onnx",
     "\u202emirror.onnx",
+    os.fsdecode(b"latin1-\xe9t\xe9 \xff.onnx"),  # not UTF-8: Linux names are bytes
 ]
 
 _name_chars = st.characters(
@@ -39,7 +41,7 @@ def file_names(draw: st.DrawFn, suffix: str) -> str:
     else:
         base = draw(st.text(_name_chars, min_size=1, max_size=24))
     name = base + suffix
-    while len(name.encode()) > 200:
+    while len(os.fsencode(name)) > 200:
         base = base[:-1]
         name = base + suffix
     return "x" + name if name in (".", "..") else name
