@@ -12,5 +12,12 @@ benchmark, in named steps), ``bench_child`` / ``child_process`` (the child proce
 This package never imports edgekit (an import-linter contract in pyproject.toml).
 """
 
+import os
+
+# onnxruntime writes ~/.cache/Microsoft/DeveloperTools/ and $TMPDIR/.ses on import unless
+# ORT_DISABLE_TELEMETRY is set: nothing of a benchmark stays on the board outside the workdir
+# (a value already set is kept; the bench child inherits it).
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
 AGENT_VERSION = "0.1.0"
 PROTOCOL_VERSION = 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from typing import Any, Dict, List
 
 from edgekit_agent.failure import AgentFailure
@@ -21,9 +23,15 @@ def build_feeds(params: Dict[str, Any], input_names: List[str]) -> Dict[str, Any
     arrays: Dict[str, Any] = {}
     if inputs_file:
         try:
-            with np.load(inputs_file, allow_pickle=False) as data:
+            loaded = np.load(inputs_file, allow_pickle=False)
+            if not hasattr(loaded, "files"):  # np.load reads an .npy file too
+                raise ValueError("a single .npy array, not an .npz archive")
+            with loaded as data:
                 arrays = {name: data[name] for name in input_names if name in data.files}
-        except (OSError, ValueError) as exc:
+            odd = [name for name, value in arrays.items() if not isinstance(value, np.ndarray)]
+            if odd:
+                raise ValueError("member %r is not an .npy array" % odd[0])
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
             raise AgentFailure("InputError", "cannot read inputs file %s: %s" % (inputs_file, exc)) from None
     rng = np.random.default_rng(int(params.get("seed", 0)))
     feeds: Dict[str, Any] = {}

@@ -23,6 +23,7 @@ from edgekit_agent.emitter import Emitter
 from edgekit_agent.facts.device import device_facts
 from edgekit_agent.failure import AgentFailure, first_line
 from edgekit_agent.host import Host
+from edgekit_agent.params import check_params
 from edgekit_agent.sensors.power import check_power_sensors, discover_power_sensors
 from edgekit_agent.sensors.snapshot import sensors_snapshot
 
@@ -52,7 +53,10 @@ class Agent:
         try:
             message = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
-            self.reply_error(None, AgentFailure("BadRequest", "not a JSON line: %s" % exc))
+            self.reply_error(None, AgentFailure("BadRequest", "not a JSON line: %s" % first_line(exc)))
+            return True
+        except RecursionError:  # json's C decoder recurses once per nesting level
+            self.reply_error(None, AgentFailure("BadRequest", "not a JSON line: nested too deeply"))
             return True
         if not isinstance(message, dict):
             self.reply_error(None, AgentFailure("BadRequest", "a request must be a JSON object"))
@@ -87,6 +91,7 @@ class Agent:
             )
             return True
         try:
+            check_params(params)
             self.reply_ok(request_id, handler(request_id, params))
         except AgentFailure as failure:
             self.reply_error(request_id, failure)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.core.errors import InputSpecError
-from edgekit.core.inputs import check_inputs_file, feed_files, read_feed
+from edgekit.core.inputs import check_inputs_file, feed_files, read_feed, read_npz
 from edgekit.core.onnx_model import TensorInfo
 
 LABELS = "labels"  # the same name as edgekit.core.inputs.LABELS
@@ -54,9 +54,9 @@ def load_dataset(
     if path.is_dir():
         return load_feed_folder(path, model_inputs, option, ignore)
     check_inputs_file(path, model_inputs, option=option)  # the checks of `bench --inputs`
-    with np.load(path, allow_pickle=False) as data:
-        inputs = {info.name: np.array(data[info.name], order="C") for info in model_inputs}  # keeps 0-d
-        labels = data[LABELS] if LABELS in data.files else None
+    data = read_npz(path, option)
+    inputs = {info.name: np.array(data[info.name], order="C") for info in model_inputs}  # keeps 0-d
+    labels = data.get(LABELS)
     scalars = [name for name, array in inputs.items() if array.ndim == 0]
     if scalars:
         raise InputSpecError(

@@ -57,16 +57,39 @@ def default_file_mode() -> int:
     return 0o666 & ~_umask()
 
 
+def make_dir(directory: Path, named: Path | None = None) -> None:
+    """mkdir -p `directory` for the output path `named` (default: the directory itself). Raises
+    UsageError (exit 2, naming `-o named`) when a component is a file or nothing can be created
+    there (a read-only or virtual file system, no permission)."""
+    named = named or directory
+    blocking = next((p for p in (directory, *directory.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise UsageError(f"-o {named}: {blocking} exists and is not a directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"-o {named}: cannot write there: {exc.strerror or exc}") from None
+
+
 def prepare_out_dir(out_dir: Path, force: bool) -> Path:
     """A fresh staging directory beside `out_dir` (same file system, so `publish` is a rename),
     with the user's normal directory mode (`default_dir_mode`, not mkdtemp's private 0700: the
     published artifact directory is the user's, to share like any other).
 
-    Raises UsageError when `out_dir` exists and is not empty and `force` is false."""
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())) and not force:
+    Raises UsageError when `out_dir` exists and is not a directory (with `force` too), exists
+    and is not empty and `force` is false, and when nothing can be created beside it (a parent
+    that is a file, a read-only or virtual file system, no permission)."""
+    if out_dir.is_symlink() or (out_dir.exists() and not out_dir.is_dir()):
+        # --force replaces an artifact directory, never a file, a device (-o /dev/null as root
+        # replaced the device with a directory) or what a link points to.
+        raise UsageError(f"-o {out_dir}: exists and is not a directory; name a directory to write")
+    if out_dir.exists() and any(out_dir.iterdir()) and not force:
         raise UsageError(f"-o {out_dir}: exists and is not empty; pass --force to replace it")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    make_dir(out_dir.parent, out_dir)
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    except OSError as exc:
+        raise UsageError(f"-o {out_dir}: cannot write there: {exc.strerror or exc}") from None
     staging.chmod(default_dir_mode())
     return staging
 

@@ -12,6 +12,8 @@ Rules (documented in the README):
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,32 @@ from edgekit.core.errors import InputSpecError, UsageError
 from edgekit.core.onnx_model import TensorInfo
 
 InputSpec = dict[str, dict[str, Any]]  # name -> {"shape": [...], "dtype": "float32"}
+
+
+# What numpy raises on a damaged .npz: a bad zip or member (BadZipFile, zlib.error, EOFError), a
+# bad .npy header or a pickled (object) array with allow_pickle=False (ValueError), I/O (OSError).
+_NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
+
+
+def read_npz(path: Path, option: str) -> dict[str, np.ndarray]:
+    """Every array of the .npz at `path`, {name: array} in the file's order, nothing unpickled.
+    Raises InputSpecError (one line: `option`, the path and why) for a file numpy cannot read,
+    a truncated or corrupted member, an object array, or a member that is not an .npy array."""
+    arrays: dict[str, np.ndarray] = {}
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # np.load reads an .npy file too
+            raise ValueError("a single .npy array, not an .npz archive")
+        with loaded as data:
+            for name in data.files:
+                value = data[name]
+                if not isinstance(value, np.ndarray):
+                    raise ValueError(f"member {name!r} is not an .npy array")
+                arrays[name] = value
+    except _NPZ_ERRORS as exc:
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise InputSpecError(f"{option} {path}: not a readable .npz file ({why})", path=str(path)) from None
+    return arrays
 
 
 def _parse_dims(text: str, option: str) -> list[int]:
@@ -127,11 +155,9 @@ def read_feed(
     (every axis: the file is fed as it is). Returns {name: array} (``labels`` included when
     present; arrays named in `ignore` dropped). Raises InputSpecError (one line naming the file and
     the input)."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {name: np.array(data[name], order="C") for name in data.files if name not in ignore}
-    except (OSError, ValueError) as exc:
-        raise InputSpecError(f"{option} {path}: not a readable .npz file ({exc})", path=str(path)) from None
+    arrays = {
+        name: np.array(a, order="C") for name, a in read_npz(path, option).items() if name not in ignore
+    }
     names = [i.name for i in inputs]
     extra = [name for name in arrays if name not in names and name != LABELS]
     if extra:
@@ -215,11 +241,7 @@ def check_inputs_file(
         return check_feed_folder(path, inputs, shapes, option, ignore)
     if not path.is_file():
         raise InputSpecError(f"{option} {path}: no such file", path=str(path))
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {name: (data[name].shape, data[name].dtype) for name in data.files}
-    except (OSError, ValueError) as exc:
-        raise InputSpecError(f"{option} {path}: not a readable .npz file ({exc})", path=str(path)) from None
+    arrays = {name: (a.shape, a.dtype) for name, a in read_npz(path, option).items()}
     spec: InputSpec = {}
     for info in inputs:
         if info.name not in arrays:
@@ -276,9 +298,8 @@ def shapes_from_samples(path: Path, inputs: Sequence[TensorInfo]) -> tuple[str, 
     if not source.is_file():
         return ()
     try:
-        with np.load(source, allow_pickle=False) as data:
-            found = {name: list(data[name].shape) for name in data.files}
-    except (OSError, ValueError):
+        found = {name: list(a.shape) for name, a in read_npz(source, "").items()}
+    except InputSpecError:
         return ()
     shapes: list[str] = []
     for info in open_inputs:

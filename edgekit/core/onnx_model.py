@@ -38,7 +38,7 @@ def load_onnx(path: Path) -> onnx.ModelProto:
         raise ModelError(f"{path}: not an ONNX model (no graph found)", path=str(path))
     try:
         onnx.checker.check_model(str(path))
-    except onnx.checker.ValidationError as exc:
+    except (onnx.checker.ValidationError, ValueError) as exc:  # ValueError: a name not UTF-8
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid"
         raise ModelError(f"{path}: invalid ONNX model: {first_line}", path=str(path)) from None
     return model

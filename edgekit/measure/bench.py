@@ -98,6 +98,12 @@ class BenchOptions:
             raise UsageError(f"--thermal-wait-timeout must be >= 0, got {self.thermal_wait_timeout_s:g}")
         if self.threads is not None and self.threads < 0:
             raise UsageError(f"--threads must be >= 0 (0 = runtime default), got {self.threads}")
+        if self.seed < 0:
+            raise UsageError(f"--seed must be >= 0, got {self.seed}")
+        if not 0 <= self.lock_timeout_s < float("inf"):
+            raise UsageError(f"--lock-timeout must be a number of seconds >= 0, got {self.lock_timeout_s:g}")
+        if not self.thermal_wait_timeout_s < float("inf"):
+            raise UsageError(f"--thermal-wait-timeout must be finite, got {self.thermal_wait_timeout_s:g}")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import numpy as np
 
 from edgekit.compress.data import LABELS
 from edgekit.core.errors import InputSpecError
-from edgekit.core.inputs import feed_files, is_feed_folder
+from edgekit.core.inputs import feed_files, is_feed_folder, read_npz
 
 CALIB_SHARE = 0.25
 CALIB_MAX_ROWS = 256
@@ -44,18 +44,13 @@ def has_labels(path: Path) -> bool:
 
 def _npz_has_labels(path: Path) -> bool:
     try:
-        with np.load(path, allow_pickle=False) as data:
-            return LABELS in data.files
-    except (OSError, ValueError):
+        return LABELS in read_npz(path, "--eval")
+    except InputSpecError:
         return False  # unreadable: compress reports it with the path
 
 
 def _rows(path: Path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {name: np.asarray(data[name]) for name in data.files}
-    except (OSError, ValueError) as exc:
-        raise InputSpecError(f"--eval {path}: cannot read as .npz: {exc}", path=str(path)) from None
+    arrays = read_npz(path, "--eval")
     if not arrays:
         raise InputSpecError(f"--eval {path}: no arrays", path=str(path))
     return arrays

@@ -23,7 +23,7 @@ from typing import Any
 
 from edgekit.compress import CompressOptions, Recipe, compress
 from edgekit.compress.fidelity import quality_loss, worst_cosine
-from edgekit.core.artifact_writer import artifact_manifest, write_manifest
+from edgekit.core.artifact_writer import artifact_manifest, make_dir, write_manifest
 from edgekit.core.artifacts import MANIFEST_NAME, artifact_files, artifact_sha256, sha256_file
 from edgekit.core.errors import DeviceError, EdgekitError, UsageError
 from edgekit.core.inputs import parse_shape_options, shapes_from_samples
@@ -192,7 +192,7 @@ class Search:
         self.emit = on_event or (lambda event: None)
         self.out_dir = options.out_dir
         created = _first_missing(self.out_dir)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        make_dir(self.out_dir)  # exit 2 for a file or a place nothing can be created
         try:
             self.state, self.resumed = load_state(self.out_dir, search_key(options), options.fresh)
             self.data: SearchData = prepare_data(

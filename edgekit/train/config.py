@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-import numpy as np
 from pydantic import Field, model_validator
 
 from edgekit.compress.images import ImagePreprocess
@@ -22,7 +21,8 @@ from edgekit.core.config import (
     text,
     validate_model,
 )
-from edgekit.core.errors import ConfigError, InputSpecError
+from edgekit.core.errors import ConfigError
+from edgekit.core.inputs import read_npz
 
 TECHNIQUES = ("qat", "prune", "distill")
 Augment = Literal["none", "shift"]
@@ -281,11 +281,8 @@ def infer_inputs(config: TrainConfig) -> dict[str, list[int]]:
             f"{config.path}: an image folder needs [model.inputs], e.g. input = [3, 224, 224]",
             path=str(config.path),
         )
-    try:
-        with np.load(config.train_data, allow_pickle=False) as data:
-            arrays = {name: list(data[name].shape[1:]) for name in data.files if name != "labels"}
-    except (OSError, ValueError) as exc:
-        raise InputSpecError(f"data.train {config.train_data}: not a readable .npz: {exc}") from None
+    data = read_npz(config.train_data, "data.train")
+    arrays = {name: list(a.shape[1:]) for name, a in data.items() if name != "labels"}
     if len(arrays) != 1:
         raise ConfigError(
             f"{config.path}: {config.train_data} has {len(arrays)} input arrays ({', '.join(arrays)}); "

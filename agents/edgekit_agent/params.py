@@ -1,0 +1,105 @@
+"""The types of request params (docs/protocol.md, "Ops"), checked before an op runs: a param of
+the wrong type or out of range is a `BadRequest` reply that names it, never an `Internal` error
+from deep inside the bench. Params not listed here are passed through unchecked."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Dict, Optional, Tuple
+
+from edgekit_agent.failure import AgentFailure
+
+MAX_DIM = 2**31  # an input dimension beyond this cannot be allocated on any board
+
+
+def _integer(low: int) -> Tuple[str, Callable[[Any], bool]]:
+    def ok(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+    return "an integer >= %d" % low, ok
+
+
+def _number(low: Optional[float]) -> Tuple[str, Callable[[Any], bool]]:
+    def ok(value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        return math.isfinite(value) and (low is None or value >= low)
+
+    return ("a finite number >= %g" % low if low is not None else "a finite number"), ok
+
+
+def _kind(name: str, kinds: Tuple[type, ...]) -> Tuple[str, Callable[[Any], bool]]:
+    return name, lambda value: isinstance(value, kinds)
+
+
+def _input_specs(value: Any) -> bool:
+    """{name: {"shape": [int >= 0, ...], "dtype": str}}"""
+    if not isinstance(value, dict):
+        return False
+    for spec in value.values():
+        if not isinstance(spec, dict) or not isinstance(spec.get("dtype"), str):
+            return False
+        shape = spec.get("shape")
+        if not isinstance(shape, list) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= MAX_DIM for d in shape
+        ):
+            return False
+    return True
+
+
+# name -> (what it must be, check); None is accepted where the protocol allows "not given".
+PARAMS: Dict[str, Tuple[str, Callable[[Any], bool]]] = {
+    "artifact": _kind("a string", (str,)),
+    "runs": _integer(0),
+    "warmup": _integer(0),
+    "rounds": _integer(1),
+    "processes": _integer(1),
+    "process": _integer(0),
+    "seed": _integer(0),
+    "threads": _integer(0),
+    "round_min_runs": _integer(1),
+    "min_seconds": _number(0.0),
+    "max_seconds": _number(0.0),
+    "round_seconds": _number(0.0),
+    "lock_timeout_s": _number(0.0),
+    "thermal_wait_timeout_s": _number(0.0),
+    "thermal_poll_s": _number(0.0),
+    "max_start_temp_c": _number(None),
+    "runtime": _kind("a string", (str,)),
+    "thermal_zone": _kind("a string", (str,)),
+    "inputs_file": _kind("a string", (str,)),
+    "inputs": ("an object {name: {shape: [int >= 0], dtype: str}}", _input_specs),
+    "power_sensors": _kind("a list", (list,)),
+    "sensor_options": _kind("an object", (dict,)),
+}
+NULLABLE = {
+    "threads",
+    "max_start_temp_c",
+    "thermal_zone",
+    "inputs_file",
+    "inputs",
+    "power_sensors",
+    "sensor_options",
+}
+SIDES = ("baseline", "candidate")  # ab: each side is a bench params object
+
+
+def check_params(params: Dict[str, Any], where: str = "params") -> None:
+    """Raise AgentFailure("BadRequest") naming the first param of the wrong type or range."""
+    for name, value in params.items():
+        if name in SIDES and where == "params":
+            if value is not None:
+                if not isinstance(value, dict):
+                    raise AgentFailure("BadRequest", "params.%s must be an object (bench params)" % name)
+                check_params(value, "params.%s" % name)
+            continue
+        rule = PARAMS.get(name)
+        if rule is None or (value is None and name in NULLABLE):
+            continue
+        what, ok = rule
+        if not ok(value):
+            shown = repr(value)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            raise AgentFailure(
+                "BadRequest", "%s.%s must be %s, got %s" % (where, name, what, shown), param=name
+            )
