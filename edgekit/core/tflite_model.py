@@ -9,6 +9,7 @@ import numpy as np
 
 from edgekit.core.errors import ModelError, UsageError
 from edgekit.core.onnx_model import TensorInfo
+from edgekit.core.quiet import library_output_hidden
 
 
 def interpreter(path: Path) -> Any:
@@ -26,8 +27,9 @@ def interpreter(path: Path) -> Any:
                     "reading a .tflite model here needs a TFLite interpreter: pip install ai-edge-litert"
                 ) from None
     try:
-        loaded = Interpreter(model_path=str(path))
-        loaded.allocate_tensors()
+        with library_output_hidden():  # the interpreter logs "INFO: Created ... delegate" on fd 2
+            loaded = Interpreter(model_path=str(path))
+            loaded.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise ModelError(f"{path}: not a loadable TFLite model ({exc})", path=str(path)) from None
     return loaded

@@ -112,3 +112,13 @@ def test_threads_above_the_cores_warn_once(mlp_model: Path, tmp_path: Path) -> N
     assert proc.returncode == 0, proc.stderr
     [warning] = warnings_of(proc.stderr)
     assert f"has {cores} cores but the bench runs {cores + 1} threads (--threads)" in warning
+
+
+def test_tflite_bench_prints_only_its_own_lines(tmp_path: Path) -> None:
+    """Reading a .tflite model on the host opens a TFLite interpreter, which logs "INFO: Created
+    TensorFlow Lite XNNPACK delegate for CPU." on file descriptor 2: hidden like every library's."""
+    pytest.importorskip("ai_edge_litert")
+    model = Path(__file__).resolve().parents[1] / "fuzz" / "data" / "tiny.tflite"
+    proc = run_cli("bench", str(model), *FAST, "--processes", "1", home=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "INFO:" not in proc.stderr and "XNNPACK" not in proc.stderr, proc.stderr
