@@ -72,7 +72,8 @@ def _usage_message(exc: Exception) -> str | None:
     """The one-line message of a command-line usage error (unknown command or option, bad value),
     else None. Matched by class name: typer >= 0.20 raises its vendored copy of click's classes."""
     if any(cls.__name__ == "ClickException" for cls in type(exc).__mro__):
-        return " ".join(str(exc.format_message()).split())  # type: ignore[attr-defined]
+        message = " ".join(str(exc.format_message()).split())  # type: ignore[attr-defined]
+        return message.replace(": Value error, ", ": ")  # typer's wording for a Literal choice
     return None
 
 

@@ -13,7 +13,9 @@ that stderr carries only `edgekit:` lines, progress and warnings (docs/results.m
   `edgekit: warning:`) printed meanwhile, from any thread, still reach the user; `sys.stdout` is
   discarded (the `print` calls of onnxruntime's calibrators and of onnx2tf; it carries `--json`);
 - the loggers of onnxruntime, TensorFlow, absl and onnx2tf, and the root logger, are raised to
-  ERROR; `TF_CPP_MIN_LOG_LEVEL=3` (TensorFlow's C++ logging) and `TQDM_DISABLE=1` are set;
+  CRITICAL (onnxruntime's quant_pre_process logs a failed optimisation's traceback at ERROR; a
+  library failure reaches the user once, as edgekit's own one-line error);
+  `TF_CPP_MIN_LOG_LEVEL=3` (TensorFlow's C++ logging) and `TQDM_DISABLE=1` are set;
 - warnings raised in the block are recorded; an `EdgekitWarning` among them is issued again after
   it, others are dropped (the CLI would hide them anyway).
 
@@ -106,7 +108,7 @@ def _loggers_quiet() -> Iterator[None]:
     loggers = [logging.getLogger(name) for name in LIBRARY_LOGGERS]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
-        logger.setLevel(max(logger.level, logging.ERROR))
+        logger.setLevel(max(logger.level, logging.CRITICAL))
     try:
         yield
     finally:

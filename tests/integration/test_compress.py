@@ -389,7 +389,11 @@ def test_image_folders_as_calibration_and_labelled_eval_data(tmp_path: Path) -> 
         "zscore",
         home=tmp_path,
     )
-    assert proc.returncode == 2 and "expected one of unit, imagenet, symmetric, raw" in proc.stderr
+    assert (
+        proc.returncode == 2
+        and "'zscore' is not one of 'unit', 'imagenet', 'symmetric', 'raw'" in proc.stderr
+    )
+    assert "Value error" not in proc.stderr
 
 
 def test_int4_weight_only(tmp_path: Path) -> None:
