@@ -84,6 +84,8 @@ def compress_command(
         raise UsageError(f"--min-cosine must be within [-1, 1], got {min_cosine:g}")
     if not 0.0 <= min_top1 <= 1.0:
         raise UsageError(f"--min-top1 is a fraction within [0, 1], got {min_top1:g}")
+    if max_accuracy_drop is not None and not 0.0 <= max_accuracy_drop <= 100.0:
+        raise UsageError(f"--max-accuracy-drop is in points within [0, 100], got {max_accuracy_drop:g}")
     options = CompressOptions(
         steps=parse_recipes(recipe),
         profile=load_profile(target),

@@ -406,3 +406,22 @@ def test_int4_weight_only(tmp_path: Path) -> None:
     assert manifest["fidelity"]["cosine_mean"] > 0.98
     ops = {n.op_type for n in onnx.load(str(tmp_path / "int4" / "model.onnx")).graph.node}
     assert "MatMulNBits" in ops and "MatMul" not in ops
+
+
+@pytest.mark.parametrize("drop", ["-3", "nan", "1e9"])
+def test_max_accuracy_drop_out_of_range_is_named(tmp_path: Path, drop: str) -> None:
+    """An accuracy drop is in points, 0 to 100: anything else is exit 2 naming the option and the
+    value, before the data is read (a negative one used to be reported as a missing --eval)."""
+    from tests.cli_run import run_cli
+
+    out = tmp_path / "out"
+    proc = run_cli("compress", str(demo_model_path()), "-o", str(out), "--recipe", "int8-dynamic",
+                   "--max-accuracy-drop", drop, home=tmp_path / "home")  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert (
+        len(lines) == 1
+        and lines[0].startswith("edgekit: error: --max-accuracy-drop ")
+        and "[0, 100]" in lines[0]
+    )
+    assert not out.exists()
