@@ -412,8 +412,6 @@ def test_int4_weight_only(tmp_path: Path) -> None:
 def test_max_accuracy_drop_out_of_range_is_named(tmp_path: Path, drop: str) -> None:
     """An accuracy drop is in points, 0 to 100: anything else is exit 2 naming the option and the
     value, before the data is read (a negative one used to be reported as a missing --eval)."""
-    from tests.cli_run import run_cli
-
     out = tmp_path / "out"
     proc = run_cli("compress", str(demo_model_path()), "-o", str(out), "--recipe", "int8-dynamic",
                    "--max-accuracy-drop", drop, home=tmp_path / "home")  # fmt: skip
