@@ -354,8 +354,11 @@ def run_bench(params: Dict[str, Any], host: Host, emit: Emit) -> Dict[str, Any]:
     """One benchmark of params["artifact"]; progress events go to emit, failures raise AgentFailure."""
     settings = read_settings(params)
     progress = Progress(emit)
+    started = time.perf_counter()
     emit({"event": "progress", "phase": "load", "done": 0, "total": 1, "elapsed_s": 0.0})
     loaded = load_model(settings, params)
+    loaded_s = round(time.perf_counter() - started, 3)
+    emit({"event": "progress", "phase": "load", "done": 1, "total": 1, "elapsed_s": loaded_s})
     per_inference_s = warm_up(loaded, settings.warmup, progress)
     thermal_wait = wait_for_cool(host, params, progress)
     power = open_power(host, params)
