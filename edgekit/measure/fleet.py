@@ -48,6 +48,10 @@ from edgekit.transport.inventory import load_inventory
 
 AS_IS = "as-is"
 DEFAULT_MAX_PARALLEL = 32  # SSH sessions at once: threads wait on the network, not on this CPU
+# Ctrl-C on a terminal reaches the whole process group: a local agent (or the ssh client) dies of the
+# same SIGINT that the main thread turns into run.cancel. A worker that sees its agent die waits this
+# long (seconds) for the cancel before it calls the device failed.
+INTERRUPT_GRACE_S = 1.0
 
 
 class PlanSettings(ConfigModel):
@@ -219,6 +223,11 @@ class _PlanRun:
     def is_done(self, device: str, cell: Cell) -> bool:
         return (device, cell_key(cell)) in self.done
 
+    def interrupted(self) -> bool:
+        """Whether the run is being interrupted, waiting up to INTERRUPT_GRACE_S for the main thread
+        to say so: called when a device failed, which the interrupt's own SIGINT may have caused."""
+        return self.cancel.wait(INTERRUPT_GRACE_S)
+
 
 def _bench_cell(run: _PlanRun, board: Board, cell: Cell) -> Result:
     """Compress (if the recipe asks) and benchmark one cell on one board, and store the result with
@@ -256,6 +265,8 @@ def _run_cells(run: _PlanRun, board: Board, outcome: DeviceOutcome) -> None:
         except CancelledError:
             return  # the run was interrupted: this cell stays not done, for the resumed run
         except DeviceError as exc:
+            if run.interrupted():
+                return  # the interrupt killed the agent: not a failure, the cell stays not done
             outcome.errors.append({"cell": label, "error": exc.message})
             outcome.failed = True
             run.emit({"device": board.name, "phase": "failed", "message": exc.message})
@@ -273,8 +284,12 @@ def _run_device(run: _PlanRun, device: Device) -> DeviceOutcome:
         run.emit({"device": device.name, "phase": "start", "cells": len(run.plan.cells)})
         _run_cells(run, board, outcome)
     except EdgekitError as exc:
-        outcome.errors.append({"cell": "*", "error": exc.message})
-        outcome.failed = True
+        cut = isinstance(exc, CancelledError) or (isinstance(exc, DeviceError) and run.interrupted())
+        if not cut:
+            outcome.errors.append({"cell": "*", "error": exc.message})
+            outcome.failed = True
+    if run.cancel.is_set():
+        return outcome  # interrupted: the run reports only that (exit 130), no per-device summary
     run.emit(
         {
             "device": device.name,
