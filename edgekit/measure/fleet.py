@@ -138,7 +138,8 @@ class DeviceOutcome:
 def load_plan(path: Path) -> Plan:
     """Read and check a plan, its inventory, devices and recipes before any device is touched.
 
-    Raises ConfigError (one line naming `path` and the key) for a bad file or an unknown device,
+    Raises ConfigError (one line naming `path` and the key) for a bad file, an unknown device, a
+    missing model or calibration file, or a recipe without the calibration data it needs;
     UsageError for an unknown recipe.
     """
     data = validate_model(PlanFile, read_toml(path), path)
@@ -155,13 +156,8 @@ def load_plan(path: Path) -> Plan:
     if not names:
         raise ConfigError(f"{path}: [devices] selects no device")
     cells = []
-    for entry in data.model:
-        for recipe in entry.recipes:
-            if recipe != AS_IS:
-                parse_recipes([recipe])  # fail on a bad recipe before any device is touched
-            cells.append(
-                Cell(base / entry.path, recipe, base / entry.calib if entry.calib is not None else None)
-            )
+    for index, entry in enumerate(data.model):
+        cells += _model_cells(path, index, entry)
     options = BenchOptions(
         runs=settings.runs,
         min_seconds=settings.min_seconds,
@@ -175,6 +171,39 @@ def load_plan(path: Path) -> Plan:
         options,
         settings.max_parallel,
     )
+
+
+def _model_cells(path: Path, index: int, entry: PlanModel) -> list[Cell]:
+    """One [[model]] table's cells, checked before any device is touched: the model file and the
+    calibration data exist, every recipe parses and has the calibration data it needs.
+
+    Raises ConfigError naming `path` and the key (`model[0].path`), UsageError for an unknown recipe.
+    """
+    where = f"{path}: model[{index}]"
+    model = path.parent / entry.path
+    if not model.is_file():
+        raise ConfigError(
+            f"{where}.path: {entry.path}: no such file", path=str(path), key=f"model[{index}].path"
+        )
+    calib = path.parent / entry.calib if entry.calib is not None else None
+    if calib is not None and not calib.exists():
+        raise ConfigError(
+            f"{where}.calib: {entry.calib}: no such file or folder",
+            path=str(path),
+            key=f"model[{index}].calib",
+        )
+    for recipe in entry.recipes:
+        if recipe == AS_IS:
+            continue
+        for step in parse_recipes([recipe]):
+            if calib is None and step.spec.needs_calibration(step.params):
+                raise ConfigError(
+                    f'{where}.recipes: {recipe!r} needs calibration data: add calib = "CALIB.npz" '
+                    "(or a folder) to this [[model]] table",
+                    path=str(path),
+                    key=f"model[{index}].calib",
+                )
+    return [Cell(model, recipe, calib) for recipe in entry.recipes]
 
 
 def _artifact(cell: Cell, board: Board, workdir: Path) -> Path:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -19,6 +20,7 @@ from edgekit.core.config import tomllib, validate_model
 from edgekit.core.errors import ConfigError
 from edgekit.core.profiles import load_profile_file
 from edgekit.core.resources import bundled_profiles_dir
+from edgekit.data import demo_calib_set_path, demo_model_path
 from edgekit.measure.fleet import load_plan
 from edgekit.train.config import TrainFile
 from edgekit.transport.inventory import load_inventory
@@ -159,6 +161,9 @@ def test_readme_inventory_and_plan_validate(tmp_path: Path) -> None:
     assert schema_errors("fleet-plan", tomllib.loads(PLAN)) == []
     (tmp_path / "devices.toml").write_text(INVENTORY)
     (tmp_path / "plan.toml").write_text(PLAN)
+    (tmp_path / "models").mkdir()
+    shutil.copy(demo_model_path(), tmp_path / "models" / "digits.onnx")
+    shutil.copy(demo_calib_set_path(), tmp_path / "calib.npz")
     targets = load_inventory(tmp_path / "devices.toml")
     assert targets["orin-behind-bastion"].proxy_jump == "ops@bastion.lab:2222"
     assert targets["pi4-lab-1"].tags == ("lab", "pi4") and targets["pi4-lab-1"].port == 22
