@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from edgekit.cli.common import JsonOption, StoreOption, store_location
+from edgekit.cli.common import JsonOption, StoreOption, UsageCommand, store_location
 from edgekit.cli.fleet_progress import FleetProgress
 from edgekit.cli.output import print_json, stderr, stdout, verdict_text
 from edgekit.core.errors import EXIT_BUDGET, EXIT_DEVICE, EXIT_OK, EXIT_USAGE
@@ -21,9 +21,9 @@ from edgekit.store.location import mask_password
 fleet_app = typer.Typer(help="Run benchmark plans across many devices.", no_args_is_help=True)
 
 
-@fleet_app.command("run")
+@fleet_app.command("run", cls=UsageCommand)
 def fleet_run(
-    plan_path: Annotated[Path, typer.Argument(help="Plan TOML: models x recipes x devices.")],
+    plan_path: Annotated[Path, typer.Argument(metavar="PLAN", help="Plan TOML: models x recipes x devices.")],
     store: StoreOption = None,
     max_parallel: Annotated[
         int | None,

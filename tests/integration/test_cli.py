@@ -404,3 +404,36 @@ def test_a_fleet_cell_failing_on_the_device_ends_with_one_error_line(mlp_model: 
     errors = [line for line in proc.stderr.splitlines() if line.startswith("edgekit:")]
     assert errors == ["edgekit: error: 1 of 2 cells failed (see the table)"], proc.stderr
     assert "ERROR" in proc.stdout and "broken.onnx" in proc.stdout
+
+
+def _command_paths(command: object, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command and sub-command of the click tree typer builds, as its words after `edgekit`."""
+    paths = [path]
+    for name, sub in sorted(getattr(command, "commands", {}).items()):
+        paths += _command_paths(sub, (*path, name))
+    return paths
+
+
+def test_every_help_names_arguments_and_option_values_plainly() -> None:
+    """Usage lines name arguments as MODEL / BASELINE CANDIDATE / PLAN (not typer's `{model}`), a
+    repeatable option says what it takes (`--budget METRIC=VALUE`, not `<list[str]>`), a flag no type."""
+    import typer
+    from typer.testing import CliRunner
+
+    from edgekit.cli.main import app
+
+    paths = _command_paths(typer.main.get_command(app))
+    assert ("fleet", "run") in paths and ("bench",) in paths
+    runner = CliRunner()
+    for path in paths:
+        proc = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
+        assert proc.exit_code == 0, (path, proc.output)
+        for bad in ("{", "<list[", "<bool>"):
+            assert bad not in proc.output, (path, bad, proc.output)
+    usage = {path: runner.invoke(app, [*path, "--help"]).output.splitlines()[0] for path in paths}
+    assert usage[("bench",)].endswith("bench [OPTIONS] MODEL")
+    assert usage[("compare",)].endswith("compare [OPTIONS] BASELINE CANDIDATE")
+    assert usage[("fleet", "run")].endswith("fleet run [OPTIONS] PLAN")
+    bench = runner.invoke(app, ["bench", "--help"], env={"COLUMNS": "200"}).output
+    assert "--budget METRIC=VALUE" in bench and "--shape NAME=1x3x224x224" in bench
+    assert ".tflite" in bench
