@@ -52,7 +52,10 @@ def _benchmark(
 
 
 def bench(
-    model: Annotated[Path, typer.Argument(help="An .onnx model file or an artifact directory.")],
+    model: Annotated[
+        Path,
+        typer.Argument(metavar="MODEL", help="An .onnx or .tflite model file, or an artifact directory."),
+    ],
     device: DeviceOption = "local",
     inventory: InventoryOption = None,
     profile: Annotated[
@@ -79,12 +82,15 @@ def bench(
         int | None, typer.Option(help="Intra-op threads (default: profile's; 0 = runtime's).")
     ] = None,
     shape: Annotated[
-        list[str] | None, typer.Option(help="Input shape NAME=1x3x224x224 (repeatable).")
+        list[str] | None, typer.Option(metavar="NAME=1x3x224x224", help="Input shape (repeatable).")
     ] = None,
     inputs: Annotated[Path | None, typer.Option(help=".npz with one array per model input.")] = None,
     budget: Annotated[
         list[str] | None,
-        typer.Option(help="Override a budget: METRIC=VALUE, or METRIC=none to drop it (repeatable)."),
+        typer.Option(
+            metavar="METRIC=VALUE",
+            help="Override a budget: METRIC=VALUE, or METRIC=none to drop it (repeatable).",
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for generated inputs and bootstrap.")] = 0,
     lock_timeout: Annotated[

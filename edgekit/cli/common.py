@@ -6,12 +6,24 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperCommand
 
 from edgekit.compress.fidelity import OUTPUT_KINDS
 from edgekit.core.errors import StoreError
 from edgekit.core.resources import default_store_path
 from edgekit.store.base import ResultsStore
 from edgekit.store.open import open_store
+
+
+class UsageCommand(TyperCommand):
+    """A command whose usage line names its arguments as their metavars (`MODEL`, `PLAN`): typer
+    (0.29) writes a required argument as `{model}`, a form no shell or man page uses. Give every
+    command with arguments `cls=UsageCommand` and every typer.Argument a metavar."""
+
+    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
+        pieces = super().collect_usage_pieces(ctx)
+        return [p[1:-1] if p.startswith("{") and p.endswith("}") else p for p in pieces]
+
 
 STORE_ENV = "EDGEKIT_STORE"  # a team points every command at its PostgreSQL store once
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
@@ -69,6 +81,7 @@ OutputKindOption = Annotated[
     list[str] | None,
     typer.Option(
         "--output-kind",
+        metavar="NAME=KIND",
         help=f"NAME=KIND ({'|'.join(OUTPUT_KINDS)}): how to judge an output; only scores get top-1.",
     ),
 ]

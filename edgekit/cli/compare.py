@@ -35,6 +35,7 @@ ThresholdOption = Annotated[
     list[str] | None,
     typer.Option(
         "--threshold",
+        metavar="PERCENT|METRIC=PERCENT",
         help="Smallest change to catch, percent: '5' for every metric or 'latency_p50_ms=3'. Default 5.",
     ),
 ]
@@ -42,6 +43,7 @@ IgnoreOption = Annotated[
     list[str] | None,
     typer.Option(
         "--ignore-difference",
+        metavar="KEY",
         help=f"Compare although this fingerprint key differs (one of {', '.join(COMPARABLE_KEYS)}).",
     ),
 ]
@@ -194,8 +196,8 @@ def _compare_on_device(
 
 
 def compare_command(
-    baseline: Annotated[str, typer.Argument(help=REFERENCE_HELP)],
-    candidate: Annotated[str, typer.Argument(help=REFERENCE_HELP)],
+    baseline: Annotated[str, typer.Argument(metavar="BASELINE", help=REFERENCE_HELP)],
+    candidate: Annotated[str, typer.Argument(metavar="CANDIDATE", help=REFERENCE_HELP)],
     threshold: ThresholdOption = None,
     ignore_difference: IgnoreOption = None,
     device: Annotated[
@@ -286,7 +288,7 @@ def _compare(
 
 
 def check_command(
-    result: Annotated[str, typer.Argument(help=REFERENCE_HELP)],
+    result: Annotated[str, typer.Argument(metavar="RESULT", help=REFERENCE_HELP)],
     baseline: Annotated[str | None, typer.Option(help=f"Also gate on regressions. {REFERENCE_HELP}")] = None,
     threshold: ThresholdOption = None,
     ignore_difference: IgnoreOption = None,

@@ -24,9 +24,9 @@ _RECIPE_HELP = (
 
 
 def compress_command(
-    model: Annotated[Path, typer.Argument(help="The float ONNX model.")],
+    model: Annotated[Path, typer.Argument(metavar="MODEL", help="The float ONNX model.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="Artifact directory to write.")],
-    recipe: Annotated[list[str], typer.Option(help=_RECIPE_HELP)],
+    recipe: Annotated[list[str], typer.Option(metavar="RECIPE", help=_RECIPE_HELP)],
     calib: Annotated[
         Path | None, typer.Option(help="Calibration .npz (one array per model input) or image folder.")
     ] = None,
@@ -55,6 +55,7 @@ def compress_command(
         list[str] | None,
         typer.Option(
             "--fix-input",
+            metavar="NAME=VALUE",
             help="NAME=VALUE (repeatable): make an input a constant (a number or [list]) and fold "
             "the graph with onnxruntime's BASIC level before the recipe; If nodes whose condition "
             "depends only on fixed inputs keep one branch. The artifact no longer has the input.",

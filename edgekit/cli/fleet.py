@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from edgekit.cli.common import JsonOption, StoreOption, store_location
+from edgekit.cli.common import JsonOption, StoreOption, UsageCommand, store_location
 from edgekit.cli.fleet_progress import FleetProgress
 from edgekit.cli.output import print_json, stderr, stdout, verdict_text
 from edgekit.core.errors import EXIT_BUDGET, EXIT_DEVICE, EXIT_OK, EXIT_USAGE
@@ -21,9 +21,9 @@ from edgekit.store.location import mask_password
 fleet_app = typer.Typer(help="Run benchmark plans across many devices.", no_args_is_help=True)
 
 
-@fleet_app.command("run")
+@fleet_app.command("run", cls=UsageCommand)
 def fleet_run(
-    plan_path: Annotated[Path, typer.Argument(help="Plan TOML: models x recipes x devices.")],
+    plan_path: Annotated[Path, typer.Argument(metavar="PLAN", help="Plan TOML: models x recipes x devices.")],
     store: StoreOption = None,
     max_parallel: Annotated[
         int | None,
@@ -54,7 +54,7 @@ def fleet_run(
         print_json(_as_json(plan, run))
     else:
         stdout.print(_table(plan, run))
-    _print_summary(plan, run, location)
+    _print_summary(plan, run, location, as_json)
     raise typer.Exit(_exit_code(run.outcomes))
 
 
@@ -113,7 +113,9 @@ def _table(plan: Plan, run: FleetRun) -> Table:
     return table
 
 
-def _print_summary(plan: Plan, run: FleetRun, location: str | Path) -> None:
+def _print_summary(plan: Plan, run: FleetRun, location: str | Path, as_json: bool) -> None:
+    """The run's one summary line, then, when the exit code is not 0 or 1, the one
+    `edgekit: error: …` line saying why (a failed device; else the cells that failed)."""
     outcomes = run.outcomes
     failed_devices = [o.device for o in outcomes if o.failed]
     errors = sum(len(o.errors) for o in outcomes)
@@ -125,8 +127,13 @@ def _print_summary(plan: Plan, run: FleetRun, location: str | Path) -> None:
     )
     if failed_devices:
         stderr.print(
-            f"edgekit: device(s) failed: {', '.join(failed_devices)}; other results kept", markup=False
+            f"edgekit: error: device(s) failed: {', '.join(failed_devices)}; other results kept",
+            markup=False,
         )
+    elif errors:
+        cells = len(plan.devices) * len(plan.cells) - run.skipped_cells
+        where = "the JSON's errors" if as_json else "the table"
+        stderr.print(f"edgekit: error: {errors} of {cells} cells failed (see {where})", markup=False)
 
 
 def _exit_code(outcomes: list[DeviceOutcome]) -> int:

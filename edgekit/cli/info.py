@@ -8,7 +8,14 @@ import typer
 from rich import box
 from rich.table import Table
 
-from edgekit.cli.common import DeviceOption, InventoryOption, JsonOption, StoreOption, store_to_read
+from edgekit.cli.common import (
+    DeviceOption,
+    InventoryOption,
+    JsonOption,
+    StoreOption,
+    UsageCommand,
+    store_to_read,
+)
 from edgekit.cli.output import fmt, print_json, stdout, strict_hint, verdict_text
 from edgekit.core.errors import EXIT_DEVICE
 from edgekit.core.profiles import CONDITION_KEYS, list_profiles, load_profile
@@ -114,9 +121,9 @@ def profiles_list(as_json: JsonOption = False) -> None:
     stdout.print(table)
 
 
-@profiles_app.command("show")
+@profiles_app.command("show", cls=UsageCommand)
 def profiles_show(
-    name: Annotated[str, typer.Argument(help="Profile name or .toml path.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Profile name or .toml path.")],
     device: Annotated[
         str | None,
         typer.Option(help="Also ask this device which budgets it cannot judge (e.g. no power sensor)."),

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from edgekit.cli.common import InventoryOption, JsonOption
+from edgekit.cli.common import InventoryOption, JsonOption, UsageCommand
 from edgekit.cli.output import print_json, stderr, stdout
 
 lab_app = typer.Typer(
@@ -28,9 +28,11 @@ class PhasePrinter:
         stderr.print(f"[{time.monotonic() - self.started:6.1f} s] {line}", markup=False, highlight=False)
 
 
-@lab_app.command("up")
+@lab_app.command("up", cls=UsageCommand)
 def lab_up(
-    profile: Annotated[str, typer.Argument(help="An aarch64 profile, e.g. raspberry-pi-4.")],
+    profile: Annotated[
+        str, typer.Argument(metavar="PROFILE", help="An aarch64 profile, e.g. raspberry-pi-4.")
+    ],
     name: Annotated[str | None, typer.Option(help="Device name (default: PROFILE-emu).")] = None,
     port: Annotated[
         int | None, typer.Option(min=1, max=65535, help="Port on 127.0.0.1, 1-65535 (default: a free one).")
@@ -61,9 +63,10 @@ def lab_up(
         )
 
 
-@lab_app.command("down")
+@lab_app.command("down", cls=UsageCommand)
 def lab_down(
-    name: Annotated[str, typer.Argument(help="The board's name.")], inventory: InventoryOption = None
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The board's name.")],
+    inventory: InventoryOption = None,
 ) -> None:
     """Stop a board: its processes, mounts, files and inventory entry (also after a crash)."""
     from edgekit.lab.board import down

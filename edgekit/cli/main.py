@@ -12,6 +12,7 @@ import typer
 
 from edgekit import __version__
 from edgekit.cli import bench as bench_commands
+from edgekit.cli.common import UsageCommand
 from edgekit.cli.compare import check_command, compare_command
 from edgekit.cli.compress import compress_command
 from edgekit.cli.fleet import fleet_app
@@ -36,15 +37,15 @@ app = typer.Typer(
     # takes no value; plain help also reads the same in a log as on a terminal.
     rich_markup_mode=None,
 )
-app.command()(bench_commands.bench)
+app.command(cls=UsageCommand)(bench_commands.bench)
 app.command()(bench_commands.demo)
 app.command()(history)
-app.command("compress")(compress_command)
-app.command("compare")(compare_command)
-app.command("check")(check_command)
+app.command("compress", cls=UsageCommand)(compress_command)
+app.command("compare", cls=UsageCommand)(compare_command)
+app.command("check", cls=UsageCommand)(check_command)
 app.command("report")(report_command)
-app.command("optimize")(optimize_command)
-app.command("train")(train_command)
+app.command("optimize", cls=UsageCommand)(optimize_command)
+app.command("train", cls=UsageCommand)(train_command)
 app.add_typer(devices_app, name="devices")
 app.add_typer(profiles_app, name="profiles")
 app.add_typer(fleet_app, name="fleet")

@@ -69,7 +69,7 @@ def _table(report: DeviceReport) -> Table:
 
 
 def optimize_command(
-    model: Annotated[Path, typer.Argument(help="The float ONNX model.")],
+    model: Annotated[Path, typer.Argument(metavar="MODEL", help="The float ONNX model.")],
     eval_data: Annotated[
         Path, typer.Option("--eval", help="Held-out .npz (inputs + 'labels'): judges every candidate.")
     ],
@@ -88,7 +88,8 @@ def optimize_command(
     ] = None,
     objective: Annotated[str, typer.Option(help="latency, size or energy.")] = "latency",
     recipe: Annotated[
-        list[str] | None, typer.Option(help="Try only these recipes (repeat); default: generated.")
+        list[str] | None,
+        typer.Option(metavar="RECIPE", help="Try only these recipes (repeat); default: generated."),
     ] = None,
     runs: Annotated[int, typer.Option(help="Timed inferences per candidate, at least.")] = 200,
     min_seconds: Annotated[float, typer.Option(help="Time each candidate at least this long.")] = 1.0,
@@ -119,6 +120,7 @@ def optimize_command(
         list[str] | None,
         typer.Option(
             "--shape",
+            metavar="NAME=AxBxC",
             help="NAME=AxBxC for an input the model leaves open (repeat), as for bench; "
             "default: taken from the --eval data.",
         ),

@@ -52,9 +52,11 @@ def report_command(
         str | None, typer.Option(help="Only runs since: a duration (7d, 12h, 30m, 2w) or a date.")
     ] = None,
     device: Annotated[
-        list[str] | None, typer.Option("--device", "-d", help="Only this device (repeat).")
+        list[str] | None, typer.Option("--device", "-d", metavar="DEVICE", help="Only this device (repeat).")
     ] = None,
-    model: Annotated[list[str] | None, typer.Option("--model", help="Only this model (repeat).")] = None,
+    model: Annotated[
+        list[str] | None, typer.Option("--model", metavar="MODEL", help="Only this model (repeat).")
+    ] = None,
     fmt: Annotated[
         str | None, typer.Option("--format", help="html, markdown or openmetrics (default: from -o).")
     ] = None,

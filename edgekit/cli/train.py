@@ -61,7 +61,7 @@ def _on_event(as_json: bool) -> Callable[[dict[str, Any]], None]:
 
 
 def train_command(
-    technique: Annotated[str, typer.Argument(help="qat, prune or distill.")],
+    technique: Annotated[str, typer.Argument(metavar="TECHNIQUE", help="qat, prune or distill.")],
     config: Annotated[Path, typer.Option("--config", "-c", help="Training config (TOML).")],
     out: Annotated[Path, typer.Option("-o", "--out", help="Artifact directory to write.")],
     seed: Annotated[int, typer.Option(help="Seed of initialisation, shuffling and augmentation.")] = 0,

@@ -67,9 +67,14 @@ def number(
     return Field(default=default, allow_inf_nan=False, description=description, **bound, **extra)
 
 
-def integer(what: str, *, minimum: int = 0, default: Any = None, **extra: Any) -> Any:
-    """An integer >= `minimum`; `what` says what it counts."""
-    return Field(default=default, ge=minimum, description=f"an integer >= {minimum} ({what})", **extra)
+def integer(
+    what: str, *, minimum: int = 0, maximum: int | None = None, default: Any = None, **extra: Any
+) -> Any:
+    """An integer >= `minimum` (and <= `maximum` when given); `what` says what it counts."""
+    if maximum is None:
+        return Field(default=default, ge=minimum, description=f"an integer >= {minimum} ({what})", **extra)
+    description = f"an integer {minimum}-{maximum} ({what})"
+    return Field(default=default, ge=minimum, le=maximum, description=description, **extra)
 
 
 def text(what: str, *, default: Any = None, **extra: Any) -> Any:

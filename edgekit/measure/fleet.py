@@ -48,6 +48,10 @@ from edgekit.transport.inventory import load_inventory
 
 AS_IS = "as-is"
 DEFAULT_MAX_PARALLEL = 32  # SSH sessions at once: threads wait on the network, not on this CPU
+# Ctrl-C on a terminal reaches the whole process group: a local agent (or the ssh client) dies of the
+# same SIGINT that the main thread turns into run.cancel. A worker that sees its agent die waits this
+# long (seconds) for the cancel before it calls the device failed.
+INTERRUPT_GRACE_S = 1.0
 
 
 class PlanSettings(ConfigModel):
@@ -134,7 +138,8 @@ class DeviceOutcome:
 def load_plan(path: Path) -> Plan:
     """Read and check a plan, its inventory, devices and recipes before any device is touched.
 
-    Raises ConfigError (one line naming `path` and the key) for a bad file or an unknown device,
+    Raises ConfigError (one line naming `path` and the key) for a bad file, an unknown device, a
+    missing model or calibration file, or a recipe without the calibration data it needs;
     UsageError for an unknown recipe.
     """
     data = validate_model(PlanFile, read_toml(path), path)
@@ -151,13 +156,8 @@ def load_plan(path: Path) -> Plan:
     if not names:
         raise ConfigError(f"{path}: [devices] selects no device")
     cells = []
-    for entry in data.model:
-        for recipe in entry.recipes:
-            if recipe != AS_IS:
-                parse_recipes([recipe])  # fail on a bad recipe before any device is touched
-            cells.append(
-                Cell(base / entry.path, recipe, base / entry.calib if entry.calib is not None else None)
-            )
+    for index, entry in enumerate(data.model):
+        cells += _model_cells(path, index, entry)
     options = BenchOptions(
         runs=settings.runs,
         min_seconds=settings.min_seconds,
@@ -171,6 +171,39 @@ def load_plan(path: Path) -> Plan:
         options,
         settings.max_parallel,
     )
+
+
+def _model_cells(path: Path, index: int, entry: PlanModel) -> list[Cell]:
+    """One [[model]] table's cells, checked before any device is touched: the model file and the
+    calibration data exist, every recipe parses and has the calibration data it needs.
+
+    Raises ConfigError naming `path` and the key (`model[0].path`), UsageError for an unknown recipe.
+    """
+    where = f"{path}: model[{index}]"
+    model = path.parent / entry.path
+    if not model.is_file():
+        raise ConfigError(
+            f"{where}.path: {entry.path}: no such file", path=str(path), key=f"model[{index}].path"
+        )
+    calib = path.parent / entry.calib if entry.calib is not None else None
+    if calib is not None and not calib.exists():
+        raise ConfigError(
+            f"{where}.calib: {entry.calib}: no such file or folder",
+            path=str(path),
+            key=f"model[{index}].calib",
+        )
+    for recipe in entry.recipes:
+        if recipe == AS_IS:
+            continue
+        for step in parse_recipes([recipe]):
+            if calib is None and step.spec.needs_calibration(step.params):
+                raise ConfigError(
+                    f'{where}.recipes: {recipe!r} needs calibration data: add calib = "CALIB.npz" '
+                    "(or a folder) to this [[model]] table",
+                    path=str(path),
+                    key=f"model[{index}].calib",
+                )
+    return [Cell(model, recipe, calib) for recipe in entry.recipes]
 
 
 def _artifact(cell: Cell, board: Board, workdir: Path) -> Path:
@@ -219,6 +252,11 @@ class _PlanRun:
     def is_done(self, device: str, cell: Cell) -> bool:
         return (device, cell_key(cell)) in self.done
 
+    def interrupted(self) -> bool:
+        """Whether the run is being interrupted, waiting up to INTERRUPT_GRACE_S for the main thread
+        to say so: called when a device failed, which the interrupt's own SIGINT may have caused."""
+        return self.cancel.wait(INTERRUPT_GRACE_S)
+
 
 def _bench_cell(run: _PlanRun, board: Board, cell: Cell) -> Result:
     """Compress (if the recipe asks) and benchmark one cell on one board, and store the result with
@@ -256,6 +294,8 @@ def _run_cells(run: _PlanRun, board: Board, outcome: DeviceOutcome) -> None:
         except CancelledError:
             return  # the run was interrupted: this cell stays not done, for the resumed run
         except DeviceError as exc:
+            if run.interrupted():
+                return  # the interrupt killed the agent: not a failure, the cell stays not done
             outcome.errors.append({"cell": label, "error": exc.message})
             outcome.failed = True
             run.emit({"device": board.name, "phase": "failed", "message": exc.message})
@@ -273,8 +313,12 @@ def _run_device(run: _PlanRun, device: Device) -> DeviceOutcome:
         run.emit({"device": device.name, "phase": "start", "cells": len(run.plan.cells)})
         _run_cells(run, board, outcome)
     except EdgekitError as exc:
-        outcome.errors.append({"cell": "*", "error": exc.message})
-        outcome.failed = True
+        cut = isinstance(exc, CancelledError) or (isinstance(exc, DeviceError) and run.interrupted())
+        if not cut:
+            outcome.errors.append({"cell": "*", "error": exc.message})
+            outcome.failed = True
+    if run.cancel.is_set():
+        return outcome  # interrupted: the run reports only that (exit 130), no per-device summary
     run.emit(
         {
             "device": device.name,

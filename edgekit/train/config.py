@@ -93,7 +93,7 @@ class _Technique(ConfigModel):
 class QatTable(_Technique):
     """[qat]: quantization-aware training."""
 
-    bits: int | None = integer("weight bits 2..8", minimum=2)
+    bits: int | None = integer("weight bits", minimum=2, maximum=8)
     per_channel: bool | None = Field(default=None, description="true/false")
 
 

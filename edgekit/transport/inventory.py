@@ -38,6 +38,7 @@ from edgekit.core.resources import edgekit_home
 
 HostKeyPolicy = Literal["strict", "accept-new"]
 RESERVED_NAMES = ("local",)  # the host itself, never an inventory device
+MAX_PORT = 65535  # TCP ports are 16-bit, 0 is not dialable
 
 
 def parse_jump_spec(spec: str) -> list[tuple[str | None, str, int | None]]:
@@ -52,8 +53,10 @@ def parse_jump_spec(spec: str) -> list[tuple[str | None, str, int | None]]:
             port = rest.removeprefix(":")
         elif hostport.count(":") == 1:
             host, port = hostport.split(":")
-        if not host or (port and not port.isdigit()):
-            raise ConfigError(f"ProxyJump {spec!r}: cannot read the hop {raw.strip()!r} ([user@]host[:port])")
+        if not host or (port and not (port.isdigit() and 1 <= int(port) <= MAX_PORT)):
+            raise ConfigError(
+                f"ProxyJump {spec!r}: cannot read the hop {raw.strip()!r} ([user@]host[:port], port 1-65535)"
+            )
         hops.append((user or None, host, int(port) if port else None))
     return hops
 
@@ -65,7 +68,7 @@ class SshTarget(ConfigModel):
         "the device name", default=..., json_schema_extra={"not": {"enum": list(RESERVED_NAMES)}}
     )
     host: str = text("host name, address or ~/.ssh/config alias", default=...)
-    port: int | None = integer("TCP port", minimum=1)
+    port: int | None = integer("TCP port", minimum=1, maximum=MAX_PORT)
     user: str | None = text("login user")
     key_file: str | None = text("private key path; absent = ssh-agent and the default keys")
     passphrase_env: str | None = text(

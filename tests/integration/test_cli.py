@@ -366,3 +366,74 @@ def test_strict_where_no_power_sensor_can_judge_the_energy_budget(mlp_model: Pat
     )
     assert passing.returncode == 0, passing.stdout + passing.stderr
     assert "verdict: PASS" in passing.stdout and "cannot be judged" not in passing.stdout
+
+
+def test_an_inventory_port_out_of_range_is_exit_2_naming_the_key(tmp_path: Path) -> None:
+    """`devices list` and `devices doctor` read the inventory through its typed model: a port that
+    is no TCP port is refused in one line, never dialled modulo 65536."""
+    (tmp_path / "devices.toml").write_text('[[device]]\nname = "pi"\nhost = "127.0.0.1"\nport = 99999\n')
+    for args in (["devices", "list"], ["devices", "doctor", "-d", "pi"]):
+        proc = run_cli(*args, home=tmp_path)
+        assert_one_line_error(proc, 2, "device[0].port: expected an integer 1-65535 (TCP port), got 99999")
+
+
+def _fleet_plan(tmp_path: Path, models: str) -> Path:
+    path = tmp_path / "plan.toml"
+    path.write_text('[plan]\nruns = 10\nmin_seconds = 0.05\n[devices]\nnames = ["local"]\n' + models)
+    return path
+
+
+def test_a_fleet_plan_naming_a_missing_model_fails_before_any_device(mlp_model: Path, tmp_path: Path) -> None:
+    store = tmp_path / "results.sqlite"
+    plan = _fleet_plan(tmp_path, f'[[model]]\npath = "{mlp_model}"\n[[model]]\npath = "fl/nosuch.onnx"\n')
+    proc = run_cli("fleet", "run", str(plan), "--store", str(store), home=tmp_path)
+    assert_one_line_error(proc, 2, f"{plan}: model[1].path: fl/nosuch.onnx: no such file")
+    assert not store.exists()  # nothing ran
+    plan = _fleet_plan(tmp_path, f'[[model]]\npath = "{mlp_model}"\nrecipes = ["int8-static"]\n')
+    proc = run_cli("fleet", "run", str(plan), "--store", str(store), home=tmp_path)
+    assert_one_line_error(proc, 2, f"{plan}: model[0].recipes: 'int8-static' needs calibration data")
+
+
+def test_a_fleet_cell_failing_on_the_device_ends_with_one_error_line(mlp_model: Path, tmp_path: Path) -> None:
+    """A cell that fails for its own reason, found only when it runs (a file that is not a model),
+    leaves the others' results and ends the run with one `edgekit: error: N of M cells failed`."""
+    (tmp_path / "broken.onnx").write_bytes(b"not a model")
+    plan = _fleet_plan(tmp_path, f'[[model]]\npath = "{mlp_model}"\n[[model]]\npath = "broken.onnx"\n')
+    proc = run_cli("fleet", "run", str(plan), "--store", str(tmp_path / "r.sqlite"), home=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("edgekit:")]
+    assert errors == ["edgekit: error: 1 of 2 cells failed (see the table)"], proc.stderr
+    assert "ERROR" in proc.stdout and "broken.onnx" in proc.stdout
+
+
+def _command_paths(command: object, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command and sub-command of the click tree typer builds, as its words after `edgekit`."""
+    paths = [path]
+    for name, sub in sorted(getattr(command, "commands", {}).items()):
+        paths += _command_paths(sub, (*path, name))
+    return paths
+
+
+def test_every_help_names_arguments_and_option_values_plainly() -> None:
+    """Usage lines name arguments as MODEL / BASELINE CANDIDATE / PLAN (not typer's `{model}`), a
+    repeatable option says what it takes (`--budget METRIC=VALUE`, not `<list[str]>`), a flag no type."""
+    import typer
+    from typer.testing import CliRunner
+
+    from edgekit.cli.main import app
+
+    paths = _command_paths(typer.main.get_command(app))
+    assert ("fleet", "run") in paths and ("bench",) in paths
+    runner = CliRunner()
+    for path in paths:
+        proc = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
+        assert proc.exit_code == 0, (path, proc.output)
+        for bad in ("{", "<list[", "<bool>"):
+            assert bad not in proc.output, (path, bad, proc.output)
+    usage = {path: runner.invoke(app, [*path, "--help"]).output.splitlines()[0] for path in paths}
+    assert usage[("bench",)].endswith("bench [OPTIONS] MODEL")
+    assert usage[("compare",)].endswith("compare [OPTIONS] BASELINE CANDIDATE")
+    assert usage[("fleet", "run")].endswith("fleet run [OPTIONS] PLAN")
+    bench = runner.invoke(app, ["bench", "--help"], env={"COLUMNS": "200"}).output
+    assert "--budget METRIC=VALUE" in bench and "--shape NAME=1x3x224x224" in bench
+    assert ".tflite" in bench

@@ -188,7 +188,10 @@ def test_an_interrupted_fleet_stops_its_benches_and_resumes(tmp_path: Path) -> N
     cli = Cli("fleet", "run", str(plan(120)), "--store", str(store), home=tmp_path)
     cli.wait_for(lambda: bool(bench_children(cli.tree())), "a bench child")
     tree = cli.tree()
-    assert_interrupted(cli.interrupt())
+    after = cli.interrupt(whole_group=True)  # Ctrl-C: the agent dies of the same SIGINT
+    assert_interrupted(after)
+    # the cut cell is no device failure: no FAILED line, no error count
+    assert not [line for line in cli.lines if "FAILED" in line or "error(s)" in line], cli.lines
     assert_all_gone(tree)
     assert not flock_holders(LOCAL_LOCK) & {p.pid for p in tree}
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -19,6 +20,7 @@ from edgekit.core.config import tomllib, validate_model
 from edgekit.core.errors import ConfigError
 from edgekit.core.profiles import load_profile_file
 from edgekit.core.resources import bundled_profiles_dir
+from edgekit.data import demo_calib_set_path, demo_model_path
 from edgekit.measure.fleet import load_plan
 from edgekit.train.config import TrainFile
 from edgekit.transport.inventory import load_inventory
@@ -159,6 +161,9 @@ def test_readme_inventory_and_plan_validate(tmp_path: Path) -> None:
     assert schema_errors("fleet-plan", tomllib.loads(PLAN)) == []
     (tmp_path / "devices.toml").write_text(INVENTORY)
     (tmp_path / "plan.toml").write_text(PLAN)
+    (tmp_path / "models").mkdir()
+    shutil.copy(demo_model_path(), tmp_path / "models" / "digits.onnx")
+    shutil.copy(demo_calib_set_path(), tmp_path / "calib.npz")
     targets = load_inventory(tmp_path / "devices.toml")
     assert targets["orin-behind-bastion"].proxy_jump == "ops@bastion.lab:2222"
     assert targets["pi4-lab-1"].tags == ("lab", "pi4") and targets["pi4-lab-1"].port == 22
@@ -232,7 +237,19 @@ BAD_FILES = [
         "inventory",
         "devices.toml",
         INVENTORY.replace("port = 22", 'port = "22"'),
-        "device[0].port: expected an integer >= 1 (TCP port), got the string '22'",
+        "device[0].port: expected an integer 1-65535 (TCP port), got the string '22'",
+    ),
+    (
+        "inventory",
+        "devices.toml",
+        INVENTORY.replace("port = 22", "port = 99999"),  # once dialled as 99999 mod 65536
+        "device[0].port: expected an integer 1-65535 (TCP port), got 99999",
+    ),
+    (
+        "inventory",
+        "devices.toml",
+        INVENTORY.replace("port = 22", "port = 0"),
+        "device[0].port: expected an integer 1-65535 (TCP port), got 0",
     ),
     (
         "inventory",
@@ -282,6 +299,13 @@ def test_a_bad_file_fails_the_schema_and_the_loader(
     assert "\n" not in str(caught.value)
 
 
+def test_a_proxy_jump_port_out_of_range_fails_the_loader(tmp_path: Path) -> None:
+    path = tmp_path / "devices.toml"
+    path.write_text(INVENTORY.replace('"ops@bastion.lab:2222"', '"ops@bastion.lab:70000"'))
+    with pytest.raises(ConfigError, match=r"device\[1\]\.proxy_jump: .*'ops@bastion.lab:70000'.*1-65535"):
+        load_inventory(path)
+
+
 def test_a_bad_train_config_fails_the_schema_and_the_model() -> None:
     text = TRAIN.replace("batch_size = 64", "batch_size = 0")
     assert schema_errors("train-config", tomllib.loads(text)) != []
@@ -289,6 +313,10 @@ def test_a_bad_train_config_fails_the_schema_and_the_model() -> None:
         ConfigError, match=r"train.batch_size: expected an integer >= 1 \(rows per step\), got 0"
     ):
         validate_model(TrainFile, tomllib.loads(text), Path("train.toml"))
+    bits = TRAIN.replace("bits = 4", "bits = 9")
+    assert schema_errors("train-config", tomllib.loads(bits)) != []
+    with pytest.raises(ConfigError, match=r"expected an integer 2-8 \(weight bits\), got 9"):
+        validate_model(TrainFile, tomllib.loads(bits), Path("train.toml"))
     both = TRAIN.replace('onnx = "teacher.onnx"', 'onnx = "teacher.onnx"\nfactory = "a.b:c"')
     assert schema_errors("train-config", tomllib.loads(both)) != []
     with pytest.raises(ConfigError, match=r"distill.teachers\[1\]: give exactly one of 'onnx' or 'factory'"):

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 from edgekit.core.errors import ConfigError, UsageError
+from edgekit.data import demo_model_path
 from edgekit.measure.fleet import load_plan
 
 INVENTORY = """
@@ -23,6 +25,7 @@ tags = ["home"]
 
 def plan(tmp_path: Path, body: str) -> Path:
     (tmp_path / "devices.toml").write_text(INVENTORY)
+    shutil.copy(demo_model_path(), tmp_path / "m.onnx")
     path = tmp_path / "plan.toml"
     path.write_text('[plan]\ninventory = "devices.toml"\n' + body)
     return path
@@ -68,6 +71,22 @@ def test_plan_processes_and_rounds_reach_the_bench_options(tmp_path: Path) -> No
             "unknown recipe",
         ),
         ('[devices]\ntags = ["lab"]\n[[model]]\nfile = "m.onnx"\n', ConfigError, "unknown key 'file'"),
+        (
+            '[devices]\ntags = ["lab"]\n[[model]]\npath = "m.onnx"\n[[model]]\npath = "fl/nosuch.onnx"\n',
+            ConfigError,
+            "plan.toml: model[1].path: fl/nosuch.onnx: no such file",
+        ),
+        (
+            '[devices]\ntags = ["lab"]\n[[model]]\npath = "m.onnx"\ncalib = "nosuch.npz"\n',
+            ConfigError,
+            "plan.toml: model[0].calib: nosuch.npz: no such file or folder",
+        ),
+        (
+            '[devices]\ntags = ["lab"]\n[[model]]\npath = "m.onnx"\n'
+            'recipes = ["as-is", "prune-channels:0.5+int8-static"]\n',
+            ConfigError,
+            "plan.toml: model[0].recipes: 'prune-channels:0.5+int8-static' needs calibration data",
+        ),
     ],
 )
 def test_bad_plans_fail_before_any_device(tmp_path: Path, body: str, error: type, message: str) -> None:
