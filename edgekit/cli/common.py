@@ -12,6 +12,7 @@ from edgekit.compress.fidelity import OUTPUT_KINDS
 from edgekit.core.errors import StoreError
 from edgekit.core.resources import default_store_path
 from edgekit.store.base import ResultsStore
+from edgekit.store.location import checked_location
 from edgekit.store.open import open_store
 
 
@@ -43,7 +44,9 @@ DeviceOption = Annotated[
 
 
 def store_location(store: str | None) -> str | Path:
-    return store if store else default_store_path()
+    """The store --store (or $EDGEKIT_STORE) names, else the default; checked as open_store checks
+    it (an empty --store is a usage error, not the default)."""
+    return default_store_path() if store is None else checked_location(store)
 
 
 def store_from_option(store: str | None) -> ResultsStore:

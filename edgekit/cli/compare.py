@@ -51,6 +51,13 @@ StrictOption = Annotated[
     bool,
     typer.Option("--strict", help="Exit 1 on 'insufficient-data' too (too few runs, too short a history)."),
 ]
+CheckStrictOption = Annotated[
+    bool,
+    typer.Option(
+        "--strict",
+        help="Exit 1 on 'insufficient-data' too, and when a budgeted metric is unknown (as bench --strict).",
+    ),
+]
 HISTORY_LIMIT = 500  # stored runs of one device and model read to find a series' history
 _STYLE = {
     "regression": "bold red",
@@ -103,14 +110,18 @@ def _ignore(keys: list[str] | None) -> set[str]:
 def _report(comparison: Comparison, as_json: bool, extra: dict[str, Any] | None = None) -> None:
     if as_json:
         print_json({**(extra or {}), "comparison": comparison.to_dict()})
-        return
     if not comparison.comparable:
-        stderr.print("edgekit: these runs are not comparable:", markup=False)
-        for reason in comparison.not_comparable_reasons:
-            stderr.print(f"  - {reason}", markup=False)
-        stderr.print("  (--ignore-difference KEY compares them anyway)", markup=False)
+        stderr.print(not_comparable_error(comparison), markup=False)
         return
-    stdout.print(comparison_table(comparison))
+    if not as_json:
+        stdout.print(comparison_table(comparison))
+
+
+def not_comparable_error(comparison: Comparison) -> str:
+    """The one error line for runs that are not comparable (exit 2): the reasons joined by '; '."""
+    reasons = "; ".join(comparison.not_comparable_reasons)
+    hint = "(--ignore-difference KEY compares them anyway)"
+    return f"edgekit: error: these runs are not comparable: {reasons} {hint}"
 
 
 def _exit_code(comparison: Comparison, strict: bool = False) -> int:
@@ -294,15 +305,16 @@ def check_command(
     ignore_difference: IgnoreOption = None,
     store: StoreOption = None,
     as_json: JsonOption = False,
-    strict: StrictOption = False,
+    strict: CheckStrictOption = False,
 ) -> None:
     """The result's budget verdict and a regression gate. With --baseline: `compare`'s gate
     (runs as observations, the series' run-to-run noise for 1 vs 1). Without it, each run is
     judged against the history of its series in the store (same device, model, artifact and
     fingerprint): robust z of its log p50 against the median of the last 20 runs before it,
     flagged beyond 4.5 and beyond half the threshold, as `report` does; with fewer than 8 earlier
-    runs the verdict is 'insufficient-data'. Exit 0 ok, 1 budget failure or regression (or
-    insufficient-data with --strict), 2 input error or not comparable."""
+    runs the verdict is 'insufficient-data'. Exit 0 ok, 1 budget failure or regression (or, with
+    --strict, insufficient-data or a budgeted metric that could not be measured: verdict unknown,
+    as `bench --strict`), 2 input error (a result file with no results in it) or not comparable."""
     thresholds = parse_thresholds(threshold or [])
     ignore = _ignore(ignore_difference)
     results_store = _store_to_read(store, result, baseline)
@@ -314,7 +326,9 @@ def check_command(
     finally:
         if results_store is not None:
             results_store.close()
-    budget_failed = any(r.budget.verdict == "fail" for r in candidates)
+    budget_failed = any(r.budget.verdict == "fail" for r in candidates) or (
+        strict and any(r.budget.verdict == "unknown" for r in candidates)
+    )
     if as_json:
         print_json(
             {

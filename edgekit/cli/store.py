@@ -19,7 +19,9 @@ def flush(store: StoreOption = None, as_json: JsonOption = False) -> None:
     answer), oldest first, each once: a spool file is removed only after its write committed, and
     a run already stored is not stored again. Runs that open the store to write (bench, fleet run,
     optimize, compare --device) do this too. Exit 0 when the spool is empty afterwards, 2 when the
-    store cannot be reached (nothing is lost: the entries stay) or refused an entry (it stays)."""
+    store cannot be reached (nothing is lost: the entries stay) or refused an entry (it stays), or
+    when there is no store at that location and nothing spooled for it. On an error, --json prints
+    nothing on stdout (as every command): the one error line is on stderr."""
     location = store_location(store)
     spool = spool_of(location)
     written = already = 0
@@ -31,6 +33,8 @@ def flush(store: StoreOption = None, as_json: JsonOption = False) -> None:
         finally:
             results_store.close()
         written, already, left = counts.written, counts.already_stored, [str(p) for p in counts.left]
+    else:  # nothing to write: the store is still checked as a reader checks it ("no results store at")
+        open_store(location, read_only=True).close()
     others = other_spools(spool)
     if as_json:
         print_json(
@@ -49,9 +53,12 @@ def flush(store: StoreOption = None, as_json: JsonOption = False) -> None:
             + (f", {already} already stored" if already else "")
             + (f", {len(left)} left in {spool.directory}" if left else ""),
             markup=False,
+            soft_wrap=True,  # one line, however long the paths
         )
         for shown, count in others.items():
-            stdout.print(f"{shown}: {_entries(count)} spooled (flush them with --store)", markup=False)
+            stdout.print(
+                f"{shown}: {_entries(count)} spooled (flush them with --store)", markup=False, soft_wrap=True
+            )
     raise typer.Exit(EXIT_USAGE if left else EXIT_OK)
 
 

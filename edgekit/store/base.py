@@ -139,6 +139,7 @@ class ResultsStore(ABC):
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
+        self._left_warned: set[Path] = set()  # spool files left, warned about once per open store
 
     def _ready(self) -> None:
         """Before each operation, under the lock: reconnect when the connection was lost. Raises
@@ -322,10 +323,13 @@ class ResultsStore(ABC):
             )
         return False
 
-    def flush_spool(self, spool: Spool | None = None, *, retry: bool = True) -> FlushCounts:
+    def flush_spool(
+        self, spool: Spool | None = None, *, retry: bool = True, once: bool = False
+    ) -> FlushCounts:
         """Write the spooled entries of this store (`spool`, else its own), oldest first; each file
         is removed after its transaction committed. An entry that is not one, or that the store
-        refuses, stays (one warning each). Raises StoreError when the store does not answer (after
+        refuses, stays (one warning each; with `once`, not again for a file already warned about by
+        this open store). Raises StoreError when the store does not answer (after
         one retry unless not `retry`; the entries not yet written stay)."""
         spool = spool or self.spool
         counts = FlushCounts()
@@ -342,7 +346,9 @@ class ResultsStore(ABC):
                 except StoreError as exc:
                     if exc.data.get("unavailable"):
                         raise
-                    warn(f"{exc.message}; spooled entry left in {path}")
+                    if not (once and path in self._left_warned):
+                        self._left_warned.add(path)
+                        warn(f"{exc.message}; spooled entry left in {path}")
                     counts.left.append(path)
                     continue
                 path.unlink(missing_ok=True)
@@ -358,7 +364,7 @@ class ResultsStore(ABC):
         if self.spool is None or not self.spool.files():
             return
         with contextlib.suppress(StoreError):
-            self.flush_spool(retry=False)
+            self.flush_spool(retry=False, once=True)  # a writer flushes after each write: warn once
 
     def runs(
         self, *, device: str | None = None, model: str | None = None, limit: int = 50

@@ -67,13 +67,19 @@ def _unique_prefix(prefix: str, store: ResultsStore) -> str:
 
 
 def _results_file(path: Path) -> list[Result]:
+    """The results in a result file (one result, or a JSON list of them); UsageError when it cannot
+    be read, is not UTF-8 JSON, holds no result (`[]`), or holds something that is not a result."""
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise UsageError(f"{path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not UTF-8 text (byte {exc.start}): not a result file") from None
     except ValueError as exc:
         raise UsageError(f"{path}: not valid JSON (truncated or not a result?): {exc}") from None
     items = data if isinstance(data, list) else [data]
+    if not items:
+        raise UsageError(f"{path}: no results in it")
     for item in items:
         if not isinstance(item, dict) or "latency_ms" not in item or "fingerprint" not in item:
             raise UsageError(f"{path}: not an edgekit result (no latency_ms/fingerprint)")

@@ -140,13 +140,15 @@ class Spool:
 
     def read(self, path: Path) -> PendingWrite | None:
         """The entry in `path`; None when another flush removed it meanwhile; StoreError when it is
-        not a spool entry."""
+        not a spool entry (not UTF-8 text, not JSON, not an entry's object) or cannot be read."""
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise StoreError(f"{path}: {exc.strerror}", path=str(path)) from None
+        except UnicodeDecodeError as exc:
+            raise StoreError(f"{path}: not UTF-8 text (byte {exc.start})", path=str(path)) from None
         try:
             data = json.loads(text)
         except ValueError as exc:

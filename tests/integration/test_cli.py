@@ -437,3 +437,22 @@ def test_every_help_names_arguments_and_option_values_plainly() -> None:
     bench = runner.invoke(app, ["bench", "--help"], env={"COLUMNS": "200"}).output
     assert "--budget METRIC=VALUE" in bench and "--shape NAME=1x3x224x224" in bench
     assert ".tflite" in bench
+
+
+def test_a_store_in_a_directory_that_does_not_exist_is_an_input_error_and_nothing_is_created(
+    tmp_path: Path,
+) -> None:
+    """Only the default store's directory ($EDGEKIT_HOME) is created; an explicit --store (or
+    $EDGEKIT_STORE) names a file in an existing directory."""
+    from edgekit.data import demo_model_path
+
+    missing = tmp_path / "no" / "dir" / "x.sqlite"
+    home = tmp_path / "home"
+    proc = run_cli("bench", str(demo_model_path()), *FAST, "--store", str(missing), home=home)
+    assert_one_line_error(proc, 2, f"--store {missing}: no such directory {missing.parent}")
+    proc = run_cli("bench", str(demo_model_path()), *FAST, home=home, env={"EDGEKIT_STORE": str(missing)})
+    assert_one_line_error(proc, 2, f"no such directory {missing.parent}")
+    assert not (tmp_path / "no").exists()
+    proc = run_cli("bench", str(demo_model_path()), *FAST, home=home / "new")
+    assert proc.returncode == 0, proc.stderr
+    assert (home / "new" / "results.sqlite").is_file()

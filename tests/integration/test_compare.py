@@ -12,6 +12,7 @@ import pytest
 from edgekit.data import demo_model_path
 from edgekit.store.open import open_store
 from tests.cli_run import run_cli
+from tests.integration.test_cli import FAST, assert_one_line_error
 
 pytestmark = pytest.mark.integration
 
@@ -107,6 +108,79 @@ def test_runs_under_different_conditions_are_not_compared(
     proc = run_cli("compare", base, throttled, "--json", home=tmp_path)
     assert proc.returncode == 2
     assert "throttled during its window" in json.loads(proc.stdout)["comparison"]["not_comparable_reasons"][0]
+
+
+@pytest.fixture(scope="module")
+def pi4_result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A real run judged by the raspberry-pi-4 profile on `local`, with 2 threads: its energy
+    budget cannot be measured there (the profile names no power sensor), so its verdict is unknown."""
+    home = tmp_path_factory.mktemp("pi4")
+    args = ["--profile", "raspberry-pi-4", "--threads", "2", "--json", "--no-store"]
+    proc = run_cli("bench", str(demo_model_path()), *FAST, *args, home=home)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["budget"]["verdict"] == "unknown", result["budget"]
+    return result
+
+
+def test_not_comparable_is_one_error_line(
+    real_result: dict[str, Any], pi4_result: dict[str, Any], tmp_path: Path
+) -> None:
+    base = write(tmp_path / "base.json", real_result)
+    pi4 = write(tmp_path / "pi4.json", pi4_result)
+    proc = run_cli("compare", base, pi4, home=tmp_path)
+    assert_one_line_error(proc, 2, "these runs are not comparable: ")
+    assert "threads differs: 1 vs 2" in proc.stderr
+    other = write(tmp_path / "gov.json", variant(real_result, "gov", 1.0, governor="powersave", threads=4))
+    proc = run_cli("compare", base, other, home=tmp_path)
+    assert_one_line_error(proc, 2, "these runs are not comparable: ")
+    assert "governor differs" in proc.stderr and "; threads differs" in proc.stderr  # "; "-joined
+    proc = run_cli("check", pi4, "--baseline", base, home=tmp_path)
+    assert proc.returncode == 2
+    assert [line for line in proc.stderr.splitlines() if line.startswith("edgekit:")] == [
+        line for line in proc.stderr.splitlines() if line.startswith("edgekit: error: these runs")
+    ]
+
+
+def test_check_strict_fails_on_an_unknown_budget_verdict_as_bench_does(
+    pi4_result: dict[str, Any], tmp_path: Path
+) -> None:
+    pi4 = write(tmp_path / "pi4.json", pi4_result)
+    assert run_cli("check", pi4, home=tmp_path).returncode == 0
+    proc = run_cli("check", pi4, "--strict", home=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert run_cli("check", pi4, "--strict", "--json", home=tmp_path).returncode == 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["compare", "EMPTY", "RESULT"],
+        ["compare", "RESULT", "EMPTY"],
+        ["compare", "EMPTY", "EMPTY"],
+        ["check", "EMPTY"],
+        ["check", "RESULT", "--baseline", "EMPTY"],
+        ["check", "EMPTY", "--baseline", "RESULT"],
+    ],
+    ids=lambda a: "-".join(a),
+)
+def test_a_result_file_with_no_results_is_an_input_error(
+    real_result: dict[str, Any], tmp_path: Path, args: list[str]
+) -> None:
+    empty = tmp_path / "arr.json"
+    empty.write_text("[]\n")
+    result = write(tmp_path / "res.json", real_result)
+    args = [str(empty) if a == "EMPTY" else result if a == "RESULT" else a for a in args]
+    assert_one_line_error(run_cli(*args, home=tmp_path), 2, f"{empty}: no results in it")
+
+
+def test_a_result_file_that_is_not_utf8_is_an_input_error(
+    real_result: dict[str, Any], tmp_path: Path
+) -> None:
+    binary = tmp_path / "bin.json"
+    binary.write_bytes(b"\xff")
+    result = write(tmp_path / "res.json", real_result)
+    assert_one_line_error(run_cli("compare", result, str(binary), home=tmp_path), 2, f"{binary}: not UTF-8")
 
 
 def test_check_against_stored_runs(tmp_path: Path) -> None:

@@ -89,3 +89,26 @@ def test_a_sqlite_file_that_holds_no_store_is_named(tmp_path: Path) -> None:
     sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.close()
     proc = run_cli("history", "--store", str(other), home=tmp_path)
     assert_one_line_error(proc, 2, f"no results store at {other}")
+
+
+@pytest.mark.parametrize(
+    ("store", "message"),
+    [
+        ("mysql://x", "--store mysql://x: unknown URL scheme"),
+        ("", "--store is empty"),
+        ("MISSING", "no results store at MISSING"),
+    ],
+    ids=["scheme", "empty", "missing"],
+)
+def test_store_flush_checks_its_store_as_every_command(store: str, message: str, tmp_path: Path) -> None:
+    """`store flush` with nothing spooled is a reader: the store is checked, and nothing created."""
+    missing = str(tmp_path / "empty" / "team.sqlite")
+    (tmp_path / "empty").mkdir()
+    before = tree(tmp_path)
+    store, message = store.replace("MISSING", missing), message.replace("MISSING", missing)
+    for args in ([], ["--json"]):
+        proc = run_cli("store", "flush", "--store", store, *args, home=tmp_path / "home")
+        assert_one_line_error(proc, 2, message)
+        if store:
+            assert_one_line_error(run_cli("history", "--store", store, home=tmp_path / "home"), 2, message)
+    assert tree(tmp_path) == before

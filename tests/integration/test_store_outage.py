@@ -161,3 +161,42 @@ def test_a_store_reconnects_after_a_server_restart_without_spooling(own_pg: PgSe
         assert sorted(r.run_id for r in store.runs()) == sorted([first, second])
     store.close()
     assert stored_run_ids(own_pg.url()) == sorted([first, second])
+
+
+def test_a_spool_file_that_is_not_utf8_is_kept_with_a_warning_like_any_file_that_is_no_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Undecodable bytes in the spool are what a non-JSON file is: a warning, the file kept, and
+    `store flush` exit 2; a writer (bench) still stores its result (exit 0)."""
+    from edgekit.store.open import open_store, spool_of
+
+    home, store = tmp_path / "home", tmp_path / "results.sqlite"
+    open_store(store).close()
+    monkeypatch.setenv("EDGEKIT_HOME", str(home))
+    junk = spool_of(store).directory / "x.json"
+    junk.parent.mkdir(parents=True)
+    junk.write_bytes(b"\xff")
+    flush = run_cli("store", "flush", "--store", str(store), home=home)
+    assert flush.returncode == 2, flush.stderr
+    assert "Traceback" not in flush.stderr
+    assert warnings_of(flush.stderr) == [
+        f"edgekit: warning: {junk}: not UTF-8 text (byte 0); spooled entry left in {junk}"
+    ]
+    assert f"1 left in {junk.parent}" in flush.stdout
+    bench = run_cli("bench", str(demo_model_path()), *FAST, "--store", str(store), "--json", home=home)
+    assert bench.returncode == 0, bench.stderr
+    assert len(warnings_of(bench.stderr)) == 1 and "not UTF-8" in bench.stderr  # once, not per write
+    assert json.loads(bench.stdout)["run_id"]
+    assert junk.read_bytes() == b"\xff"
+
+
+def test_store_flush_against_a_refusing_server_is_one_error_line_even_with_json(
+    pg_server: PgServer, tmp_path: Path
+) -> None:
+    """As every command with --json: on an error nothing on stdout, one error line on stderr."""
+    from tests.integration.test_cli import assert_one_line_error
+
+    url = pg_server.url("edgekit_no_such_database")
+    for args in ([], ["--json"]):
+        proc = run_cli("store", "flush", "--store", url, *args, home=tmp_path)
+        assert_one_line_error(proc, 2, "edgekit_no_such_database")

@@ -422,6 +422,7 @@ def test_unknown_url_scheme_is_refused_masked() -> None:
         ),
         ("postgresql://a:b%40c@h1:1,h2:2/db", "postgresql://a:***@h1:1,h2:2/db"),
         ("/home/me/results.sqlite", "/home/me/results.sqlite"),
+        ("postgresql://", "postgresql://"),  # libpq's defaults: not a file path 'postgresql:'
     ],
 )
 def test_mask_password(location: str, shown: str) -> None:
