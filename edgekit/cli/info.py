@@ -171,7 +171,7 @@ def profiles_show(
 def history(
     model: Annotated[str | None, typer.Option(help="Only runs of this model name.")] = None,
     device: Annotated[str | None, typer.Option(help="Only runs on this device.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many runs, newest first.")] = 20,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many runs, newest first.")] = 20,
     as_json: JsonOption = False,
     store: StoreOption = None,
 ) -> None:

@@ -37,6 +37,12 @@ def read_npz(path: Path, option: str) -> dict[str, np.ndarray]:
     a truncated or corrupted member, an object array, or a member that is not an .npy array."""
     arrays: dict[str, np.ndarray] = {}
     try:
+        with open(path, "rb") as head:
+            magic = head.read(6)
+        if not magic:
+            raise ValueError("the file is empty")
+        if not magic.startswith(b"PK") and magic != b"\x93NUMPY":  # numpy guesses "pickle" for the rest
+            raise ValueError("not a zip of .npy arrays, as numpy.savez writes")
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):  # np.load reads an .npy file too
             raise ValueError("a single .npy array, not an .npz archive")

@@ -38,7 +38,7 @@ from typing import Any
 import paramiko
 
 from edgekit.core.artifacts import Artifact
-from edgekit.core.errors import DeviceError
+from edgekit.core.errors import ConfigError, DeviceError
 from edgekit.transport.agent_bundle import build_agent_bundle
 from edgekit.transport.base import StagedFile
 from edgekit.transport.inventory import SshTarget, parse_jump_spec
@@ -69,10 +69,17 @@ def _quiet_paramiko() -> None:
 _quiet_paramiko()
 
 
-def ssh_config_entry(host: str, path: str = "~/.ssh/config") -> dict[str, Any]:
-    """The ssh_config entry for a host alias (HostName, Port, User, IdentityFile, ProxyJump, ProxyCommand)."""
+DEFAULT_SSH_CONFIG = "~/.ssh/config"
+
+
+def ssh_config_entry(host: str, path: str = DEFAULT_SSH_CONFIG) -> dict[str, Any]:
+    """The ssh_config entry for a host alias (HostName, Port, User, IdentityFile, ProxyJump,
+    ProxyCommand); {} when the default ~/.ssh/config does not exist. Raises ConfigError (exit 2)
+    when a file the device names (its `ssh_config`) does not exist."""
     config_path = Path(path).expanduser()
     if not config_path.is_file():
+        if path != DEFAULT_SSH_CONFIG:
+            raise ConfigError(f"ssh_config {path}: no such file", path=path)
         return {}
     return dict(paramiko.SSHConfig.from_path(str(config_path)).lookup(host))
 

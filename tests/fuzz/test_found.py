@@ -99,6 +99,14 @@ def test_read_npz_names_the_option(tmp_path: Path) -> None:
     (tmp_path / "one.npz").write_bytes((tmp_path / "one.npy").read_bytes())
     with pytest.raises(InputSpecError, match=r"a single \.npy array"):
         read_npz(tmp_path / "one.npz", "--inputs")
+    # numpy guesses "pickled data" for bytes that are neither a zip nor an .npy: say what it is
+    (tmp_path / "junk.npz").write_bytes(b"\x00junk" * 20)
+    with pytest.raises(InputSpecError, match=r"not a zip of \.npy arrays") as junk:
+        read_npz(tmp_path / "junk.npz", "--eval")
+    assert "pickle" not in str(junk.value)
+    (tmp_path / "empty.npz").write_bytes(b"")
+    with pytest.raises(InputSpecError, match=r"the file is empty"):
+        read_npz(tmp_path / "empty.npz", "--eval")
 
 
 @pytest.mark.parametrize(

@@ -228,6 +228,7 @@ def test_agent_that_cannot_start_is_exit_3(mlp_model: Path) -> None:
         (["nosuch"], "No such command 'nosuch'"),
         (["bench", "--nope"], "No such option: --nope"),
         (["bench", "m.onnx", "--runs", "many"], "Invalid value for '--runs'"),
+        (["history", "--limit", "-1"], "Invalid value for '--limit'"),
     ],
 )
 def test_command_line_mistakes_are_one_line_exit_2(tmp_path: Path, args: list[str], fragment: str) -> None:

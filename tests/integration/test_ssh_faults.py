@@ -272,3 +272,14 @@ def test_a_disk_that_fills_during_an_upload_leaves_nothing_partial(
     ), error
     assert leftovers(small_disk) == [] and filler.stat().st_size > 0
     assert sorted(p.name for p in small_disk.iterdir()) == ["someone-elses.log"]
+
+
+def test_a_named_ssh_config_that_does_not_exist_is_exit_2(tmp_path: Path) -> None:
+    """A device's own `ssh_config` file must exist (a typo used to be ignored, so its Host alias,
+    ProxyJump or key silently did not apply); only the default ~/.ssh/config may be absent."""
+    entry = {"name": "b", "host": "127.0.0.1", "port": 9, "user": "root", "profile": "raspberry-pi-4"}
+    missing = tmp_path / "no_such_config"
+    inventory = write_inventory(tmp_path / "devices.toml", {**entry, "ssh_config": str(missing)})
+    proc = run_cli("devices", "doctor", "--device", "b", "--inventory", str(inventory), home=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [f"edgekit: error: ssh_config {missing}: no such file"]
