@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from edgekit.core.errors import UsageError
+
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent  # edgekit/
 _BUNDLED_DIR = _PACKAGE_DIR / "_bundled"
 _SOURCE_ROOT = _PACKAGE_DIR.parent
@@ -33,9 +35,15 @@ def bundled_profiles_dir() -> Path:
 
 
 def edgekit_home() -> Path:
-    """Per-user state: results store, user profiles, inventory. EDGEKIT_HOME overrides."""
+    """Per-user state: results store, user profiles, inventory. EDGEKIT_HOME overrides. The
+    folder need not exist yet. Raises UsageError (exit 2) when it is something other than a
+    folder (a file), before any work is done that could not be kept there."""
     override = os.environ.get("EDGEKIT_HOME")
-    return Path(override).expanduser() if override else Path.home() / ".edgekit"
+    home = Path(override).expanduser() if override else Path.home() / ".edgekit"
+    if home.exists() and not home.is_dir():
+        name = "EDGEKIT_HOME" if override else "~/.edgekit"
+        raise UsageError(f"{name} {home} is not a folder (edgekit keeps its results and profiles there)")
+    return home
 
 
 def user_profiles_dir() -> Path:

@@ -457,3 +457,17 @@ def test_a_store_in_a_directory_that_does_not_exist_is_an_input_error_and_nothin
     proc = run_cli("bench", str(demo_model_path()), *FAST, home=home / "new")
     assert proc.returncode == 0, proc.stderr
     assert (home / "new" / "results.sqlite").is_file()
+
+
+@pytest.mark.parametrize("args", [["bench", "MODEL", "--runs", "5"], ["profiles", "list"], ["history"]])
+def test_edgekit_home_that_is_a_file_is_exit_2_before_any_work(tmp_path: Path, args: list[str]) -> None:
+    """EDGEKIT_HOME naming a file: one line saying so, before a bench is run whose result could
+    not be kept (it used to measure, then fail with 'results.sqlite: File exists')."""
+    from edgekit.data import demo_model_path
+
+    home = tmp_path / "home"
+    home.write_text("not a folder")
+    args = [str(demo_model_path()) if a == "MODEL" else a for a in args]
+    proc = run_cli(*args, home=home)
+    assert_one_line_error(proc, 2, f"EDGEKIT_HOME {home} is not a folder")
+    assert home.read_text() == "not a folder"
