@@ -20,7 +20,7 @@ from edgekit.core.config import (
     text,
     validate_model,
 )
-from edgekit.core.errors import ConfigError, UnknownProfileError, UsageError
+from edgekit.core.errors import ConfigError, UnknownProfileError, UsageError, warn
 from edgekit.core.resources import bundled_profiles_dir, user_profiles_dir
 
 # Budget metrics: key -> what it limits. A result is within budget when value <= limit.
@@ -306,7 +306,16 @@ def load_profile(name_or_path: str) -> DeviceProfile:
 
 
 def list_profiles() -> list[DeviceProfile]:
-    return [load_profile_file(path) for _, path in sorted(_profile_files().items())]
+    """Every profile, bundled and the user's, by name. One that does not load (a user's file with
+    a wrong key) is left out with a warning naming the file and the fault, so one broken file
+    does not hide the others; loading it by name still fails (ConfigError, exit 2)."""
+    profiles = []
+    for _, path in sorted(_profile_files().items()):
+        try:
+            profiles.append(load_profile_file(path))
+        except ConfigError as exc:
+            warn(f"{exc.message} (left out of the list)")
+    return profiles
 
 
 def parse_budget_overrides(items: list[str]) -> dict[str, float | None]:

@@ -471,3 +471,17 @@ def test_edgekit_home_that_is_a_file_is_exit_2_before_any_work(tmp_path: Path, a
     proc = run_cli(*args, home=home)
     assert_one_line_error(proc, 2, f"EDGEKIT_HOME {home} is not a folder")
     assert home.read_text() == "not a folder"
+
+
+def test_profiles_list_leaves_a_broken_user_profile_out_with_a_warning(tmp_path: Path) -> None:
+    """One user profile with a wrong key does not hide the others: it is named in one warning
+    line; loading it by name is still exit 2."""
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "mine.toml").write_text("[budgets]\nlatency_p90 = 3\n")
+    proc = run_cli("profiles", "list", home=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "raspberry-pi-4" in proc.stdout and "mine" not in proc.stdout
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("edgekit: warning: ") and "mine.toml" in lines[0]
+    assert "unknown key 'latency_p90'" in lines[0]
+    assert_one_line_error(run_cli("profiles", "show", "mine", home=tmp_path), 2, "unknown key 'latency_p90'")
