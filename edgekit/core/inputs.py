@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from edgekit.core.errors import InputSpecError, UsageError
+from edgekit.core.errors import InputSpecError, UsageError, warn
 from edgekit.core.onnx_model import TensorInfo
 
 InputSpec = dict[str, dict[str, Any]]  # name -> {"shape": [...], "dtype": "float32"}
@@ -56,6 +56,22 @@ def read_npz(path: Path, option: str) -> dict[str, np.ndarray]:
         why = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         raise InputSpecError(f"{option} {path}: not a readable .npz file ({why})", path=str(path)) from None
     return arrays
+
+
+def _check_finite(arrays: dict[str, np.ndarray], names: Sequence[str], where: str) -> None:
+    """Calibration data (`--calib`) must be finite: InputSpecError (exit 2) naming the array, else
+    onnxruntime's calibrator fails with "scale issue". Other data (`--inputs`, `--eval`) with NaN
+    or inf values gets a warning: a model fed them may take other paths (and time) than on real
+    inputs."""
+    for name in names:
+        array = arrays.get(name)
+        if array is None or array.dtype.kind not in "fc" or bool(np.isfinite(array).all()):
+            continue
+        bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+        message = f"{where}: array {name!r} holds {bad} NaN or inf value(s) of {array.size}"
+        if where.startswith("--calib"):
+            raise InputSpecError(f"{message}; calibration needs finite values", input=name)
+        warn(f"{message}: timings and outputs on them may not be those of real inputs")
 
 
 def _parse_dims(text: str, option: str) -> list[int]:
@@ -247,7 +263,9 @@ def check_inputs_file(
         return check_feed_folder(path, inputs, shapes, option, ignore)
     if not path.is_file():
         raise InputSpecError(f"{option} {path}: no such file", path=str(path))
-    arrays = {name: (a.shape, a.dtype) for name, a in read_npz(path, option).items()}
+    loaded = read_npz(path, option)
+    arrays = {name: (a.shape, a.dtype) for name, a in loaded.items()}
+    _check_finite(loaded, [i.name for i in inputs], f"{option} {path}")
     spec: InputSpec = {}
     for info in inputs:
         if info.name not in arrays:

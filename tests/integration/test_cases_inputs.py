@@ -139,3 +139,33 @@ def test_bench_feeds_the_first_file_of_a_feed_folder(tmp_path: Path) -> None:
     write_feeds(tmp_path / "bad", 2, sr=np.array(1, np.int32))
     proc = edgekit("bench", "vad.onnx", "--inputs", "bad", *QUICK, cwd=tmp_path)
     assert proc.returncode == 2 and "feed_000.npz" in proc.stderr and "'sr'" in proc.stderr
+
+
+def test_non_finite_data_is_a_warning_for_bench_and_an_error_for_calibration(tmp_path: Path) -> None:
+    """NaN or inf inputs: bench warns once naming the array and the count (a model may branch or
+    time differently on them); calibration refuses them before onnxruntime's calibrator fails
+    with "scale issue"."""
+    from edgekit.data import demo_model_path
+    from tests.cli_run import run_cli
+
+    data = np.random.default_rng(0).random((4, 1, 8, 8)).astype(np.float32)
+    data[0, 0, 0, :3] = [np.nan, np.inf, -np.inf]
+    path = tmp_path / "bad.npz"
+    np.savez(path, input=data)
+    bench = run_cli("bench", str(demo_model_path()), "--inputs", str(path), "--runs", "5",
+                    "--min-seconds", "0", "--processes", "1", "--no-store", home=tmp_path)  # fmt: skip
+    assert bench.returncode == 0, bench.stderr
+    warnings = [line for line in bench.stderr.splitlines() if line.startswith("edgekit: warning: ")]
+    assert warnings == [
+        f"edgekit: warning: --inputs {path}: array 'input' holds 3 NaN or inf value(s) of 256: timings "
+        "and outputs on them may not be those of real inputs"
+    ]
+    out = tmp_path / "out"
+    calib = run_cli("compress", str(demo_model_path()), "-o", str(out), "--recipe", "int8-static",
+                    "--calib", str(path), home=tmp_path)  # fmt: skip
+    assert calib.returncode == 2, calib.stderr
+    assert calib.stderr.strip().splitlines() == [
+        f"edgekit: error: --calib {path}: array 'input' holds 3 NaN or inf value(s) of 256; calibration "
+        "needs finite values"
+    ]
+    assert not out.exists()
