@@ -17,6 +17,7 @@ from edgekit.core.result import FleetCell
 from edgekit.core.runlock import plan_lock_path, run_lock
 from edgekit.measure.fleet import DeviceOutcome, FleetRun, Plan, load_plan, run_plan
 from edgekit.store.location import mask_password
+from edgekit.store.open import spool_of
 
 fleet_app = typer.Typer(help="Run benchmark plans across many devices.", no_args_is_help=True)
 
@@ -119,10 +120,14 @@ def _print_summary(plan: Plan, run: FleetRun, location: str | Path, as_json: boo
     outcomes = run.outcomes
     failed_devices = [o.device for o in outcomes if o.failed]
     errors = sum(len(o.errors) for o in outcomes)
+    spooled = len(spool_of(location).files())
+    where = f"stored in {mask_password(location)}"
+    if spooled:  # the store stopped answering: the warnings above said so, once per write
+        where += f", {spooled} write(s) spooled until it answers (edgekit store flush)"
     stderr.print(
         f"plan {plan.name} run {run.plan_run_id}: {len(outcomes)} device(s), "
         f"{sum(len(o.results) for o in outcomes)} new result(s), {errors} error(s), "
-        f"{len(failed_devices)} failed device(s); stored in {mask_password(location)}",
+        f"{len(failed_devices)} failed device(s); {where}",
         markup=False,
     )
     if failed_devices:

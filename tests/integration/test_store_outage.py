@@ -200,3 +200,46 @@ def test_store_flush_against_a_refusing_server_is_one_error_line_even_with_json(
     for args in ([], ["--json"]):
         proc = run_cli("store", "flush", "--store", url, *args, home=tmp_path)
         assert_one_line_error(proc, 2, "edgekit_no_such_database")
+
+
+def test_fleet_that_ends_while_postgresql_is_down_says_what_was_spooled(
+    own_pg: PgServer, tmp_path: Path
+) -> None:
+    """The server goes away after the first result and stays away to the end of the run: the
+    summary says how many writes wait in the spool (not just "stored in URL"), and a flush after
+    the restart stores every result once."""
+    url = own_pg.url()
+    home = tmp_path / "home"
+    plan = tmp_path / "nightly.toml"
+    plan.write_text(
+        '[plan]\nruns = 20\nmin_seconds = 0\n[devices]\nnames = ["local"]\n'
+        f'[[model]]\npath = "{demo_model_path()}"\nrecipes = ["as-is", "fp16"]\n'
+    )
+    fleet_done = threading.Event()
+
+    def shut_down_after_first_result() -> None:
+        while not fleet_done.is_set():
+            try:
+                if stored_run_ids(url):
+                    break
+            except Exception:  # the fleet has not migrated the store yet
+                pass
+            time.sleep(0.05)
+        own_pg.halt()
+
+    thread = threading.Thread(target=shut_down_after_first_result, daemon=True)
+    thread.start()
+    proc = run_cli("fleet", "run", str(plan), "--store", url, "--json", home=home)
+    fleet_done.set()
+    thread.join(timeout=120)
+    assert proc.returncode in (0, 1), proc.stderr
+    run_ids = json.loads(proc.stdout)["devices"]["local"]["runs"]
+    assert len(run_ids) == 2
+    waiting = len(spooled(home))
+    assert waiting == 2  # the second result and the run's end
+    summary = [line for line in proc.stderr.splitlines() if line.startswith("plan ")]
+    assert len(summary) == 1 and f"{waiting} write(s) spooled until it answers" in summary[0], proc.stderr
+    own_pg.resume()
+    flushed = run_cli("store", "flush", "--store", url, home=home)
+    assert flushed.returncode == 0, flushed.stderr
+    assert stored_run_ids(url) == sorted(run_ids) and spooled(home) == []
