@@ -233,13 +233,17 @@ def merge_process_results(results: List[Dict[str, Any]]) -> Dict[str, Any]:
 def whole_bench_counts(event: Dict[str, Any], finished: List[Dict[str, Any]]) -> Dict[str, Any]:
     """A `timed` progress event of child number event["process"] (1-based) with done and total
     over the whole bench: the inferences of the finished children plus this one's, and for the
-    children still to come as many as this one expects (their shares are equal). The last child's
-    last event has done == total; done never passes total."""
+    children still to come as many as this one expects (their shares are equal). Until a child has
+    finished its window, it is expected to time at least as many as the finished children did on
+    average (its own first estimate is only its share of `runs`: the total would drop at each new
+    child). The last child's last event has done == total; done never passes total."""
     if event.get("phase") != "timed" or event.get("done") is None or event.get("total") is None:
         return event
     before = sum(len(result.get("latencies_ns") or []) for result in finished)
     later = int(event["processes"]) - int(event["process"])
     done, total = int(event["done"]), int(event["total"])
+    if finished and done < total:
+        total = max(total, before // len(finished))
     return dict(event, done=before + done, total=before + total * (later + 1))
 
 
