@@ -153,6 +153,12 @@ def run_ab(
             )
             done = look
             if look < ab_options.rounds and _decided(_merge_chunks(chunks), ab_options, threshold):
+                emit(
+                    {
+                        "phase": "ab",
+                        "message": f"decided after {done} of at most {ab_options.rounds} round pairs",
+                    }
+                )
                 break
         wall_s = time.perf_counter() - started
         raw_memory = [

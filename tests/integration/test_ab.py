@@ -55,6 +55,7 @@ def test_a_clearly_heavier_model_is_a_regression(tmp_path: Path) -> None:
     # looks at 4, 8, 12, 16 pairs: 4 and 8 pairs cannot reach the early looks' levels (0.01%, 0.6%);
     # at 12 a slowdown this size is decided, and the run stops there
     assert report["ab"]["stopped_early"] and report["ab"]["rounds_timed"] == 12
+    assert "ab: decided after 12 of at most 16 round pairs" in proc.stderr  # not a counter stuck at 12/16
     assert report["ab"]["child_processes"] == 3
     latency = _latency(report)
     assert report["comparison"]["verdict"] == "regression" and latency["verdict"] == "regression"
