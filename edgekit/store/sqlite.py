@@ -9,6 +9,7 @@ spooled (edgekit.store.spool).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -38,7 +39,7 @@ class SqliteStore(ResultsStore):
             raise StoreError(f"no results store at {path}", path=str(path), missing=True)
         try:
             if read_only:
-                uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+                uri = f"file:{quote(os.fsencode(path.resolve()))}?mode=ro"  # bytes: any file name
                 self._conn = sqlite3.connect(
                     uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
                 )

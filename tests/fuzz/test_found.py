@@ -69,8 +69,7 @@ def test_npz_member_not_an_array(mlp_bytes: bytes, use: str, member: str, why: s
             args = ["compress", str(model), "-o", str(out), "--recipe", recipe, use, str(arrays)]
             proc = run_cli(ws, args, output=out)
         assert proc.returncode == 2, proc.stderr
-        # The option's name: compress --calib/--eval still say "--inputs" (check_inputs_file).
-        assert f" {arrays}: " in proc.stderr and why in proc.stderr, proc.stderr
+        assert f"{use} {arrays}: " in proc.stderr and why in proc.stderr, proc.stderr
     count_case("test_found", f"npz {member} {use}")
 
 
@@ -156,7 +155,10 @@ def test_compress_never_replaces_a_file_or_device(mlp_bytes: bytes) -> None:
 def test_report_writes_into_a_device_and_through_a_link() -> None:
     """Found: `report --format markdown -o /dev/null` as root replaced the device with a regular
     file (the atomic rename); a link to a file was replaced by a file."""
+    from edgekit.store.open import open_store
+
     with workspace() as ws:
+        open_store(ws.home / "results.sqlite").close()  # report only reads: an empty store
         device = _char_device(ws.inputs / "null")
         proc = run_cli(ws, ["report", "--format", "markdown", "-o", str(device)])
         assert proc.returncode == 0 and stat.S_ISCHR(device.lstat().st_mode), proc.stderr
@@ -181,3 +183,14 @@ def test_optimize_out_dir_that_cannot_be_made(target: str) -> None:
         assert proc.returncode == 2 and f"edgekit: error: -o {out}: " in proc.stderr, proc.stderr
         assert afile.read_text() == "keep\n"
     count_case("test_found", f"optimize -o {target}")
+
+
+def test_read_only_store_with_a_name_that_is_not_utf8() -> None:
+    """Found: `history --store` naming an existing file whose name is not UTF-8 (latin-1 bytes)
+    -> exit 70 UnicodeEncodeError building the read-only SQLite URI."""
+    with workspace() as ws:
+        store = ws.inputs / os.fsdecode(b"latin1-\xe9t\xe9.sqlite")
+        store.write_bytes(b"")
+        proc = run_cli(ws, ["history", "--store", str(store)])
+        assert proc.returncode == 2 and "no results store at" in proc.stderr, proc.stderr
+    count_case("test_found", "read-only store, latin-1 name")
