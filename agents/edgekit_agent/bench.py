@@ -23,7 +23,7 @@ from edgekit_agent.failure import AgentFailure, first_line
 from edgekit_agent.host import Host
 from edgekit_agent.inputs import build_feeds
 from edgekit_agent.memory import current_rss, peak_rss
-from edgekit_agent.runtimes.choose import open_model, runtime_for
+from edgekit_agent.runtimes.choose import accel_settings, open_model, runtime_for
 from edgekit_agent.runtimes.input_fault import input_failure
 from edgekit_agent.sampler import PowerSampler, Sample
 from edgekit_agent.sensors.power import open_first_power_sensor
@@ -48,6 +48,7 @@ class BenchSettings(NamedTuple):
     threads: Optional[int]
     rounds: int  # rounds of this child's timed window (>= 1)
     process: int  # this child's index among the bench's processes (0 = the first)
+    accel: Dict[str, Any]  # the runtime's accelerator params (providers, ...), the given ones only
 
 
 class LoadedModel(NamedTuple):
@@ -126,6 +127,7 @@ def read_settings(params: Dict[str, Any]) -> BenchSettings:
         int(threads) if threads else None,
         rounds,
         process,
+        accel_settings(params, runtime),
     )
 
 
@@ -147,7 +149,7 @@ def load_model(settings: BenchSettings, params: Dict[str, Any]) -> LoadedModel:
     baseline_rss = current_rss()
 
     t0 = time.perf_counter_ns()
-    model = open_model(settings.artifact, settings.runtime, settings.threads)
+    model = open_model(settings.artifact, settings.runtime, settings.threads, settings.accel)
     load_ns = time.perf_counter_ns() - t0
     feeds = build_feeds(params, model.input_names())
     try:
@@ -326,6 +328,7 @@ def bench_result(
             "version": model.version,
             "threads": model.threads,
             "providers": model.providers,
+            **(model.runtime_info() if hasattr(model, "runtime_info") else {}),
         },
         "latencies_ns": window.latencies_ns,
         "rounds": window.rounds,

@@ -47,6 +47,25 @@ def _input_specs(value: Any) -> bool:
     return True
 
 
+def _providers(value: Any) -> bool:
+    """[str, ...]: execution provider names, in order of preference"""
+    return isinstance(value, list) and all(isinstance(v, str) and v for v in value)
+
+
+def _provider_options(value: Any) -> bool:
+    """{provider: {key: str}}"""
+    if not isinstance(value, dict):
+        return False
+    return all(
+        isinstance(opts, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in opts.items())
+        for opts in value.values()
+    )
+
+
+def _chosen_by(value: Any) -> bool:
+    return value in ("explicit", "profile", "default")
+
+
 # name -> (what it must be, check); None is accepted where the protocol allows "not given".
 PARAMS: Dict[str, Tuple[str, Callable[[Any], bool]]] = {
     "artifact": _kind("a string", (str,)),
@@ -71,6 +90,9 @@ PARAMS: Dict[str, Tuple[str, Callable[[Any], bool]]] = {
     "inputs": ("an object {name: {shape: [int >= 0], dtype: str}}", _input_specs),
     "power_sensors": _kind("a list", (list,)),
     "sensor_options": _kind("an object", (dict,)),
+    "providers": ("a list of provider names (strings)", _providers),
+    "provider_options": ("an object {provider: {key: string}}", _provider_options),
+    "chosen_by": ('"explicit", "profile" or "default"', _chosen_by),
 }
 NULLABLE = {
     "threads",
@@ -80,6 +102,9 @@ NULLABLE = {
     "inputs",
     "power_sensors",
     "sensor_options",
+    "providers",
+    "provider_options",
+    "chosen_by",
 }
 SIDES = ("baseline", "candidate")  # ab: each side is a bench params object
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
 from edgekit_agent.failure import AgentFailure
 
@@ -17,8 +17,28 @@ def runtime_for(path: str, runtime: str) -> str:
     return runtime
 
 
-def open_model(path: str, runtime: str, threads: Optional[int]) -> Any:
-    """The loaded model; ArtifactNotFound, RuntimeMissing or ModelLoadError otherwise."""
+ONNX_SETTINGS = ("providers", "provider_options", "chosen_by")  # bench params only onnxruntime takes
+
+
+def accel_settings(params: Dict[str, Any], runtime: str) -> Dict[str, Any]:
+    """The accelerator params given (not null) for this runtime; an ONNX-only one given for another
+    runtime is a BadRequest (it would be ignored silently)."""
+    given = {k: params[k] for k in ONNX_SETTINGS if params.get(k) is not None}
+    if given and runtime != "onnxruntime":
+        raise AgentFailure(
+            "BadRequest",
+            "params.%s applies to onnxruntime only, not %s" % (sorted(given)[0], runtime),
+            param=sorted(given)[0],
+        )
+    return given
+
+
+def open_model(
+    path: str, runtime: str, threads: Optional[int], accel: Optional[Dict[str, Any]] = None
+) -> Any:
+    """The loaded model; ArtifactNotFound, RuntimeMissing, ProviderMissing (a provider asked for
+    is not on the board), BadRequest (an unknown provider) or ModelLoadError otherwise.
+    accel: the runtime's accelerator settings (accel_settings)."""
     if not os.path.isfile(path):
         raise AgentFailure("ArtifactNotFound", "no such artifact on the device: %s" % path, path=path)
     if runtime == "onnxruntime":
@@ -30,7 +50,7 @@ def open_model(path: str, runtime: str, threads: Optional[int]) -> Any:
             ) from None
         from edgekit_agent.runtimes.onnx import OnnxRuntimeModel
 
-        return OnnxRuntimeModel(path, threads)
+        return OnnxRuntimeModel(path, threads, **(accel or {}))
     from edgekit_agent.runtimes.tflite import TFLiteModel
 
     return TFLiteModel(path, threads)
