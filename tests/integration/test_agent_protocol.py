@@ -104,7 +104,13 @@ def test_bench_runs_until_runs_and_min_seconds(agent: AgentProcess, mlp_model: P
         "version": result["runtime"]["version"],
         "threads": 1,
         "providers": ["CPUExecutionProvider"],
+        "requested_providers": ["cpu"],
+        "provider_options": {},
+        "provider_versions": {"onnxruntime": result["runtime"]["version"]},
+        "chosen_by": "default",
+        "placement": result["runtime"]["placement"],
     }
+    assert result["runtime"]["placement"]["accelerated_fraction"] == 0.0
     memory = result["memory"]
     assert memory["peak_rss_bytes"] >= memory["after_load_rss_bytes"] >= memory["baseline_rss_bytes"] > 0
     assert memory["source"] == "procfs:VmHWM"
