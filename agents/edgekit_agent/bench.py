@@ -48,6 +48,8 @@ class BenchSettings(NamedTuple):
     threads: Optional[int]
     rounds: int  # rounds of this child's timed window (>= 1)
     process: int  # this child's index among the bench's processes (0 = the first)
+    delegate: Optional[str] = None  # TFLite: default|xnnpack|none|gpu|edgetpu|PATH (runtimes/tflite.py)
+    delegate_options: Optional[Dict[str, str]] = None  # TFLite: options of an external delegate
 
 
 class LoadedModel(NamedTuple):
@@ -126,6 +128,8 @@ def read_settings(params: Dict[str, Any]) -> BenchSettings:
         int(threads) if threads else None,
         rounds,
         process,
+        params.get("delegate"),
+        params.get("delegate_options"),
     )
 
 
@@ -147,7 +151,9 @@ def load_model(settings: BenchSettings, params: Dict[str, Any]) -> LoadedModel:
     baseline_rss = current_rss()
 
     t0 = time.perf_counter_ns()
-    model = open_model(settings.artifact, settings.runtime, settings.threads)
+    model = open_model(
+        settings.artifact, settings.runtime, settings.threads, settings.delegate, settings.delegate_options
+    )
     load_ns = time.perf_counter_ns() - t0
     feeds = build_feeds(params, model.input_names())
     try:
@@ -310,6 +316,18 @@ def planned_runs(done: int, elapsed_ns: int, runs: int, min_seconds: float) -> i
     return max(expected, done + 1)
 
 
+def runtime_reply(model: Any) -> Dict[str, Any]:
+    """The reply's `runtime` (docs/protocol.md): name, version, threads, providers, and what the
+    model's runtime reports of its accelerators (TFLite: delegate and placement)."""
+    return {
+        "name": model.name,
+        "version": model.version,
+        "threads": model.threads,
+        "providers": model.providers,
+        **model.accelerators(),
+    }
+
+
 def bench_result(
     settings: BenchSettings,
     loaded: LoadedModel,
@@ -321,12 +339,7 @@ def bench_result(
     model = loaded.model
     peak, source = peak_rss()
     return {
-        "runtime": {
-            "name": model.name,
-            "version": model.version,
-            "threads": model.threads,
-            "providers": model.providers,
-        },
+        "runtime": runtime_reply(model),
         "latencies_ns": window.latencies_ns,
         "rounds": window.rounds,
         "warmup_runs": settings.warmup,

@@ -47,6 +47,18 @@ def _input_specs(value: Any) -> bool:
     return True
 
 
+def _delegate(value: Any) -> bool:
+    """A TFLite delegate: default, xnnpack, none, gpu, edgetpu or a library path (one line)."""
+    return isinstance(value, str) and bool(value.strip()) and "\n" not in value and "\x00" not in value
+
+
+def _string_map(value: Any) -> bool:
+    """{str: str}, as a delegate's options (load_delegate passes keys and values as C strings)."""
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, str) and "\x00" not in k + v for k, v in value.items()
+    )
+
+
 # name -> (what it must be, check); None is accepted where the protocol allows "not given".
 PARAMS: Dict[str, Tuple[str, Callable[[Any], bool]]] = {
     "artifact": _kind("a string", (str,)),
@@ -71,6 +83,8 @@ PARAMS: Dict[str, Tuple[str, Callable[[Any], bool]]] = {
     "inputs": ("an object {name: {shape: [int >= 0], dtype: str}}", _input_specs),
     "power_sensors": _kind("a list", (list,)),
     "sensor_options": _kind("an object", (dict,)),
+    "delegate": ("default, xnnpack, none, gpu, edgetpu or a library path", _delegate),
+    "delegate_options": ("an object {key: string value}", _string_map),
 }
 NULLABLE = {
     "threads",
@@ -80,6 +94,8 @@ NULLABLE = {
     "inputs",
     "power_sensors",
     "sensor_options",
+    "delegate",
+    "delegate_options",
 }
 SIDES = ("baseline", "candidate")  # ab: each side is a bench params object
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
 from edgekit_agent.failure import AgentFailure
 
@@ -17,11 +17,22 @@ def runtime_for(path: str, runtime: str) -> str:
     return runtime
 
 
-def open_model(path: str, runtime: str, threads: Optional[int]) -> Any:
-    """The loaded model; ArtifactNotFound, RuntimeMissing or ModelLoadError otherwise."""
+def open_model(
+    path: str,
+    runtime: str,
+    threads: Optional[int],
+    delegate: Optional[str] = None,
+    delegate_options: Optional[Dict[str, str]] = None,
+) -> Any:
+    """The loaded model; ArtifactNotFound, RuntimeMissing, ModelLoadError or (TFLite)
+    DelegateMissing otherwise; a delegate asked for an onnxruntime model is a BadRequest."""
     if not os.path.isfile(path):
         raise AgentFailure("ArtifactNotFound", "no such artifact on the device: %s" % path, path=path)
     if runtime == "onnxruntime":
+        if delegate not in (None, "default") or delegate_options:
+            raise AgentFailure(
+                "BadRequest", "delegate and delegate_options apply to TFLite models, not to %s" % path
+            )
         try:
             import onnxruntime  # noqa: F401
         except ImportError:
@@ -33,4 +44,4 @@ def open_model(path: str, runtime: str, threads: Optional[int]) -> Any:
         return OnnxRuntimeModel(path, threads)
     from edgekit_agent.runtimes.tflite import TFLiteModel
 
-    return TFLiteModel(path, threads)
+    return TFLiteModel(path, threads, delegate, delegate_options)

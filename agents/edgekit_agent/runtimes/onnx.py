@@ -43,6 +43,10 @@ class OnnxRuntimeModel:
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.output_types = [o.type for o in self.session.get_outputs()]
 
+    def accelerators(self) -> Dict[str, Any]:
+        """The reply's runtime fields about accelerators beyond `providers` (none yet)."""
+        return {}
+
     def input_names(self) -> List[str]:
         return [i.name for i in self.session.get_inputs()]
 
