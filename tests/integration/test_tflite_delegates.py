@@ -19,12 +19,14 @@ pytestmark = pytest.mark.integration
 DATA = Path(__file__).resolve().parents[1] / "data" / "tflite"
 TINY = Path(__file__).resolve().parents[1] / "fuzz" / "data" / "tiny.tflite"
 CNN, CNN_CUMSUM = DATA / "cnn.tflite", DATA / "cnn_cumsum.tflite"
+EDGETPU_MODEL = DATA / "edgetpu_custom_op.tflite"
 CNN_OPS = {"CONV_2D": 3, "MEAN": 1, "FULLY_CONNECTED": 2}
 IMAGE = {"shape": [1, 32, 32, 3], "dtype": "float32"}
 INPUTS = {  # the host sends the specs it read from the model
     CNN: {"serving_default_keras_tensor:0": IMAGE},
     CNN_CUMSUM: {"serving_default_keras_tensor_7:0": IMAGE},
     TINY: {"x": {"shape": [1, 8], "dtype": "float32"}},
+    EDGETPU_MODEL: {"x": {"shape": [1, 8], "dtype": "float32"}},
 }
 
 
@@ -121,6 +123,13 @@ def test_edgetpu_without_libedgetpu_says_how_to_install(agent: AgentProcess) -> 
     assert reply["error"]["type"] == "DelegateMissing"
     assert "libedgetpu.so.1" in reply["error"]["message"]
     assert "apt-get install libedgetpu1-std" in reply["error"]["message"]
+
+
+def test_an_edge_tpu_model_without_the_delegate_says_so(agent: AgentProcess) -> None:
+    reply = bench(agent, EDGETPU_MODEL)
+    assert reply["error"]["type"] == "ModelLoadError"
+    assert "compiled for the Coral Edge TPU" in reply["error"]["message"]
+    assert "delegate edgetpu (libedgetpu.so.1)" in reply["error"]["message"]
 
 
 def test_a_library_that_is_not_a_delegate(agent: AgentProcess) -> None:

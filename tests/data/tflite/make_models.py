@@ -6,6 +6,9 @@ cnn.tflite: a small CNN, input float32 [1, 32, 32, 3] -> 3 Conv2D (8, 16, 16 fil
 GlobalAveragePooling2D -> Dense(32, ReLU) -> Dense(10). Every op is one XNNPACK takes.
 cnn_cumsum.tflite: the same CNN with a CUMSUM over the 10 logits at the end, an op XNNPACK does not
 take, so the default delegate covers all nodes but that one (partial placement).
+edgetpu_custom_op.tflite: tests/fuzz/data/tiny.tflite with its one operator turned into the custom
+op `edgetpu-custom-op` (what edgetpu_compiler emits), rewritten with TensorFlow's
+tensorflow.lite.tools.flatbuffer_utils: a model that needs the Edge TPU delegate to load.
 Kept as files so the tests do not import TensorFlow (several seconds) to make them.
 """
 
@@ -34,12 +37,23 @@ def make(cumsum: bool) -> tf.keras.Model:
     return tf.keras.Model(inputs, x)
 
 
+def make_edgetpu_custom_op() -> None:
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(HERE.parents[1] / "fuzz" / "data" / "tiny.tflite"))
+    for code in model.operatorCodes:
+        code.builtinCode = code.deprecatedBuiltinCode = 32  # BuiltinOperator.CUSTOM
+        code.customCode = b"edgetpu-custom-op"
+    flatbuffer_utils.write_model(model, str(HERE / "edgetpu_custom_op.tflite"))
+
+
 def main() -> None:
     tf.random.set_seed(0)
     for name, cumsum in (("cnn.tflite", False), ("cnn_cumsum.tflite", True)):
         converted = tf.lite.TFLiteConverter.from_keras_model(make(cumsum)).convert()
         (HERE / name).write_bytes(converted)
         print(name, len(converted))
+    make_edgetpu_custom_op()
 
 
 if __name__ == "__main__":
