@@ -159,3 +159,19 @@ def test_bad_delegate_params_are_bad_requests(
 def test_a_delegate_for_an_onnx_model_is_a_bad_request(agent: AgentProcess, mlp_model: Path) -> None:
     reply = bench(agent, mlp_model, delegate="xnnpack")
     assert reply["error"]["type"] == "BadRequest" and "TFLite" in reply["error"]["message"]
+
+
+def test_the_host_reports_a_missing_delegate_as_a_device_error(tmp_path: Path) -> None:
+    """Through the host's agent client on the real local transport: exit 3, naming the library."""
+    from edgekit.core.errors import DeviceError
+    from edgekit.transport.agent_client import agent_session
+    from edgekit.transport.local import LocalTransport
+
+    missing = tmp_path / "libmissing_delegate.so"
+    transport = LocalTransport(sysfs_root=make_fake_sysfs(tmp_path / "sys", thermal_zones=[("cpu", 41000)]))
+    params = {"artifact": str(TINY), "inputs": INPUTS[TINY], "runs": 2, "warmup": 0, "min_seconds": 0.0}
+    with pytest.raises(DeviceError) as caught, agent_session(transport) as client:
+        client.bench({**params, "delegate": str(missing)})
+    assert caught.value.exit_code == 3
+    message = str(caught.value)
+    assert "DelegateMissing" in message and str(missing) in message and "\n" not in message
