@@ -175,3 +175,20 @@ def test_the_host_reports_a_missing_delegate_as_a_device_error(tmp_path: Path) -
     assert caught.value.exit_code == 3
     message = str(caught.value)
     assert "DelegateMissing" in message and str(missing) in message and "\n" not in message
+
+
+def test_a_failed_load_leaves_no_noise_on_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
+    """load_delegate's half-made Delegate fails in __del__; that must not reach stderr."""
+    import gc
+
+    from ai_edge_litert.interpreter import load_delegate
+    from edgekit_agent.failure import AgentFailure
+    from edgekit_agent.runtimes.tflite import load_external
+
+    seen: list[Any] = []
+    monkeypatch.setattr("sys.unraisablehook", seen.append)
+    for library in ("/nonexistent/libdelegate.so", "libm.so.6"):
+        with pytest.raises(AgentFailure):
+            load_external(library, {}, load_delegate)
+    gc.collect()
+    assert seen == []

@@ -67,16 +67,30 @@ def load_external(delegate: str, options: Dict[str, str], load_delegate: Any) ->
     AttributeError for one without `tflite_plugin_create_delegate`, and ValueError when the
     delegate refused to be created (the only one its documentation names)."""
     label, library, install = external_library(delegate)
+    previous_hook = sys.unraisablehook
+    # The half-made Delegate's __del__ fails ("'Delegate' object has no attribute '_library'")
+    # when the failed load's traceback goes away; that is noise on stderr, not news.
+    sys.unraisablehook = _quiet_delegate_del(previous_hook)
     try:
-        return load_delegate(library, options)
-    except (OSError, AttributeError, ValueError) as exc:
-        named = label if label == library else "%s (%s)" % (label, library)
-        message = "TFLite delegate %s cannot be loaded: %s" % (named, first_line(exc))
-        if install:
-            message += " (install: %s)" % install
-        raise AgentFailure(
-            "DelegateMissing", message, delegate=label, library=library, install=install
-        ) from None
+        try:
+            return load_delegate(library, options)
+        except (OSError, AttributeError, ValueError) as exc:
+            reason = first_line(exc)
+    finally:
+        sys.unraisablehook = previous_hook
+    named = label if label == library else "%s (%s)" % (label, library)
+    message = "TFLite delegate %s cannot be loaded: %s" % (named, reason)
+    if install:
+        message += " (install: %s)" % install
+    raise AgentFailure("DelegateMissing", message, delegate=label, library=library, install=install)
+
+
+def _quiet_delegate_del(previous: Any) -> Any:
+    def hook(unraisable: Any) -> None:
+        if "Delegate.__del__" not in repr(unraisable.object):
+            previous(unraisable)
+
+    return hook
 
 
 def tflite_placement(ops: List[Dict[str, Any]], delegate_label: str) -> Dict[str, Any]:
