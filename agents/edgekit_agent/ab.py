@@ -19,6 +19,7 @@ from edgekit_agent.bench import (
     Progress,
     load_model,
     read_settings,
+    runtime_reply,
     wait_for_cool,
     warm_up,
 )
@@ -96,12 +97,7 @@ def run_ab(params: Dict[str, Any], host: Host, emit: Emit) -> Dict[str, Any]:
     return {
         "sides": [
             {
-                "runtime": {
-                    "name": model.model.name,
-                    "version": model.model.version,
-                    "threads": model.model.threads,
-                    "providers": model.model.providers,
-                },
+                "runtime": runtime_reply(model.model),
                 "rounds_ns": rounds_ns[index],
                 "cold_start_ms": {"load": model.load_ns / 1e6, "first_inference": model.first_ns / 1e6},
                 "outputs": model.model.outputs(model.first_outputs),

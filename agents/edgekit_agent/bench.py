@@ -312,6 +312,19 @@ def planned_runs(done: int, elapsed_ns: int, runs: int, min_seconds: float) -> i
     return max(expected, done + 1)
 
 
+def runtime_reply(model: Any) -> Dict[str, Any]:
+    """The reply's `runtime` (docs/protocol.md): name, version, threads, providers, and what the
+    model's runtime reports of its accelerators (its runtime_info(): ONNX providers asked for,
+    options, versions, chosen_by and placement; TFLite delegate, placement and chosen_by)."""
+    return {
+        "name": model.name,
+        "version": model.version,
+        "threads": model.threads,
+        "providers": model.providers,
+        **model.runtime_info(),
+    }
+
+
 def bench_result(
     settings: BenchSettings,
     loaded: LoadedModel,
@@ -323,13 +336,7 @@ def bench_result(
     model = loaded.model
     peak, source = peak_rss()
     return {
-        "runtime": {
-            "name": model.name,
-            "version": model.version,
-            "threads": model.threads,
-            "providers": model.providers,
-            **(model.runtime_info() if hasattr(model, "runtime_info") else {}),
-        },
+        "runtime": runtime_reply(model),
         "latencies_ns": window.latencies_ns,
         "rounds": window.rounds,
         "warmup_runs": settings.warmup,

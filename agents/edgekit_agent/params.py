@@ -66,6 +66,18 @@ def _chosen_by(value: Any) -> bool:
     return value in ("explicit", "profile", "default")
 
 
+def _delegate(value: Any) -> bool:
+    """A TFLite delegate: default, xnnpack, none, gpu, edgetpu or a library path (one line)."""
+    return isinstance(value, str) and bool(value.strip()) and "\n" not in value and "\x00" not in value
+
+
+def _string_map(value: Any) -> bool:
+    """{str: str}, as a delegate's options (load_delegate passes keys and values as C strings)."""
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, str) and "\x00" not in k + v for k, v in value.items()
+    )
+
+
 # name -> (what it must be, check); None is accepted where the protocol allows "not given".
 PARAMS: Dict[str, Tuple[str, Callable[[Any], bool]]] = {
     "artifact": _kind("a string", (str,)),
@@ -93,6 +105,8 @@ PARAMS: Dict[str, Tuple[str, Callable[[Any], bool]]] = {
     "providers": ("a list of provider names (strings)", _providers),
     "provider_options": ("an object {provider: {key: string}}", _provider_options),
     "chosen_by": ('"explicit", "profile" or "default"', _chosen_by),
+    "delegate": ("default, xnnpack, none, gpu, edgetpu or a library path", _delegate),
+    "delegate_options": ("an object {key: string value}", _string_map),
 }
 NULLABLE = {
     "threads",
@@ -105,6 +119,8 @@ NULLABLE = {
     "providers",
     "provider_options",
     "chosen_by",
+    "delegate",
+    "delegate_options",
 }
 SIDES = ("baseline", "candidate")  # ab: each side is a bench params object
 

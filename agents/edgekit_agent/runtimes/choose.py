@@ -17,19 +17,33 @@ def runtime_for(path: str, runtime: str) -> str:
     return runtime
 
 
-ONNX_SETTINGS = ("providers", "provider_options", "chosen_by")  # bench params only onnxruntime takes
+# bench params each runtime takes (docs/protocol.md); chosen_by applies to both
+RUNTIME_SETTINGS = {
+    "onnxruntime": ("providers", "provider_options"),
+    "tflite": ("delegate", "delegate_options"),
+}
+COMMON_SETTINGS = ("chosen_by",)
+MODEL_KIND = {"onnxruntime": "ONNX", "tflite": "TFLite"}
 
 
 def accel_settings(params: Dict[str, Any], runtime: str) -> Dict[str, Any]:
-    """The accelerator params given (not null) for this runtime; an ONNX-only one given for another
-    runtime is a BadRequest (it would be ignored silently)."""
-    given = {k: params[k] for k in ONNX_SETTINGS if params.get(k) is not None}
-    if given and runtime != "onnxruntime":
-        raise AgentFailure(
-            "BadRequest",
-            "params.%s applies to onnxruntime only, not %s" % (sorted(given)[0], runtime),
-            param=sorted(given)[0],
-        )
+    """The accelerator params given (not null) for this runtime, as keyword arguments of its model
+    class; one of the other runtime's given is a BadRequest (it would be ignored silently).
+    `delegate: "default"` is the TFLite default and is accepted (and dropped) for onnxruntime."""
+    given = {k: params[k] for k in RUNTIME_SETTINGS[runtime] + COMMON_SETTINGS if params.get(k) is not None}
+    for other, names in RUNTIME_SETTINGS.items():
+        if other == runtime:
+            continue
+        foreign = sorted(k for k in names if params.get(k) not in (None, {}, []))
+        if params.get("delegate") == "default" and runtime != "tflite":
+            foreign = [k for k in foreign if k != "delegate"]
+        if foreign:
+            raise AgentFailure(
+                "BadRequest",
+                "params.%s applies to %s models only, not to %s models (runtime %s)"
+                % (foreign[0], MODEL_KIND[other], MODEL_KIND[runtime], runtime),
+                param=foreign[0],
+            )
     return given
 
 
@@ -37,8 +51,9 @@ def open_model(
     path: str, runtime: str, threads: Optional[int], accel: Optional[Dict[str, Any]] = None
 ) -> Any:
     """The loaded model; ArtifactNotFound, RuntimeMissing, ProviderMissing (a provider asked for
-    is not on the board), BadRequest (an unknown provider) or ModelLoadError otherwise.
-    accel: the runtime's accelerator settings (accel_settings)."""
+    is not on the board), DelegateMissing (TFLite: a delegate library that does not load),
+    BadRequest (an unknown provider) or ModelLoadError otherwise.
+    accel: the runtime's accelerator settings (accel_settings), as keyword arguments."""
     if not os.path.isfile(path):
         raise AgentFailure("ArtifactNotFound", "no such artifact on the device: %s" % path, path=path)
     if runtime == "onnxruntime":
@@ -53,4 +68,4 @@ def open_model(
         return OnnxRuntimeModel(path, threads, **(accel or {}))
     from edgekit_agent.runtimes.tflite import TFLiteModel
 
-    return TFLiteModel(path, threads)
+    return TFLiteModel(path, threads, **(accel or {}))
