@@ -71,7 +71,16 @@ def test_a_real_bench_json_validates_against_the_committed_schema(tmp_path: Path
             "process_spread_pct",
             "process_medians",
             "ci95_p50_method",
-        ]
+        ],
+        "fingerprint": [
+            "providers_used",
+            "provider_options",
+            "provider_versions",
+            "delegate",
+            "power_mode",
+            "jetson_clocks",
+            "accelerated_fraction",
+        ],
     }
     for section in ("device", "latency_ms", "memory", "thermal", "fingerprint", "budget"):
         new_keys = added_in.get(section, [])
