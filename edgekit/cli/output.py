@@ -163,10 +163,14 @@ def placement_line(runtime: Runtime | None) -> str | None:
             if not cpu_ops and used.nodes:
                 cpu_ops = [f"{used.nodes} nodes"]
             continue
+        if not used.nodes:
+            continue  # listed by the session, ran nothing: not shown as used
         share = f" ({used.nodes / total:.0%})" if total else ""
         parts.append(f"{_provider_label(name)} {used.nodes}/{total} nodes{share}")
     if not parts:
-        parts.append(f"CPU only, {total} nodes (no accelerator ran any)")
+        asked = [name for name in runtime.requested_providers or [] if name not in CPU_PROVIDERS]
+        why = f" (none ran on {', '.join(asked)})" if asked else ""
+        parts.append(f"CPU only, {total} nodes{why}")
     elif cpu_ops:
         parts.append("CPU: " + ", ".join(cpu_ops))
     approximate = ""

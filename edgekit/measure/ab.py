@@ -32,6 +32,7 @@ from edgekit.judge.regression import DEFAULT_THRESHOLD
 from edgekit.measure.bench import (
     BenchOptions,
     EventCallback,
+    accelerators_for,
     bench_params,
     build_result,
     prepare_model,
@@ -118,6 +119,8 @@ def run_ab(
     ab_options.validate()
     side_options = [options, candidate_options or options]
     prepared = [prepare_model(baseline_path, options), prepare_model(candidate_path, side_options[1])]
+    for side, side_option in zip(prepared, side_options, strict=True):
+        accelerators_for(side, board, side_option)  # a usage error before the device is touched
     emit = on_event or (lambda event: None)
     emit({"phase": "connect", "device": board.device.name})
     transport = board.device.transport()

@@ -210,6 +210,7 @@ def run_bench(
     once `cancel` is set (another thread's Ctrl-C); interrupted either way, the bench child on the
     device is stopped (edgekit.transport.agent_client.agent_session)."""
     prepared = prepare_model(model_path, options)
+    accelerators_for(prepared, board, options)  # a usage error before the device is touched
     device = board.device
     emit = on_event or (lambda event: None)
     emit({"phase": "connect", "device": device.name})
@@ -274,10 +275,16 @@ def bench_params(
         "processes": options.processes,
         "rounds": options.resolved_rounds(),
         **sensor_params(board, options),
-        **accelerator_params(
-            options.accelerators, board.profile.accelerators.prefs(), prepared.artifact.format
-        ),
+        **accelerators_for(prepared, board, options),
     }
+
+
+def accelerators_for(prepared: PreparedModel, board: Board, options: BenchOptions) -> dict[str, Any]:
+    """The accelerator bench params (edgekit.core.accelerators.accelerator_params): the flags, else
+    the board profile's [accelerators], for the model's runtime. Pure; raises UsageError (exit 2),
+    so it is called once before the device is touched."""
+    prefs = board.profile.accelerators.prefs()
+    return accelerator_params(options.accelerators, prefs, prepared.artifact.format)
 
 
 def check_accelerators_applied(params: dict[str, Any], raw: dict[str, Any], device: str) -> None:
