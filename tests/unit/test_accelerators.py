@@ -18,7 +18,6 @@ from edgekit.core.profiles import (
     DeviceProfile,
     load_profile,
     parse_budget_overrides,
-    parse_profile,
 )
 from edgekit.core.result import Result
 from edgekit.data import demo_model_path
@@ -33,6 +32,7 @@ from edgekit.measure.bench import (
 )
 from edgekit.transport.board import Board
 from edgekit.transport.devices import Device
+from tests.fake_board import fake_profile
 from tests.results import V1_DIR
 
 GGML_PARTIAL = {
@@ -102,23 +102,7 @@ TFLITE_RUNTIME = {
 
 
 def profile(tmp_path: Path, accelerators: dict[str, Any] | None = None, **budgets: float) -> DeviceProfile:
-    data: dict[str, Any] = {
-        "schema": 1,
-        "name": "board",
-        "facts": {
-            "arch": "any",
-            "cores": 0,
-            "memory_mb": 0,
-            "runtime": "onnxruntime",
-            "int8_scheme": "u8s8",
-            "reduce_range": False,
-            "default_threads": 1,
-        },
-        "budgets": {"latency_p50_ms": 100.0, **budgets},
-    }
-    if accelerators is not None:
-        data["accelerators"] = accelerators
-    return parse_profile(data, tmp_path / "board.toml")
+    return fake_profile(tmp_path, [], {"latency_p50_ms": 100.0, **budgets}, accelerators)
 
 
 def board(chosen: DeviceProfile) -> Board:
