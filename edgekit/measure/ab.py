@@ -35,6 +35,7 @@ from edgekit.measure.bench import (
     accelerators_for,
     bench_params,
     build_result,
+    check_accelerators_applied,
     prepare_model,
     stage_model,
 )
@@ -42,7 +43,19 @@ from edgekit.transport.agent_client import agent_session
 from edgekit.transport.board import Board
 
 ORDER = "ABBA"
-SIDE_KEYS = ("artifact", "inputs", "inputs_file", "seed", "threads")  # a side's own bench params
+# A side's own bench params: a candidate may run on other providers or another delegate.
+SIDE_KEYS = (
+    "artifact",
+    "inputs",
+    "inputs_file",
+    "seed",
+    "threads",
+    "providers",
+    "provider_options",
+    "delegate",
+    "delegate_options",
+    "chosen_by",
+)
 
 
 @dataclass(frozen=True)
@@ -189,6 +202,7 @@ def run_ab(
             "window": raw_ab.get("window"),
             "thermal_wait": raw_ab.get("thermal_wait"),
         }
+        check_accelerators_applied(sides[index], raw, board.device.name)
         result = build_result(
             board=board,
             hello=hello,
