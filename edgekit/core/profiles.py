@@ -319,7 +319,7 @@ class DeviceProfile:
                 "sample_interval_ms": sensors.sample_interval_ms,
             },
             "budgets": dict(self.budget.limits),
-            "accelerators": self.accelerators.model_dump(exclude_defaults=True),
+            "accelerators": self.accelerators.model_dump(mode="json", exclude_defaults=True),
             "sources": dict(self.sources),
         }
 
