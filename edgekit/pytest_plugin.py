@@ -149,7 +149,7 @@ EdgeBench = Callable[..., dict[str, Any]]
 # Fixture keywords for accelerators, as on the command line (edgekit.core.accelerators):
 # providers=["tensorrt", "cuda"], provider_options=["trt_fp16_enable=True"], delegate="none",
 # delegate_options=["num_threads=2"] (a single string is one item).
-ACCELERATOR_KWARGS = ("providers", "provider_options", "delegate", "delegate_options")
+ACCELERATOR_KWARGS = ("providers", "provider_options", "delegate", "delegate_options", "fresh_engine")
 
 
 def fixture_options(fixture: str, options: dict[str, Any], known_what: str) -> BenchOptions:
@@ -163,7 +163,7 @@ def fixture_options(fixture: str, options: dict[str, Any], known_what: str) -> B
     for key in ACCELERATOR_KWARGS:
         if key in options:
             value = options.pop(key)
-            many = key != "delegate" and value is not None
+            many = key not in ("delegate", "fresh_engine") and value is not None
             accelerators[key] = (tuple([value] if isinstance(value, str) else value)) if many else value
     if accelerators:
         options["accelerators"] = AcceleratorRequest(**accelerators)

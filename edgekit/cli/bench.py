@@ -11,6 +11,7 @@ from edgekit.cli.common import (
     DelegateOption,
     DelegateOptionOption,
     DeviceOption,
+    FreshEngineOption,
     InventoryOption,
     JsonOption,
     ProviderOption,
@@ -100,6 +101,7 @@ def bench(
     provider_option: ProviderOptionOption = None,
     delegate: DelegateOption = None,
     delegate_option: DelegateOptionOption = None,
+    fresh_engine: FreshEngineOption = False,
     budget: Annotated[
         list[str] | None,
         typer.Option(
@@ -128,7 +130,7 @@ def bench(
 ) -> None:
     """Benchmark MODEL on a device and judge it against the device profile's budgets."""
     overrides = parse_budget_overrides(budget or [])
-    accelerators = accelerator_request(provider, provider_option, delegate, delegate_option)
+    accelerators = accelerator_request(provider, provider_option, delegate, delegate_option, fresh_engine)
     options = BenchOptions(
         runs=runs,
         warmup=warmup,

@@ -122,11 +122,21 @@ DelegateOptionOption = Annotated[
 ]
 
 
+FreshEngineOption = Annotated[
+    bool,
+    typer.Option(
+        "--fresh-engine",
+        help="TensorRT: build the engine again instead of loading the one cached on the device.",
+    ),
+]
+
+
 def accelerator_request(
     provider: list[str] | None,
     provider_option: list[str] | None,
     delegate: str | None,
     delegate_option: list[str] | None,
+    fresh_engine: bool = False,
 ) -> AcceleratorRequest:
     """The accelerator flags as one request (edgekit.core.accelerators), checked: UsageError (exit 2)."""
     request = AcceleratorRequest(
@@ -134,6 +144,7 @@ def accelerator_request(
         provider_options=tuple(provider_option or ()),
         delegate=delegate,
         delegate_options=tuple(delegate_option or ()),
+        fresh_engine=fresh_engine,
     )
     request.validate()
     return request

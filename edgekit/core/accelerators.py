@@ -121,6 +121,7 @@ class AcceleratorRequest:
     provider_options: tuple[str, ...] = ()  # raw --provider-option items
     delegate: str | None = None
     delegate_options: tuple[str, ...] = ()  # raw --delegate-option items
+    fresh_engine: bool = False  # --fresh-engine: rebuild the TensorRT engine (the cache is dropped)
 
     def validate(self) -> None:
         """Raise UsageError (exit 2) for a malformed name or option (checked before any device)."""
@@ -161,7 +162,8 @@ def accelerator_params(
     """The bench params for the model's runtime (docs/protocol.md): for ONNX `providers` (edgekit
     names, in order of preference), `provider_options` ({provider: {key: value}}, the profile's
     options of those providers overridden by --provider-option) and `chosen_by`; for TFLite
-    `delegate`, `delegate_options` and `chosen_by`. Keys not applicable are None. Raises
+    `delegate`, `delegate_options` and `chosen_by`; `fresh_engine` (bool, rebuild a cached
+    TensorRT engine) always. Keys not applicable are None. Raises
     UsageError (exit 2) as AcceleratorRequest.validate does."""
     params: dict[str, Any] = {
         "providers": None,
@@ -169,6 +171,7 @@ def accelerator_params(
         "delegate": None,
         "delegate_options": None,
         "chosen_by": "default",
+        "fresh_engine": request.fresh_engine,
     }
     if model_format == "tflite":
         if request.delegate is not None:

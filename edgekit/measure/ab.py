@@ -55,6 +55,7 @@ SIDE_KEYS = (
     "delegate",
     "delegate_options",
     "chosen_by",
+    "fresh_engine",
 )
 
 

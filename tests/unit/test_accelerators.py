@@ -149,6 +149,8 @@ def test_explicit_providers_reach_the_params_in_order_with_their_options(tmp_pat
     assert params["provider_options"] == {"openvino": {"device_type": "CPU"}, "cpu": {"arena": "0"}}
     assert params["chosen_by"] == "explicit"
     assert params["delegate"] is None and params["delegate_options"] is None
+    assert params["fresh_engine"] is False
+    assert params_for(chosen, AcceleratorRequest(fresh_engine=True))["fresh_engine"] is True
 
 
 def test_without_provider_the_profile_list_is_sent_as_a_preference(tmp_path: Path) -> None:
