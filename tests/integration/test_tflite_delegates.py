@@ -192,3 +192,33 @@ def test_a_failed_load_leaves_no_noise_on_stderr(monkeypatch: pytest.MonkeyPatch
             load_external(library, {}, load_delegate)
     gc.collect()
     assert seen == []
+
+
+@pytest.mark.parametrize(
+    ("params", "chosen_by"),
+    [
+        ({}, "default"),
+        ({"delegate": "none"}, "explicit"),
+        ({"delegate": "xnnpack", "chosen_by": "profile"}, "profile"),
+    ],
+)
+def test_the_reply_echoes_chosen_by(agent: AgentProcess, params: dict[str, Any], chosen_by: str) -> None:
+    runtime = runtime_of(agent, CNN, **params)
+    assert runtime["chosen_by"] == chosen_by
+    assert runtime["delegate"]["requested"] == params.get("delegate", "default")
+
+
+def test_a_profile_delegate_that_does_not_load_falls_back_to_the_default(
+    agent: AgentProcess, tmp_path: Path
+) -> None:
+    missing = tmp_path / "nowhere" / "libmydelegate.so"
+    runtime = runtime_of(agent, CNN, delegate=str(missing), chosen_by="profile")
+    assert runtime["chosen_by"] == "profile"
+    assert runtime["delegate"]["requested"] == "default" and runtime["delegate"]["applied"] == ["xnnpack"]
+    assert str(missing) in runtime["delegate"]["fallback_reason"]
+
+
+def test_provider_params_for_a_tflite_model_are_a_bad_request(agent: AgentProcess) -> None:
+    reply = bench(agent, CNN, providers=["cpu"])
+    assert reply["error"]["type"] == "BadRequest" and reply["error"]["data"]["param"] == "providers"
+    assert "ONNX" in reply["error"]["message"]
