@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 DIGITS = Path(__file__).resolve().parents[2] / "edgekit" / "data" / "demo_digits.onnx"
 HAS_GGML = importlib.util.find_spec("onnxruntime_ggml") is not None
-needs_ggml = pytest.mark.skipif(not HAS_GGML, reason="onnxruntime-ggml is not installed (dev extra)")
+needs_ggml = pytest.mark.skipif(not HAS_GGML, reason="onnxruntime-ggml not installed (scripts/test)")
 DIGITS_INPUTS = {"input": {"shape": [1, 1, 8, 8], "dtype": "float32"}}
 MLP_INPUTS = {"x": {"shape": [8, 32], "dtype": "float32"}}
 
