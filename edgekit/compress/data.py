@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.core.errors import InputSpecError
-from edgekit.core.inputs import check_inputs_file, feed_files, read_feed, read_npz
+from edgekit.core.inputs import check_npz_arrays, feed_files, read_feed, read_npz
 from edgekit.core.onnx_model import TensorInfo
 
 LABELS = "labels"  # the same name as edgekit.core.inputs.LABELS
@@ -53,8 +53,10 @@ def load_dataset(
     (inputs fixed by --fix-input) are dropped where present. Raises InputSpecError."""
     if path.is_dir():
         return load_feed_folder(path, model_inputs, option, ignore)
-    check_inputs_file(path, model_inputs, option=option)  # the checks of `bench --inputs`
+    if not path.is_file():
+        raise InputSpecError(f"{option} {path}: no such file", path=str(path))
     data = read_npz(path, option)
+    check_npz_arrays(data, path, model_inputs, {}, option)  # the checks of `bench --inputs`
     inputs = {info.name: np.array(data[info.name], order="C") for info in model_inputs}  # keeps 0-d
     labels = data.get(LABELS)
     scalars = [name for name, array in inputs.items() if array.ndim == 0]

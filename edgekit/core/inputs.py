@@ -263,7 +263,19 @@ def check_inputs_file(
         return check_feed_folder(path, inputs, shapes, option, ignore)
     if not path.is_file():
         raise InputSpecError(f"{option} {path}: no such file", path=str(path))
-    loaded = read_npz(path, option)
+    return check_npz_arrays(read_npz(path, option), path, inputs, shapes, option)
+
+
+def check_npz_arrays(
+    loaded: dict[str, np.ndarray],
+    path: Path,
+    inputs: Sequence[TensorInfo],
+    shapes: dict[str, list[int]],
+    option: str,
+) -> InputSpec:
+    """check_inputs_file's checks on the arrays of the .npz at `path`, already read (read_npz):
+    for a caller that keeps the arrays (compress's calibration and evaluation sets), so that the
+    file is read once. Returns the spec of what will be fed; raises InputSpecError."""
     arrays = {name: (a.shape, a.dtype) for name, a in loaded.items()}
     _check_finite(loaded, [i.name for i in inputs], f"{option} {path}")
     spec: InputSpec = {}

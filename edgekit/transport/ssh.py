@@ -432,6 +432,11 @@ class SshTransport:
             source.seek(offset)
             while chunk := source.read(UPLOAD_CHUNK_BYTES):
                 target.write(chunk)
+        # paramiko's SFTPFile.close() swallows the errors of a channel that died under pipelined
+        # writes: a link cut during the transfer would otherwise surface only at the commit step.
+        transport = self._client.get_transport()
+        if transport is None or not transport.is_active():
+            raise EOFError("the connection closed during the transfer")
 
     def _send_exec(self, local: Path, partial: str, offset: int) -> None:
         """As _send_sftp, without SFTP: the bytes stream into board_stage.py `receive` on an exec

@@ -42,6 +42,18 @@ def spooled(home: Path) -> list[Path]:
     return sorted((home / "spool").rglob("*.json")) if (home / "spool").exists() else []
 
 
+def halt_after_first_result(server: PgServer, run_done: threading.Event) -> None:
+    """Shut the server down as soon as a run is stored in it (or when the run is over)."""
+    while not run_done.is_set():
+        try:
+            if stored_run_ids(server.url()):
+                break
+        except Exception:  # the run has not migrated the store yet
+            pass
+        time.sleep(0.05)
+    server.halt()
+
+
 def warnings_of(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("edgekit: warning:")]
 
@@ -64,14 +76,7 @@ def test_fleet_run_loses_nothing_when_postgresql_restarts_mid_run(own_pg: PgServ
     fleet_done = threading.Event()
 
     def shut_down_mid_run() -> None:
-        while not fleet_done.is_set():
-            try:
-                if stored_run_ids(url):
-                    break
-            except Exception:  # the fleet has not migrated the store yet
-                pass
-            time.sleep(0.05)
-        own_pg.halt()
+        halt_after_first_result(own_pg, fleet_done)
         outage["halted"] = True
         while not spooled(home) and not fleet_done.is_set():
             time.sleep(0.05)
@@ -217,17 +222,7 @@ def test_fleet_that_ends_while_postgresql_is_down_says_what_was_spooled(
     )
     fleet_done = threading.Event()
 
-    def shut_down_after_first_result() -> None:
-        while not fleet_done.is_set():
-            try:
-                if stored_run_ids(url):
-                    break
-            except Exception:  # the fleet has not migrated the store yet
-                pass
-            time.sleep(0.05)
-        own_pg.halt()
-
-    thread = threading.Thread(target=shut_down_after_first_result, daemon=True)
+    thread = threading.Thread(target=halt_after_first_result, args=(own_pg, fleet_done), daemon=True)
     thread.start()
     proc = run_cli("fleet", "run", str(plan), "--store", url, "--json", home=home)
     fleet_done.set()
