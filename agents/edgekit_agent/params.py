@@ -28,6 +28,13 @@ def _number(low: Optional[float]) -> Tuple[str, Callable[[Any], bool]]:
     return ("a finite number >= %g" % low if low is not None else "a finite number"), ok
 
 
+def _positive(value: Any) -> bool:
+    """A finite number > 0 (a size cap, MiB)."""
+    return (
+        not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+    )
+
+
 def _kind(name: str, kinds: Tuple[type, ...]) -> Tuple[str, Callable[[Any], bool]]:
     return name, lambda value: isinstance(value, kinds)
 
@@ -107,6 +114,8 @@ PARAMS: Dict[str, Tuple[str, Callable[[Any], bool]]] = {
     "chosen_by": ('"explicit", "profile" or "default"', _chosen_by),
     "delegate": ("default, xnnpack, none, gpu, edgetpu or a library path", _delegate),
     "delegate_options": ("an object {key: string value}", _string_map),
+    "fresh_engine": _kind("true or false", (bool,)),
+    "engine_cache_max_mb": ("a finite number > 0", _positive),
 }
 NULLABLE = {
     "threads",
@@ -121,6 +130,8 @@ NULLABLE = {
     "chosen_by",
     "delegate",
     "delegate_options",
+    "fresh_engine",
+    "engine_cache_max_mb",
 }
 SIDES = ("baseline", "candidate")  # ab: each side is a bench params object
 

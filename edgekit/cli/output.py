@@ -108,6 +108,14 @@ def _title(result: Result) -> str:
     )
 
 
+def _cold_start_line(cold: ColdStart) -> str:
+    """load (and, with onnxruntime, its split: session load / session init), first inference."""
+    split = ""
+    if cold.session_load is not None or cold.session_init is not None:
+        split = f" (session load {fmt(cold.session_load)}, session init {fmt(cold.session_init)})"
+    return f"cold start ms: load {fmt(cold.load)}{split}, first inference {fmt(cold.first_inference)}"
+
+
 def print_result(result: Result) -> None:
     stdout.print(result_table(result))
     latency, memory, thermal = result.latency_ms, result.memory or Memory(), result.thermal or Thermal()
@@ -116,7 +124,7 @@ def print_result(result: Result) -> None:
         f"latency ms: mean {fmt(latency.mean)} ± {fmt(latency.std)}, "
         f"min {fmt(latency.min)}, max {fmt(latency.max)}, MAD {fmt(latency.mad)}",
         _rounds_line(result),
-        f"cold start ms: load {fmt(cold.load)}, first inference {fmt(cold.first_inference)}",
+        _cold_start_line(cold),
         f"memory: model delta {_mib(memory.model_rss_delta_bytes)} ({memory.source})",
         _thermal_line(thermal),
         _energy_line(result),

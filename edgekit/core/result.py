@@ -196,6 +196,9 @@ class EngineCache(_Model):
     dir: str | None = Field(None, description="Cache directory, relative to the agent's workdir.")
     hit: bool | None = Field(None, description="An engine was already cached (not built in this run).")
     size_bytes: int | None = Field(None, description="Size of the cache directory, bytes.")
+    evicted: int | None = Field(
+        None, description="Least recently used cache directories deleted to stay under the size cap."
+    )
 
 
 class Runtime(_Model):

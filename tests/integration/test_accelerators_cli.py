@@ -4,6 +4,8 @@ run labelled with it (exit 3)."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -62,3 +64,16 @@ def test_an_explicit_provider_the_device_lacks_is_exit_3_never_a_cpu_run(tmp_pat
     assert proc.stdout == ""
     assert "cuda" in proc.stderr.lower()
     assert proc.stderr.count("edgekit: error:") == 1
+
+
+def test_bench_reports_the_cold_start_split(tmp_path: Path) -> None:
+    """onnxruntime's session_load and session_init reach the result (--json) and the printout."""
+    proc = run_cli("bench", str(demo_model_path()), "--provider", "cpu", *QUICK, "--json", home=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    cold = json.loads(proc.stdout)["cold_start_ms"]
+    assert cold["session_load"] > 0 and cold["session_init"] > 0
+    assert cold["session_load"] + cold["session_init"] <= cold["load"]
+    proc = run_cli("bench", str(demo_model_path()), *QUICK, home=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    split = r"cold start ms: load [\d.,]+ \(session load [\d.]+, session init [\d.,]+\)"
+    assert re.search(split, proc.stdout), proc.stdout

@@ -178,6 +178,88 @@ def test_plugin_provider_listed_but_given_nothing(agent: AgentProcess, models: d
     assert runtime["placement"]["accelerated_fraction"] == 0.0
 
 
+def test_cold_start_split_from_the_profile(tmp_path: Path) -> None:
+    """session_load and session_init come from onnxruntime's profile, ended after the first
+    inference; the profile file and its directory are deleted (TMPDIR stays empty)."""
+    sysfs = make_fake_sysfs(
+        tmp_path / "sys", thermal_zones=[("cpu-thermal", 48312)], cpus=2, governor="schedutil"
+    )
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    process = AgentProcess(sysfs, env={"TMPDIR": str(tmp)})
+    try:
+        reply = bench(process, DIGITS, DIGITS_INPUTS)
+    finally:
+        process.process.kill()
+        process.process.wait()
+    assert reply["ok"], reply
+    cold = reply["result"]["cold_start_ms"]
+    assert set(cold) == {"load", "first_inference", "session_load", "session_init"}
+    assert cold["session_load"] > 0 and cold["session_init"] > 0
+    assert cold["session_load"] + cold["session_init"] <= cold["load"]
+    assert reply["result"]["runtime"]["engine_cache"] is None
+    assert list(tmp.iterdir()) == []
+
+
+def openvino_device() -> str | None:
+    """None when the OpenVINO plugin EP offers a device here; else why not (the skip reason):
+    onnxruntime-ep-openvino is not installed, or it registers and offers no device (a non-Intel
+    CPU, get_ep_devices). Any other failure (its library does not load) raises: a real fault."""
+    from edgekit_agent.failure import AgentFailure
+    from edgekit_agent.runtimes.providers import PROVIDERS, resolve_one
+
+    if importlib.util.find_spec("onnxruntime_ep_openvino") is None:
+        return "onnxruntime-ep-openvino is not installed"
+    try:
+        resolve_one(ort, PROVIDERS["openvino"])  # registers the plugin, reads get_ep_devices
+    except AgentFailure as failure:
+        if "offers no device" in failure.message:
+            return failure.message
+        raise
+    return None
+
+
+def with_tail(path: Path, model: Path) -> Path:
+    """`model` with ai.onnx.ml Binarizer appended (an ONNX-ML operator OpenVINO does not take;
+    onnxruntime's CPU provider does), so the graph is partial with the CPU part LAST."""
+    import onnx
+    from onnx import helper
+
+    proto = onnx.load(str(model))
+    out = proto.graph.output[0]
+    proto.graph.node.append(
+        helper.make_node("Binarizer", [out.name], ["y"], domain="ai.onnx.ml", threshold=0.0)
+    )
+    out.name = "y"
+    proto.opset_import.append(helper.make_opsetid("ai.onnx.ml", 3))
+    onnx.save(proto, str(path))
+    return path
+
+
+def test_openvino_bench_full_and_partial(
+    agent: AgentProcess, models: dict[str, Path], tmp_path: Path
+) -> None:
+    """Intel hosts: a real bench on the OpenVINO plugin EP, its nodes placed on it, and a model
+    whose last operator OpenVINO does not take reported as partial."""
+    reason = openvino_device()
+    if reason is not None:
+        pytest.skip(f"no OpenVINO device: {reason}")
+    reply = bench(agent, models["mlp"], MLP_INPUTS, providers=["openvino"])
+    assert reply["ok"], reply
+    runtime = reply["result"]["runtime"]
+    assert runtime["requested_providers"] == ["openvino"]
+    assert runtime["placement"]["by_provider"]["OpenVINOExecutionProvider"]["nodes"] > 0
+    assert runtime["provider_versions"].get("onnxruntime-ep-openvino")
+    reply = bench(
+        agent, with_tail(tmp_path / "mlp_binarizer.onnx", models["mlp"]), MLP_INPUTS, providers=["openvino"]
+    )
+    assert reply["ok"], reply
+    placement = reply["result"]["runtime"]["placement"]
+    assert placement["by_provider"]["OpenVINOExecutionProvider"]["nodes"] > 0
+    assert placement["by_provider"]["CPUExecutionProvider"]["op_types"].get("Binarizer") == 1
+    assert 0 < placement["accelerated_fraction"] < 1
+
+
 @pytest.mark.parametrize(
     ("name", "install"),
     [

@@ -12,8 +12,10 @@ plugin prints can reach the bench child's JSON-lines stdout."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 import warnings
@@ -21,6 +23,7 @@ from collections import Counter
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from edgekit_agent.failure import AgentFailure, first_line
+from edgekit_agent.runtimes import engine_cache
 from edgekit_agent.runtimes.describe import describe_outputs
 from edgekit_agent.runtimes.providers import (
     BY_EP_NAME,
@@ -50,6 +53,29 @@ TEST_PLACEMENT_LOG_ENV = "EDGEKIT_AGENT_TEST_PLACEMENT_LOG"
 PLACED_RE = re.compile(r"(?:Node\(s\)|All nodes) placed on \[([^\]]+)\]\. Number of nodes: (\d+)")
 NODE_RE = re.compile(r"VerifyEachNodeIsAssignedToAnEp\]\s{3}(\S+) \((.*)\)\s*$")
 NOT_AVAILABLE_RE = re.compile(r"Specified provider '([^']+)' is not in available provider names")
+# onnxruntime's profile: the `cat: "Session"` events of the session's creation -> cold_start_ms keys
+SESSION_EVENTS = {
+    "model_loading_uri": "session_load",
+    "model_loading_array": "session_load",
+    "session_initialization": "session_init",
+}
+
+
+def session_times(events: Any) -> Dict[str, float]:
+    """cold_start_ms `session_load` and `session_init` (ms) from onnxruntime's profile JSON (a
+    list of Chrome trace events, exact: `{"cat" : "Session", ..., "dur" :898, ..., "name"
+    :"model_loading_uri", "args" : {}}`, `dur` in microseconds; onnxruntime common/profiler.cc).
+    Events of the same name add up; a key without its event is left out."""
+    times: Dict[str, float] = {}
+    for event in events if isinstance(events, list) else []:
+        if not isinstance(event, dict) or event.get("cat") != "Session":
+            continue
+        key = SESSION_EVENTS.get(str(event.get("name")))
+        dur = event.get("dur")
+        if key is None or isinstance(dur, bool) or not isinstance(dur, (int, float)):
+            continue
+        times[key] = times.get(key, 0.0) + dur / 1000.0
+    return times
 
 
 def _fraction(by_provider: Dict[str, Dict[str, Any]], exact: bool) -> Optional[float]:
@@ -177,14 +203,25 @@ class OnnxRuntimeModel:
         providers: Optional[List[str]] = None,
         provider_options: Optional[Dict[str, Any]] = None,
         chosen_by: Optional[str] = None,
+        workdir: Optional[str] = None,
+        fresh_engine: bool = False,
+        engine_cache_max_mb: float = engine_cache.DEFAULT_MAX_MB,
     ) -> None:
+        """Raises AgentFailure: BadRequest (unknown provider), ProviderMissing, ModelLoadError.
+        workdir: the agent's workdir (the TensorRT engine cache goes under it; default ~/.edgekit)."""
         import onnxruntime as ort
 
         self.chosen_by = chosen_by or ("explicit" if providers else "default")
         self.requested_providers = [canonical(n) for n in (providers or ["cpu"])]
         resolved = resolve(ort, list(providers or ["cpu"]), self.chosen_by)
         applied = _options_for(resolved, provider_options)
+        # only now, with TensorRT resolved: a missing one wrote nothing
+        self.cache = self._open_engine_cache(path, resolved, applied, workdir, fresh_engine)
         options = ort.SessionOptions()
+        # profiled until the first inference (end_cold_start): the cold-start split
+        self.profile_dir: Optional[str] = tempfile.mkdtemp(prefix="edgekit-ort-profile-")
+        options.enable_profiling = True
+        options.profile_file_prefix = os.path.join(self.profile_dir, "session")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
             options.intra_op_num_threads = threads
@@ -218,8 +255,10 @@ class OnnxRuntimeModel:
                 warnings.simplefilter("always")
                 self.session = ort.InferenceSession(path, options, **kwargs)
         except AgentFailure:
+            self._drop_profile()
             raise
         except Exception as exc:
+            self._drop_profile()
             raise AgentFailure(
                 "ModelLoadError", "onnxruntime cannot load %s: %s" % (path, first_line(exc))
             ) from None
@@ -228,13 +267,20 @@ class OnnxRuntimeModel:
             if dropped:
                 name = BY_EP_NAME.get(dropped.group(1).lower())
                 provider = PROVIDERS[name] if name else PROVIDERS["cpu"]
+                self.end_cold_start()
                 raise missing(provider, "onnxruntime did not take %s" % dropped.group(1))
+        self.cache_reply: Optional[Dict[str, Any]] = (
+            engine_cache.close_cache(self.cache, engine_cache_max_mb) if self.cache is not None else None
+        )
         self.version = ort.__version__
         self.threads = threads
         self.providers = self.session.get_providers()
         session_options = self.session.get_provider_options()
         self.provider_options = {
-            r.provider.name: dict(session_options.get(r.provider.ep_name) or applied[r.provider.name])
+            r.provider.name: engine_cache.relative_options(
+                dict(session_options.get(r.provider.ep_name) or applied[r.provider.name]),
+                self.cache if r.provider.name == "tensorrt" else None,
+            )
             for r in resolved
             if r.provider.name != "cpu" or applied["cpu"]
         }
@@ -251,6 +297,61 @@ class OnnxRuntimeModel:
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.output_types = [o.type for o in self.session.get_outputs()]
 
+    @staticmethod
+    def _open_engine_cache(
+        path: str,
+        resolved: List[Resolved],
+        applied: Dict[str, Dict[str, str]],
+        workdir: Optional[str],
+        fresh: bool,
+    ) -> Optional[engine_cache.EngineCache]:
+        """The TensorRT engine cache of this artifact (runtimes/engine_cache.py), its options put
+        into `applied`; None without TensorRT or when the user set trt_engine_cache_path."""
+        if not any(r.provider.name == "tensorrt" for r in resolved):
+            return None
+        options = applied["tensorrt"]
+        if "trt_engine_cache_path" in options:
+            return None
+        root = os.path.abspath(os.path.expanduser(workdir or "~/.edgekit"))
+        try:
+            cache = engine_cache.open_cache(
+                root,
+                engine_cache.artifact_sha256(path),
+                engine_cache.tensorrt_version(),
+                options,
+                fresh,
+            )
+        except OSError as exc:
+            raise AgentFailure(
+                "ModelLoadError", "TensorRT engine cache under %s: %s" % (root, first_line(exc))
+            ) from None
+        applied["tensorrt"] = engine_cache.with_cache_options(options, cache.directory)
+        return cache
+
+    def _drop_profile(self) -> None:
+        if self.profile_dir is not None:
+            shutil.rmtree(self.profile_dir, ignore_errors=True)
+            self.profile_dir = None
+
+    def end_cold_start(self) -> Dict[str, float]:
+        """Stop profiling (right after the first inference: the timed runs are not profiled), read
+        the cold-start split {session_load, session_init} (ms) from the profile and delete it.
+        Called once; later calls return {}."""
+        if self.profile_dir is None:
+            return {}
+        times: Dict[str, float] = {}
+        try:
+            session = getattr(self, "session", None)
+            written = session.end_profiling() if session is not None else ""
+            if written:
+                with open(written, "r", encoding="utf-8") as handle:
+                    times = session_times(json.load(handle))
+        except (OSError, ValueError):
+            times = {}
+        finally:
+            self._drop_profile()
+        return times
+
     def runtime_info(self) -> Dict[str, Any]:
         """The provider fields of the bench result's `runtime` (docs/protocol.md)."""
         return {
@@ -259,6 +360,7 @@ class OnnxRuntimeModel:
             "provider_versions": self.provider_versions,
             "chosen_by": self.chosen_by,
             "placement": self.placement,
+            "engine_cache": self.cache_reply,
         }
 
     def input_names(self) -> List[str]:
