@@ -158,3 +158,25 @@ def test_engine_params_are_checked(params: dict[str, object], param: str) -> Non
         check_params(params)
     assert caught.value.error_type == "BadRequest" and caught.value.data["param"] == param
     check_params({"engine_cache_max_mb": 0.5, "fresh_engine": False})
+
+
+def test_a_tensorrt_session_gets_the_cache_options(tmp_path: Path) -> None:
+    """What OnnxRuntimeModel hands TensorRT (resolved as on a board that has it): the cache paths
+    in <workdir>/trt-cache/<key>, reported relative; a user's own cache path is left alone."""
+    from edgekit_agent.runtimes.providers import PROVIDERS, Resolved
+
+    resolved = [Resolved(PROVIDERS["tensorrt"], [], "1.20.0"), Resolved(PROVIDERS["cpu"], [], "1.20.0")]
+    applied = {"tensorrt": {"trt_fp16_enable": "True"}, "cpu": {}}
+    cache = OnnxRuntimeModel._open_engine_cache(str(DIGITS), resolved, applied, str(tmp_path), False)
+    assert cache is not None and not cache.hit
+    key = ec.cache_key(ec.file_sha256(str(DIGITS)), ec.tensorrt_version(), {"trt_fp16_enable": "True"})
+    assert cache.directory == str(tmp_path / "trt-cache" / key)
+    assert applied["tensorrt"]["trt_engine_cache_path"] == cache.directory
+    assert applied["tensorrt"]["trt_engine_cache_enable"] == "1"
+    assert ec.relative_options(applied["tensorrt"], cache)["trt_timing_cache_path"] == f"trt-cache/{key}"
+    own = {"tensorrt": {"trt_engine_cache_path": str(tmp_path / "mine")}, "cpu": {}}
+    assert OnnxRuntimeModel._open_engine_cache(str(DIGITS), resolved, own, str(tmp_path), False) is None
+    assert (
+        OnnxRuntimeModel._open_engine_cache(str(DIGITS), resolved[1:], {"cpu": {}}, str(tmp_path), False)
+        is None
+    )
