@@ -352,6 +352,10 @@ def bench_result(
     """The bench reply's result (docs/protocol.md); peak RSS is read now, after everything ran."""
     model = loaded.model
     peak, source = peak_rss()
+    if peak is not None and loaded.after_load_rss is not None:
+        # VmHWM lags by a few pages (proc(5): the kernel's RSS counters are inaccurate, its high
+        # water mark is updated lazily); a peak is never below an RSS this process saw
+        peak = max(peak, loaded.after_load_rss)
     return {
         "runtime": runtime_reply(model),
         "latencies_ns": window.latencies_ns,

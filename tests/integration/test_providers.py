@@ -90,6 +90,19 @@ def bench(agent: AgentProcess, artifact: Path, inputs: dict[str, Any], **extra: 
     return reply
 
 
+def bench_in_own_agent(tmp_path: Path, env: dict[str, str]) -> dict[str, Any]:
+    """The demo model benched by an agent of its own, started with `env`."""
+    sysfs = make_fake_sysfs(
+        tmp_path / "sys", thermal_zones=[("cpu-thermal", 48312)], cpus=2, governor="schedutil"
+    )
+    process = AgentProcess(sysfs, env=env)
+    try:
+        return bench(process, DIGITS, DIGITS_INPUTS)
+    finally:
+        process.process.kill()
+        process.process.wait()
+
+
 def test_cpu_placement_of_the_demo_model(agent: AgentProcess) -> None:
     reply = bench(agent, DIGITS, DIGITS_INPUTS, providers=["cpu"])
     assert reply["ok"], reply
@@ -120,15 +133,7 @@ def test_cpu_placement_of_the_demo_model(agent: AgentProcess) -> None:
 
 def test_cpu_placement_from_the_verbose_log(tmp_path: Path) -> None:
     """The fallback for onnxruntime < 1.24: the verbose log captured on fd 2 of the bench child."""
-    sysfs = make_fake_sysfs(
-        tmp_path / "sys", thermal_zones=[("cpu-thermal", 48312)], cpus=2, governor="schedutil"
-    )
-    process = AgentProcess(sysfs, env={"EDGEKIT_AGENT_TEST_PLACEMENT_LOG": "1"})
-    try:
-        reply = bench(process, DIGITS, DIGITS_INPUTS)
-    finally:
-        process.process.kill()
-        process.process.wait()
+    reply = bench_in_own_agent(tmp_path, {"EDGEKIT_AGENT_TEST_PLACEMENT_LOG": "1"})
     assert reply["ok"], reply
     placement = reply["result"]["runtime"]["placement"]
     assert placement["source"] == "verbose_log"
@@ -181,17 +186,9 @@ def test_plugin_provider_listed_but_given_nothing(agent: AgentProcess, models: d
 def test_cold_start_split_from_the_profile(tmp_path: Path) -> None:
     """session_load and session_init come from onnxruntime's profile, ended after the first
     inference; the profile file and its directory are deleted (TMPDIR stays empty)."""
-    sysfs = make_fake_sysfs(
-        tmp_path / "sys", thermal_zones=[("cpu-thermal", 48312)], cpus=2, governor="schedutil"
-    )
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    process = AgentProcess(sysfs, env={"TMPDIR": str(tmp)})
-    try:
-        reply = bench(process, DIGITS, DIGITS_INPUTS)
-    finally:
-        process.process.kill()
-        process.process.wait()
+    reply = bench_in_own_agent(tmp_path, {"TMPDIR": str(tmp)})
     assert reply["ok"], reply
     cold = reply["result"]["cold_start_ms"]
     assert set(cold) == {"load", "first_inference", "session_load", "session_init"}
