@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional
 from edgekit_agent.child_process import even_share
 from edgekit_agent.energy import measured_energy
 from edgekit_agent.failure import AgentFailure, first_line
+from edgekit_agent.gpu_memory import GpuMemoryWatch
 from edgekit_agent.host import Host
 from edgekit_agent.inputs import build_feeds
 from edgekit_agent.memory import current_rss, peak_rss
@@ -79,6 +80,7 @@ class TimedWindow(NamedTuple):
     sensors_start: Dict[str, Any]
     sensors_end: Dict[str, Any]
     busy_samples: List[Sample]
+    gpu_memory: Optional[Dict[str, Any]]  # gpu_memory.GpuMemoryWatch over the window, None without
 
 
 class Progress:
@@ -256,6 +258,8 @@ def timed_window(
     runs = settings.runs
     sensors_start = sensors_snapshot(host)
     progress("timed", 0, runs)
+    gpu_watch = GpuMemoryWatch()
+    gpu_watch.start()
     if sampler is not None:
         sampler.start()
     run = loaded.run
@@ -302,6 +306,7 @@ def timed_window(
         )
     window_ns = clock() - window_start
     busy_samples = sampler.stop() if sampler is not None else []
+    gpu_memory = gpu_watch.stop()
     sensors_end = sensors_snapshot(host)
     progress("timed", len(latencies), len(latencies))  # the final count is the total
     return TimedWindow(
@@ -313,6 +318,7 @@ def timed_window(
         sensors_start,
         sensors_end,
         busy_samples,
+        gpu_memory,
     )
 
 
@@ -367,6 +373,7 @@ def bench_result(
             "after_load_rss_bytes": loaded.after_load_rss,
             "peak_rss_bytes": peak,
             "source": source,
+            "gpu_memory": window.gpu_memory,
         },
         "sensors_start": window.sensors_start,
         "sensors_end": window.sensors_end,

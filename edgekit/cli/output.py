@@ -116,6 +116,14 @@ def _cold_start_line(cold: ColdStart) -> str:
     return f"cold start ms: load {fmt(cold.load)}{split}, first inference {fmt(cold.first_inference)}"
 
 
+def _gpu_memory(memory: Memory) -> str:
+    """The GPU memory peak (MB, its source and scope) for the memory line, when the board reported one."""
+    gpu = memory.gpu_memory
+    if gpu is None or gpu.peak_mb is None:
+        return ""
+    return f", GPU peak {gpu.peak_mb:.0f} MB ({gpu.source}, {gpu.scope or 'system'})"
+
+
 def print_result(result: Result) -> None:
     stdout.print(result_table(result))
     latency, memory, thermal = result.latency_ms, result.memory or Memory(), result.thermal or Thermal()
@@ -125,7 +133,7 @@ def print_result(result: Result) -> None:
         f"min {fmt(latency.min)}, max {fmt(latency.max)}, MAD {fmt(latency.mad)}",
         _rounds_line(result),
         _cold_start_line(cold),
-        f"memory: model delta {_mib(memory.model_rss_delta_bytes)} ({memory.source})",
+        f"memory: model delta {_mib(memory.model_rss_delta_bytes)} ({memory.source})" + _gpu_memory(memory),
         _thermal_line(thermal),
         _energy_line(result),
     ]

@@ -105,6 +105,12 @@ class Device(_Model):
     throttled: ThrottleState | None = None
     emulated: bool | None = Field(None, description="An emulated board (edgekit lab, qemu).")
     emulation: dict[str, Any] | None = Field(None, description="What emulates the board.")
+    power_mode: str | None = Field(None, description="Jetson power mode at hello (nvpmodel -q), e.g. 25W.")
+    power_mode_id: int | None = Field(None, description="Its id in the board's /etc/nvpmodel.conf.")
+    jetson_clocks: bool | None = Field(
+        None,
+        description="jetson_clocks on (jetson_clocks --show); null when unknown (not root, not a Jetson).",
+    )
     fingerprint: str | None = Field(None, description="Hash of the run's fingerprint.")
 
 
@@ -337,12 +343,25 @@ class ColdStart(_Model):
     )
 
 
+class GpuMemory(_Model):
+    """GPU memory over the timed window. On Jetson the GPU shares the RAM: tegrastats' `RAM used`
+    is system-wide (CPU and GPU, all processes), not this process."""
+
+    peak_mb: Real | None = Field(None, description="Peak GPU (Jetson: unified RAM) memory used, MB.")
+    source: str | None = Field(None, description="tegrastats (Jetson, system-wide) or nvml (discrete GPU).")
+    scope: str | None = Field(None, description="system (all processes) or process (this bench process).")
+    samples: int | None = Field(None, description="Samples the peak was taken over.")
+
+
 class Memory(_Model):
     peak_rss_bytes: int | None = Field(None, description="Peak resident memory of the bench process, bytes.")
     model_rss_delta_bytes: int | None = Field(None, description="Peak minus baseline RSS, bytes.")
     baseline_rss_bytes: int | None = Field(None, description="RSS before the model was loaded, bytes.")
     source: str | None = Field(None, description="Where the peak was read (e.g. procfs:VmHWM).")
     reason: str | None = Field(None, description="Why peak_rss_bytes is null.")
+    gpu_memory: GpuMemory | None = Field(
+        None, description="GPU memory over the timed window; null where the board reports none."
+    )
 
 
 class Energy(_Model):

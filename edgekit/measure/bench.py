@@ -355,7 +355,8 @@ def latency_section(
 
 
 def memory_section(raw: dict[str, Any]) -> Memory:
-    """Peak and baseline RSS from the agent (bytes), and what the model added on top."""
+    """Peak and baseline RSS from the agent (bytes), what the model added on top, and the GPU
+    memory the agent sampled over the window (gpu_memory: MB, null where the board has none)."""
     memory_raw = raw.get("memory") or {}
     peak, baseline = memory_raw.get("peak_rss_bytes"), memory_raw.get("baseline_rss_bytes")
     return Memory(
@@ -363,6 +364,7 @@ def memory_section(raw: dict[str, Any]) -> Memory:
         model_rss_delta_bytes=(peak - baseline) if peak is not None and baseline is not None else None,
         baseline_rss_bytes=baseline,
         source=memory_raw.get("source"),
+        gpu_memory=memory_raw.get("gpu_memory"),
     )
 
 

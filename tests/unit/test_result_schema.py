@@ -74,6 +74,8 @@ def test_a_real_bench_json_validates_against_the_committed_schema(tmp_path: Path
             "ci95_p50_method",
         ],
         "fingerprint": [*ACCELERATOR_KEYS, "accelerated_fraction"],
+        "device": ["power_mode", "power_mode_id", "jetson_clocks"],
+        "memory": ["gpu_memory"],
     }
     for section in ("device", "latency_ms", "memory", "thermal", "fingerprint", "budget"):
         new_keys = added_in.get(section, [])
