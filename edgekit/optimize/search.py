@@ -630,7 +630,15 @@ def optimize(
     on_event: EventCallback | None = None,
 ) -> tuple[Search, list[DeviceReport]]:
     """Search on each device in turn (one board at a time keeps the host's compression work off
-    the measurements of `local`); a failing device never loses the others' reports."""
+    the measurements of `local`); a failing device never loses the others' reports. Raises
+    UsageError (exit 2) for --provider with a board that runs TFLite models."""
+    if options.providers:  # before any work: providers are onnxruntime's
+        tflite = [board.name for board in devices if board.profile.facts.runtime == "tflite"]
+        if tflite:
+            raise UsageError(
+                f"--provider: {', '.join(tflite)} run(s) TFLite models (profile facts.runtime), "
+                "which take delegates, not onnxruntime providers"
+            )
     search = Search(options, store, on_event)
     reports = [search.run_device(device) for device in devices]
     return search, reports

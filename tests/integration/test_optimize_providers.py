@@ -10,8 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from edgekit.core.errors import UsageError
 from edgekit.data import demo_calib_set_path, demo_model_path, demo_test_set_path
+from edgekit.optimize.search import OptimizeOptions, optimize
 from edgekit.optimize.state import BASELINE
+from edgekit.transport.board import board_for
+from edgekit.transport.devices import Device
+from edgekit.transport.local import LocalTransport
 from tests.cli_run import run_cli
 
 pytestmark = pytest.mark.integration
@@ -56,3 +61,17 @@ def test_a_provider_the_device_lacks_is_exit_3_before_any_candidate(tmp_path: Pa
     assert "ProviderMissing" in local["error"] and "onnxruntime-gpu" in local["error"]
     assert [c["name"] for c in local["candidates"]] == ["float"]  # the cpu reference only
     assert not (out / "candidates").exists()  # nothing compressed
+
+
+def test_providers_for_a_board_that_runs_tflite_are_exit_2_before_any_work(tmp_path: Path) -> None:
+    zero = Device(name="zero", profile="raspberry-pi-zero-2w", kind="local",
+                  transport_factory=lambda: LocalTransport("zero"))  # fmt: skip
+    options = OptimizeOptions(
+        model=demo_model_path(),
+        eval=demo_test_set_path(),
+        out_dir=tmp_path / "out",
+        providers=("cpu",),
+    )
+    with pytest.raises(UsageError, match=r"zero run\(s\) TFLite models"):
+        optimize(options, [board_for(zero)])
+    assert not (tmp_path / "out").exists()
