@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from edgekit.core.errors import UsageError
@@ -144,6 +144,41 @@ class AcceleratorRequest:
             raise UsageError(
                 "--delegate/--delegate-option apply to TFLite models; an ONNX model takes --provider"
             )
+
+    def for_format(self, model_format: str | None) -> AcceleratorRequest:
+        """This request without the settings of the other runtime (providers for a .tflite model,
+        a delegate for an ONNX one): settings that cover several models (a fleet plan's) apply to
+        the models they fit."""
+        if model_format == "tflite":
+            return replace(self, providers=(), provider_options=())
+        if model_format == "onnx":
+            return replace(self, delegate=None, delegate_options=())
+        return self
+
+
+def request_from_tables(
+    providers: Iterable[str] = (),
+    provider_options: Mapping[str, Mapping[str, str]] | None = None,
+    delegate: str | None = None,
+    delegate_options: Mapping[str, str] | None = None,
+    fresh_engine: bool = False,
+) -> AcceleratorRequest:
+    """The request that settings given as tables (a fleet plan's keys, the same as a profile's
+    [accelerators]) make: `provider_options` {provider: {key: value}} become the raw
+    `PROVIDER.KEY=VALUE` items of --provider-option. Checked as the flags are: UsageError (exit 2)."""
+    request = AcceleratorRequest(
+        providers=tuple(providers),
+        provider_options=tuple(
+            f"{name}.{key}={value}"
+            for name, values in (provider_options or {}).items()
+            for key, value in values.items()
+        ),
+        delegate=delegate,
+        delegate_options=tuple(f"{key}={value}" for key, value in (delegate_options or {}).items()),
+        fresh_engine=fresh_engine,
+    )
+    request.validate()
+    return request
 
 
 @dataclass(frozen=True)
