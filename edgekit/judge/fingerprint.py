@@ -3,7 +3,10 @@
 The accelerator keys (ACCELERATOR_KEYS: the providers that executed nodes, their options and
 library versions, the TFLite delegates applied, a Jetson's power mode and jetson_clocks) are
 absent from runs recorded before they existed. They enter the hash only when recorded, so the
-hash of an older run is unchanged, and `differences` does not count one recorded on one side only.
+hash of an older run is unchanged. What every run had before they existed is not recorded
+either: a run whose nodes all ran on the CPU provider, the onnxruntime version (already
+`runtime_version`), TFLite's default XNNPACK. So a plain CPU run keeps the fingerprint of the
+same run recorded before edgekit knew accelerators.
 """
 
 from __future__ import annotations
@@ -40,15 +43,33 @@ ACCELERATOR_KEYS = frozenset(
 _PATH_OPTION_SUFFIXES = ("_path", "_file", "_dir")
 
 
+# What runs had before accelerators were recorded (left out of the fingerprint, see above).
+_CPU_ONLY = (["CPUExecutionProvider"], ["cpu"], [])
+_RUNTIME_PACKAGES = ("onnxruntime",)
+_DEFAULT_DELEGATES = (["xnnpack"],)
+
+
 def providers_used(runtime: dict[str, Any]) -> list[str] | None:
-    """The providers that executed at least one node (runtime.placement.by_provider), sorted;
-    None when the run has no placement. session.get_providers() is not used: it lists providers
-    that got no node."""
+    """The onnxruntime providers that executed at least one node (runtime.placement.by_provider),
+    sorted; None when the run has no placement, for a TFLite run (its `delegate` says it) and when
+    every node ran on the CPU provider (as every run recorded before placement did).
+    session.get_providers() is not used: it lists providers that got no node."""
     placement = runtime.get("placement")
     by_provider = placement.get("by_provider") if isinstance(placement, dict) else None
-    if not isinstance(by_provider, dict):
+    if not isinstance(by_provider, dict) or placement.get("source") == "tflite_ops":
         return None
-    return sorted(name for name, used in by_provider.items() if int((used or {}).get("nodes") or 0) > 0)
+    used = sorted(name for name, entry in by_provider.items() if int((entry or {}).get("nodes") or 0) > 0)
+    return None if used in _CPU_ONLY else used
+
+
+def provider_library_versions(runtime: dict[str, Any]) -> dict[str, str] | None:
+    """runtime.provider_versions without onnxruntime's own (it is `runtime_version`), sorted;
+    None when nothing else is left (a CPU run)."""
+    versions = runtime.get("provider_versions")
+    if not isinstance(versions, dict):
+        return None
+    kept = {str(k): str(v) for k, v in sorted(versions.items()) if k not in _RUNTIME_PACKAGES}
+    return kept or None
 
 
 def comparable_provider_options(runtime: dict[str, Any]) -> dict[str, dict[str, str]] | None:
@@ -68,11 +89,13 @@ def comparable_provider_options(runtime: dict[str, Any]) -> dict[str, dict[str, 
 
 def applied_delegates(runtime: dict[str, Any]) -> list[str] | None:
     """The TFLite delegates that took part of the graph (runtime.delegate.applied), sorted; [] for
-    none (`--delegate none`), None when the run does not say (ONNX, older runs)."""
+    none (`--delegate none`), None when the run does not say (ONNX, older runs) and for XNNPACK
+    alone (what TFLite applies by default, so what runs recorded before this key had)."""
     delegate = runtime.get("delegate")
     if not isinstance(delegate, dict) or delegate.get("applied") is None:
         return None
-    return sorted(str(name) for name in delegate["applied"])
+    applied = sorted(str(name) for name in delegate["applied"])
+    return None if applied in _DEFAULT_DELEGATES else applied
 
 
 def build_fingerprint(
@@ -104,9 +127,7 @@ def build_fingerprint(
         "throttled": thermal.get("throttled"),
         "providers_used": providers_used(runtime),
         "provider_options": comparable_provider_options(runtime),
-        "provider_versions": dict(sorted(runtime["provider_versions"].items()))
-        if runtime.get("provider_versions")
-        else None,
+        "provider_versions": provider_library_versions(runtime),
         "delegate": applied_delegates(runtime),
         "power_mode": start_sensors.get("power_mode", facts.get("power_mode")),
         "jetson_clocks": start_sensors.get("jetson_clocks", facts.get("jetson_clocks")),
@@ -128,12 +149,11 @@ def fingerprint_hash(fingerprint: dict[str, Any]) -> str:
 
 
 def differences(a: dict[str, Any], b: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """Comparable keys whose values differ, ignoring the artifact (compared runs differ there) and
-    an accelerator key recorded in one run only (the other was recorded before it existed)."""
+    """Comparable keys whose values differ, ignoring the artifact (compared runs differ there).
+    An accelerator key that is None is the plain CPU / default state, the same as in a run recorded
+    before the key existed; one recorded on one side only is a difference (e.g. a power mode)."""
     return {
         key: (a.get(key), b.get(key))
         for key in COMPARABLE_KEYS
-        if key != "artifact_sha256"
-        and a.get(key) != b.get(key)
-        and not (key in ACCELERATOR_KEYS and (a.get(key) is None or b.get(key) is None))
+        if key != "artifact_sha256" and a.get(key) != b.get(key)
     }

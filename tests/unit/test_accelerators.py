@@ -320,7 +320,8 @@ def test_tflite_delegate_reply(tmp_path: Path) -> None:
     runtime = result.runtime
     assert runtime is not None and runtime.delegate is not None and runtime.delegate.default_applied is True
     assert placement_line(runtime) == "placement: xnnpack 7/8 nodes (88%), CPU: CUMSUM"
-    assert result.fingerprint is not None and result.fingerprint.delegate == ["xnnpack"]
+    # XNNPACK by default is what every TFLite run had: not recorded (older series continue)
+    assert result.fingerprint is not None and result.fingerprint.delegate is None
 
 
 def test_an_explicit_request_the_agent_ignored_is_a_device_error() -> None:
@@ -355,7 +356,9 @@ def test_the_hash_changes_with_provider_options_versions_delegate_and_power_mode
         assert fingerprint(runtime)["hash"] != base["hash"]
         assert differences(base, fingerprint(runtime))
     none = {**TFLITE_RUNTIME, "delegate": {"requested": "none", "applied": []}}
-    assert differences(fingerprint(TFLITE_RUNTIME), fingerprint(none)) == {"delegate": (["xnnpack"], [])}
+    assert differences(fingerprint(TFLITE_RUNTIME), fingerprint(none)) == {"delegate": (None, [])}
+    explicit = {**TFLITE_RUNTIME, "delegate": {"requested": "xnnpack", "applied": ["xnnpack"]}}
+    assert fingerprint(explicit)["hash"] == fingerprint(TFLITE_RUNTIME)["hash"]
     for facts in (
         {"machine": "aarch64", "power_mode": "MAXN"},
         {"machine": "aarch64", "jetson_clocks": True},
@@ -376,9 +379,32 @@ def test_old_runs_keep_their_hash_and_stay_comparable() -> None:
         loaded = Result.model_validate(json.loads(path.read_text())).fingerprint
         assert loaded is not None
         assert fingerprint_hash(loaded.comparable()) == stored["hash"], path.name
-        # a new CPU run records the providers used; an old one did not: not a difference
-        newer = {**loaded.comparable(), "providers_used": ["CPUExecutionProvider"]}
-        assert differences(loaded.comparable(), newer) == {}
+
+    # a new plain CPU run records no accelerator key: its hash is the one the same run had before
+    cpu_placement = {
+        "source": "assignment_info",
+        "total_nodes": 10,
+        "by_provider": {"CPUExecutionProvider": {"nodes": 10, "subgraphs": 10, "op_types": {"Conv": 10}}},
+        "accelerated_fraction": 0.0,
+    }
+    old_style = {
+        "name": "onnxruntime",
+        "version": "1.32.0",
+        "threads": 1,
+        "providers": ["CPUExecutionProvider"],
+    }
+    new_cpu = {
+        **old_style,
+        "requested_providers": ["cpu"],
+        "provider_versions": {"onnxruntime": "1.32.0"},
+        "chosen_by": "default",
+        "placement": cpu_placement,
+    }
+    assert fingerprint(new_cpu)["hash"] == fingerprint(old_style)["hash"]
+    assert differences(fingerprint(old_style), fingerprint(new_cpu)) == {}
+    # a Jetson power mode recorded on one side only is a difference (the old run's is unknown)
+    jetson = fingerprint(new_cpu, {"machine": "aarch64", "power_mode": "25W"})
+    assert differences(fingerprint(old_style), jetson) == {"power_mode": (None, "25W")}
 
 
 def test_a_provider_that_ran_nothing_is_said_so() -> None:
