@@ -14,6 +14,8 @@ Sources: onnxruntime's Python API (`get_available_providers`, `register_executio
 
 from __future__ import annotations
 
+import importlib.util
+from importlib import metadata  # imported with the module: not inside a timed model load
 from typing import Any, Dict, List, NamedTuple, Optional, Set
 
 from edgekit_agent.failure import AgentFailure, first_line
@@ -175,16 +177,10 @@ def _register_plugin(ort: Any, provider: Provider) -> None:
 
 
 def _importable(module: Optional[str]) -> bool:
-    import importlib.util
-
     return bool(module) and importlib.util.find_spec(module or "") is not None
 
 
 def _package_version(package: str) -> Optional[str]:
-    try:
-        from importlib import metadata
-    except ImportError:  # Python < 3.8 has no importlib.metadata
-        return None
     try:
         return metadata.version(package)
     except Exception:
