@@ -33,6 +33,7 @@ from edgekit.core.errors import EdgekitError
 
 if TYPE_CHECKING:  # loaded by every pytest run where edgekit is installed: import the rest lazily
     from edgekit.core.profiles import Budget, DeviceProfile
+    from edgekit.measure.bench import BenchOptions
     from edgekit.transport.board import Board
     from edgekit.transport.devices import Device
 
@@ -145,13 +146,38 @@ def edge_device(request: pytest.FixtureRequest) -> EdgeDevice:
 
 
 EdgeBench = Callable[..., dict[str, Any]]
+# Fixture keywords for accelerators, as on the command line (edgekit.core.accelerators):
+# providers=["tensorrt", "cuda"], provider_options=["trt_fp16_enable=True"], delegate="none",
+# delegate_options=["num_threads=2"] (a single string is one item).
+ACCELERATOR_KWARGS = ("providers", "provider_options", "delegate", "delegate_options", "fresh_engine")
+
+
+def fixture_options(fixture: str, options: dict[str, Any], known_what: str) -> BenchOptions:
+    """A fixture's keyword options as BenchOptions: its fields plus the ACCELERATOR_KWARGS.
+    Raises TypeError for another keyword (a typo in a test is the test's bug)."""
+    from edgekit.core.accelerators import AcceleratorRequest
+    from edgekit.measure.bench import BenchOptions
+
+    options = dict(options)
+    accelerators: dict[str, Any] = {}
+    for key in ACCELERATOR_KWARGS:
+        if key in options:
+            value = options.pop(key)
+            many = key not in ("delegate", "fresh_engine") and value is not None
+            accelerators[key] = (tuple([value] if isinstance(value, str) else value)) if many else value
+    if accelerators:
+        options["accelerators"] = AcceleratorRequest(**accelerators)
+    unknown = sorted(set(options) - {f.name for f in dataclasses.fields(BenchOptions)})
+    if unknown:
+        raise TypeError(f"{fixture}: unknown option(s) {', '.join(unknown)} ({known_what})")
+    return BenchOptions(**options)
 
 
 @pytest.fixture
 def edge_bench(
     edge_device: EdgeDevice, record_property: Callable[[str, object], None], request: pytest.FixtureRequest
 ) -> EdgeBench:
-    from edgekit.measure.bench import BenchOptions, run_bench
+    from edgekit.measure.bench import run_bench
     from edgekit.store.open import open_store
 
     store_path = request.config.getoption("--edge-store")
@@ -159,15 +185,10 @@ def edge_bench(
     def bench(
         model: str | Path, budget_overrides: dict[str, float | None] | None = None, **options: Any
     ) -> dict[str, Any]:
-        known = {f.name for f in dataclasses.fields(BenchOptions)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise TypeError(
-                f"edge_bench: unknown option(s) {', '.join(unknown)} (BenchOptions fields, budget_overrides)"
-            )
+        bench_options = fixture_options("edge_bench", options, "BenchOptions fields, budget_overrides")
         board = edge_device.board.with_budget_overrides(budget_overrides or {})
         try:
-            result = run_bench(Path(model), board, BenchOptions(**options))
+            result = run_bench(Path(model), board, bench_options)
         except EdgekitError as exc:
             pytest.fail(f"{edge_device.name}: {exc.message}", pytrace=False)
         record_metrics(result.to_dict(), record_property)
@@ -197,7 +218,6 @@ def edge_compare(
     Pair it with `assert_no_regression`."""
     from edgekit.judge.compare import parse_thresholds
     from edgekit.measure.ab import AbOptions, ab_compare
-    from edgekit.measure.bench import BenchOptions
     from edgekit.store.open import open_store
 
     store_path = request.config.getoption("--edge-store")
@@ -210,16 +230,13 @@ def edge_compare(
         threshold: float = 5.0,
         **options: Any,
     ) -> dict[str, Any]:
-        known = {f.name for f in dataclasses.fields(BenchOptions)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise TypeError(f"edge_compare: unknown option(s) {', '.join(unknown)} (BenchOptions fields)")
+        bench_options = fixture_options("edge_compare", options, "BenchOptions fields")
         try:
             ab = ab_compare(
                 Path(baseline),
                 Path(candidate),
                 edge_device.board,
-                BenchOptions(**options),
+                bench_options,
                 AbOptions(rounds=rounds, round_seconds=round_seconds),
                 parse_thresholds([str(threshold)]),
             )

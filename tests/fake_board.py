@@ -14,10 +14,14 @@ NAME = "fake-board"
 
 
 def fake_profile(
-    tmp_path: Path, power: list[str], budgets: dict[str, float] | None = None, **sensors: Any
+    tmp_path: Path,
+    power: list[str],
+    budgets: dict[str, float] | None = None,
+    accelerators: dict[str, Any] | None = None,
+    **sensors: Any,
 ) -> DeviceProfile:
-    """A profile with the given power sensor specs and sensor options, a cpu-thermal zone and the
-    given budgets (none when `budgets` is None)."""
+    """A profile with the given power sensor specs and sensor options, a cpu-thermal zone, the
+    given budgets (none when `budgets` is None) and [accelerators] table (none when None)."""
     data: dict[str, Any] = {
         "schema": 1,
         "name": NAME,
@@ -34,6 +38,8 @@ def fake_profile(
     }
     if budgets is not None:
         data["budgets"] = budgets
+    if accelerators is not None:
+        data["accelerators"] = accelerators
     return parse_profile(data, tmp_path / f"{NAME}.toml")
 
 

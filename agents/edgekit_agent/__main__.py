@@ -29,18 +29,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--version", action="version", version="edgekit-agent %s" % AGENT_VERSION)
     args = parser.parse_args(argv)
     host = Host(args.sysfs_root, args.procfs_root)
+    workdir = os.path.expanduser(args.workdir or "~/.edgekit")
     if args.bench_child:
         from edgekit_agent.bench_child import bench_child_main
 
-        return bench_child_main(host)
+        return bench_child_main(host, workdir)
     from edgekit_agent.protocol import Agent
 
-    tail = ["--sysfs-root", args.sysfs_root, "--procfs-root", args.procfs_root]
+    tail = ["--sysfs-root", args.sysfs_root, "--procfs-root", args.procfs_root, "--workdir", workdir]
     # Protocol lines only on stdout: anything else that prints goes to stderr.
     protocol_out = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8", buffering=1)
     sys.stdout = sys.stderr
     stdin = os.fdopen(sys.stdin.fileno(), "rb")
-    workdir = os.path.expanduser(args.workdir or "~/.edgekit")
     for name in ("SIGTERM", "SIGHUP"):  # stopped from outside: stop the bench child on the way out
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), _stop)

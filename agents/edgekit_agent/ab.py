@@ -11,14 +11,16 @@ time.perf_counter_ns, in ns) and emits one progress event per round pair. The ho
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from edgekit_agent.bench import (
     Emit,
     LoadedModel,
     Progress,
+    cold_start_reply,
     load_model,
     read_settings,
+    runtime_reply,
     wait_for_cool,
     warm_up,
 )
@@ -51,11 +53,11 @@ def _median(values: List[int]) -> float:
     return float(ordered[middle]) if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2.0
 
 
-def run_ab(params: Dict[str, Any], host: Host, emit: Emit) -> Dict[str, Any]:
+def run_ab(params: Dict[str, Any], host: Host, emit: Emit, workdir: Optional[str] = None) -> Dict[str, Any]:
     """params: "baseline" and "candidate" (each a bench params object: artifact, inputs,
     inputs_file, seed), "runtime", "threads", "warmup", "rounds" (round pairs, >= 1),
     "round_seconds" (>= 0), "round_min_runs" (>= 1). Failures raise AgentFailure (BadRequest for
-    bad params; the load errors of a bench)."""
+    bad params; the load errors of a bench). workdir: the agent's (TensorRT engine cache)."""
     rounds = int(params.get("rounds", 20))
     round_ns = int(float(params.get("round_seconds", 0.2)) * 1e9)
     min_runs = int(params.get("round_min_runs", 5))
@@ -68,7 +70,7 @@ def run_ab(params: Dict[str, Any], host: Host, emit: Emit) -> Dict[str, Any]:
         if not isinstance(side_params, dict):
             raise AgentFailure("BadRequest", "ab needs params.%s (a bench params object)" % side)
         merged = dict(params, **side_params)
-        settings = read_settings(merged)
+        settings = read_settings(merged, workdir)
         progress("load", len(loaded), 2)
         model = load_model(settings, merged)
         warm_up(model, settings.warmup, progress)
@@ -96,14 +98,9 @@ def run_ab(params: Dict[str, Any], host: Host, emit: Emit) -> Dict[str, Any]:
     return {
         "sides": [
             {
-                "runtime": {
-                    "name": model.model.name,
-                    "version": model.model.version,
-                    "threads": model.model.threads,
-                    "providers": model.model.providers,
-                },
+                "runtime": runtime_reply(model.model),
                 "rounds_ns": rounds_ns[index],
-                "cold_start_ms": {"load": model.load_ns / 1e6, "first_inference": model.first_ns / 1e6},
+                "cold_start_ms": cold_start_reply(model),
                 "outputs": model.model.outputs(model.first_outputs),
             }
             for index, model in enumerate(loaded)

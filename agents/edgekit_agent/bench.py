@@ -20,10 +20,11 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional
 from edgekit_agent.child_process import even_share
 from edgekit_agent.energy import measured_energy
 from edgekit_agent.failure import AgentFailure, first_line
+from edgekit_agent.gpu_memory import GpuMemoryWatch
 from edgekit_agent.host import Host
 from edgekit_agent.inputs import build_feeds
 from edgekit_agent.memory import current_rss, peak_rss
-from edgekit_agent.runtimes.choose import open_model, runtime_for
+from edgekit_agent.runtimes.choose import accel_settings, open_model, runtime_for
 from edgekit_agent.runtimes.input_fault import input_failure
 from edgekit_agent.sampler import PowerSampler, Sample
 from edgekit_agent.sensors.power import open_first_power_sensor
@@ -48,6 +49,8 @@ class BenchSettings(NamedTuple):
     threads: Optional[int]
     rounds: int  # rounds of this child's timed window (>= 1)
     process: int  # this child's index among the bench's processes (0 = the first)
+    accel: Dict[str, Any]  # the runtime's accelerator params (providers, ...), the given ones only
+    workdir: Optional[str] = None  # the agent's workdir (the TensorRT engine cache is under it)
 
 
 class LoadedModel(NamedTuple):
@@ -58,6 +61,7 @@ class LoadedModel(NamedTuple):
     first_ns: int
     baseline_rss: Optional[int]
     after_load_rss: Optional[int]
+    session_ms: Dict[str, float]  # onnxruntime: session_load, session_init (ms); else {}
 
 
 class PowerWatch(NamedTuple):
@@ -76,6 +80,7 @@ class TimedWindow(NamedTuple):
     sensors_start: Dict[str, Any]
     sensors_end: Dict[str, Any]
     busy_samples: List[Sample]
+    gpu_memory: Optional[Dict[str, Any]]  # gpu_memory.GpuMemoryWatch over the window, None without
 
 
 class Progress:
@@ -101,7 +106,7 @@ class Progress:
         self.emit(dict(event, event="progress", elapsed_s=round(time.perf_counter() - self.started, 3)))
 
 
-def read_settings(params: Dict[str, Any]) -> BenchSettings:
+def read_settings(params: Dict[str, Any], workdir: Optional[str] = None) -> BenchSettings:
     artifact = params.get("artifact")
     if not isinstance(artifact, str) or not artifact:
         raise AgentFailure("BadRequest", "bench needs params.artifact (a path on the device)")
@@ -126,6 +131,8 @@ def read_settings(params: Dict[str, Any]) -> BenchSettings:
         int(threads) if threads else None,
         rounds,
         process,
+        accel_settings(params, runtime),
+        workdir,
     )
 
 
@@ -137,18 +144,26 @@ def crash_when_asked() -> None:
 
 
 def load_model(settings: BenchSettings, params: Dict[str, Any]) -> LoadedModel:
-    """Load the model and run it once: cold-start times and the memory it costs."""
+    """Load the model and run it once: cold-start times and the memory it costs. onnxruntime
+    profiles the session creation only (the split of its load into session_load and
+    session_init, the model's session_ms), so no inference is profiled."""
     # Import numpy and the runtime before the baseline so that only the model counts as its delta.
     import numpy  # noqa: F401
 
     if settings.runtime == "onnxruntime":
         with contextlib.suppress(ImportError):  # open_model reports RuntimeMissing
             import onnxruntime  # noqa: F401
+
+            import edgekit_agent.runtimes.onnx  # noqa: F401  (its imports are not the model's)
     baseline_rss = current_rss()
 
     t0 = time.perf_counter_ns()
-    model = open_model(settings.artifact, settings.runtime, settings.threads)
-    load_ns = time.perf_counter_ns() - t0
+    model = open_model(
+        settings.artifact, settings.runtime, settings.threads, settings.accel, settings.workdir
+    )
+    # onnxruntime: the session creation alone (the model's load_ns), not edgekit's provider
+    # resolution before it; TFLite: the interpreter with its delegates
+    load_ns = getattr(model, "load_ns", None) or time.perf_counter_ns() - t0
     feeds = build_feeds(params, model.input_names())
     try:
         run = model.make_runner(feeds)
@@ -160,7 +175,14 @@ def load_model(settings: BenchSettings, params: Dict[str, Any]) -> LoadedModel:
     except Exception as exc:
         raise inference_failure(model, exc, feeds) from None
     first_ns = time.perf_counter_ns() - t0
-    return LoadedModel(model, run, first_outputs, load_ns, first_ns, baseline_rss, current_rss())
+    session_ms = dict(getattr(model, "session_ms", {}))
+    return LoadedModel(model, run, first_outputs, load_ns, first_ns, baseline_rss, current_rss(), session_ms)
+
+
+def cold_start_reply(loaded: LoadedModel) -> Dict[str, Any]:
+    """The reply's cold_start_ms: load (wall clock), first_inference and, with onnxruntime,
+    session_load and session_init from its profile (ms)."""
+    return {"load": loaded.load_ns / 1e6, "first_inference": loaded.first_ns / 1e6, **loaded.session_ms}
 
 
 def inference_failure(model: Any, exc: BaseException, feeds: Dict[str, Any]) -> AgentFailure:
@@ -237,6 +259,8 @@ def timed_window(
     runs = settings.runs
     sensors_start = sensors_snapshot(host)
     progress("timed", 0, runs)
+    gpu_watch = GpuMemoryWatch()
+    gpu_watch.start()
     if sampler is not None:
         sampler.start()
     run = loaded.run
@@ -283,6 +307,7 @@ def timed_window(
         )
     window_ns = clock() - window_start
     busy_samples = sampler.stop() if sampler is not None else []
+    gpu_memory = gpu_watch.stop()
     sensors_end = sensors_snapshot(host)
     progress("timed", len(latencies), len(latencies))  # the final count is the total
     return TimedWindow(
@@ -294,6 +319,7 @@ def timed_window(
         sensors_start,
         sensors_end,
         busy_samples,
+        gpu_memory,
     )
 
 
@@ -310,6 +336,19 @@ def planned_runs(done: int, elapsed_ns: int, runs: int, min_seconds: float) -> i
     return max(expected, done + 1)
 
 
+def runtime_reply(model: Any) -> Dict[str, Any]:
+    """The reply's `runtime` (docs/protocol.md): name, version, threads, providers, and what the
+    model's runtime reports of its accelerators (its runtime_info(): ONNX providers asked for,
+    options, versions, chosen_by and placement; TFLite delegate, placement and chosen_by)."""
+    return {
+        "name": model.name,
+        "version": model.version,
+        "threads": model.threads,
+        "providers": model.providers,
+        **model.runtime_info(),
+    }
+
+
 def bench_result(
     settings: BenchSettings,
     loaded: LoadedModel,
@@ -320,22 +359,22 @@ def bench_result(
     """The bench reply's result (docs/protocol.md); peak RSS is read now, after everything ran."""
     model = loaded.model
     peak, source = peak_rss()
+    if peak is not None and loaded.after_load_rss is not None:
+        # VmHWM lags by a few pages (proc(5): the kernel's RSS counters are inaccurate, its high
+        # water mark is updated lazily); a peak is never below an RSS this process saw
+        peak = max(peak, loaded.after_load_rss)
     return {
-        "runtime": {
-            "name": model.name,
-            "version": model.version,
-            "threads": model.threads,
-            "providers": model.providers,
-        },
+        "runtime": runtime_reply(model),
         "latencies_ns": window.latencies_ns,
         "rounds": window.rounds,
         "warmup_runs": settings.warmup,
-        "cold_start_ms": {"load": loaded.load_ns / 1e6, "first_inference": loaded.first_ns / 1e6},
+        "cold_start_ms": cold_start_reply(loaded),
         "memory": {
             "baseline_rss_bytes": loaded.baseline_rss,
             "after_load_rss_bytes": loaded.after_load_rss,
             "peak_rss_bytes": peak,
             "source": source,
+            "gpu_memory": window.gpu_memory,
         },
         "sensors_start": window.sensors_start,
         "sensors_end": window.sensors_end,
@@ -350,9 +389,12 @@ def bench_result(
     }
 
 
-def run_bench(params: Dict[str, Any], host: Host, emit: Emit) -> Dict[str, Any]:
-    """One benchmark of params["artifact"]; progress events go to emit, failures raise AgentFailure."""
-    settings = read_settings(params)
+def run_bench(
+    params: Dict[str, Any], host: Host, emit: Emit, workdir: Optional[str] = None
+) -> Dict[str, Any]:
+    """One benchmark of params["artifact"]; progress events go to emit, failures raise AgentFailure.
+    workdir: the agent's (--workdir), where the TensorRT engine cache lives."""
+    settings = read_settings(params, workdir)
     progress = Progress(emit)
     started = time.perf_counter()
     emit({"event": "progress", "phase": "load", "done": 0, "total": 1, "elapsed_s": 0.0})

@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import traceback
+from typing import Optional
 
 from edgekit_agent.bench import run_bench
 from edgekit_agent.emitter import Emitter
@@ -22,7 +23,8 @@ from edgekit_agent.failure import AgentFailure, first_line
 from edgekit_agent.host import Host
 
 
-def bench_child_main(host: Host) -> int:
+def bench_child_main(host: Host, workdir: Optional[str] = None) -> int:
+    """workdir: the agent's (--workdir, passed on by the agent), for the TensorRT engine cache."""
     emit = Emitter(sys.stdout)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
@@ -31,9 +33,9 @@ def bench_child_main(host: Host) -> int:
         if params.get("mode") == "ab":
             from edgekit_agent.ab import run_ab
 
-            result = run_ab(params, host, emit)
+            result = run_ab(params, host, emit, workdir)
         else:
-            result = run_bench(params, host, emit)
+            result = run_bench(params, host, emit, workdir)
         emit({"ok": True, "result": result})
     except AgentFailure as failure:
         emit({"ok": False, "error": failure.to_reply()})

@@ -28,6 +28,13 @@ def _number(low: Optional[float]) -> Tuple[str, Callable[[Any], bool]]:
     return ("a finite number >= %g" % low if low is not None else "a finite number"), ok
 
 
+def _positive(value: Any) -> bool:
+    """A finite number > 0 (a size cap, MiB)."""
+    return (
+        not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+    )
+
+
 def _kind(name: str, kinds: Tuple[type, ...]) -> Tuple[str, Callable[[Any], bool]]:
     return name, lambda value: isinstance(value, kinds)
 
@@ -45,6 +52,37 @@ def _input_specs(value: Any) -> bool:
         ):
             return False
     return True
+
+
+def _providers(value: Any) -> bool:
+    """[str, ...]: execution provider names, in order of preference"""
+    return isinstance(value, list) and all(isinstance(v, str) and v for v in value)
+
+
+def _provider_options(value: Any) -> bool:
+    """{provider: {key: str}}"""
+    if not isinstance(value, dict):
+        return False
+    return all(
+        isinstance(opts, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in opts.items())
+        for opts in value.values()
+    )
+
+
+def _chosen_by(value: Any) -> bool:
+    return value in ("explicit", "profile", "default")
+
+
+def _delegate(value: Any) -> bool:
+    """A TFLite delegate: default, xnnpack, none, gpu, edgetpu or a library path (one line)."""
+    return isinstance(value, str) and bool(value.strip()) and "\n" not in value and "\x00" not in value
+
+
+def _string_map(value: Any) -> bool:
+    """{str: str}, as a delegate's options (load_delegate passes keys and values as C strings)."""
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, str) and "\x00" not in k + v for k, v in value.items()
+    )
 
 
 # name -> (what it must be, check); None is accepted where the protocol allows "not given".
@@ -71,6 +109,13 @@ PARAMS: Dict[str, Tuple[str, Callable[[Any], bool]]] = {
     "inputs": ("an object {name: {shape: [int >= 0], dtype: str}}", _input_specs),
     "power_sensors": _kind("a list", (list,)),
     "sensor_options": _kind("an object", (dict,)),
+    "providers": ("a list of provider names (strings)", _providers),
+    "provider_options": ("an object {provider: {key: string}}", _provider_options),
+    "chosen_by": ('"explicit", "profile" or "default"', _chosen_by),
+    "delegate": ("default, xnnpack, none, gpu, edgetpu or a library path", _delegate),
+    "delegate_options": ("an object {key: string value}", _string_map),
+    "fresh_engine": _kind("true or false", (bool,)),
+    "engine_cache_max_mb": ("a finite number > 0", _positive),
 }
 NULLABLE = {
     "threads",
@@ -80,6 +125,13 @@ NULLABLE = {
     "inputs",
     "power_sensors",
     "sensor_options",
+    "providers",
+    "provider_options",
+    "chosen_by",
+    "delegate",
+    "delegate_options",
+    "fresh_engine",
+    "engine_cache_max_mb",
 }
 SIDES = ("baseline", "candidate")  # ab: each side is a bench params object
 

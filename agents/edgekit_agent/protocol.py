@@ -24,6 +24,7 @@ from edgekit_agent.facts.device import device_facts
 from edgekit_agent.failure import AgentFailure, first_line
 from edgekit_agent.host import Host
 from edgekit_agent.params import check_params
+from edgekit_agent.runtimes.inventory import accelerators
 from edgekit_agent.sensors.power import check_power_sensors, discover_power_sensors
 from edgekit_agent.sensors.snapshot import sensors_snapshot
 
@@ -118,6 +119,8 @@ class Agent:
             snapshot["power_sensors"] = check_power_sensors(self.host, [str(s) for s in specs], options)
         if params.get("discover_power"):
             snapshot["power_discovered"] = discover_power_sensors(self.host)
+        if params.get("accelerators"):  # devices doctor: providers and delegates, with install lines
+            snapshot["accelerators"] = accelerators()
         return snapshot
 
     def op_bench(self, request_id: Any, params: Dict[str, Any]) -> Dict[str, Any]:

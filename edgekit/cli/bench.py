@@ -7,7 +7,19 @@ from typing import Annotated
 
 import typer
 
-from edgekit.cli.common import DeviceOption, InventoryOption, JsonOption, StoreOption, store_from_option
+from edgekit.cli.common import (
+    DelegateOption,
+    DelegateOptionOption,
+    DeviceOption,
+    FreshEngineOption,
+    InventoryOption,
+    JsonOption,
+    ProviderOption,
+    ProviderOptionOption,
+    StoreOption,
+    accelerator_request,
+    store_from_option,
+)
 from edgekit.cli.output import ProgressPrinter, print_json, print_result, stderr
 from edgekit.core.errors import EXIT_BUDGET, EXIT_OK
 from edgekit.core.profiles import parse_budget_overrides
@@ -85,6 +97,11 @@ def bench(
         list[str] | None, typer.Option(metavar="NAME=1x3x224x224", help="Input shape (repeatable).")
     ] = None,
     inputs: Annotated[Path | None, typer.Option(help=".npz with one array per model input.")] = None,
+    provider: ProviderOption = None,
+    provider_option: ProviderOptionOption = None,
+    delegate: DelegateOption = None,
+    delegate_option: DelegateOptionOption = None,
+    fresh_engine: FreshEngineOption = False,
     budget: Annotated[
         list[str] | None,
         typer.Option(
@@ -113,6 +130,7 @@ def bench(
 ) -> None:
     """Benchmark MODEL on a device and judge it against the device profile's budgets."""
     overrides = parse_budget_overrides(budget or [])
+    accelerators = accelerator_request(provider, provider_option, delegate, delegate_option, fresh_engine)
     options = BenchOptions(
         runs=runs,
         warmup=warmup,
@@ -125,6 +143,7 @@ def bench(
         thermal_wait_timeout_s=thermal_wait_timeout,
         processes=processes,
         rounds=rounds,
+        accelerators=accelerators,
     )
     _benchmark(model, device, inventory, profile, overrides, options, as_json, store, not no_store, strict)
     raise typer.Exit(EXIT_OK)

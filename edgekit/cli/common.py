@@ -9,6 +9,7 @@ import typer
 from typer.core import TyperCommand
 
 from edgekit.compress.fidelity import OUTPUT_KINDS
+from edgekit.core.accelerators import AcceleratorRequest
 from edgekit.core.errors import StoreError
 from edgekit.core.resources import default_store_path
 from edgekit.store.base import ResultsStore
@@ -88,3 +89,62 @@ OutputKindOption = Annotated[
         help=f"NAME=KIND ({'|'.join(OUTPUT_KINDS)}): how to judge an output; only scores get top-1.",
     ),
 ]
+
+ProviderOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--provider",
+        metavar="NAME",
+        help="ONNX: an onnxruntime execution provider (tensorrt, cuda, openvino, cpu, ...), repeatable, "
+        "preferred first; the device must have it (else exit 3). Default: the profile's [accelerators].",
+    ),
+]
+ProviderOptionOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--provider-option",
+        metavar="KEY=VALUE",
+        help="An option of the first --provider, or PROVIDER.KEY=VALUE for another (repeatable).",
+    ),
+]
+DelegateOption = Annotated[
+    str | None,
+    typer.Option(
+        "--delegate",
+        metavar="NAME|PATH",
+        help="TFLite: default, xnnpack, none (no delegate), gpu, edgetpu, or a delegate library's path "
+        "on the device. Default: the profile's, else the interpreter's default (XNNPACK).",
+    ),
+]
+DelegateOptionOption = Annotated[
+    list[str] | None,
+    typer.Option("--delegate-option", metavar="KEY=VALUE", help="An option of the delegate (repeatable)."),
+]
+
+
+FreshEngineOption = Annotated[
+    bool,
+    typer.Option(
+        "--fresh-engine",
+        help="TensorRT: build the engine again instead of loading the one cached on the device.",
+    ),
+]
+
+
+def accelerator_request(
+    provider: list[str] | None,
+    provider_option: list[str] | None,
+    delegate: str | None,
+    delegate_option: list[str] | None,
+    fresh_engine: bool = False,
+) -> AcceleratorRequest:
+    """The accelerator flags as one request (edgekit.core.accelerators), checked: UsageError (exit 2)."""
+    request = AcceleratorRequest(
+        providers=tuple(provider or ()),
+        provider_options=tuple(provider_option or ()),
+        delegate=delegate,
+        delegate_options=tuple(delegate_option or ()),
+        fresh_engine=fresh_engine,
+    )
+    request.validate()
+    return request

@@ -142,9 +142,9 @@ def _print_summary(plan: Plan, run: FleetRun, location: str | Path, as_json: boo
 
 
 def _exit_code(outcomes: list[DeviceOutcome]) -> int:
-    """3 when a device failed, else 2 when a model or recipe failed on a device, else 1 when a
-    result is over budget, else 0."""
-    if any(o.failed for o in outcomes):
+    """3 when a device failed or lacks a provider/delegate a cell asked for, else 2 when a model or
+    recipe failed on a device, else 1 when a result is over budget, else 0."""
+    if any(o.failed or any(e.get("exit") == "device" for e in o.errors) for o in outcomes):
         return EXIT_DEVICE
     if any(o.errors for o in outcomes):
         return EXIT_USAGE  # a model or recipe the devices could not take

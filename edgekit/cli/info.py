@@ -150,7 +150,9 @@ def profiles_show(
         print_json(data)
         return
     stdout.print(f"[bold]{profile.name}[/] — {profile.description}  ({profile.path})")
-    for section in ("facts", "sensors", "budgets", "sources"):
+    for section in ("facts", "sensors", "budgets", "accelerators", "sources"):
+        if section == "accelerators" and not data[section]:
+            continue  # the runtime's defaults (CPU; TFLite's default delegates)
         table = Table("key", "value", title=section, title_justify="left")
         if section == "budgets":
             table.add_column(f"on {where}")

@@ -12,6 +12,7 @@ from edgekit.cli.common import InventoryOption, JsonOption, OutputKindOption, St
 from edgekit.cli.output import fmt, print_json, stderr, stdout
 from edgekit.compress import Recipe, parse_recipe
 from edgekit.compress.fidelity import parse_output_kinds
+from edgekit.core.accelerators import check_provider_names
 from edgekit.core.atomic import write_text_atomic
 from edgekit.core.durations import parse_duration_s
 from edgekit.core.errors import EXIT_BUDGET, EXIT_DEVICE, EXIT_OK, UsageError
@@ -48,14 +49,19 @@ def _table(report: DeviceReport) -> Table:
     table = Table(
         title=f"{report.device} ({report.profile}): chosen {report.chosen or '—'}", title_justify="left"
     )
-    for column in ("", "candidate", "status", "size MiB", "p50 ms", "speed-up", "acc. drop", "mJ/inf", "why"):
-        table.add_column(column, justify="left" if column in ("", "candidate", "status", "why") else "right")
+    with_provider = any(o.provider for o in report.outcomes)
+    columns = ("", "candidate", *(("provider",) if with_provider else ()), "status", "size MiB", "p50 ms")
+    for column in (*columns, "speed-up", "acc. drop", "mJ/inf", "why"):
+        table.add_column(
+            column, justify="left" if column in ("", "candidate", "provider", "status", "why") else "right"
+        )
     for o in report.outcomes:
         mark = "→" if o.name == report.chosen else ("★" if o.name in report.front else "")
         style = "dim" if o.status == REJECTED else ""
         table.add_row(
             mark,
             o.name,
+            *((o.provider or "—",) if with_provider else ()),
             o.status + (" (front)" if o.name in report.front else ""),
             fmt(o.size_bytes / MIB if o.size_bytes is not None else None, 3),
             fmt(o.latency_p50_ms, 4),
@@ -125,6 +131,16 @@ def optimize_command(
             "default: taken from the --eval data.",
         ),
     ] = None,
+    provider: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--provider",
+            metavar="NAME",
+            help="An onnxruntime execution provider to try candidates on (repeatable; the first runs "
+            "the float reference): each candidate on each provider that takes it (docs/accelerators.md). "
+            "A provider the device lacks: exit 3 before any candidate is made. Default: as bench.",
+        ),
+    ] = None,
     store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -158,6 +174,7 @@ def optimize_command(
         train_config=train_config,
         min_cosine=min_cosine,
         output_kinds=parse_output_kinds(output_kind or []),
+        providers=check_provider_names(provider or []),
     )
     search, reports = _run(options, targets, store_from_option(store) if save else None)
     write_text_atomic(out / "report.html", front_page(reports, options.objective))

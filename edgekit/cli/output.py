@@ -67,6 +67,10 @@ def strict_hint(device: str, cannot: dict[str, str]) -> str:
     )
 
 
+# Metrics shown in the verdict table only when measured or budgeted.
+OPTIONAL_ROWS = frozenset({"min_accelerated_fraction"})
+
+
 def result_table(result: Result) -> Table:
     """Every metric with its budget and verdict; unmeasured metrics show why."""
     checks = {c.metric: c for c in result.budget.checks}
@@ -81,6 +85,8 @@ def result_table(result: Result) -> Table:
         table.caption_justify = "left"
     for metric, measured in metric_values(result).items():
         check = checks.get(metric)
+        if metric in OPTIONAL_ROWS and check is None and measured.value is None:
+            continue  # a CPU-only run (or an older agent): nothing to show
         unjudgeable = check.reason if check is not None and check.unjudgeable else None
         note = unjudgeable or measured.reason or (check.reason if check else None) or ""
         table.add_row(
@@ -102,6 +108,22 @@ def _title(result: Result) -> str:
     )
 
 
+def _cold_start_line(cold: ColdStart) -> str:
+    """load (and, with onnxruntime, its split: session load / session init), first inference."""
+    split = ""
+    if cold.session_load is not None or cold.session_init is not None:
+        split = f" (session load {fmt(cold.session_load)}, session init {fmt(cold.session_init)})"
+    return f"cold start ms: load {fmt(cold.load)}{split}, first inference {fmt(cold.first_inference)}"
+
+
+def _gpu_memory(memory: Memory) -> str:
+    """The GPU memory peak (MB, its source and scope) for the memory line, when the board reported one."""
+    gpu = memory.gpu_memory
+    if gpu is None or gpu.peak_mb is None:
+        return ""
+    return f", GPU peak {gpu.peak_mb:.0f} MB ({gpu.source}, {gpu.scope or 'system'})"
+
+
 def print_result(result: Result) -> None:
     stdout.print(result_table(result))
     latency, memory, thermal = result.latency_ms, result.memory or Memory(), result.thermal or Thermal()
@@ -110,11 +132,14 @@ def print_result(result: Result) -> None:
         f"latency ms: mean {fmt(latency.mean)} ± {fmt(latency.std)}, "
         f"min {fmt(latency.min)}, max {fmt(latency.max)}, MAD {fmt(latency.mad)}",
         _rounds_line(result),
-        f"cold start ms: load {fmt(cold.load)}, first inference {fmt(cold.first_inference)}",
-        f"memory: model delta {_mib(memory.model_rss_delta_bytes)} ({memory.source})",
+        _cold_start_line(cold),
+        f"memory: model delta {_mib(memory.model_rss_delta_bytes)} ({memory.source})" + _gpu_memory(memory),
         _thermal_line(thermal),
         _energy_line(result),
     ]
+    placement = placement_line(result.runtime)
+    if placement:
+        details.append(placement)
     outliers = latency.outliers
     if outliers.low or outliers.high:
         details.append(
@@ -130,6 +155,44 @@ def print_result(result: Result) -> None:
     stdout.print(
         f"verdict: {verdict_text(result.budget.verdict)}" + (f"  (run {run_id})" if run_id else "") + suspect
     )
+
+
+CPU_PROVIDERS = frozenset({"CPUExecutionProvider", "cpu", "CPU"})
+
+
+def _provider_label(name: str) -> str:
+    """An onnxruntime EP name as people say it: 'TensorrtExecutionProvider' -> 'Tensorrt'."""
+    return "CPU" if name in CPU_PROVIDERS else name.removesuffix("ExecutionProvider") or name
+
+
+def placement_line(runtime: Runtime | None) -> str | None:
+    """Which provider ran how many nodes, e.g. 'placement: ggml 9/10 nodes (90%), CPU: Hardmax'
+    (the op types left on the CPU, with a count above 1); None when the run has no placement."""
+    placement = runtime.placement if runtime is not None else None
+    if placement is None or not placement.by_provider:
+        return None
+    total = placement.total_nodes or sum(p.nodes for p in placement.by_provider.values())
+    parts, cpu_ops = [], []
+    for name, used in placement.by_provider.items():
+        if name in CPU_PROVIDERS:
+            cpu_ops = [f"{op} x{n}" if n > 1 else op for op, n in sorted((used.op_types or {}).items())]
+            if not cpu_ops and used.nodes:
+                cpu_ops = [f"{used.nodes} nodes"]
+            continue
+        if not used.nodes:
+            continue  # listed by the session, ran nothing: not shown as used
+        share = f" ({used.nodes / total:.0%})" if total else ""
+        parts.append(f"{_provider_label(name)} {used.nodes}/{total} nodes{share}")
+    if not parts:
+        asked = [name for name in runtime.requested_providers or [] if name not in CPU_PROVIDERS]
+        why = f" (none ran on {', '.join(asked)})" if asked else ""
+        parts.append(f"CPU only, {total} nodes{why}")
+    elif cpu_ops:
+        parts.append("CPU: " + ", ".join(cpu_ops))
+    approximate = ""
+    if placement.source == "verbose_log":
+        approximate = " [approximate: a compiled subgraph counts as 1 node]"
+    return "placement: " + ", ".join(parts) + approximate
 
 
 def _rounds_line(result: Result) -> str:

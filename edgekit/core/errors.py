@@ -102,6 +102,9 @@ class AgentError(DeviceError):
 
 # Agent error types that mean the *input* was wrong, not the device.
 AGENT_INPUT_ERROR_TYPES = frozenset({"ArtifactNotFound", "ModelLoadError", "InputError"})
+# Agent error types that mean the board lacks an accelerator asked for explicitly (docs/protocol.md):
+# a DeviceError (exit 3), but the board itself works and can run other benchmarks.
+ACCELERATOR_MISSING_ERROR_TYPES = frozenset({"ProviderMissing", "DelegateMissing"})
 
 
 class TrainingDivergedError(EdgekitError):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 from pydantic import Field, ValidationInfo, create_model, field_validator
 
+from edgekit.core.accelerators import AcceleratorPrefs, check_delegate, check_provider_names
 from edgekit.core.config import (
     ConfigModel,
     integer,
@@ -23,7 +24,8 @@ from edgekit.core.config import (
 from edgekit.core.errors import ConfigError, UnknownProfileError, UsageError, warn
 from edgekit.core.resources import bundled_profiles_dir, user_profiles_dir
 
-# Budget metrics: key -> what it limits. A result is within budget when value <= limit.
+# Budget metrics: key -> what it limits. A result is within budget when value <= limit, except
+# for the MINIMUM_METRICS (value >= limit).
 BUDGET_METRICS: dict[str, str] = {
     "latency_p50_ms": "median inference latency, milliseconds",
     "latency_p90_ms": "90th percentile inference latency, milliseconds",
@@ -32,13 +34,22 @@ BUDGET_METRICS: dict[str, str] = {
     "peak_rss_mb": "peak resident memory of the benchmark process, MiB",
     "model_size_mb": "artifact size on disk, MiB",
     "energy_mj_per_inference": "energy per inference above idle, millijoules",
+    "min_accelerated_fraction": "fraction 0-1 of graph nodes an accelerator executed (at least)",
 }
+# Metrics whose limit is a minimum: within budget when value >= limit.
+MINIMUM_METRICS = frozenset({"min_accelerated_fraction"})
 # Run conditions, not result metrics: a run waits until the board is cool enough.
 CONDITION_KEYS: dict[str, str] = {
     "max_start_temp_c": "temperature the watched zone must be below before timing, deg C",
 }
 
-_UNITS = {"ms": "milliseconds", "mb": "MiB", "mj_per_inference": "millijoules", "c": "degrees C"}
+_UNITS = {
+    "ms": "milliseconds",
+    "mb": "MiB",
+    "mj_per_inference": "millijoules",
+    "c": "degrees C",
+    "fraction": "fraction 0-1",
+}
 
 
 def _unit_of(key: str) -> str:
@@ -153,13 +164,79 @@ class ProfileSensors(ConfigModel):
         return options
 
 
+ProviderOptions = dict[str, dict[str, str]]
+
+
+class ProfileAccelerators(ConfigModel):
+    """[accelerators]: the board's preferred onnxruntime providers and TFLite delegate
+    (edgekit.core.accelerators). Without --provider a bench sends this list and the agent uses
+    the providers the board has, in this order (chosen_by "profile")."""
+
+    providers: tuple[str, ...] = Field(
+        default=(),
+        strict=False,
+        description='onnxruntime providers by edgekit name, preferred first, e.g. ["tensorrt", "cpu"]',
+        json_schema_extra={"items": {"type": "string", "pattern": "^[a-z0-9_-]+$"}},
+    )
+    provider_options: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="a table per provider of option strings, e.g. [accelerators.provider_options.tensorrt]",
+    )
+    delegate: str | None = text("TFLite delegate: default, xnnpack, none, gpu, edgetpu or a library path")
+    delegate_options: dict[str, str] = Field(
+        default_factory=dict, description="a table of option strings for the delegate"
+    )
+
+    @field_validator("providers")
+    @classmethod
+    def _provider_names(cls, providers: tuple[str, ...]) -> tuple[str, ...]:
+        try:
+            return check_provider_names(providers)
+        except UsageError as exc:
+            raise ValueError(exc.message.removeprefix("--provider ")) from None
+
+    @field_validator("provider_options")
+    @classmethod
+    def _options_of_listed(cls, options: ProviderOptions, info: ValidationInfo) -> ProviderOptions:
+        listed = info.data.get("providers") or ()
+        for name in options:
+            if name not in listed:
+                shown = ", ".join(listed) or "none"
+                raise ValueError(f"options for {name!r}, which is not in providers ({shown})")
+        return options
+
+    @field_validator("delegate")
+    @classmethod
+    def _known_delegate(cls, delegate: str | None) -> str | None:
+        if delegate is None:
+            return None
+        try:
+            return check_delegate(delegate)
+        except UsageError as exc:
+            raise ValueError(exc.message.removeprefix("--delegate ")) from None
+
+    def prefs(self) -> AcceleratorPrefs:
+        return AcceleratorPrefs(
+            providers=self.providers,
+            provider_options=self.provider_options,
+            delegate=self.delegate,
+            delegate_options=self.delegate_options,
+        )
+
+
+def _upper_bound(key: str) -> dict[str, float]:
+    """A fraction is at most 1."""
+    return {"le": 1} if key.endswith("_fraction") else {}
+
+
 # [budgets]: every key optional (absent = no budget for that metric); titles say what each limits.
 ProfileBudgets = create_model(
     "ProfileBudgets",
     __base__=ConfigModel,
-    __doc__="[budgets]: limits per metric (value <= limit passes) and run conditions.",
+    __doc__="[budgets]: limits per metric (value <= limit passes; for min_* metrics value >= limit) "
+    "and run conditions.",
     **{
-        key: (float | None, number(_unit_of(key), title=what))
+        key: (float | None, number(_unit_of(key), title=what, **_upper_bound(key)))
         for key, what in {**BUDGET_METRICS, **CONDITION_KEYS}.items()
     },
 )
@@ -181,6 +258,7 @@ class ProfileFile(ConfigModel):
     facts: ProfileFacts
     sensors: ProfileSensors = Field(default_factory=ProfileSensors)
     budgets: ProfileBudgets = Field(default_factory=ProfileBudgets)  # type: ignore[valid-type]
+    accelerators: ProfileAccelerators = Field(default_factory=ProfileAccelerators)
     sources: dict[str, str] = Field(
         default_factory=dict, description="a table of strings (where the numbers come from)"
     )
@@ -223,6 +301,7 @@ class DeviceProfile:
     budget: Budget
     sources: dict[str, str]
     path: Path
+    accelerators: ProfileAccelerators = field(default_factory=ProfileAccelerators)
 
     def to_dict(self) -> dict[str, Any]:
         sensors = self.sensors
@@ -240,6 +319,7 @@ class DeviceProfile:
                 "sample_interval_ms": sensors.sample_interval_ms,
             },
             "budgets": dict(self.budget.limits),
+            "accelerators": self.accelerators.model_dump(mode="json", exclude_defaults=True),
             "sources": dict(self.sources),
         }
 
@@ -265,6 +345,7 @@ def parse_profile(data: dict[str, Any], path: Path) -> DeviceProfile:
         budget=Budget(profile.budgets.model_dump(exclude_none=True)),
         sources=dict(profile.sources),
         path=path,
+        accelerators=profile.accelerators,
     )
 
 
@@ -346,5 +427,7 @@ def parse_budget_overrides(items: list[str]) -> dict[str, float | None]:
             ) from None
         if not value >= 0 or value == float("inf"):
             raise UsageError(f"--budget {item!r}: expected a finite number >= 0")
+        if key.endswith("_fraction") and value > 1:
+            raise UsageError(f"--budget {item!r}: expected a fraction between 0 and 1")
         overrides[key] = value
     return overrides

@@ -105,6 +105,12 @@ class Device(_Model):
     throttled: ThrottleState | None = None
     emulated: bool | None = Field(None, description="An emulated board (edgekit lab, qemu).")
     emulation: dict[str, Any] | None = Field(None, description="What emulates the board.")
+    power_mode: str | None = Field(None, description="Jetson power mode at hello (nvpmodel -q), e.g. 25W.")
+    power_mode_id: int | None = Field(None, description="Its id in the board's /etc/nvpmodel.conf.")
+    jetson_clocks: bool | None = Field(
+        None,
+        description="jetson_clocks on (jetson_clocks --show); null when unknown (not root, not a Jetson).",
+    )
     fingerprint: str | None = Field(None, description="Hash of the run's fingerprint.")
 
 
@@ -148,11 +154,83 @@ class ArtifactInfo(_Model):
     quality: Quality | None = None
 
 
+class ProviderPlacement(_Model):
+    """What one execution provider (or TFLite delegate, or the CPU) executed."""
+
+    nodes: int = Field(
+        description="Graph nodes it executed: the original nodes inside a fused or compiled subgraph "
+        "(source assignment_info, tflite_ops); source verbose_log counts a compiled subgraph as 1."
+    )
+    subgraphs: int | None = Field(None, description="Subgraphs (partitions) assigned to it.")
+    op_types: dict[str, int] | None = Field(None, description="Op type -> nodes of that type.")
+
+
+class Placement(_Model):
+    """Which provider ran which nodes, read from the runtime (never from session.get_providers(),
+    which lists a provider that got no node)."""
+
+    source: str | None = Field(
+        None,
+        description="assignment_info (onnxruntime >= 1.24 graph assignment info), verbose_log "
+        "(onnxruntime's session log, older versions) or tflite_ops (the interpreter's op list).",
+    )
+    total_nodes: int | None = Field(None, description="Nodes of the graph as placed.")
+    by_provider: dict[str, ProviderPlacement] | None = Field(
+        None, description="Provider (onnxruntime EP name, TFLite delegate or CPU) -> what it executed."
+    )
+    accelerated_fraction: Real | None = Field(
+        None, description="Fraction 0-1 of the nodes executed by a provider other than the CPU."
+    )
+
+
+class DelegateInfo(_Model):
+    """The TFLite delegate(s) asked for and applied."""
+
+    requested: str | None = Field(
+        None, description="default, xnnpack, none, gpu, edgetpu or a delegate library path."
+    )
+    applied: list[str] | None = Field(None, description="Delegates that took part of the graph.")
+    default_applied: bool | None = Field(
+        None, description="The interpreter applied its default delegate (XNNPACK) on its own."
+    )
+    threads: int | None = Field(None, description="Threads the delegate was given.")
+
+
+class EngineCache(_Model):
+    """The TensorRT engine cache on the board (agent workdir)."""
+
+    dir: str | None = Field(None, description="Cache directory, relative to the agent's workdir.")
+    hit: bool | None = Field(None, description="An engine was already cached (not built in this run).")
+    size_bytes: int | None = Field(None, description="Size of the cache directory, bytes.")
+    evicted: int | None = Field(
+        None, description="Least recently used cache directories deleted to stay under the size cap."
+    )
+
+
 class Runtime(_Model):
     name: str | None = Field(None, description="onnxruntime, tflite_runtime, ai_edge_litert.")
     version: str | None = None
     threads: int | None = Field(None, description="Intra-op threads (null: the runtime's default).")
-    providers: list[str] | None = Field(None, description="onnxruntime execution providers.")
+    providers: list[str] | None = Field(
+        None,
+        description="onnxruntime execution providers the session lists (session.get_providers(): "
+        "one may have run no node; see placement).",
+    )
+    requested_providers: list[str] | None = Field(
+        None, description="edgekit provider names asked for (--provider or the profile), in order."
+    )
+    provider_options: dict[str, dict[str, str]] | None = Field(
+        None, description="Provider -> options as applied (defaults included, cache paths relative)."
+    )
+    provider_versions: dict[str, str] | None = Field(
+        None, description="Provider library (package or SDK) -> version."
+    )
+    chosen_by: str | None = Field(
+        None, description="Where the providers came from: explicit (--provider), profile or default."
+    )
+    placement: Placement | None = None
+    delegate: DelegateInfo | None = None
+    engine_cache: EngineCache | None = None
 
 
 class TensorSpec(_Model):
@@ -253,8 +331,26 @@ class Latency(_Model):
 
 
 class ColdStart(_Model):
-    load: Real | None = Field(None, description="Model load (session creation), ms.")
+    load: Real | None = Field(None, description="Model load (session creation, wall clock), ms.")
     first_inference: Real | None = Field(None, description="First inference after load, ms.")
+    session_load: Real | None = Field(
+        None, description="Of load: reading and parsing the model (onnxruntime's model_loading_uri), ms."
+    )
+    session_init: Real | None = Field(
+        None,
+        description="Of load: optimizing, partitioning and compiling for the providers, TensorRT "
+        "engine build or deserialization included (onnxruntime's session_initialization), ms.",
+    )
+
+
+class GpuMemory(_Model):
+    """GPU memory over the timed window. On Jetson the GPU shares the RAM: tegrastats' `RAM used`
+    is system-wide (CPU and GPU, all processes), not this process."""
+
+    peak_mb: Real | None = Field(None, description="Peak GPU (Jetson: unified RAM) memory used, MB.")
+    source: str | None = Field(None, description="tegrastats (Jetson, system-wide) or nvml (discrete GPU).")
+    scope: str | None = Field(None, description="system (all processes) or process (this bench process).")
+    samples: int | None = Field(None, description="Samples the peak was taken over.")
 
 
 class Memory(_Model):
@@ -263,6 +359,9 @@ class Memory(_Model):
     baseline_rss_bytes: int | None = Field(None, description="RSS before the model was loaded, bytes.")
     source: str | None = Field(None, description="Where the peak was read (e.g. procfs:VmHWM).")
     reason: str | None = Field(None, description="Why peak_rss_bytes is null.")
+    gpu_memory: GpuMemory | None = Field(
+        None, description="GPU memory over the timed window; null where the board reports none."
+    )
 
 
 class Energy(_Model):
@@ -362,6 +461,19 @@ class Fingerprint(_Model):
     temp_start_c: Real | None = Field(None, description="°C (recorded, not matched).")
     temp_end_c: Real | None = Field(None, description="°C (recorded, not matched).")
     throttled: bool | None = None
+    providers_used: list[str] | None = Field(
+        None, description="Providers that executed at least one node (runtime.placement), sorted."
+    )
+    provider_options: dict[str, dict[str, str]] | None = Field(
+        None, description="runtime.provider_options without options naming a path on the board."
+    )
+    provider_versions: dict[str, str] | None = Field(None, description="Provider library -> version.")
+    delegate: list[str] | None = Field(None, description="TFLite delegates applied, sorted ([]: none).")
+    power_mode: str | None = Field(None, description="Jetson power mode (nvpmodel -q), e.g. 25W.")
+    jetson_clocks: bool | None = Field(None, description="Jetson clocks pinned at maximum (jetson_clocks).")
+    accelerated_fraction: Real | None = Field(
+        None, description="runtime.placement.accelerated_fraction (recorded, not matched)."
+    )
     hash: str = Field("", description="sha256 (16 hex digits) over the comparable keys.")
 
     def comparable(self) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from edgekit.core.profiles import BUDGET_METRICS, Budget
+from edgekit.core.profiles import BUDGET_METRICS, MINIMUM_METRICS, Budget
 from edgekit.core.result import BudgetCheck, BudgetVerdict, Measurement
 
 MIB = 1024 * 1024
@@ -42,7 +42,8 @@ class MetricValue:
 
 def metric_values(result: Measurement) -> dict[str, MetricValue]:
     """The budgetable metrics of a result, each a value or None with the reason. Units: latency and
-    cold start ms, peak RSS and model size MiB, energy mJ per inference."""
+    cold start ms, peak RSS and model size MiB, energy mJ per inference, accelerated fraction 0-1
+    (runtime.placement)."""
     latency = result.latency_ms
     values: dict[str, MetricValue] = {}
     for q in ("p50", "p90", "p99"):
@@ -74,7 +75,20 @@ def metric_values(result: Measurement) -> dict[str, MetricValue]:
         if mj is not None
         else MetricValue(None, result.null_reasons.get("energy") or "no power sensor")
     )
+    placement = result.runtime.placement if result.runtime is not None else None
+    fraction = placement.accelerated_fraction if placement is not None else None
+    values["min_accelerated_fraction"] = (
+        MetricValue(fraction)
+        if fraction is not None
+        else MetricValue(None, "no node placement reported (an agent or runtime that cannot tell)")
+    )
     return values
+
+
+def within(metric: str, value: float, limit: float) -> bool:
+    """Whether `value` meets the budget `limit`: value >= limit for the MINIMUM_METRICS
+    (min_accelerated_fraction), value <= limit for every other metric."""
+    return value >= limit if metric in MINIMUM_METRICS else value <= limit
 
 
 def evaluate(
@@ -95,7 +109,8 @@ def evaluate(
     checks: list[BudgetCheck] = []
     for metric, limit in budget.metric_limits().items():
         measured = values[metric]
-        verdict = UNKNOWN if measured.value is None else (PASS if measured.value <= limit else FAIL)
+        value = measured.value
+        verdict = UNKNOWN if value is None else (PASS if within(metric, value, limit) else FAIL)
         reason = measured.reason
         if emulated and metric in TIMING_METRICS and measured.value is not None:
             verdict, reason = UNKNOWN, EMULATED_REASON
@@ -126,4 +141,5 @@ __all__ = [
     "evaluate",
     "metric_values",
     "unjudgeable_metrics",
+    "within",
 ]

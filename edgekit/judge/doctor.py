@@ -78,6 +78,7 @@ def diagnose(
     )
     if sensors is not None:
         checks += power_checks(sensors, profile_power or [])
+        checks += accelerator_checks(sensors.get("accelerators") or [])
     emulation = facts.get("emulation") or {}
     if facts.get("emulated"):
         checks.append(
@@ -90,6 +91,28 @@ def diagnose(
         )
     install = f"{shlex.quote(python)} -m pip install {' '.join(missing)}" if missing else None
     return checks, install
+
+
+ACCELERATOR_STATUS = {"available": "ok", "missing": "warn", "no_device": "warn"}
+
+
+def accelerator_checks(accelerators: list[dict[str, Any]]) -> list[Check]:
+    """One check per onnxruntime provider and TFLite delegate the agent listed (docs/protocol.md,
+    `sensors` with `accelerators`): ok when available; warn when missing (with the exact install
+    line) or loaded with no device here. A missing accelerator never fails doctor: a bench falls
+    back to the ones the board has unless one is asked for explicitly."""
+    checks = []
+    for entry in accelerators:
+        status = str(entry.get("status"))
+        detail = str(entry.get("detail") or "")
+        if status == "no_device":
+            detail = f"no device here: {detail}"
+        if entry.get("install"):
+            detail = f"{detail}; install: {entry['install']}"
+        checks.append(
+            Check(f"{entry.get('kind')} {entry.get('name')}", ACCELERATOR_STATUS.get(status, "warn"), detail)
+        )
+    return checks
 
 
 def power_checks(sensors: dict[str, Any], profile_power: list[str]) -> list[Check]:

@@ -32,8 +32,10 @@ from edgekit.judge.regression import DEFAULT_THRESHOLD
 from edgekit.measure.bench import (
     BenchOptions,
     EventCallback,
+    accelerators_for,
     bench_params,
     build_result,
+    check_accelerators_applied,
     prepare_model,
     stage_model,
 )
@@ -41,7 +43,20 @@ from edgekit.transport.agent_client import agent_session
 from edgekit.transport.board import Board
 
 ORDER = "ABBA"
-SIDE_KEYS = ("artifact", "inputs", "inputs_file", "seed", "threads")  # a side's own bench params
+# A side's own bench params: a candidate may run on other providers or another delegate.
+SIDE_KEYS = (
+    "artifact",
+    "inputs",
+    "inputs_file",
+    "seed",
+    "threads",
+    "providers",
+    "provider_options",
+    "delegate",
+    "delegate_options",
+    "chosen_by",
+    "fresh_engine",
+)
 
 
 @dataclass(frozen=True)
@@ -118,6 +133,8 @@ def run_ab(
     ab_options.validate()
     side_options = [options, candidate_options or options]
     prepared = [prepare_model(baseline_path, options), prepare_model(candidate_path, side_options[1])]
+    for side, side_option in zip(prepared, side_options, strict=True):
+        accelerators_for(side, board, side_option)  # a usage error before the device is touched
     emit = on_event or (lambda event: None)
     emit({"phase": "connect", "device": board.device.name})
     transport = board.device.transport()
@@ -186,6 +203,7 @@ def run_ab(
             "window": raw_ab.get("window"),
             "thermal_wait": raw_ab.get("thermal_wait"),
         }
+        check_accelerators_applied(sides[index], raw, board.device.name)
         result = build_result(
             board=board,
             hello=hello,

@@ -12,14 +12,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from edgekit import __version__
+from edgekit.core.accelerators import AcceleratorRequest, accelerator_params
 from edgekit.core.artifacts import Artifact, load_artifact, sha256_file
-from edgekit.core.errors import UsageError, warn
+from edgekit.core.errors import DeviceError, UsageError, warn
 from edgekit.core.inputs import (
     InputSpec,
     check_inputs_file,
@@ -72,6 +73,8 @@ class BenchOptions:
     thermal_wait_timeout_s: float = 300.0  # wait this long for max_start_temp_c, then run (suspect)
     processes: int = DEFAULT_PROCESSES  # fresh bench child processes, one after another
     rounds: int | None = None  # timed rounds per process; None: resolved_rounds' automatic choice
+    # --provider/--provider-option/--delegate/--delegate-option (edgekit.core.accelerators)
+    accelerators: AcceleratorRequest = field(default_factory=AcceleratorRequest)
 
     def resolved_rounds(self) -> int:
         """Rounds per process: `rounds` when given, else min_seconds / processes / ROUND_SECONDS
@@ -104,6 +107,7 @@ class BenchOptions:
             raise UsageError(f"--lock-timeout must be a number of seconds >= 0, got {self.lock_timeout_s:g}")
         if not self.thermal_wait_timeout_s < float("inf"):
             raise UsageError(f"--thermal-wait-timeout must be finite, got {self.thermal_wait_timeout_s:g}")
+        self.accelerators.validate()
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,7 @@ def prepare_model(path: Path, options: BenchOptions) -> PreparedModel:
     UsageError, ModelError or InputSpecError (exit 2)."""
     options.validate()
     artifact = load_artifact(path)
+    options.accelerators.check_format(artifact.format)
     if artifact.format == "tflite":
         from edgekit.core.tflite_model import declared_inputs
 
@@ -205,6 +210,7 @@ def run_bench(
     once `cancel` is set (another thread's Ctrl-C); interrupted either way, the bench child on the
     device is stopped (edgekit.transport.agent_client.agent_session)."""
     prepared = prepare_model(model_path, options)
+    accelerators_for(prepared, board, options)  # a usage error before the device is touched
     device = board.device
     emit = on_event or (lambda event: None)
     emit({"phase": "connect", "device": device.name})
@@ -213,7 +219,9 @@ def run_bench(
         hello = client.hello()
         warn_threads_over_cores(board, options, dict(hello.get("facts") or {}))
         staged = stage_model(transport, prepared)
-        raw = client.bench(bench_params(staged, prepared, board, options), on_progress=emit)
+        params = bench_params(staged, prepared, board, options)
+        raw = client.bench(params, on_progress=emit)
+    check_accelerators_applied(params, raw, device.name)
     result = build_result(
         board=board, hello=hello, prepared=prepared, raw=raw, options=options, transfer=staged.transfer
     )
@@ -267,7 +275,36 @@ def bench_params(
         "processes": options.processes,
         "rounds": options.resolved_rounds(),
         **sensor_params(board, options),
+        **accelerators_for(prepared, board, options),
     }
+
+
+def accelerators_for(prepared: PreparedModel, board: Board, options: BenchOptions) -> dict[str, Any]:
+    """The accelerator bench params (edgekit.core.accelerators.accelerator_params): the flags, else
+    the board profile's [accelerators], for the model's runtime. Pure; raises UsageError (exit 2),
+    so it is called once before the device is touched."""
+    prefs = board.profile.accelerators.prefs()
+    return accelerator_params(options.accelerators, prefs, prepared.artifact.format)
+
+
+def check_accelerators_applied(params: dict[str, Any], raw: dict[str, Any], device: str) -> None:
+    """Refuse a reply that ignored providers or a delegate asked for explicitly (an agent older
+    than accelerators ignores params it does not know, and would run on the CPU): DeviceError
+    (exit 3), so a CPU run is never labelled with the accelerator asked for."""
+    if params.get("chosen_by") != "explicit":
+        return
+    runtime = raw.get("runtime") or {}
+    if params.get("providers") and runtime.get("requested_providers") is None:
+        asked = "--provider " + ",".join(params["providers"])
+    elif params.get("delegate") and runtime.get("delegate") is None:
+        asked = "--delegate " + str(params["delegate"])
+    else:
+        return
+    raise DeviceError(
+        f"the agent on {device} did not report applying {asked} (an agent older than accelerator "
+        "support?); the run is not kept as an accelerator run",
+        device=device,
+    )
 
 
 def latency_section(
@@ -318,7 +355,8 @@ def latency_section(
 
 
 def memory_section(raw: dict[str, Any]) -> Memory:
-    """Peak and baseline RSS from the agent (bytes), and what the model added on top."""
+    """Peak and baseline RSS from the agent (bytes), what the model added on top, and the GPU
+    memory the agent sampled over the window (gpu_memory: MB, null where the board has none)."""
     memory_raw = raw.get("memory") or {}
     peak, baseline = memory_raw.get("peak_rss_bytes"), memory_raw.get("baseline_rss_bytes")
     return Memory(
@@ -326,6 +364,7 @@ def memory_section(raw: dict[str, Any]) -> Memory:
         model_rss_delta_bytes=(peak - baseline) if peak is not None and baseline is not None else None,
         baseline_rss_bytes=baseline,
         source=memory_raw.get("source"),
+        gpu_memory=memory_raw.get("gpu_memory"),
     )
 
 

@@ -6,7 +6,7 @@ The agent's `hello` and `sensors` replies are specified in docs/protocol.md.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from edgekit.judge.budgets import unjudgeable_metrics
@@ -35,15 +35,23 @@ def device_facts(device: Device) -> dict[str, Any]:
 @dataclass(frozen=True)
 class DoctorReport:
     """`checks` in display order; `install` is the one shell line that installs what is missing on
-    the board (None when nothing is)."""
+    the board (None when nothing is); `accelerators` the agent's list of onnxruntime providers and
+    TFLite delegates (docs/protocol.md, `sensors`), each with its status and install line."""
 
     device: str
     checks: list[Check]
     install: str | None
+    accelerators: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """`{"device", "checks": [{"item", "status", "detail"}], "install"}` (`--json`)."""
-        return {"device": self.device, "checks": [vars(c) for c in self.checks], "install": self.install}
+        """`{"device", "checks": [{"item", "status", "detail"}], "install", "accelerators":
+        [{"kind", "name", "status", "detail", "library", "install"}]}` (`--json`)."""
+        return {
+            "device": self.device,
+            "checks": [vars(c) for c in self.checks],
+            "install": self.install,
+            "accelerators": self.accelerators,
+        }
 
 
 def doctor(board: Board) -> DoctorReport:
@@ -58,12 +66,13 @@ def doctor(board: Board) -> DoctorReport:
                 "power_sensors": list(profile.sensors.power),
                 "sensor_options": profile.sensors.sensor_options(),
                 "discover_power": True,
+                "accelerators": True,
             }
         )
     ssh = board.device.ssh
     python = ssh.python if ssh else "python3"
     checks, install = diagnose(facts, profile.facts.runtime, python, sensors, list(profile.sensors.power))
-    return DoctorReport(board.name, checks, install)
+    return DoctorReport(board.name, checks, install, list(sensors.get("accelerators") or []))
 
 
 def power_problem_of(specs: list[str], checked: list[dict[str, Any]]) -> str | None:

@@ -20,6 +20,20 @@ A plan (TOML):
     recipes = ["as-is", "int8-static"]  # "as-is" benchmarks the file itself
     calib = "calib.npz"               # for recipes that need calibration data
 
+Accelerators (docs/accelerators.md), the same settings as `edgekit bench`'s flags, as keys of
+[plan] (every cell's default) and of a [[model]] table (a key given there replaces the plan's):
+
+    providers = ["cuda", "cpu"]       # --provider, in order (chosen_by "explicit")
+    [plan.provider_options.cuda]      # --provider-option cuda.KEY=VALUE
+    device_id = "0"
+    delegate = "xnnpack"              # --delegate (TFLite cells)
+    delegate_options = { num_threads = "2" }
+    fresh_engine = true               # --fresh-engine
+
+Providers apply to the ONNX cells, the delegate to the TFLite cells (a recipe may turn one into
+the other). Without providers a device uses its profile's [accelerators] (chosen_by "profile").
+A provider or delegate asked for that a device lacks fails that cell (exit 3), not the device.
+
 Every device's outcome is kept: a device that fails never hides the others' results.
 """
 
@@ -29,15 +43,26 @@ import tempfile
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from edgekit.compress import CompressOptions, compress, parse_recipes
+from edgekit.core.accelerators import AcceleratorRequest, request_from_tables
+from edgekit.core.artifacts import load_artifact
 from edgekit.core.config import ConfigModel, integer, json_schema, number, read_toml, text, validate_model
-from edgekit.core.errors import CancelledError, ConfigError, DeviceError, EdgekitError
+from edgekit.core.errors import (
+    ACCELERATOR_MISSING_ERROR_TYPES,
+    AgentError,
+    CancelledError,
+    ConfigError,
+    DeviceError,
+    EdgekitError,
+    UsageError,
+)
+from edgekit.core.profiles import ProfileAccelerators
 from edgekit.core.result import FleetCell, Result
 from edgekit.measure.bench import DEFAULT_PROCESSES, BenchOptions, run_bench
 from edgekit.store.base import ResultsStore
@@ -54,8 +79,20 @@ DEFAULT_MAX_PARALLEL = 32  # SSH sessions at once: threads wait on the network, 
 INTERRUPT_GRACE_S = 1.0
 
 
-class PlanSettings(ConfigModel):
-    """[plan]: name, measurement effort, inventory and concurrency."""
+ACCELERATOR_KEYS = ("providers", "provider_options", "delegate", "delegate_options", "fresh_engine")
+
+
+class PlanAccelerators(ProfileAccelerators):
+    """The accelerator keys of [plan] and [[model]]: bench's --provider, --provider-option,
+    --delegate, --delegate-option and --fresh-engine, checked as the profile's [accelerators]."""
+
+    fresh_engine: bool | None = Field(
+        default=None, description="rebuild a cached TensorRT engine (--fresh-engine); absent = false"
+    )
+
+
+class PlanSettings(PlanAccelerators):
+    """[plan]: name, measurement effort, inventory, concurrency and the accelerators of every cell."""
 
     name: str | None = text("the plan name; absent = the file name without .toml")
     runs: int = integer("timed runs per benchmark", minimum=1, default=100)
@@ -79,8 +116,14 @@ class PlanDevices(ConfigModel):
     tags: list[str] = Field(default_factory=list, description="a list of strings (inventory tags)")
 
 
-class PlanModel(ConfigModel):
-    """One [[model]] table: a model file and the recipes to benchmark it with."""
+class PlanModel(PlanAccelerators):
+    """One [[model]] table: a model file, the recipes to benchmark it with, and accelerator keys
+    that replace the plan's for its cells."""
+
+    @field_validator("provider_options")
+    @classmethod
+    def _options_of_listed(cls, options: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        return options  # may name the plan's providers: checked on the merged settings (load_plan)
 
     path: str = text("model path, relative to the plan", default=...)
     recipes: list[str] = Field(
@@ -116,6 +159,15 @@ class Cell:
     model: Path
     recipe: str
     calib: Path | None
+    # providers/delegate asked for (both kinds; the one that fits the artifact's format is applied)
+    accelerators: AcceleratorRequest = field(default_factory=AcceleratorRequest)
+
+    def label(self) -> str:
+        """`model.onnx [recipe]`, plus the providers/delegate asked for."""
+        asked = ",".join(self.accelerators.providers)
+        if self.accelerators.delegate is not None:
+            asked += ("; " if asked else "") + f"delegate {self.accelerators.delegate}"
+        return f"{self.model.name} [{self.recipe}]" + (f" ({asked})" if asked else "")
 
 
 @dataclass
@@ -157,7 +209,8 @@ def load_plan(path: Path) -> Plan:
         raise ConfigError(f"{path}: [devices] selects no device")
     cells = []
     for index, entry in enumerate(data.model):
-        cells += _model_cells(path, index, entry)
+        accelerators = _cell_accelerators(path, index, settings, entry)
+        cells += [replace(cell, accelerators=accelerators) for cell in _model_cells(path, index, entry)]
     options = BenchOptions(
         runs=settings.runs,
         min_seconds=settings.min_seconds,
@@ -171,6 +224,42 @@ def load_plan(path: Path) -> Plan:
         options,
         settings.max_parallel,
     )
+
+
+def _cell_accelerators(
+    path: Path, index: int, settings: PlanSettings, entry: PlanModel
+) -> AcceleratorRequest:
+    """The accelerator request of one [[model]] table's cells: each key the table gives replaces
+    the plan's; the plan's provider_options keep only the providers in effect. Raises ConfigError
+    (exit 2) naming `path` and the key when the settings do not make a valid request."""
+    merged = {
+        key: getattr(entry if key in entry.model_fields_set else settings, key) for key in ACCELERATOR_KEYS
+    }
+    if "provider_options" not in entry.model_fields_set:
+        merged["provider_options"] = {
+            name: values for name, values in merged["provider_options"].items() if name in merged["providers"]
+        }
+    unlisted = sorted(set(merged["provider_options"]) - set(merged["providers"]))
+    if unlisted:
+        key = f"model[{index}].provider_options"
+        shown = ", ".join(merged["providers"]) or "none"
+        raise ConfigError(
+            f"{path}: {key}: options for {unlisted[0]!r}, which is not in providers ({shown})",
+            path=str(path),
+            key=key,
+        )
+    try:
+        return request_from_tables(
+            merged["providers"],
+            merged["provider_options"],
+            merged["delegate"],
+            merged["delegate_options"],
+            bool(merged["fresh_engine"]),
+        )
+    except UsageError as exc:
+        given = [key for key in ACCELERATOR_KEYS if key in entry.model_fields_set]
+        key = f"model[{index}].{given[0]}" if given else f"plan.{ACCELERATOR_KEYS[0]}"
+        raise ConfigError(f"{path}: {key}: {exc.message}", path=str(path), key=key) from None
 
 
 def _model_cells(path: Path, index: int, entry: PlanModel) -> list[Cell]:
@@ -231,7 +320,14 @@ class FleetRun:
 
 
 def cell_key(cell: Cell) -> str:
-    return f"{cell.model.resolve()}|{cell.recipe}"
+    """The cell's identity in the store (a resumed run skips the keys done): model and recipe, and
+    the accelerators asked for when there are any (plans without them keep their keys)."""
+    key = f"{cell.model.resolve()}|{cell.recipe}"
+    asked = cell.accelerators
+    if asked != AcceleratorRequest():
+        key += f"|{','.join(asked.providers)}|{','.join(asked.provider_options)}|{asked.delegate or ''}"
+        key += f"|{','.join(asked.delegate_options)}|{int(asked.fresh_engine)}"
+    return key
 
 
 @dataclass
@@ -263,10 +359,11 @@ def _bench_cell(run: _PlanRun, board: Board, cell: Cell) -> Result:
     the cell marked done. Raises DeviceError when the board fails, EdgekitError for the cell."""
     with run.compress_lock:
         artifact = _artifact(cell, board, run.workdir)
+    accelerators = cell.accelerators.for_format(load_artifact(artifact).format)
     result = run_bench(
         artifact,
         board,
-        run.plan.options,
+        replace(run.plan.options, accelerators=accelerators),
         on_event=lambda event: run.emit({"device": board.name, "phase": "bench", "bench": event}),
         cancel=run.cancel,
     )
@@ -283,7 +380,7 @@ def _run_cells(run: _PlanRun, board: Board, outcome: DeviceOutcome) -> None:
     for index, cell in enumerate(run.plan.cells):
         if run.cancel.is_set():
             return
-        label = f"{cell.model.name} [{cell.recipe}]"
+        label = cell.label()
         if run.is_done(board.name, cell):
             message = f"{label} (done before)"
             run.emit({"device": board.name, "phase": "cell", "message": message, "index": index})
@@ -294,6 +391,11 @@ def _run_cells(run: _PlanRun, board: Board, outcome: DeviceOutcome) -> None:
         except CancelledError:
             return  # the run was interrupted: this cell stays not done, for the resumed run
         except DeviceError as exc:
+            if isinstance(exc, AgentError) and exc.error_type in ACCELERATOR_MISSING_ERROR_TYPES:
+                # the board is fine and lacks the provider/delegate this cell asked for: the cell
+                # fails (exit 3), the board's other cells run
+                outcome.errors.append({"cell": label, "error": exc.message, "exit": "device"})
+                continue
             if run.interrupted():
                 return  # the interrupt killed the agent: not a failure, the cell stays not done
             outcome.errors.append({"cell": label, "error": exc.message})

@@ -6,18 +6,31 @@ Phase 1 tries each technique alone (and its variants); phase 2 chains the best s
 the strongest pruning that kept the accuracy, followed by each quantizer that did.
 Candidates are built as typed recipes; their text (`prune-channels:0.4+int8-static`) is only
 produced from them, for display, the state file and directory names.
+
+With `--provider` (onnxruntime execution providers, edgekit names) a candidate is a recipe on a
+provider (`fp16@provider=tensorrt`), paired where the provider takes what the recipe makes
+(provider_takes; docs/accelerators.md): float-typed recipes (fp16, pruning, low-rank, and the
+float model itself) on every provider; int8 QDQ (`int8-static`) on the providers that run
+QuantizeLinear/DequantizeLinear graphs as int8 (QDQ_PROVIDERS); dynamic int8 (`int8-dynamic`:
+DynamicQuantizeLinear, MatInteger) on the CPU provider only (DYNAMIC_INT8_PROVIDERS).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from edgekit.compress import Recipe, step
 from edgekit.train.candidates import TrainedArtifact
 
 PRUNE_RATIOS = (0.25, 0.4, 0.5)
 QUANTIZERS = ("int8-static", "fp16")  # what a pruned model is chained with
+# Providers that execute QDQ int8 graphs (int8-static) as int8: the CPU provider, TensorRT
+# (explicit quantization), OpenVINO, XNNPACK and QNN (HTP). CUDA and the others run float (or
+# fp16) graphs; on them a QDQ graph's int8 nodes fall back to the CPU provider.
+QDQ_PROVIDERS = frozenset({"cpu", "tensorrt", "openvino", "xnnpack", "qnn"})
+# DynamicQuantizeLinear / MatMulInteger (int8-dynamic) have kernels in the CPU provider only.
+DYNAMIC_INT8_PROVIDERS = frozenset({"cpu"})
 
 
 @dataclass(frozen=True)
@@ -26,10 +39,21 @@ class RuntimeSettings:
     --threads (itself defaulting to the profile's)."""
 
     threads: int | None = None
+    provider: str | None = None  # onnxruntime execution provider (edgekit name); None: bench's default
 
     def text(self) -> str:
-        """'' for the defaults, else `@threads=N` (appended to the candidate's name)."""
-        return "" if self.threads is None else f"@threads={self.threads}"
+        """'' for the defaults, else `@threads=N` and/or `@provider=NAME` (appended to the
+        candidate's name)."""
+        text = "" if self.threads is None else f"@threads={self.threads}"
+        return text + ("" if self.provider is None else f"@provider={self.provider}")
+
+
+@dataclass(frozen=True)
+class FloatModel:
+    """The float model itself as a candidate (on a provider other than the baseline's)."""
+
+    def text(self) -> str:
+        return "float"
 
 
 @dataclass(frozen=True)
@@ -37,7 +61,7 @@ class Candidate:
     """One thing a search judges: an artifact made by a recipe chain (compressed by the search)
     or by training (made elsewhere), run with `runtime` settings."""
 
-    source: Recipe | TrainedArtifact
+    source: Recipe | TrainedArtifact | FloatModel
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
 
     @property
@@ -129,7 +153,44 @@ def second_phase(survivors: Sequence[Candidate], tried: Collection[str]) -> list
         best = next((c for c in survivors if _single(c, family)), None)
         if best is not None and strongest.recipe is not None and best.recipe is not None:
             chains.append(Candidate(strongest.recipe.then(best.recipe), strongest.runtime))
-    return [c for c in chains if c.name not in tried]
+    return [c for c in chains if c.name not in tried and provider_takes(c.source, c.runtime.provider)]
+
+
+def recipe_kind(source: Recipe | TrainedArtifact | FloatModel) -> str:
+    """ "dynamic" (an int8-dynamic step), "qdq" (an int8-static step, or quantization-aware
+    training, `train-qat`, which exports a QDQ graph), else "float" (float or fp16 weights)."""
+    if isinstance(source, FloatModel):
+        return "float"
+    if isinstance(source, TrainedArtifact):
+        return "qdq" if "qat" in source.name else "float"
+    names = {s.name for s in source.steps}
+    if "int8-dynamic" in names:
+        return "dynamic"
+    return "qdq" if "int8-static" in names else "float"
+
+
+def provider_takes(source: Recipe | TrainedArtifact | FloatModel, provider: str | None) -> bool:
+    """Whether `provider` runs what `source` makes as it is meant to run (the pairing rule in this
+    module's docstring); None (no provider asked for) takes everything."""
+    if provider is None:
+        return True
+    kind = recipe_kind(source)
+    if kind == "dynamic":
+        return provider in DYNAMIC_INT8_PROVIDERS
+    return kind == "float" or provider in QDQ_PROVIDERS
+
+
+def on_providers(candidates: Sequence[Candidate], providers: Sequence[str]) -> list[Candidate]:
+    """Each candidate on each provider that takes it (candidate order first, then provider
+    order); `candidates` unchanged when no provider is asked for."""
+    if not providers:
+        return list(candidates)
+    return [
+        Candidate(c.source, replace(c.runtime, provider=provider))
+        for c in candidates
+        for provider in providers
+        if provider_takes(c.source, provider)
+    ]
 
 
 def slug(name: str) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 
 from edgekit.compress import CompressOptions, Recipe, compress
 from edgekit.compress.fidelity import quality_loss, worst_cosine
+from edgekit.core.accelerators import AcceleratorRequest, check_provider_names
 from edgekit.core.artifact_writer import artifact_manifest, make_dir, write_manifest
 from edgekit.core.artifacts import MANIFEST_NAME, artifact_files, artifact_sha256, sha256_file
 from edgekit.core.errors import DeviceError, EdgekitError, UsageError
@@ -34,9 +35,11 @@ from edgekit.measure.ab import AbOptions, ab_compare
 from edgekit.measure.bench import BenchOptions, run_bench
 from edgekit.optimize.candidates import (
     Candidate,
+    FloatModel,
     ModelTraits,
     RuntimeSettings,
     first_phase,
+    on_providers,
     second_phase,
     slug,
 )
@@ -77,6 +80,10 @@ class OptimizeOptions:
     train_config: Path | None = None  # also try QAT and prune-and-fine-tune (edgekit train config)
     min_cosine: float = 0.99  # outputs that are not class scores: the worst mean cosine to float
     output_kinds: dict[str, str] = field(default_factory=dict)  # --output-kind NAME=KIND overrides
+    # --provider: onnxruntime execution providers (edgekit names), each candidate paired with those
+    # that take it (edgekit.optimize.candidates.provider_takes); the first one runs the float
+    # baseline. Empty: the bench's default (the profile's [accelerators], else the CPU).
+    providers: tuple[str, ...] = ()
 
     def validate(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -99,6 +106,9 @@ class OptimizeOptions:
                 raise UsageError(f"{option} {path}: no such file or directory")
         if self.train_config is not None:
             check_training_config(self.train_config)
+        check_provider_names(self.providers)
+        if self.providers and self.bench.accelerators != AcceleratorRequest():
+            raise UsageError("--provider: the candidates' providers replace the bench's accelerators")
         self.bench.validate()
 
 
@@ -148,6 +158,8 @@ def search_key(options: OptimizeOptions) -> dict[str, Any]:
         "min_cosine": options.min_cosine,
         "output_kinds": dict(sorted(options.output_kinds.items())),
         "bench": {"runs": bench.runs, "min_seconds": bench.min_seconds, "threads": bench.threads},
+        # only when asked for: searches without --provider keep their key (and resume)
+        **({"providers": list(options.providers)} if options.providers else {}),
     }
 
 
@@ -220,15 +232,21 @@ class Search:
     def run_device(self, board: Board) -> DeviceReport:
         profile = board.profile
         search = self.state.device(board.name, profile.name)
+        providers = self.options.providers
         try:
             baseline = self._baseline(board, search)
-            first = self._first_phase(profile)
+            # The float model on every other provider first: a provider the board lacks fails the
+            # device here (ProviderMissing, exit 3) before any candidate is compressed.
+            others = [Candidate(FloatModel(), RuntimeSettings(provider=p)) for p in providers[1:]]
+            self._try_all(board, search, others, baseline)
+            first = on_providers(self._first_phase(profile), providers)
             self._try_all(board, search, first, baseline)
             if not self.options.recipes:
                 chains = second_phase(self._survivors(search, first), search.outcomes)
                 self._try_all(board, search, chains, baseline)
             if self.options.train_config is not None and self._time_left():
-                self._try_all(board, search, self._training_candidates(profile), baseline)
+                trained = on_providers(self._training_candidates(profile), providers)
+                self._try_all(board, search, trained, baseline)
             if not self.out_of_time:
                 self._confirm(board, search)
         except DeviceError as exc:
@@ -263,14 +281,25 @@ class Search:
             return search.outcomes[FLOAT]
         self.emit({"phase": "candidate", "device": board.name, "candidate": FLOAT})
         started = time.monotonic()
-        outcome = Outcome(FLOAT, BASELINE, "the float model: the reference", artifact=str(self.options.model))
-        self._measure(board, self.options.model, outcome)
+        runtime = self._baseline_runtime()
+        outcome = Outcome(
+            FLOAT,
+            BASELINE,
+            "the float model: the reference",
+            artifact=str(self.options.model),
+            provider=runtime.provider,
+        )
+        self._measure(board, self.options.model, outcome, runtime=runtime)
         outcome.accuracy_drop_points = 0.0
         outcome.speedup = 1.0
         outcome.seconds = round(time.monotonic() - started, 2)
         search.outcomes[FLOAT] = outcome
         self.state.save(self.out_dir)
         return outcome
+
+    def _baseline_runtime(self) -> RuntimeSettings:
+        """The float reference runs on the first provider asked for (the bench's default without)."""
+        return RuntimeSettings(provider=self.options.providers[0] if self.options.providers else None)
 
     def _training_candidates(self, profile: DeviceProfile) -> list[Candidate]:
         """QAT and prune-and-fine-tune artifacts from the training config, trained once per
@@ -303,16 +332,19 @@ class Search:
         device, profile = board.device, board.profile
         self.emit({"phase": "candidate", "device": device.name, "candidate": name})
         started = time.monotonic()
-        outcome = Outcome(name, ACCEPTED)
+        outcome = Outcome(name, ACCEPTED, provider=candidate.runtime.provider)
         try:
-            artifact_dir, manifest = self._artifact(profile, candidate)
-            outcome.artifact = str(artifact_dir)
-            self._judge_accuracy(outcome, manifest)
+            if isinstance(candidate.source, FloatModel):  # the reference's file on another provider
+                model, outcome.accuracy_drop_points = self.options.model, 0.0
+            else:
+                model, manifest = self._artifact(profile, candidate)
+                self._judge_accuracy(outcome, manifest)
+            outcome.artifact = str(model)
             if outcome.status == ACCEPTED:
-                self._measure(board, artifact_dir, outcome, runtime=candidate.runtime)
+                self._measure(board, model, outcome, runtime=candidate.runtime)
                 self._judge_speed(outcome, baseline, device.name)
         except DeviceError:
-            raise  # the device is gone: the caller reports it, other devices go on
+            raise  # the device is gone (or lacks a provider asked for): reported, other devices go on
         except EdgekitError as exc:
             outcome.status, outcome.reason = FAILED, exc.message
         except Exception as exc:  # a library failure not typed on its way up: this candidate only
@@ -368,6 +400,7 @@ class Search:
         if isinstance(candidate.source, TrainedArtifact):
             directory = candidate.source.directory
             return directory, json.loads((directory / MANIFEST_NAME).read_text())
+        assert isinstance(candidate.source, Recipe)  # the float model has no artifact of its own
         out = self.out_dir / "candidates" / profile.name / candidate.artifact_slug()
         manifest_path = out / MANIFEST_NAME
         if manifest_path.exists():
@@ -417,10 +450,14 @@ class Search:
         outcome.run_id = result.run_id
 
     def _bench_options(self, runtime: RuntimeSettings) -> BenchOptions:
-        """The search's bench options with the candidate's runtime settings over them."""
-        if runtime.threads is None:
-            return self.options.bench
-        return dataclasses.replace(self.options.bench, threads=runtime.threads)
+        """The search's bench options with the candidate's runtime settings over them (its
+        provider asked for explicitly: a board without it is ProviderMissing, exit 3)."""
+        bench = self.options.bench
+        if runtime.threads is not None:
+            bench = dataclasses.replace(bench, threads=runtime.threads)
+        if runtime.provider is not None:
+            bench = dataclasses.replace(bench, accelerators=AcceleratorRequest(providers=(runtime.provider,)))
+        return bench
 
     def _judge_speed(self, outcome: Outcome, baseline: Outcome, device_name: str) -> None:
         if outcome.latency_p50_ms and baseline.latency_p50_ms:
@@ -455,9 +492,10 @@ class Search:
             self.options.model,
             Path(search.outcomes[chosen].artifact or ""),
             board,
-            self._bench_options(RuntimeSettings()),
+            self._bench_options(self._baseline_runtime()),
             AbOptions(rounds=self.options.confirm_rounds),
-            ignore={"threads"},  # a candidate's runtime settings are part of what is compared
+            # a candidate's runtime settings (threads, provider) are part of what is compared
+            ignore={"threads", "providers", "providers_used", "provider_options", "provider_versions"},
             on_event=lambda e: self.emit({**e, "candidate": chosen}),
             candidate_options=self._bench_options(known.runtime if known else RuntimeSettings()),
         )
@@ -592,7 +630,15 @@ def optimize(
     on_event: EventCallback | None = None,
 ) -> tuple[Search, list[DeviceReport]]:
     """Search on each device in turn (one board at a time keeps the host's compression work off
-    the measurements of `local`); a failing device never loses the others' reports."""
+    the measurements of `local`); a failing device never loses the others' reports. Raises
+    UsageError (exit 2) for --provider with a board that runs TFLite models."""
+    if options.providers:  # before any work: providers are onnxruntime's
+        tflite = [board.name for board in devices if board.profile.facts.runtime == "tflite"]
+        if tflite:
+            raise UsageError(
+                f"--provider: {', '.join(tflite)} run(s) TFLite models (profile facts.runtime), "
+                "which take delegates, not onnxruntime providers"
+            )
     search = Search(options, store, on_event)
     reports = [search.run_device(device) for device in devices]
     return search, reports

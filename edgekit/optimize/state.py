@@ -39,6 +39,7 @@ class Outcome:
     budget_verdict: str | None = None
     run_id: str | None = None
     seconds: float = 0.0
+    provider: str | None = None  # the onnxruntime provider asked for (optimize --provider), else None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

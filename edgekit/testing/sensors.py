@@ -185,10 +185,10 @@ def make_fake_rapl(
 
 
 def make_fake_tool(bin_dir: Path, name: str, outputs: dict[str, str], *, failure: str = "") -> Path:
-    """A fake `vcgencmd` / `nvpmodel` on PATH that prints recorded outputs: the text in
-    <bin_dir>/<name>.<first argument>.out (tests may rewrite it while it runs). An unknown
-    command, or `failure` set, prints that text to stderr and exits 255 as vcgencmd does on a
-    VCHI error [VCG]."""
+    """A fake `vcgencmd` / `nvpmodel` / `jetson_clocks` on PATH that prints recorded outputs: the
+    text in <bin_dir>/<name>.<first argument without its leading dashes>.out (tests may rewrite
+    it while it runs). An unknown command, or `failure` set, prints that text to stderr and
+    exits 255 as vcgencmd does on a VCHI error [VCG]."""
     bin_dir.mkdir(parents=True, exist_ok=True)
     for command, text in outputs.items():
         (bin_dir / f"{name}.{command.lstrip('-')}.out").write_text(text)
@@ -196,9 +196,33 @@ def make_fake_tool(bin_dir: Path, name: str, outputs: dict[str, str], *, failure
     error = failure or "VCHI initialization failed"
     script.write_text(
         "#!/bin/sh\n"
-        f'out="$(dirname "$0")/{name}.${{1#-}}.out"\n'
+        'command="${1#-}"; command="${command#-}"\n'  # -q and --show alike
+        f'out="$(dirname "$0")/{name}.$command.out"\n'
         + (f"echo '{error}' >&2; exit 255\n" if failure else "")
         + f'if [ -f "$out" ]; then cat "$out"; else echo \'{error}\' >&2; exit 255; fi\n'
+    )
+    script.chmod(0o755)
+    return script
+
+
+def make_fake_tegrastats(bin_dir: Path, lines: list[str]) -> Path:
+    """A fake `tegrastats` on PATH: run as `tegrastats --interval MS`, it prints the recorded
+    `lines` (docs/reference/jetson-tools.md) one every MS milliseconds, the first after one
+    interval as tegrastats does, cycling until stopped; it writes its arguments to
+    <bin_dir>/tegrastats.args."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    (bin_dir / "tegrastats.lines").write_text("".join(line.rstrip("\n") + "\n" for line in lines))
+    script = bin_dir / "tegrastats"
+    script.write_text(
+        "#!/bin/sh\n"
+        'here="$(dirname "$0")"\n'
+        'echo "$@" > "$here/tegrastats.args"\n'
+        'ms=1000; if [ "$1" = "--interval" ]; then ms="$2"; fi\n'
+        'seconds="$(awk "BEGIN { print $ms / 1000 }")"\n'
+        "while :; do\n"
+        '  while IFS= read -r line; do sleep "$seconds"; printf "%s\\n" "$line"\n'
+        '  done < "$here/tegrastats.lines"\n'
+        "done\n"
     )
     script.chmod(0o755)
     return script

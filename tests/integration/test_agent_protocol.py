@@ -104,7 +104,15 @@ def test_bench_runs_until_runs_and_min_seconds(agent: AgentProcess, mlp_model: P
         "version": result["runtime"]["version"],
         "threads": 1,
         "providers": ["CPUExecutionProvider"],
+        "requested_providers": ["cpu"],
+        "provider_options": {},
+        "provider_versions": {"onnxruntime": result["runtime"]["version"]},
+        "chosen_by": "default",
+        "placement": result["runtime"]["placement"],
+        "engine_cache": None,  # TensorRT only
     }
+    assert result["runtime"]["placement"]["accelerated_fraction"] == 0.0
+    assert set(result["cold_start_ms"]) == {"load", "first_inference", "session_load", "session_init"}
     memory = result["memory"]
     assert memory["peak_rss_bytes"] >= memory["after_load_rss_bytes"] >= memory["baseline_rss_bytes"] > 0
     assert memory["source"] == "procfs:VmHWM"

@@ -12,6 +12,19 @@ import pytest
 from edgekit.data import demo_model_path
 
 pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _this_tree(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The child pytest imports the plugin of the tree under test, not an installed edgekit
+    (an editable install may point at another checkout)."""
+    import os
+
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    )
+
 
 TESTS = f"""
 import json, os
@@ -146,3 +159,24 @@ def test_heavier(edge_device, edge_compare):
     assert (
         properties["edge_ab_verdict"] == "regression" and float(properties["edge_ab_latency_change"]) > 0.25
     )
+
+
+def test_an_explicit_provider_the_device_lacks_fails_the_test_naming_it(pytester: pytest.Pytester) -> None:
+    """edge_bench takes the accelerator flags as keywords; this machine has no CUDA provider, so
+    the test fails with one line naming it (never a CPU run reported as CUDA)."""
+    pytester.makepyfile(
+        test_accel=f"""
+import pytest
+
+@pytest.mark.edge
+def test_cuda(edge_device, edge_bench):
+    edge_bench({str(demo_model_path())!r}, runs=5, min_seconds=0, processes=1, providers="cuda")
+
+@pytest.mark.edge
+def test_bad_delegate_for_onnx(edge_device, edge_bench):
+    edge_bench({str(demo_model_path())!r}, runs=5, min_seconds=0, delegate="xnnpack")
+"""
+    )
+    result = pytester.runpytest_subprocess("--edge-devices", "local")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*local: *--provider cuda*", "*local: *apply to TFLite models*"])

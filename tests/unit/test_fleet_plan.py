@@ -93,3 +93,53 @@ def test_bad_plans_fail_before_any_device(tmp_path: Path, body: str, error: type
     with pytest.raises(error) as info:
         load_plan(plan(tmp_path, body))
     assert message in str(info.value)
+
+
+def test_plan_accelerators_are_every_cells_default_and_a_model_table_replaces_them(tmp_path: Path) -> None:
+    path = plan(
+        tmp_path,
+        'providers = ["tensorrt", "cpu"]\ndelegate = "xnnpack"\nfresh_engine = true\n'
+        '[plan.provider_options.tensorrt]\ntrt_fp16_enable = "True"\n'
+        '[devices]\ntags = ["lab"]\n'
+        '[[model]]\npath = "m.onnx"\n'
+        '[[model]]\npath = "m.onnx"\nproviders = ["cuda"]\ndelegate = "none"\n'
+        # a provider of the plan's
+        '[[model]]\npath = "m.onnx"\nprovider_options = { cpu = { arena = "0" } }\n',
+    )
+    first, second, third = (cell.accelerators for cell in load_plan(path).cells)
+    assert first.providers == ("tensorrt", "cpu")
+    assert first.provider_options == ("tensorrt.trt_fp16_enable=True",)
+    assert (first.delegate, first.fresh_engine) == ("xnnpack", True)
+    # the model's providers replace the plan's; the plan's tensorrt options do not follow them
+    assert (second.providers, second.provider_options, second.delegate) == (("cuda",), (), "none")
+    assert second.fresh_engine is True
+    assert third.provider_options == ("cpu.arena=0",)
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        (
+            '[[model]]\npath = "m.onnx"\n[[model]]\npath = "m.onnx"\nproviders = ["cu da"]\n',
+            "model[1].providers",
+        ),
+        ('[[model]]\npath = "m.onnx"\nproviders = ["cpu", "cpu"]\n', "model[0].providers"),
+        ('[[model]]\npath = "m.onnx"\ndelegate = "xnpack"\n', "model[0].delegate"),
+        ('[[model]]\npath = "m.onnx"\nfresh_engine = "yes"\n', "model[0].fresh_engine"),
+        (
+            '[[model]]\npath = "m.onnx"\nproviders = ["cpu"]\nprovider_options = { cuda = { a = "1" } }\n',
+            "model[0].provider_options",
+        ),
+        ('[[model]]\npath = "m.onnx"\ndelegate = "none"\ndelegate_options = { a = "1" }\n', "model[0]"),
+    ],
+)
+def test_bad_accelerator_keys_name_the_plan_key(tmp_path: Path, keys: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_plan(plan(tmp_path, '[devices]\ntags = ["lab"]\n' + keys))
+    assert message in str(info.value)
+
+
+def test_bad_plan_level_accelerator_keys_name_the_plan_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_plan(plan(tmp_path, 'providers = [""]\n[devices]\ntags = ["lab"]\n[[model]]\npath = "m.onnx"\n'))
+    assert "plan.providers" in str(info.value)

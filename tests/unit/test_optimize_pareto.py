@@ -7,9 +7,12 @@ import pytest
 from edgekit.compress import parse_recipe
 from edgekit.optimize.candidates import (
     Candidate,
+    FloatModel,
     ModelTraits,
     RuntimeSettings,
     first_phase,
+    on_providers,
+    provider_takes,
     prune_ratio,
     second_phase,
     slug,
@@ -120,3 +123,32 @@ def test_runtime_settings_name_the_candidate_but_not_its_artifact() -> None:
     plain, threaded = Candidate(recipe), Candidate(recipe, RuntimeSettings(threads=2))
     assert (plain.name, threaded.name) == ("int8-static", "int8-static@threads=2")
     assert plain.artifact_slug() == threaded.artifact_slug() == "int8-static"
+
+
+def test_candidates_pair_with_the_providers_that_take_them() -> None:
+    recipes = _candidates("fp16", "int8-static", "int8-dynamic", "prune-channels:0.4")
+    paired = on_providers(recipes, ("tensorrt", "cpu", "cuda", "openvino"))
+    assert _names(paired) == [
+        "fp16@provider=tensorrt",
+        "fp16@provider=cpu",
+        "fp16@provider=cuda",
+        "fp16@provider=openvino",
+        "int8-static@provider=tensorrt",  # QDQ: not on cuda
+        "int8-static@provider=cpu",
+        "int8-static@provider=openvino",
+        "int8-dynamic@provider=cpu",  # dynamic int8: the CPU provider only
+        "prune-channels:0.4@provider=tensorrt",
+        "prune-channels:0.4@provider=cpu",
+        "prune-channels:0.4@provider=cuda",
+        "prune-channels:0.4@provider=openvino",
+    ]
+    assert paired[0].artifact_slug() == paired[1].artifact_slug() == "fp16"  # one artifact per recipe
+    assert on_providers(recipes, ()) == recipes  # without --provider: as before
+    assert provider_takes(FloatModel(), "cuda") and provider_takes(parse_recipe("int8-dynamic"), None)
+    # a chain is offered only on a provider that takes it
+    on_cuda = RuntimeSettings(provider="cuda")
+    tried = _candidates("prune-channels:0.4", "int8-static", "fp16")
+    survivors = [Candidate(c.source, on_cuda) for c in tried]
+    assert _names(second_phase(survivors, tried=set())) == ["prune-channels:0.4+fp16@provider=cuda"]
+    threaded = Candidate(parse_recipe("fp16"), RuntimeSettings(threads=2, provider="cuda"))
+    assert threaded.name == "fp16@threads=2@provider=cuda"

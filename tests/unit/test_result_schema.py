@@ -19,6 +19,7 @@ from edgekit.core.errors import StoreError, UsageError
 from edgekit.core.result import RESULT_SCHEMA, Result, load_result, result_json_schema, upgrade
 from edgekit.data import demo_model_path
 from edgekit.judge.compare import compare
+from edgekit.judge.fingerprint import ACCELERATOR_KEYS
 from edgekit.report import ReportFilter, build_report, render_html, render_markdown, render_openmetrics
 from edgekit.store.open import open_store
 from edgekit.store.references import load_reference
@@ -71,7 +72,10 @@ def test_a_real_bench_json_validates_against_the_committed_schema(tmp_path: Path
             "process_spread_pct",
             "process_medians",
             "ci95_p50_method",
-        ]
+        ],
+        "fingerprint": [*ACCELERATOR_KEYS, "accelerated_fraction"],
+        "device": ["power_mode", "power_mode_id", "jetson_clocks"],
+        "memory": ["gpu_memory"],
     }
     for section in ("device", "latency_ms", "memory", "thermal", "fingerprint", "budget"):
         new_keys = added_in.get(section, [])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from edgekit_agent.energy import energy_summary, window_power
-from edgekit_agent.facts.nvpmodel import parse_nvpmodel
+from edgekit_agent.facts.jetson import parse_nvpmodel
 from edgekit_agent.failure import AgentFailure
 from edgekit_agent.host import Host
 from edgekit_agent.sampler import PowerSampler

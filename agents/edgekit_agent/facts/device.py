@@ -14,6 +14,7 @@ from edgekit_agent.facts.cpus import read_cores_online
 from edgekit_agent.facts.disk import disk_free_bytes
 from edgekit_agent.facts.emulation import read_emulation
 from edgekit_agent.facts.meminfo import read_meminfo
+from edgekit_agent.facts.nvpmodel import jetson_facts
 from edgekit_agent.facts.packages import package_version, read_runtime_versions
 from edgekit_agent.facts.throttle import read_throttled
 from edgekit_agent.host import Host
@@ -49,4 +50,5 @@ def device_facts(host: Host, workdir: str = "~") -> Dict[str, Any]:
         "throttled": read_throttled(host),
         "emulated": emulation is not None,
         "emulation": emulation,
+        **jetson_facts(),
     }
