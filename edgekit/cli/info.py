@@ -80,7 +80,7 @@ def devices_doctor(
         print_json(report.to_dict())
     else:
         table = Table("item", "status", "detail", title=f"device {report.device}", title_justify="left")
-        style = {"ok": "green", "missing": "bold red", "warn": "yellow"}
+        style = {"ok": "green", "missing": "bold red", "warn": "yellow", "absent": "dim"}
         for check in report.checks:
             table.add_row(check.item, f"[{style[check.status]}]{check.status}[/]", check.detail)
         stdout.print(table)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +14,7 @@ RUNTIME_PACKAGES = {"onnxruntime": "onnxruntime", "tflite": "ai-edge-litert"}
 @dataclass(frozen=True)
 class Check:
     item: str
-    status: str  # "ok", "missing", "warn"
+    status: str  # "ok", "missing", "warn", "absent" (an optional accelerator the board lacks)
     detail: str
 
 
@@ -23,11 +24,13 @@ def diagnose(
     python: str = "python3",
     sensors: dict[str, Any] | None = None,
     profile_power: list[str] | None = None,
+    preferred: Collection[str] = (),
 ) -> tuple[list[Check], str | None]:
     """Checks for the agent's needs on this board, and the pip line that installs what is missing.
 
     `sensors` is the agent's `sensors` reply with `power_sensors` (the profile's, each tried) and
-    `power_discovered` (every power sensor on the board)."""
+    `power_discovered` (every power sensor on the board) and `accelerators`; `preferred` the
+    providers and delegate the profile's [accelerators] table names."""
     runtimes = facts.get("runtimes") or {}
     checks = [Check("python", "ok", str(facts.get("python")))]
     missing: list[str] = []
@@ -78,7 +81,7 @@ def diagnose(
     )
     if sensors is not None:
         checks += power_checks(sensors, profile_power or [])
-        checks += accelerator_checks(sensors.get("accelerators") or [])
+        checks += accelerator_checks(sensors.get("accelerators") or [], preferred)
     emulation = facts.get("emulation") or {}
     if facts.get("emulated"):
         checks.append(
@@ -93,25 +96,23 @@ def diagnose(
     return checks, install
 
 
-ACCELERATOR_STATUS = {"available": "ok", "missing": "warn", "no_device": "warn"}
-
-
-def accelerator_checks(accelerators: list[dict[str, Any]]) -> list[Check]:
+def accelerator_checks(accelerators: list[dict[str, Any]], preferred: Collection[str] = ()) -> list[Check]:
     """One check per onnxruntime provider and TFLite delegate the agent listed (docs/protocol.md,
-    `sensors` with `accelerators`): ok when available; warn when missing (with the exact install
-    line) or loaded with no device here. A missing accelerator never fails doctor: a bench falls
-    back to the ones the board has unless one is asked for explicitly."""
+    `sensors` with `accelerators`): ok when available; else (missing, with the exact install line,
+    or loaded with no device here) warn when the profile's [accelerators] names it (`preferred`)
+    and absent otherwise. A missing accelerator never fails doctor: a bench falls back to the ones
+    the board has unless one is asked for explicitly."""
     checks = []
     for entry in accelerators:
         status = str(entry.get("status"))
+        name = str(entry.get("name"))
         detail = str(entry.get("detail") or "")
         if status == "no_device":
             detail = f"no device here: {detail}"
         if entry.get("install"):
             detail = f"{detail}; install: {entry['install']}"
-        checks.append(
-            Check(f"{entry.get('kind')} {entry.get('name')}", ACCELERATOR_STATUS.get(status, "warn"), detail)
-        )
+        judged = "ok" if status == "available" else "warn" if name in preferred else "absent"
+        checks.append(Check(f"{entry.get('kind')} {name}", judged, detail))
     return checks
 
 

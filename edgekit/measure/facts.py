@@ -71,7 +71,11 @@ def doctor(board: Board) -> DoctorReport:
         )
     ssh = board.device.ssh
     python = ssh.python if ssh else "python3"
-    checks, install = diagnose(facts, profile.facts.runtime, python, sensors, list(profile.sensors.power))
+    prefs = profile.accelerators
+    preferred = [*prefs.providers, *([prefs.delegate] if prefs.delegate else [])]
+    checks, install = diagnose(
+        facts, profile.facts.runtime, python, sensors, list(profile.sensors.power), preferred
+    )
     return DoctorReport(board.name, checks, install, list(sensors.get("accelerators") or []))
 
 

@@ -43,7 +43,7 @@ def test_doctor_lists_providers_and_delegates_with_install_lines(tmp_path: Path)
     )
     checks = {c["item"]: c for c in report["checks"]}
     assert checks["provider cpu"]["status"] == "ok"
-    assert checks["provider cuda"]["status"] == "warn"  # a missing accelerator does not fail doctor
+    assert checks["provider cuda"]["status"] == "absent"  # a missing accelerator does not fail doctor
     assert checks["provider cuda"]["detail"].endswith("install: " + PROVIDERS["cuda"].install)
 
 

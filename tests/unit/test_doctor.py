@@ -64,3 +64,24 @@ def test_power_sensors_found_missing_and_others() -> None:
     assert by_item["other power sensors"].detail == "ina3221:VDD_SOC, rapl:core (unreadable)"
     none, _ = diagnose(FACTS, "tflite", sensors={}, profile_power=[])
     assert {c.item: c.status for c in none}["power"] == "warn"
+
+
+def test_a_missing_accelerator_the_profile_prefers_is_a_warning_others_are_absent() -> None:
+    from edgekit.judge.doctor import accelerator_checks
+
+    listed = [
+        {
+            "kind": "provider",
+            "name": "tensorrt",
+            "status": "missing",
+            "detail": "no TensorRT",
+            "install": "x",
+        },
+        {"kind": "provider", "name": "qnn", "status": "missing", "detail": "no QNN", "install": "y"},
+        {"kind": "provider", "name": "openvino", "status": "no_device", "detail": "AMD CPU"},
+        {"kind": "delegate", "name": "xnnpack", "status": "available", "detail": "built in"},
+    ]
+    checks = {c.item: c for c in accelerator_checks(listed, ["tensorrt", "cuda", "cpu"])}
+    assert [checks[k].status for k in checks] == ["warn", "absent", "absent", "ok"]
+    assert checks["provider tensorrt"].detail == "no TensorRT; install: x"
+    assert checks["provider openvino"].detail == "no device here: AMD CPU"
