@@ -131,10 +131,13 @@ def canonical(name: str) -> str:
     )
 
 
-def missing(provider: Provider, why: str) -> AgentFailure:
+def missing(provider: Provider, why: str, installed: bool = False) -> AgentFailure:
+    """ProviderMissing naming the library and the install line (left out of the message when the
+    package is installed and offers no device here: installing it again would not help)."""
+    hint = "" if installed else "; install: %s" % provider.install
     return AgentFailure(
         "ProviderMissing",
-        "provider %s: %s; install: %s" % (provider.name, why, provider.install),
+        "provider %s: %s%s" % (provider.name, why, hint),
         provider=provider.name,
         library=provider.library,
         install=provider.install,
@@ -204,8 +207,15 @@ def resolve_one(ort: Any, provider: Provider) -> Resolved:
         if not devices:
             raise missing(
                 provider,
-                "%s is registered but offers no device on this machine (CPU vendor %s)"
-                % (provider.package, _cpu_vendor(ort)),
+                "%s %s is registered but offers no device on this machine (CPU vendor %s; it "
+                "supports: %s)"
+                % (
+                    provider.package,
+                    _package_version(provider.package) or "",
+                    _cpu_vendor(ort),
+                    provider.install.partition("(")[2].rstrip(")") or "other hardware",
+                ),
+                installed=True,
             )
         version = dict(getattr(devices[0], "ep_metadata", {}) or {}).get("version")
         return Resolved(provider, devices, version or _package_version(provider.package))
