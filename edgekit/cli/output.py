@@ -137,9 +137,7 @@ def print_result(result: Result) -> None:
         _thermal_line(thermal),
         _energy_line(result),
     ]
-    placement = placement_line(result.runtime)
-    if placement:
-        details.append(placement)
+    details += [line for line in (placement_line(result.runtime), engine_cache_line(result.runtime)) if line]
     outliers = latency.outliers
     if outliers.low or outliers.high:
         details.append(
@@ -192,7 +190,30 @@ def placement_line(runtime: Runtime | None) -> str | None:
     approximate = ""
     if placement.source == "verbose_log":
         approximate = " [approximate: a compiled subgraph counts as 1 node]"
-    return "placement: " + ", ".join(parts) + approximate
+    return "placement: " + ", ".join(parts) + approximate + _chosen_by(runtime)
+
+
+def _chosen_by(runtime: Runtime) -> str:
+    """Where the providers or delegate came from, when not from the command line."""
+    delegate = runtime.delegate
+    if runtime.chosen_by == "profile":
+        return " (the profile's [accelerators])"
+    if delegate is not None and delegate.default_applied:
+        return " (the interpreter's default delegate)"
+    return ""
+
+
+def engine_cache_line(runtime: Runtime | None) -> str | None:
+    """'TensorRT engine: from the cache (trt-cache/ab12…, 12.0 MiB)' or 'built now, cached …';
+    None when the run used no engine cache."""
+    cache = runtime.engine_cache if runtime is not None else None
+    if cache is None:
+        return None
+    how = "from the cache" if cache.hit else "built now and cached (--fresh-engine rebuilds it)"
+    if cache.hit is None:
+        how = "cache"
+    evicted = f"; {cache.evicted} older engine(s) evicted" if cache.evicted else ""
+    return f"TensorRT engine: {how} ({cache.dir}, {_mib(cache.size_bytes)}){evicted}"
 
 
 def _rounds_line(result: Result) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from edgekit.cli.output import placement_line, result_table
+from edgekit.cli.output import engine_cache_line, placement_line, result_table
 from edgekit.core.accelerators import AcceleratorRequest, accelerator_params
 from edgekit.core.errors import ConfigError, DeviceError, UsageError
 from edgekit.core.profiles import (
@@ -306,6 +306,16 @@ def test_engine_cache_hit_and_verbose_log_placement(tmp_path: Path) -> None:
     line = placement_line(runtime)
     assert line is not None and line.startswith("placement: Tensorrt 10/10 nodes (100%)")
     assert "approximate" in line and "CUDA" not in line  # 0 nodes: not shown as used
+    cache = "TensorRT engine: from the cache (trt-cache/ab12cd34ef56ab12-trt10.3.0-0a1b2c3d, 0.0 MiB)"
+    assert engine_cache_line(runtime) == cache
+    built = runtime.model_copy(
+        update={"engine_cache": runtime.engine_cache.model_copy(update={"hit": False, "evicted": 2})}
+    )
+    assert engine_cache_line(built) == (
+        "TensorRT engine: built now and cached (--fresh-engine rebuilds it) "
+        "(trt-cache/ab12cd34ef56ab12-trt10.3.0-0a1b2c3d, 0.0 MiB); 2 older engine(s) evicted"
+    )
+    assert engine_cache_line(result_of(profile(tmp_path), reply(ONNX_RUNTIME)).runtime) is None
     assert result.fingerprint is not None
     assert result.fingerprint.providers_used == ["TensorrtExecutionProvider"]
     # the cache path is where the engine lives on the board, not a condition
@@ -319,7 +329,9 @@ def test_tflite_delegate_reply(tmp_path: Path) -> None:
     result = result_of(profile(tmp_path), reply(TFLITE_RUNTIME), tiny)
     runtime = result.runtime
     assert runtime is not None and runtime.delegate is not None and runtime.delegate.default_applied is True
-    assert placement_line(runtime) == "placement: xnnpack 7/8 nodes (88%), CPU: CUMSUM"
+    assert placement_line(runtime) == (
+        "placement: xnnpack 7/8 nodes (88%), CPU: CUMSUM (the interpreter's default delegate)"
+    )
     # XNNPACK by default is what every TFLite run had: not recorded (older series continue)
     assert result.fingerprint is not None and result.fingerprint.delegate is None
 
