@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from edgekit.core.errors import EdgekitError
+from edgekit.core.profiles import MINIMUM_METRICS
 
 if TYPE_CHECKING:  # loaded by every pytest run where edgekit is installed: import the rest lazily
     from edgekit.core.profiles import Budget, DeviceProfile
@@ -147,9 +148,27 @@ def edge_device(request: pytest.FixtureRequest) -> EdgeDevice:
 
 EdgeBench = Callable[..., dict[str, Any]]
 # Fixture keywords for accelerators, as on the command line (edgekit.core.accelerators):
-# providers=["tensorrt", "cuda"], provider_options=["trt_fp16_enable=True"], delegate="none",
-# delegate_options=["num_threads=2"] (a single string is one item).
+# providers=["tensorrt", "cuda"], provider_options=["trt_fp16_enable=True"] or, as in a profile's
+# table, {"tensorrt": {"trt_fp16_enable": "True"}} ({"key": "value"} applies to the first provider),
+# delegate="none", delegate_options=["num_threads=2"] or {"num_threads": "2"} (a string is one item).
 ACCELERATOR_KWARGS = ("providers", "provider_options", "delegate", "delegate_options", "fresh_engine")
+
+
+def option_items(value: Any) -> tuple[str, ...]:
+    """provider_options / delegate_options given to a fixture -> the command line's items:
+    "KEY=VALUE" (a string, a list of them, or {key: value}) and "PROVIDER.KEY=VALUE" for
+    {provider: {key: value}} (a profile's table)."""
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, dict):
+        items: list[str] = []
+        for key, inner in value.items():
+            if isinstance(inner, dict):
+                items += [f"{key}.{k}={v}" for k, v in inner.items()]
+            else:
+                items.append(f"{key}={inner}")
+        return tuple(items)
+    return tuple(value)
 
 
 def fixture_options(fixture: str, options: dict[str, Any], known_what: str) -> BenchOptions:
@@ -164,7 +183,7 @@ def fixture_options(fixture: str, options: dict[str, Any], known_what: str) -> B
         if key in options:
             value = options.pop(key)
             many = key not in ("delegate", "fresh_engine") and value is not None
-            accelerators[key] = (tuple([value] if isinstance(value, str) else value)) if many else value
+            accelerators[key] = option_items(value) if many else value
     if accelerators:
         options["accelerators"] = AcceleratorRequest(**accelerators)
     unknown = sorted(set(options) - {f.name for f in dataclasses.fields(BenchOptions)})
@@ -299,7 +318,7 @@ def budget_table(result: dict[str, Any]) -> str:
             (
                 str(check["metric"]),
                 "—" if value is None else f"{value:.4g}",
-                f"<= {check['limit']:g}",
+                f"{'>=' if check['metric'] in MINIMUM_METRICS else '<='} {check['limit']:g}",
                 str(check["verdict"]).upper() + (f" ({check['reason']})" if check.get("reason") else ""),
             )
         )

@@ -175,8 +175,23 @@ def test_cuda(edge_device, edge_bench):
 @pytest.mark.edge
 def test_bad_delegate_for_onnx(edge_device, edge_bench):
     edge_bench({str(demo_model_path())!r}, runs=5, min_seconds=0, delegate="xnnpack")
+
+@pytest.mark.edge
+def test_cpu_with_a_placement_budget(edge_device, edge_bench):
+    from edgekit.pytest_plugin import assert_within_budget
+
+    # options as a profile's table; the demo CNN runs all on the CPU: fraction 0 < 0.5
+    result = edge_bench(
+        {str(demo_model_path())!r}, runs=5, min_seconds=0, processes=1, providers=["cpu"],
+        provider_options={{"cpu": {{"arena_extend_strategy": "kSameAsRequested"}}}},
+        budget_overrides={{"min_accelerated_fraction": 0.5}},
+    )
+    assert result["runtime"]["requested_providers"] == ["cpu"]
+    assert_within_budget(result)
 """
     )
     result = pytester.runpytest_subprocess("--edge-devices", "local")
-    result.assert_outcomes(failed=2)
-    result.stdout.fnmatch_lines(["*local: *--provider cuda*", "*local: *apply to TFLite models*"])
+    result.assert_outcomes(failed=3)
+    result.stdout.fnmatch_lines(["*local: *ProviderMissing: provider cuda*", "*local: *apply to TFLite models*"])
+    # a minimum is shown as one: value >= limit
+    result.stdout.fnmatch_lines(["*min_accelerated_fraction*0*>= 0.5*FAIL*"])
