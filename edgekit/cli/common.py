@@ -10,7 +10,7 @@ from typer.core import TyperCommand
 
 from edgekit.compress.fidelity import OUTPUT_KINDS
 from edgekit.core.accelerators import AcceleratorRequest
-from edgekit.core.errors import StoreError
+from edgekit.core.errors import StoreError, UsageError
 from edgekit.core.resources import default_store_path
 from edgekit.store.base import ResultsStore
 from edgekit.store.location import checked_location
@@ -95,8 +95,10 @@ ProviderOption = Annotated[
     typer.Option(
         "--provider",
         metavar="NAME",
-        help="ONNX: an onnxruntime execution provider (tensorrt, cuda, openvino, cpu, ...), repeatable, "
-        "preferred first; the device must have it (else exit 3). Default: the profile's [accelerators].",
+        help="ONNX: an onnxruntime execution provider, repeatable, preferred first: cpu, cuda, tensorrt, "
+        "openvino, ggml, qnn, coreml, xnnpack, or onnxruntime's own name (CUDAExecutionProvider); "
+        "checked here (unknown: exit 2), the device must have it (else exit 3). "
+        "Default: the profile's [accelerators].",
     ),
 ]
 ProviderOptionOption = Annotated[
@@ -104,11 +106,12 @@ ProviderOptionOption = Annotated[
     typer.Option(
         "--provider-option",
         metavar="KEY=VALUE",
-        help="An option of the first --provider, or PROVIDER.KEY=VALUE for another (repeatable).",
+        help="An option of the first --provider, or PROVIDER.KEY=VALUE for any (repeatable); a key "
+        "with a dot needs the prefix: tensorrt.ep.context_enable=1.",
     ),
 ]
 DelegateOption = Annotated[
-    str | None,
+    list[str] | None,  # a list so that a second --delegate is an error, not silently the one used
     typer.Option(
         "--delegate",
         metavar="NAME|PATH",
@@ -118,7 +121,12 @@ DelegateOption = Annotated[
 ]
 DelegateOptionOption = Annotated[
     list[str] | None,
-    typer.Option("--delegate-option", metavar="KEY=VALUE", help="An option of the delegate (repeatable)."),
+    typer.Option(
+        "--delegate-option",
+        metavar="KEY=VALUE",
+        help="An option of an external delegate (gpu, edgetpu or a library path; repeatable). The "
+        "built-in ones (default, xnnpack, none) take none: XNNPACK's threads come from --threads.",
+    ),
 ]
 
 
@@ -134,15 +142,20 @@ FreshEngineOption = Annotated[
 def accelerator_request(
     provider: list[str] | None,
     provider_option: list[str] | None,
-    delegate: str | None,
+    delegate: list[str] | None,
     delegate_option: list[str] | None,
     fresh_engine: bool = False,
 ) -> AcceleratorRequest:
-    """The accelerator flags as one request (edgekit.core.accelerators), checked: UsageError (exit 2)."""
+    """The accelerator flags as one request (edgekit.core.accelerators), checked: UsageError (exit 2),
+    also for --delegate given more than once (a model runs with one delegate)."""
+    if delegate and len(delegate) > 1:
+        raise UsageError(
+            f"--delegate given {len(delegate)} times ({', '.join(delegate)}): a TFLite model runs with one"
+        )
     request = AcceleratorRequest(
         providers=tuple(provider or ()),
         provider_options=tuple(provider_option or ()),
-        delegate=delegate,
+        delegate=delegate[0] if delegate else None,
         delegate_options=tuple(delegate_option or ()),
         fresh_engine=fresh_engine,
     )

@@ -20,6 +20,22 @@ from typing import Any
 
 from edgekit.core.errors import UsageError
 
+# onnxruntime execution providers by edgekit name, with onnxruntime's own name for each: the
+# same table as the agent's PROVIDERS (agents/edgekit_agent/runtimes/providers.py; a unit test
+# keeps the two equal). The host checks names against it before any device is touched; whether
+# the board HAS a provider is the agent's to say (ProviderMissing, exit 3).
+PROVIDER_NAMES: dict[str, str] = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "ggml": "ggml",
+    "qnn": "QNNExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+    "xnnpack": "XnnpackExecutionProvider",
+}
+_BY_ORT_NAME = {ort.lower(): name for name, ort in PROVIDER_NAMES.items()}
+
 # TFLite delegates by name; anything containing "/" or ending in ".so" is a library path on the
 # board (an external delegate, e.g. /usr/lib/libedgetpu.so.1).
 DELEGATE_NAMES: dict[str, str] = {
@@ -29,6 +45,10 @@ DELEGATE_NAMES: dict[str, str] = {
     "gpu": "the TFLite GPU delegate",
     "edgetpu": "the Coral Edge TPU delegate (libedgetpu.so.1)",
 }
+# The interpreter's own delegates (the agent's BUILTIN_DELEGATES, agents/edgekit_agent/runtimes/
+# tflite.py): they take no delegate options (XNNPACK's threads come from --threads); only an
+# external delegate (gpu, edgetpu, a library path) is loaded with options.
+BUILTIN_DELEGATES = ("default", "xnnpack", "none")
 CHOSEN_BY = ("explicit", "profile", "default")
 
 
@@ -44,32 +64,66 @@ def _key_value(item: str, flag: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
-def check_provider_names(names: Iterable[str]) -> tuple[str, ...]:
-    """The --provider names, lower-cased; UsageError (exit 2) for an empty or malformed one or a
-    repeated one. Whether the board has them is the agent's to say."""
+def provider_name(name: str, flag: str = "--provider") -> str:
+    """The edgekit name of a provider given by its edgekit or onnxruntime name, in any case
+    ("CUDAExecutionProvider" -> "cuda"). Raises UsageError (exit 2) for an unknown name, listing
+    the known ones with the closest as a hint."""
+    key = name.strip().lower()
+    if key in PROVIDER_NAMES:
+        return key
+    if key in _BY_ORT_NAME:
+        return _BY_ORT_NAME[key]
+    stem = key.removesuffix("executionprovider")  # "GgmlExecutionProvider": ggml's is just "ggml"
+    close = difflib.get_close_matches(stem, list(PROVIDER_NAMES), n=1) or difflib.get_close_matches(
+        key, list(_BY_ORT_NAME), n=1
+    )
+    hint = f" (did you mean {_BY_ORT_NAME.get(close[0], close[0])!r}?)" if close else ""
+    raise UsageError(
+        f"{flag} {name!r}: unknown execution provider{hint}; expected one of "
+        f"{', '.join(PROVIDER_NAMES)} (or onnxruntime's name, e.g. CUDAExecutionProvider)"
+    )
+
+
+def check_provider_names(names: Iterable[str], flag: str = "--provider") -> tuple[str, ...]:
+    """The provider names as edgekit names (edgekit.core.accelerators.provider_name); UsageError
+    (exit 2) for an empty or unknown one, or one given twice (under either of its names). Whether
+    the board has them is the agent's to say. `flag` names the setting in messages."""
     checked: list[str] = []
     for name in names:
-        clean = name.strip().lower()
-        if not clean or not clean.replace("_", "").replace("-", "").isalnum():
+        if not name.strip():
             raise UsageError(
-                f"--provider {name!r}: expected a provider name such as tensorrt, cuda, openvino or cpu"
+                f"{flag} {name!r}: expected a provider name such as tensorrt, cuda, openvino or cpu"
             )
+        clean = provider_name(name, flag)
         if clean in checked:
-            raise UsageError(f"--provider {clean}: given twice (the order of --provider is the preference)")
+            raise UsageError(f"{flag} {clean}: given twice (the order of {flag} is the preference)")
         checked.append(clean)
     return tuple(checked)
 
 
 def parse_provider_options(items: Iterable[str], providers: tuple[str, ...]) -> dict[str, dict[str, str]]:
     """`--provider-option` items -> {provider: {key: value}}: `KEY=VALUE` applies to the first
-    provider of `providers`, `PROVIDER.KEY=VALUE` to that provider (which must be in the list).
-    Raises UsageError (exit 2) for another form, or when no provider is in effect."""
+    provider of `providers`, `PROVIDER.KEY=VALUE` to that provider (edgekit or onnxruntime name;
+    it must be in the list). A key with a dot in it (TensorRT's `ep.context_enable`) therefore
+    needs the prefix: `tensorrt.ep.context_enable=1`. Raises UsageError (exit 2) for another form,
+    an unknown or empty provider prefix, or when no provider is in effect."""
     options: dict[str, dict[str, str]] = {}
     for item in items:
         key, value = _key_value(item, "--provider-option")
         provider, dot, bare = key.partition(".")
         if dot:
-            provider = provider.strip().lower()
+            if not provider.strip():
+                raise UsageError(
+                    f"--provider-option {item!r}: no provider before the '.'; expected "
+                    "PROVIDER.KEY=VALUE (e.g. cuda.device_id=0) or KEY=VALUE"
+                )
+            try:
+                provider = provider_name(provider, "--provider-option")
+            except UsageError as exc:
+                raise UsageError(
+                    f"{exc.message}; a key with a '.' is PROVIDER.KEY "
+                    f"(e.g. tensorrt.ep.context_enable=1 for TensorRT's ep.context_enable)"
+                ) from None
             if provider not in providers:
                 raise UsageError(
                     f"--provider-option {item!r}: provider {provider!r} is not among the providers in "
@@ -104,12 +158,25 @@ def check_delegate(delegate: str) -> str:
     return name
 
 
+def check_delegate_options(options: Mapping[str, str], delegate: str | None) -> None:
+    """Delegate options go to an external delegate only (gpu, edgetpu or a library path): UsageError
+    (exit 2) for options with a built-in delegate or none named (`delegate` None: the default)."""
+    if not options:
+        return
+    name = "default" if delegate is None else delegate
+    if name in BUILTIN_DELEGATES:
+        raise UsageError(
+            f"--delegate-option {', '.join(options)}: delegate options apply to an external delegate "
+            f"(gpu, edgetpu or a library path), not to {name!r}"
+            + (" (XNNPACK's threads come from --threads)" if name in ("default", "xnnpack") else "")
+        )
+
+
 def parse_delegate_options(items: Iterable[str], delegate: str | None) -> dict[str, str]:
     """`--delegate-option KEY=VALUE` items -> {key: value}; UsageError (exit 2) for another form,
-    or for options with `--delegate none`."""
+    or for options with a delegate that takes none (check_delegate_options)."""
     options = dict(_key_value(item, "--delegate-option") for item in items)
-    if options and delegate == "none":
-        raise UsageError("--delegate-option: --delegate none has no delegate to take options")
+    check_delegate_options(options, delegate)
     return options
 
 
@@ -131,8 +198,11 @@ class AcceleratorRequest:
         else:  # applied to the profile's providers later (accelerator_params): the form only
             for item in self.provider_options:
                 _key_value(item, "--provider-option")
-        delegate = check_delegate(self.delegate) if self.delegate is not None else None
-        parse_delegate_options(self.delegate_options, delegate)
+        if self.delegate is not None:
+            parse_delegate_options(self.delegate_options, check_delegate(self.delegate))
+        else:  # applied to the profile's delegate later (accelerator_params): the form only
+            for item in self.delegate_options:
+                _key_value(item, "--delegate-option")
 
     def check_format(self, model_format: str | None) -> None:
         """Providers are onnxruntime's, delegates TFLite's: UsageError (exit 2) for the other kind."""
@@ -178,6 +248,8 @@ def request_from_tables(
         fresh_engine=fresh_engine,
     )
     request.validate()
+    if delegate is None:  # no delegate named among the tables: the options would go to the default
+        check_delegate_options(dict(delegate_options or {}), None)
     return request
 
 

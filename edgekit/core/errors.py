@@ -105,6 +105,10 @@ AGENT_INPUT_ERROR_TYPES = frozenset({"ArtifactNotFound", "ModelLoadError", "Inpu
 # Agent error types that mean the board lacks an accelerator asked for explicitly (docs/protocol.md):
 # a DeviceError (exit 3), but the board itself works and can run other benchmarks.
 ACCELERATOR_MISSING_ERROR_TYPES = frozenset({"ProviderMissing", "DelegateMissing"})
+# Agent error types that fail ONE request while the agent stays up and answers the next: the
+# missing accelerators, and a BadRequest (a setting the host's checks let through). A fleet run
+# fails that cell only; the board's other cells run.
+CELL_ERROR_TYPES = ACCELERATOR_MISSING_ERROR_TYPES | {"BadRequest"}
 
 
 class TrainingDivergedError(EdgekitError):

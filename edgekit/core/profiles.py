@@ -8,9 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from pydantic import Field, ValidationInfo, create_model, field_validator
+from pydantic import Field, ValidationInfo, create_model, field_validator, model_validator
 
-from edgekit.core.accelerators import AcceleratorPrefs, check_delegate, check_provider_names
+from edgekit.core.accelerators import (
+    AcceleratorPrefs,
+    check_delegate,
+    check_delegate_options,
+    check_provider_names,
+    provider_name,
+)
 from edgekit.core.config import (
     ConfigModel,
     integer,
@@ -175,8 +181,10 @@ class ProfileAccelerators(ConfigModel):
     providers: tuple[str, ...] = Field(
         default=(),
         strict=False,
-        description='onnxruntime providers by edgekit name, preferred first, e.g. ["tensorrt", "cpu"]',
-        json_schema_extra={"items": {"type": "string", "pattern": "^[a-z0-9_-]+$"}},
+        description="onnxruntime providers by edgekit name (cpu, cuda, tensorrt, openvino, ggml, qnn, "
+        "coreml, xnnpack) or onnxruntime's (CUDAExecutionProvider), preferred first, "
+        'e.g. ["tensorrt", "cpu"]',
+        json_schema_extra={"items": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}, "minItems": 1},
     )
     provider_options: dict[str, dict[str, str]] = Field(
         default_factory=dict,
@@ -190,20 +198,33 @@ class ProfileAccelerators(ConfigModel):
     @field_validator("providers")
     @classmethod
     def _provider_names(cls, providers: tuple[str, ...]) -> tuple[str, ...]:
+        if not providers:
+            raise ValueError(
+                "[] names no provider: leave the key out for onnxruntime's default (the CPU), "
+                'or list some, e.g. ["tensorrt", "cpu"]'
+            )
         try:
-            return check_provider_names(providers)
+            return check_provider_names(providers, flag="providers")
         except UsageError as exc:
-            raise ValueError(exc.message.removeprefix("--provider ")) from None
+            raise ValueError(exc.message.removeprefix("providers ")) from None
 
     @field_validator("provider_options")
     @classmethod
     def _options_of_listed(cls, options: ProviderOptions, info: ValidationInfo) -> ProviderOptions:
         listed = info.data.get("providers") or ()
-        for name in options:
+        named: ProviderOptions = {}
+        for given, values in options.items():
+            try:
+                name = provider_name(given, flag="options for")
+            except UsageError as exc:
+                raise ValueError(exc.message) from None
             if name not in listed:
                 shown = ", ".join(listed) or "none"
-                raise ValueError(f"options for {name!r}, which is not in providers ({shown})")
-        return options
+                raise ValueError(f"options for {given!r}, which is not in providers ({shown})")
+            if name in named:
+                raise ValueError(f"options for {name!r} given twice (as {given!r} too)")
+            named[name] = values
+        return named
 
     @field_validator("delegate")
     @classmethod
@@ -214,6 +235,15 @@ class ProfileAccelerators(ConfigModel):
             return check_delegate(delegate)
         except UsageError as exc:
             raise ValueError(exc.message.removeprefix("--delegate ")) from None
+
+    @model_validator(mode="after")
+    def _delegate_takes_options(self) -> ProfileAccelerators:
+        """delegate_options go to an external delegate only (gpu, edgetpu, a library path)."""
+        try:
+            check_delegate_options(self.delegate_options, self.delegate)
+        except UsageError as exc:
+            raise ValueError(exc.message.replace("--delegate-option ", "delegate_options ", 1)) from None
+        return self
 
     def prefs(self) -> AcceleratorPrefs:
         return AcceleratorPrefs(

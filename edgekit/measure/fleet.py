@@ -47,14 +47,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from edgekit.compress import CompressOptions, compress, parse_recipes
 from edgekit.core.accelerators import AcceleratorRequest, request_from_tables
 from edgekit.core.artifacts import load_artifact
 from edgekit.core.config import ConfigModel, integer, json_schema, number, read_toml, text, validate_model
 from edgekit.core.errors import (
-    ACCELERATOR_MISSING_ERROR_TYPES,
+    CELL_ERROR_TYPES,
     AgentError,
     CancelledError,
     ConfigError,
@@ -87,8 +87,15 @@ class PlanAccelerators(ProfileAccelerators):
     --delegate, --delegate-option and --fresh-engine, checked as the profile's [accelerators]."""
 
     fresh_engine: bool | None = Field(
-        default=None, description="rebuild a cached TensorRT engine (--fresh-engine); absent = false"
+        default=None,
+        description="true or false: rebuild a cached TensorRT engine (--fresh-engine); absent = false",
     )
+
+    @model_validator(mode="after")
+    def _delegate_takes_options(self) -> PlanAccelerators:
+        """A [[model]] table's delegate_options may go with [plan]'s delegate: the merged settings
+        of each [[model]] are checked (request_from_tables), not each table alone."""
+        return self
 
 
 class PlanSettings(PlanAccelerators):
@@ -391,9 +398,9 @@ def _run_cells(run: _PlanRun, board: Board, outcome: DeviceOutcome) -> None:
         except CancelledError:
             return  # the run was interrupted: this cell stays not done, for the resumed run
         except DeviceError as exc:
-            if isinstance(exc, AgentError) and exc.error_type in ACCELERATOR_MISSING_ERROR_TYPES:
-                # the board is fine and lacks the provider/delegate this cell asked for: the cell
-                # fails (exit 3), the board's other cells run
+            if isinstance(exc, AgentError) and exc.error_type in CELL_ERROR_TYPES:
+                # the board is fine and lacks the provider/delegate this cell asked for, or refused
+                # this cell's request: the cell fails (exit 3), the board's other cells run
                 outcome.errors.append({"cell": label, "error": exc.message, "exit": "device"})
                 continue
             if run.interrupted():

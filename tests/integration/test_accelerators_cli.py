@@ -44,7 +44,7 @@ def test_malformed_onnx_accelerator_flags_exit_2(
     [
         (("--delegate-option", "num_threads"), "expected KEY=VALUE"),
         (("--delegate", "xnnpak"), "did you mean 'xnnpack'"),
-        (("--delegate", "none", "--delegate-option", "a=b"), "has no delegate"),
+        (("--delegate", "none", "--delegate-option", "a=b"), "not to 'none'"),
         (("--provider", "cpu"), "apply to ONNX models"),
     ],
 )

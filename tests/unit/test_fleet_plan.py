@@ -143,3 +143,9 @@ def test_bad_plan_level_accelerator_keys_name_the_plan_key(tmp_path: Path) -> No
     with pytest.raises(ConfigError) as info:
         load_plan(plan(tmp_path, 'providers = [""]\n[devices]\ntags = ["lab"]\n[[model]]\npath = "m.onnx"\n'))
     assert "plan.providers" in str(info.value)
+
+
+def test_a_non_boolean_fresh_engine_says_true_or_false(tmp_path: Path) -> None:
+    body = '[devices]\ntags = ["lab"]\n[[model]]\npath = "m.onnx"\nfresh_engine = "yes"\n'
+    with pytest.raises(ConfigError, match="expected true or false"):
+        load_plan(plan(tmp_path, body))
