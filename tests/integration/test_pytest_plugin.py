@@ -192,6 +192,8 @@ def test_cpu_with_a_placement_budget(edge_device, edge_bench):
     )
     result = pytester.runpytest_subprocess("--edge-devices", "local")
     result.assert_outcomes(failed=3)
-    result.stdout.fnmatch_lines(["*local: *ProviderMissing: provider cuda*", "*local: *apply to TFLite models*"])
+    result.stdout.fnmatch_lines(
+        ["*local: *ProviderMissing: provider cuda*", "*local: *apply to TFLite models*"]
+    )
     # a minimum is shown as one: value >= limit
     result.stdout.fnmatch_lines(["*min_accelerated_fraction*0*>= 0.5*FAIL*"])
