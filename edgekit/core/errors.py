@@ -102,9 +102,10 @@ class AgentError(DeviceError):
 
 # Agent error types that mean the *input* was wrong, not the device.
 AGENT_INPUT_ERROR_TYPES = frozenset({"ArtifactNotFound", "ModelLoadError", "InputError"})
-# Agent error types that mean the board lacks an accelerator asked for explicitly (docs/protocol.md):
-# a DeviceError (exit 3), but the board itself works and can run other benchmarks.
-ACCELERATOR_MISSING_ERROR_TYPES = frozenset({"ProviderMissing", "DelegateMissing"})
+# Agent error types that mean the board lacks an accelerator asked for explicitly, or the
+# accelerator refused a model the CPU takes (ProviderFailed; docs/protocol.md): a DeviceError
+# (exit 3), but the board itself works and can run other benchmarks.
+ACCELERATOR_MISSING_ERROR_TYPES = frozenset({"ProviderMissing", "ProviderFailed", "DelegateMissing"})
 
 
 class TrainingDivergedError(EdgekitError):
