@@ -85,8 +85,8 @@ def result_table(result: Result) -> Table:
         table.caption_justify = "left"
     for metric, measured in metric_values(result).items():
         check = checks.get(metric)
-        if metric in OPTIONAL_ROWS and check is None and measured.value is None:
-            continue  # a CPU-only run (or an older agent): nothing to show
+        if metric in OPTIONAL_ROWS and check is None and (measured.value is None or not _accelerated(result)):
+            continue  # no budget and no accelerator asked for (or an older agent): nothing to show
         unjudgeable = check.reason if check is not None and check.unjudgeable else None
         note = unjudgeable or measured.reason or (check.reason if check else None) or ""
         table.add_row(
@@ -99,11 +99,28 @@ def result_table(result: Result) -> Table:
     return table
 
 
+def _accelerated(result: Result) -> bool:
+    """Whether the run asked for an accelerator: a non-CPU provider or a TFLite delegate."""
+    runtime = result.runtime or Runtime()
+    asked = [name for name in runtime.requested_providers or [] if name not in CPU_PROVIDERS]
+    return bool(asked) or runtime.delegate is not None
+
+
+def ran_on(runtime: Runtime) -> str:
+    """' on ggml + CPU': the providers that ran at least one node (runtime.placement), '' when
+    the run has no placement or is a TFLite run (its delegate line says it)."""
+    placement = runtime.placement
+    if placement is None or not placement.by_provider or placement.source == "tflite_ops":
+        return ""
+    used = [_provider_label(name) for name, p in placement.by_provider.items() if p.nodes]
+    return f" on {' + '.join(used)}" if used else ""
+
+
 def _title(result: Result) -> str:
     device, runtime, latency = result.device, result.runtime or Runtime(), result.latency_ms
     return (
         f"{result.model.name} on {device.name} (profile {device.profile}) — "
-        f"{runtime.name} {runtime.version}, threads={runtime.threads}, "
+        f"{runtime.name} {runtime.version}{ran_on(runtime)}, threads={runtime.threads}, "
         f"n={latency.n}" + (" — EMULATED (qemu): timings are not the board's" if device.emulated else "")
     )
 
@@ -163,6 +180,10 @@ def _provider_label(name: str) -> str:
     return "CPU" if name in CPU_PROVIDERS else name.removesuffix("ExecutionProvider") or name
 
 
+def _nodes(count: int) -> str:
+    return f"{count} node" if count == 1 else f"{count} nodes"
+
+
 def placement_line(runtime: Runtime | None) -> str | None:
     """Which provider ran how many nodes, e.g. 'placement: ggml 9/10 nodes (90%), CPU: Hardmax'
     (the op types left on the CPU, with a count above 1); None when the run has no placement."""
@@ -175,16 +196,16 @@ def placement_line(runtime: Runtime | None) -> str | None:
         if name in CPU_PROVIDERS:
             cpu_ops = [f"{op} x{n}" if n > 1 else op for op, n in sorted((used.op_types or {}).items())]
             if not cpu_ops and used.nodes:
-                cpu_ops = [f"{used.nodes} nodes"]
+                cpu_ops = [_nodes(used.nodes)]
             continue
         if not used.nodes:
             continue  # listed by the session, ran nothing: not shown as used
         share = f" ({used.nodes / total:.0%})" if total else ""
-        parts.append(f"{_provider_label(name)} {used.nodes}/{total} nodes{share}")
+        parts.append(f"{_provider_label(name)} {used.nodes}/{_nodes(total)}{share}")
     if not parts:
         asked = [name for name in runtime.requested_providers or [] if name not in CPU_PROVIDERS]
         why = f" (none ran on {', '.join(asked)})" if asked else ""
-        parts.append(f"CPU only, {total} nodes{why}")
+        parts.append(f"CPU only, {_nodes(total)}{why}")
     elif cpu_ops:
         parts.append("CPU: " + ", ".join(cpu_ops))
     approximate = ""

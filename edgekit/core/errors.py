@@ -102,9 +102,10 @@ class AgentError(DeviceError):
 
 # Agent error types that mean the *input* was wrong, not the device.
 AGENT_INPUT_ERROR_TYPES = frozenset({"ArtifactNotFound", "ModelLoadError", "InputError"})
-# Agent error types that mean the board lacks an accelerator asked for explicitly (docs/protocol.md):
-# a DeviceError (exit 3), but the board itself works and can run other benchmarks.
-ACCELERATOR_MISSING_ERROR_TYPES = frozenset({"ProviderMissing", "DelegateMissing"})
+# Agent error types that mean the board lacks an accelerator asked for explicitly, or the
+# accelerator refused a model the CPU takes (ProviderFailed; docs/protocol.md): a DeviceError
+# (exit 3), but the board itself works and can run other benchmarks.
+ACCELERATOR_MISSING_ERROR_TYPES = frozenset({"ProviderMissing", "ProviderFailed", "DelegateMissing"})
 # Agent error types that fail ONE request while the agent stays up and answers the next: the
 # missing accelerators, and a BadRequest (a setting the host's checks let through). A fleet run
 # fails that cell only; the board's other cells run.

@@ -220,7 +220,14 @@ class Runtime(_Model):
         None, description="edgekit provider names asked for (--provider or the profile), in order."
     )
     provider_options: dict[str, dict[str, str]] | None = Field(
-        None, description="Provider -> options as applied (defaults included, cache paths relative)."
+        None,
+        description="Provider -> options as applied: what the session reports (defaults "
+        "included, cache paths relative).",
+    )
+    ignored_provider_options: dict[str, dict[str, str]] | None = Field(
+        None,
+        description="Provider -> options given but not applied (the session does not report "
+        "them: onnxruntime ignores options a provider does not know).",
     )
     provider_versions: dict[str, str] | None = Field(
         None, description="Provider library (package or SDK) -> version."

@@ -38,6 +38,7 @@ from edgekit.measure.bench import (
     check_accelerators_applied,
     prepare_model,
     stage_model,
+    warn_accelerator_outcome,
 )
 from edgekit.transport.agent_client import agent_session
 from edgekit.transport.board import Board
@@ -204,6 +205,7 @@ def run_ab(
             "thermal_wait": raw_ab.get("thermal_wait"),
         }
         check_accelerators_applied(sides[index], raw, board.device.name)
+        warn_accelerator_outcome(raw)
         result = build_result(
             board=board,
             hello=hello,

@@ -222,6 +222,7 @@ def run_bench(
         params = bench_params(staged, prepared, board, options)
         raw = client.bench(params, on_progress=emit)
     check_accelerators_applied(params, raw, device.name)
+    warn_accelerator_outcome(raw)
     result = build_result(
         board=board, hello=hello, prepared=prepared, raw=raw, options=options, transfer=staged.transfer
     )
@@ -305,6 +306,36 @@ def check_accelerators_applied(params: dict[str, Any], raw: dict[str, Any], devi
         "support?); the run is not kept as an accelerator run",
         device=device,
     )
+
+
+def accelerator_warnings(runtime: dict[str, Any]) -> list[str]:
+    """What a run's `runtime` says went differently from what was asked (pure): options a provider
+    did not take (runtime.ignored_provider_options), and explicitly requested non-CPU providers
+    of which none ran a node (runtime.placement): the numbers are then the CPU's."""
+    lines = [
+        f"provider {name} did not take option {key}={value} "
+        "(onnxruntime ignores options a provider does not know)"
+        for name, options in (runtime.get("ignored_provider_options") or {}).items()
+        for key, value in options.items()
+    ]
+    asked = [name for name in runtime.get("requested_providers") or [] if name != "cpu"]
+    placement = runtime.get("placement") or {}
+    by_provider = placement.get("by_provider") or {}
+    if runtime.get("chosen_by") == "explicit" and asked and by_provider:
+        cpu = {"CPUExecutionProvider", "cpu", "CPU"}
+        if not any((used or {}).get("nodes") for ep, used in by_provider.items() if ep not in cpu):
+            total = placement.get("total_nodes") or sum(
+                (u or {}).get("nodes") or 0 for u in by_provider.values()
+            )
+            flags = " ".join(f"--provider {name}" for name in asked)
+            lines.append(f"{flags} ran no node of this model (all {total} on the CPU): these are CPU numbers")
+    return lines
+
+
+def warn_accelerator_outcome(raw: dict[str, Any]) -> None:
+    """An EdgekitWarning for each line of accelerator_warnings on the reply's runtime."""
+    for line in accelerator_warnings(dict(raw.get("runtime") or {})):
+        warn(line)
 
 
 def latency_section(

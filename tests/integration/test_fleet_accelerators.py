@@ -4,6 +4,7 @@ run and are kept; a bad plan value is exit 2 before any device is touched."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sqlite3
 from pathlib import Path
@@ -67,3 +68,35 @@ def test_a_bad_plan_value_is_exit_2_before_any_device(tmp_path: Path) -> None:
     assert "model[1].providers" in proc.stderr and "cu da" in proc.stderr
     assert proc.stderr.count("edgekit: error:") == 1
     assert not store.exists()  # nothing ran, nothing stored
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("onnxruntime_ggml") is None, reason="onnxruntime-ggml not installed"
+)
+def test_a_provider_refusing_its_model_fails_only_its_cell(tmp_path: Path) -> None:
+    """ggml with device=gpu (no GPU backend here) refuses the session: ProviderFailed, that cell only."""
+    from tests.integration.test_providers import mlp
+
+    model = mlp(tmp_path / "mlp.onnx")
+    plan = write_plan(
+        tmp_path,
+        "",
+        f'[[model]]\npath = "{model}"\nproviders = ["ggml"]\n'
+        'provider_options = { ggml = { device = "gpu" } }\n'
+        f'[[model]]\npath = "{model}"\n',
+    )
+    proc = run_cli(
+        "fleet",
+        "run",
+        str(plan),
+        "--store",
+        str(tmp_path / "r.sqlite"),
+        "--json",
+        home=tmp_path,
+        env={"ORT_GGML_LOG": "warn"},
+    )
+    assert proc.returncode == 3, proc.stderr
+    local = json.loads(proc.stdout)["devices"]["local"]
+    assert local["failed"] is False and len(local["runs"]) == 1
+    [error] = local["errors"]
+    assert "ProviderFailed" in error["error"] and error["exit"] == "device"

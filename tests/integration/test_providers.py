@@ -170,6 +170,42 @@ def test_plugin_provider_partial_placement(agent: AgentProcess, models: dict[str
     }
     assert placement["by_provider"]["ggml"]["nodes"] == 9
     assert placement["total_nodes"] == 10 and placement["accelerated_fraction"] == 0.9
+    # ggml reports `partial` back: applied, not ignored
+    runtime = reply["result"]["runtime"]
+    assert runtime["provider_options"]["ggml"]["partial"] == "1"
+    assert runtime["ignored_provider_options"] == {}
+
+
+def test_an_option_the_provider_does_not_take_is_not_recorded_as_applied(agent: AgentProcess) -> None:
+    reply = bench(agent, DIGITS, DIGITS_INPUTS, providers=["cpu"], provider_options={"cpu": {"foo": "1"}})
+    assert reply["ok"], reply
+    runtime = reply["result"]["runtime"]
+    assert "cpu" not in runtime["provider_options"]
+    assert runtime["ignored_provider_options"] == {"cpu": {"foo": "1"}}
+
+
+@needs_ggml
+def test_a_provider_refusing_the_session_is_provider_failed(
+    agent: AgentProcess, models: dict[str, Path]
+) -> None:
+    reply = bench(
+        agent, models["mlp"], MLP_INPUTS, providers=["ggml"], provider_options={"ggml": {"device": "gpu"}}
+    )
+    assert not reply["ok"]
+    error = reply["error"]
+    assert error["type"] == "ProviderFailed" and error["data"]["provider"] == "ggml", error
+    assert "ggml: device=gpu requested but no gpu backend is available" in error["message"]
+    assert ".cc:" not in error["message"] and "onnxruntime::" not in error["message"]
+    assert "\n" not in error["message"]
+
+
+@needs_ggml
+def test_a_model_the_cpu_refuses_too_stays_a_model_load_error(agent: AgentProcess, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not an onnx model")
+    reply = bench(agent, broken, MLP_INPUTS, providers=["ggml"])
+    assert not reply["ok"]
+    assert reply["error"]["type"] == "ModelLoadError", reply["error"]
 
 
 @needs_ggml
@@ -285,6 +321,8 @@ def test_missing_provider(agent: AgentProcess, name: str, install: str) -> None:
         assert "offers no device" in error["message"] and "install:" not in error["message"]
     else:
         assert install in error["message"]
+    if name == "cuda" and HAS_GGML:  # installed plugin EPs are listed as available too
+        assert "ggml (plugin)" in error["message"]
 
 
 def test_missing_provider_from_a_profile_is_dropped(agent: AgentProcess) -> None:

@@ -430,3 +430,41 @@ def test_a_provider_that_ran_nothing_is_said_so() -> None:
         },
     }
     assert placement_line(Runtime.model_validate(trap)) == "placement: CPU only, 10 nodes (none ran on ggml)"
+
+
+def test_one_node_is_singular_and_the_title_names_what_ran() -> None:
+    from edgekit.cli.output import ran_on
+    from edgekit.core.result import Runtime
+
+    one = {
+        **ONNX_RUNTIME,
+        "placement": {
+            **GGML_PARTIAL,
+            "total_nodes": 1,
+            "by_provider": {"CPUExecutionProvider": {"nodes": 1}},
+        },
+    }
+    assert placement_line(Runtime.model_validate(one)) == "placement: CPU only, 1 node (none ran on ggml)"
+    assert ran_on(Runtime.model_validate(one)) == " on CPU"
+    assert ran_on(Runtime.model_validate(ONNX_RUNTIME)) == " on ggml + CPU"
+
+
+def test_accelerator_warnings_of_a_runtime() -> None:
+    from edgekit.measure.bench import accelerator_warnings
+
+    nothing_ran = {
+        **ONNX_RUNTIME,
+        "ignored_provider_options": {"ggml": {"foo": "1"}},
+        "placement": {
+            **GGML_PARTIAL,
+            "by_provider": {"ggml": {"nodes": 0}, "CPUExecutionProvider": {"nodes": 10}},
+        },
+    }
+    assert accelerator_warnings(nothing_ran) == [
+        "provider ggml did not take option foo=1 (onnxruntime ignores options a provider does not know)",
+        "--provider ggml ran no node of this model (all 10 on the CPU): these are CPU numbers",
+    ]
+    assert accelerator_warnings(ONNX_RUNTIME) == []  # ggml ran 9 of 10
+    assert (
+        accelerator_warnings({**nothing_ran, "chosen_by": "profile", "ignored_provider_options": None}) == []
+    )

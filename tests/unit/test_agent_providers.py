@@ -148,3 +148,59 @@ def test_nothing_reaches_stdout_while_a_session_is_created(capture: bool) -> Non
     assert "python print" in done.stderr.decode() and "fd one" in done.stderr.decode()
     assert "kept" in done.stderr.decode()
     assert ("kept" in done.stdout.decode()) is capture  # the captured log is returned too
+
+
+# onnxruntime error texts as recorded: ggml 0.2.0's refusal on onnxruntime 1.32.0 (a plugin EP's
+# CreateProvider), CUDA's on a Jetson with no GPU visible (GCC's `[with ...]` after the signature),
+# a TensorRT one without a source path, and a model error.
+RECORDED_ORT_ERRORS = [
+    (
+        "[ONNXRuntimeError] : 11 : EP_FAIL : /onnxruntime_src/onnxruntime/core/session/plugin_ep/"
+        "ep_plugin_provider_interfaces.cc:393 virtual std::unique_ptr<onnxruntime::IExecutionProvider> "
+        "onnxruntime::PluginExecutionProviderFactory::CreateProvider(const OrtSessionOptions&, "
+        "const OrtLogger&) [ONNXRuntimeError] : 11 : EP_FAIL : ggml: device=gpu requested but no gpu "
+        "backend is available\n",
+        "EP_FAIL: ggml: device=gpu requested but no gpu backend is available",
+    ),
+    (
+        "[ONNXRuntimeError] : 1 : FAIL : /onnxruntime_src/onnxruntime/core/providers/cuda/cuda_call.cc:123 "
+        "std::conditional_t<THRW, void, onnxruntime::common::Status> onnxruntime::CudaCall(ERRTYPE, "
+        "const char*, const char*, SUCCTYPE, const char*, const char*, int) [with ERRTYPE = cudaError; "
+        "bool THRW = true; SUCCTYPE = cudaError; std::conditional_t<THRW, void, onnxruntime::common::Status> "
+        "= void] /onnxruntime_src/onnxruntime/core/providers/cuda/cuda_call.cc:116 std::conditional_t<THRW, "
+        "void, onnxruntime::common::Status> onnxruntime::CudaCall(ERRTYPE, const char*, const char*, "
+        "SUCCTYPE, const char*, const char*, int) [with ERRTYPE = cudaError; bool THRW = true; SUCCTYPE = "
+        "cudaError; std::conditional_t<THRW, void, onnxruntime::common::Status> = void] CUDA failure 100: "
+        "no CUDA-capable device is detected ; GPU=0 ; hostname=jet ; expr=cudaSetDevice(info_.device_id);",
+        "FAIL: CUDA failure 100: no CUDA-capable device is detected ; GPU=0 ; hostname=jet ; "
+        "expr=cudaSetDevice(info_.device_id);",
+    ),
+    (
+        "[ONNXRuntimeError] : 1 : FAIL : TensorRT EP failed to create engine from network.",
+        "FAIL: TensorRT EP failed to create engine from network.",
+    ),
+    (
+        "[ONNXRuntimeError] : 10 : INVALID_GRAPH : This is an invalid model. Error: two nodes with "
+        "same node name (n0).",
+        "INVALID_GRAPH: This is an invalid model. Error: two nodes with same node name (n0).",
+    ),
+]
+
+
+@pytest.mark.parametrize(("raw", "reason"), RECORDED_ORT_ERRORS)
+def test_runtime_reason_drops_source_paths_and_signatures(raw: str, reason: str) -> None:
+    from edgekit_agent.failure import runtime_reason
+
+    assert runtime_reason(raw) == reason
+
+
+def test_options_a_provider_does_not_report_are_ignored() -> None:
+    from edgekit_agent.runtimes.onnx import ignored_options
+
+    given = {
+        "cpu": {"foo": "1"},
+        "ggml": {"partial": "1", "threads": "2"},
+        "cuda": {"device_id": "0", "x": "1"},
+    }
+    taken = {"cpu": {}, "ggml": {"partial": "1", "threads": "2"}, "cuda": {"device_id": "0", "arena": "1"}}
+    assert ignored_options(given, taken) == {"cpu": {"foo": "1"}, "cuda": {"x": "1"}}

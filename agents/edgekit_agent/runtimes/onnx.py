@@ -23,7 +23,7 @@ import warnings
 from collections import Counter
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-from edgekit_agent.failure import AgentFailure, first_line
+from edgekit_agent.failure import AgentFailure, first_line, runtime_reason
 from edgekit_agent.runtimes import engine_cache
 from edgekit_agent.runtimes.describe import describe_outputs
 from edgekit_agent.runtimes.providers import (
@@ -194,6 +194,48 @@ def _options_for(
     return {r.provider.name: given.get(r.provider.name, {}) for r in resolved}
 
 
+def ignored_options(
+    given: Dict[str, Dict[str, str]], taken: Dict[str, Dict[str, str]]
+) -> Dict[str, Dict[str, str]]:
+    """{provider: {key: value}} given but not among the options the session reports for that
+    provider (onnxruntime silently drops options a provider does not know). A plugin EP reports
+    back every option it was given (ggml: even `foo`), so nothing is ignored there. Pure."""
+    ignored = {}
+    for name, options in given.items():
+        left = {k: v for k, v in options.items() if k not in taken.get(name, {})}
+        if left:
+            ignored[name] = left
+    return ignored
+
+
+def refused(ort: Any, path: str, resolved: List[Resolved], exc: BaseException) -> AgentFailure:
+    """The failure for a session onnxruntime would not create: ProviderFailed (exit 3 on the host)
+    when non-CPU providers were asked for and the same model loads on the CPU provider alone (the
+    provider refused it, e.g. ggml's "device=gpu requested but no gpu backend is available"),
+    else ModelLoadError. The message is one line without onnxruntime's C++ source paths."""
+    reason = runtime_reason(str(exc)) or exc.__class__.__name__
+    others = [r.provider.name for r in resolved if r.provider.name != "cpu"]
+    if others:
+        try:
+            options = ort.SessionOptions()
+            options.log_severity_level = 3
+            with _session_fds(False):
+                ort.InferenceSession(path, options, providers=[CPU_EP])
+        except Exception:
+            pass  # broken on the CPU too: the model's fault
+        else:
+            lowered = reason.lower()
+            named = [n for n in others if n in lowered or PROVIDERS[n].ep_name.lower() in lowered] or others
+            return AgentFailure(
+                "ProviderFailed",
+                "provider %s refused the session (the model loads on the CPU provider): %s"
+                % (", ".join(named), reason),
+                provider=named[0],
+                providers=named,
+            )
+    return AgentFailure("ModelLoadError", "onnxruntime cannot load %s: %s" % (path, reason))
+
+
 class OnnxRuntimeModel:
     name = "onnxruntime"
 
@@ -208,7 +250,8 @@ class OnnxRuntimeModel:
         fresh_engine: bool = False,
         engine_cache_max_mb: float = engine_cache.DEFAULT_MAX_MB,
     ) -> None:
-        """Raises AgentFailure: BadRequest (unknown provider), ProviderMissing, ModelLoadError.
+        """Raises AgentFailure: BadRequest (unknown provider), ProviderMissing, ProviderFailed (a
+        provider refused a session the CPU provider takes), ModelLoadError.
         workdir: the agent's workdir (the TensorRT engine cache goes under it; default ~/.edgekit)."""
         import onnxruntime as ort
 
@@ -264,9 +307,7 @@ class OnnxRuntimeModel:
             raise
         except Exception as exc:
             self._drop_profile()
-            raise AgentFailure(
-                "ModelLoadError", "onnxruntime cannot load %s: %s" % (path, first_line(exc))
-            ) from None
+            raise refused(ort, path, resolved, exc) from None
         for warning in caught:  # a provider onnxruntime dropped after all: never a silent CPU run
             dropped = NOT_AVAILABLE_RE.search(str(warning.message))
             if dropped:
@@ -279,15 +320,15 @@ class OnnxRuntimeModel:
         self.version = ort.__version__
         self.threads = threads
         self.providers = self.session.get_providers()
-        session_options = self.session.get_provider_options()
+        reported = self.session.get_provider_options()
+        taken = {r.provider.name: dict(reported.get(r.provider.ep_name) or {}) for r in resolved}
+        # as applied: what the session reports (a provider drops options it does not know)
         self.provider_options = {
-            r.provider.name: engine_cache.relative_options(
-                dict(session_options.get(r.provider.ep_name) or applied[r.provider.name]),
-                self.cache if r.provider.name == "tensorrt" else None,
-            )
-            for r in resolved
-            if r.provider.name != "cpu" or applied["cpu"]
+            name: engine_cache.relative_options(options, self.cache if name == "tensorrt" else None)
+            for name, options in taken.items()
+            if name != "cpu" or options
         }
+        self.ignored_provider_options = ignored_options(applied, taken)
         self.provider_versions = {r.provider.package: r.version for r in resolved if r.version}
         if recorded:
             self.placement: Optional[Dict[str, Any]] = placement_from_assignment(
@@ -361,6 +402,7 @@ class OnnxRuntimeModel:
         return {
             "requested_providers": self.requested_providers,
             "provider_options": self.provider_options,
+            "ignored_provider_options": self.ignored_provider_options,
             "provider_versions": self.provider_versions,
             "chosen_by": self.chosen_by,
             "placement": self.placement,

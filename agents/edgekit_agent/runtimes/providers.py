@@ -226,8 +226,17 @@ def resolve_one(ort: Any, provider: Provider) -> Resolved:
     raise missing(
         provider,
         "onnxruntime %s here has no %s (available: %s)"
-        % (ort.__version__, provider.ep_name, ", ".join(ort.get_available_providers())),
+        % (ort.__version__, provider.ep_name, ", ".join(available_here(ort))),
     )
+
+
+def available_here(ort: Any) -> List[str]:
+    """onnxruntime's available providers, then the plugin EPs installed here as "ggml (plugin)"
+    (onnxruntime lists a plugin EP only once it is registered in this process)."""
+    plugins = [p for p in PROVIDERS.values() if p.kind == "plugin" and _importable(p.module)]
+    ep_names = {p.ep_name for p in plugins}
+    listed = [name for name in ort.get_available_providers() if name not in ep_names]
+    return listed + ["%s (plugin)" % p.name for p in plugins]
 
 
 def resolve(ort: Any, names: List[str], chosen_by: str) -> List[Resolved]:
