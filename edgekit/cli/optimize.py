@@ -233,7 +233,8 @@ def _run(
 def _print_reports(reports: list[DeviceReport]) -> None:
     several = len(reports) > 1
     for report in reports:
-        stdout.print(_table(report))
+        if report.outcomes:  # a device that failed before its float model ran has no table
+            stdout.print(_table(report))
         if report.error:
             if several:  # one device: its error is the `edgekit: error:` line (_print_failure)
                 stderr.print(f"{report.device}: failed: {report.error}", markup=False)

@@ -33,6 +33,7 @@ from edgekit.core.profiles import DeviceProfile
 from edgekit.judge.regression import judge_samples
 from edgekit.measure.ab import AbOptions, ab_compare
 from edgekit.measure.bench import BenchOptions, run_bench
+from edgekit.measure.facts import check_providers_on
 from edgekit.optimize.candidates import (
     Candidate,
     FloatModel,
@@ -252,9 +253,12 @@ class Search:
         search = self.state.device(board.name, profile.name)
         providers = self.options.providers
         try:
+            if providers and not search.outcomes:
+                # a provider the board lacks: ProviderMissing (exit 3) before the float model runs
+                check_providers_on(board, providers)
             baseline = self._baseline(board, search)
-            # The float model on every other provider first: a provider the board lacks fails the
-            # device here (ProviderMissing, exit 3) before any candidate is compressed.
+            # The float model on every other provider first: a provider the board lacks that its
+            # agent did not list fails the device here (exit 3) before any candidate is compressed.
             others = [Candidate(FloatModel(), RuntimeSettings(provider=p)) for p in providers[1:]]
             self._try_all(board, search, others, baseline)
             first = on_providers(self._first_phase(profile), providers)

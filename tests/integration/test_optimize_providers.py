@@ -85,16 +85,16 @@ def test_a_recipe_no_provider_takes_is_said_and_alone_is_exit_2_before_any_work(
     )
 
 
-def test_a_provider_the_device_lacks_is_exit_3_before_any_candidate(tmp_path: Path) -> None:
+def test_a_provider_the_device_lacks_is_exit_3_before_the_float_model_runs(tmp_path: Path) -> None:
     out = tmp_path / "out"
     code, report, stderr = _optimize(tmp_path, out, "--provider", "cpu", "--provider", "cuda")
     assert code == 3, stderr
     last = stderr.strip().splitlines()[-1]  # a failing exit ends with its one error line
-    assert last.startswith("edgekit: error: local: device 'local': bench failed: ProviderMissing")
+    assert last.startswith("edgekit: error: local: device 'local': provider check failed: ProviderMissing")
     assert stderr.count("edgekit: error:") == 1
     local = report["devices"]["local"]
     assert "ProviderMissing" in local["error"] and "onnxruntime-gpu" in local["error"]
-    assert [c["name"] for c in local["candidates"]] == ["float"]  # the cpu reference only
+    assert local["candidates"] == []  # found missing before even the float model ran
     assert not (out / "candidates").exists()  # nothing compressed
 
 
