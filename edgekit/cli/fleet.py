@@ -11,7 +11,8 @@ from rich.table import Table
 
 from edgekit.cli.common import JsonOption, StoreOption, UsageCommand, store_location
 from edgekit.cli.fleet_progress import FleetProgress
-from edgekit.cli.output import print_json, stderr, stdout, verdict_text
+from edgekit.cli.output import print_json, providers_cell, stderr, stdout, verdict_text
+from edgekit.core.accelerators import AcceleratorRequest
 from edgekit.core.errors import EXIT_BUDGET, EXIT_DEVICE, EXIT_OK, EXIT_USAGE
 from edgekit.core.result import FleetCell
 from edgekit.core.runlock import plan_lock_path, run_lock
@@ -86,16 +87,11 @@ def _as_json(plan: Plan, run: FleetRun) -> dict[str, Any]:
 
 
 def _table(plan: Plan, run: FleetRun) -> Table:
-    """One row per new result and per error, device by device."""
-    table = Table(
-        "device",
-        "model",
-        "recipe",
-        "p50 ms",
-        "verdict",
-        title=f"plan {escape(plan.name)}",
-        title_justify="left",
-    )
+    """One row per new result and per error, device by device; when the plan asks for providers
+    or a delegate, a column says which were asked for and what ran (output.providers_cell)."""
+    accelerated = any(cell.accelerators != AcceleratorRequest() for cell in plan.cells)
+    columns = ("device", "model", "recipe", *(("providers",) if accelerated else ()), "p50 ms", "verdict")
+    table = Table(*columns, title=f"plan {escape(plan.name)}", title_justify="left")
     for outcome in run.outcomes:
         device = escape(outcome.device)
         for result in outcome.results:
@@ -104,12 +100,18 @@ def _table(plan: Plan, run: FleetRun) -> Table:
                 device,
                 escape(Path(fleet.model or "").name),
                 escape(fleet.recipe or ""),
+                *((escape(providers_cell(result.runtime)),) if accelerated else ()),
                 f"{p50:.3f}" if p50 else "—",
                 verdict_text(result.budget.verdict),
             )
         for error in outcome.errors:
             table.add_row(
-                device, escape(error["cell"]), "", "—", f"[bold red]ERROR[/] {escape(error['error'])}"
+                device,
+                escape(error["cell"]),
+                "",
+                *(("",) if accelerated else ()),
+                "—",
+                f"[bold red]ERROR[/] {escape(error['error'])}",
             )
     return table
 

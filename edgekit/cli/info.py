@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import typer
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from edgekit.cli.common import (
@@ -16,7 +17,7 @@ from edgekit.cli.common import (
     UsageCommand,
     store_to_read,
 )
-from edgekit.cli.output import fmt, print_json, stdout, strict_hint, verdict_text
+from edgekit.cli.output import fmt, print_json, providers_cell, stdout, strict_hint, verdict_text
 from edgekit.core.errors import EXIT_DEVICE
 from edgekit.core.profiles import CONDITION_KEYS, list_profiles, load_profile
 from edgekit.judge.budgets import unjudgeable_metrics
@@ -186,8 +187,12 @@ def history(
     if as_json:
         print_json([run.result for run in runs])
         return
-    table = Table("run", "when (UTC)", "device", "model", "p50 ms", "p90 ms", "peak RSS MiB", "verdict")
-    for run in runs:
+    # a providers column only when a run asked for or used something other than the CPU
+    ran = [providers_cell(run.result.runtime) for run in runs]
+    accelerated = any(text not in ("—", "cpu") for text in ran)
+    columns = ("run", "when (UTC)", "device", "model", *(("providers",) if accelerated else ()))
+    table = Table(*columns, "p50 ms", "p90 ms", "peak RSS MiB", "verdict")
+    for run, providers in zip(runs, ran, strict=True):
         latency, memory = run.result.latency_ms, run.result.memory
         peak = memory.peak_rss_bytes if memory is not None else None
         table.add_row(
@@ -195,6 +200,7 @@ def history(
             run.created_at[:19].replace("T", " "),
             run.device,
             run.model,
+            *((escape(providers),) if accelerated else ()),
             fmt(latency.p50),
             fmt(latency.p90),
             fmt(peak / 1048576 if peak is not None else None, 1),

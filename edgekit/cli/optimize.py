@@ -19,7 +19,7 @@ from edgekit.core.errors import EXIT_BUDGET, EXIT_DEVICE, EXIT_OK, UsageError
 from edgekit.judge.budgets import MIB
 from edgekit.measure.bench import BenchOptions
 from edgekit.optimize.search import DeviceReport, OptimizeOptions, Search, optimize
-from edgekit.optimize.state import REJECTED
+from edgekit.optimize.state import BASELINE, REJECTED
 from edgekit.report.optimize_page import front_page
 from edgekit.store.base import ResultsStore
 from edgekit.transport.board import Board, resolve_board
@@ -50,7 +50,10 @@ def _table(report: DeviceReport) -> Table:
         title=f"{report.device} ({report.profile}): chosen {report.chosen or '—'}", title_justify="left"
     )
     with_provider = any(o.provider for o in report.outcomes)
-    columns = ("", "candidate", *(("provider",) if with_provider else ()), "status", "size MiB", "p50 ms")
+    # with providers: the share of the nodes an accelerator ran (runtime.placement), so a
+    # candidate named after a provider that ran nothing shows as the CPU run it was
+    provider_columns = ("provider", "accel. nodes") if with_provider else ()
+    columns = ("", "candidate", *provider_columns, "status", "size MiB", "p50 ms")
     for column in (*columns, "speed-up", "acc. drop", "mJ/inf", "why"):
         table.add_column(
             column, justify="left" if column in ("", "candidate", "provider", "status", "why") else "right"
@@ -61,7 +64,7 @@ def _table(report: DeviceReport) -> Table:
         table.add_row(
             mark,
             o.name,
-            *((o.provider or "—",) if with_provider else ()),
+            *((o.provider or "—", _fraction(o.accelerated_fraction)) if with_provider else ()),
             o.status + (" (front)" if o.name in report.front else ""),
             fmt(o.size_bytes / MIB if o.size_bytes is not None else None, 3),
             fmt(o.latency_p50_ms, 4),
@@ -72,6 +75,19 @@ def _table(report: DeviceReport) -> Table:
             style=style,
         )
     return table
+
+
+def _fraction(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0%}"
+
+
+def _cpu_runs(report: DeviceReport) -> list[str]:
+    """Candidates asked to run on an accelerator that ran none of their nodes."""
+    return [
+        o.name
+        for o in report.outcomes
+        if o.status != BASELINE and o.provider not in (None, "cpu") and o.accelerated_fraction == 0
+    ]
 
 
 def optimize_command(
@@ -185,6 +201,8 @@ def optimize_command(
         print_json(_result_dict(search, reports, options))
     else:
         _print_reports(reports)
+    _print_notes(reports)
+    _print_failure(reports, as_json)
     raise typer.Exit(_exit_code(reports))
 
 
@@ -213,12 +231,44 @@ def _run(
 
 
 def _print_reports(reports: list[DeviceReport]) -> None:
+    several = len(reports) > 1
     for report in reports:
-        stdout.print(_table(report))
+        if report.outcomes:  # a device that failed before its float model ran has no table
+            stdout.print(_table(report))
         if report.error:
-            stderr.print(f"{report.device}: failed: {report.error}", markup=False)
+            if several:  # one device: its error is the `edgekit: error:` line (_print_failure)
+                stderr.print(f"{report.device}: failed: {report.error}", markup=False)
         elif report.best_dir:
             stdout.print(f"{report.device}: {report.chosen} ({report.chosen_reason}) -> {report.best_dir}")
+
+
+def _print_notes(reports: list[DeviceReport]) -> None:
+    """A note line per device whose candidates' accelerator ran none of their nodes (stderr, with
+    the table or the JSON)."""
+    for report in reports:
+        cpu_runs = _cpu_runs(report)
+        if cpu_runs:
+            where = f"{report.device}: " if len(reports) > 1 else ""
+            stderr.print(
+                f"note: {where}{', '.join(cpu_runs)}: the provider asked for ran none of the nodes "
+                "(0% accelerated): CPU runs, kept off the front and the pick",
+                markup=False,
+            )
+
+
+def _print_failure(reports: list[DeviceReport], as_json: bool) -> None:
+    """When a device failed (exit 3), the one `edgekit: error: …` line that ends the output: the
+    device's error itself, or with several devices how many failed (each said why above)."""
+    failed = [r for r in reports if r.error]
+    if not failed:
+        return
+    if len(reports) == 1:
+        line = f"{failed[0].device}: {failed[0].error}"
+    else:
+        where = "the JSON's errors" if as_json else "above"
+        names = ", ".join(r.device for r in failed)
+        line = f"{len(failed)} of {len(reports)} device(s) failed: {names} (see {where}); other picks kept"
+    stderr.print(f"edgekit: error: {line}", markup=False)
 
 
 def _result_dict(search: Search, reports: list[DeviceReport], options: OptimizeOptions) -> dict[str, Any]:

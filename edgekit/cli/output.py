@@ -214,6 +214,37 @@ def placement_line(runtime: Runtime | None) -> str | None:
     return "placement: " + ", ".join(parts) + approximate + _chosen_by(runtime)
 
 
+def _short_provider(name: str) -> str:
+    """An onnxruntime EP name as edgekit names it: 'GgmlExecutionProvider' -> 'ggml'."""
+    return _provider_label(name).lower()
+
+
+def providers_cell(runtime: Runtime | None) -> str:
+    """What ran a result, for a table cell: the providers (or TFLite delegate) asked for, then
+    `→` what ran the nodes when that differs (runtime.placement; shares when split), e.g. 'cpu',
+    'ggml → cpu' (asked for ggml, every node ran on the CPU), 'tensorrt → tensorrt 9/10, cpu 1/10';
+    '—' for a run that records neither."""
+    if runtime is None:
+        return "—"
+    delegate = runtime.delegate
+    if delegate is not None:  # a TFLite run: the delegate asked for, the ones applied
+        ran = ",".join(delegate.applied or []) or "cpu"
+        asked = delegate.requested or "default"
+        return asked if asked == ran else f"{asked} → {ran}"
+    asked = ",".join(runtime.requested_providers or [])
+    placement = runtime.placement
+    used = (
+        {_short_provider(name): p.nodes for name, p in (placement.by_provider or {}).items() if p.nodes}
+        if placement is not None
+        else {}
+    )
+    if not used:
+        return asked or "—"
+    total = placement.total_nodes if placement is not None and placement.total_nodes else sum(used.values())
+    ran = ", ".join(used) if len(used) == 1 else ", ".join(f"{n} {k}/{total}" for n, k in used.items())
+    return ran if not asked or asked == ran else f"{asked} → {ran}"
+
+
 def _chosen_by(runtime: Runtime) -> str:
     """Where the providers or delegate came from, when not from the command line."""
     delegate = runtime.delegate

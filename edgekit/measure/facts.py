@@ -6,9 +6,11 @@ The agent's `hello` and `sensors` replies are specified in docs/protocol.md.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgekit.core.errors import AgentError
 from edgekit.judge.budgets import unjudgeable_metrics
 from edgekit.judge.doctor import Check, diagnose
 from edgekit.transport.agent_client import agent_session
@@ -109,3 +111,27 @@ def unjudgeable_on(board: Board) -> dict[str, str]:
         emulated=bool(facts.get("emulated")),
         power_problem=power_problem_of(specs, sensors.get("power_sensors") or []),
     )
+
+
+def check_providers_on(board: Board, providers: Sequence[str]) -> None:
+    """Before any model is loaded: ask the board's agent which onnxruntime providers it has (its
+    accelerator inventory, the `sensors` request with `"accelerators": true`, as `devices doctor`
+    does; one agent session) and raise AgentError (ProviderMissing, exit 3; the message names
+    the install line) for the first of `providers` (edgekit names) it lacks or that offers no
+    device there. A provider the inventory does not list (an older agent) is left to the bench.
+    Raises DeviceError (exit 3) when the device or its agent cannot be reached."""
+    with agent_session(board.device.transport()) as client:
+        inventory = client.sensors({"accelerators": True}).get("accelerators") or []
+    status = {e.get("name"): e for e in inventory if isinstance(e, dict) and e.get("kind") == "provider"}
+    for name in providers:
+        entry = status.get(name)
+        if entry is None or entry.get("status") == "available":
+            continue
+        install = f"; install: {entry['install']}" if entry.get("install") else ""
+        raise AgentError(
+            f"device {board.name!r}: provider check failed: ProviderMissing: provider {name}: "
+            f"{entry.get('status')} ({entry.get('detail')}){install}",
+            error_type="ProviderMissing",
+            device=board.name,
+            provider=name,
+        )

@@ -180,6 +180,28 @@ def provider_takes(source: Recipe | TrainedArtifact | FloatModel, provider: str 
     return kind == "float" or provider in QDQ_PROVIDERS
 
 
+def takers(source: Recipe | TrainedArtifact | FloatModel) -> str:
+    """Which providers take what `source` makes, as a phrase for a message ("every provider" for
+    float-typed ones)."""
+    kind = recipe_kind(source)
+    if kind == "dynamic":
+        return (
+            "dynamic int8 (DynamicQuantizeLinear, MatMulInteger) runs on "
+            + ", ".join(sorted(DYNAMIC_INT8_PROVIDERS))
+            + " only"
+        )
+    if kind == "qdq":
+        return "an int8 QDQ graph runs as int8 on " + ", ".join(sorted(QDQ_PROVIDERS)) + " only"
+    return "every provider takes a float-typed model"
+
+
+def untaken(recipes: Sequence[Recipe], providers: Sequence[str]) -> list[Recipe]:
+    """The recipes no provider of `providers` takes (provider_takes): they would not be tried."""
+    if not providers:
+        return []
+    return [r for r in recipes if not any(provider_takes(r, p) for p in providers)]
+
+
 def on_providers(candidates: Sequence[Candidate], providers: Sequence[str]) -> list[Candidate]:
     """Each candidate on each provider that takes it (candidate order first, then provider
     order); `candidates` unchanged when no provider is asked for."""

@@ -26,13 +26,14 @@ from edgekit.compress.fidelity import quality_loss, worst_cosine
 from edgekit.core.accelerators import AcceleratorRequest, check_provider_names
 from edgekit.core.artifact_writer import artifact_manifest, make_dir, write_manifest
 from edgekit.core.artifacts import MANIFEST_NAME, artifact_files, artifact_sha256, sha256_file
-from edgekit.core.errors import DeviceError, EdgekitError, UsageError
+from edgekit.core.errors import DeviceError, EdgekitError, UsageError, warn
 from edgekit.core.inputs import parse_shape_options, shapes_from_samples
 from edgekit.core.onnx_model import graph_inputs, load_onnx
 from edgekit.core.profiles import DeviceProfile
 from edgekit.judge.regression import judge_samples
 from edgekit.measure.ab import AbOptions, ab_compare
 from edgekit.measure.bench import BenchOptions, run_bench
+from edgekit.measure.facts import check_providers_on
 from edgekit.optimize.candidates import (
     Candidate,
     FloatModel,
@@ -42,6 +43,8 @@ from edgekit.optimize.candidates import (
     on_providers,
     second_phase,
     slug,
+    takers,
+    untaken,
 )
 from edgekit.optimize.data import SearchData, prepare_data
 from edgekit.optimize.pareto import OBJECTIVES, Measured, pareto_front, pick
@@ -110,6 +113,22 @@ class OptimizeOptions:
         if self.providers and self.bench.accelerators != AcceleratorRequest():
             raise UsageError("--provider: the candidates' providers replace the bench's accelerators")
         self.bench.validate()
+
+    def check_pairing(self) -> None:
+        """Each --recipe no --provider takes (edgekit.optimize.candidates.provider_takes) is one
+        warning line saying why it is not tried. Raises UsageError (exit 2) when that leaves no
+        candidate but the float model (and no --train-config adds any)."""
+        dropped = untaken(self.recipes, self.providers)
+        asked = ", ".join(self.providers)
+        if dropped and len(dropped) == len(self.recipes) and self.train_config is None:
+            names = ", ".join(r.text() for r in dropped)
+            why = "; ".join(dict.fromkeys(takers(r) for r in dropped))
+            raise UsageError(
+                f"--recipe {names}: no --provider of {asked} takes any of them ({why}); "
+                "only the float model would be left: add a provider that takes them or another recipe"
+            )
+        for recipe in dropped:
+            warn(f"--recipe {recipe.text()}: not tried, no --provider of {asked} takes it ({takers(recipe)})")
 
 
 @dataclass
@@ -234,9 +253,12 @@ class Search:
         search = self.state.device(board.name, profile.name)
         providers = self.options.providers
         try:
+            if providers and not search.outcomes:
+                # a provider the board lacks: ProviderMissing (exit 3) before the float model runs
+                check_providers_on(board, providers)
             baseline = self._baseline(board, search)
-            # The float model on every other provider first: a provider the board lacks fails the
-            # device here (ProviderMissing, exit 3) before any candidate is compressed.
+            # The float model on every other provider first: a provider the board lacks that its
+            # agent did not list fails the device here (exit 3) before any candidate is compressed.
             others = [Candidate(FloatModel(), RuntimeSettings(provider=p)) for p in providers[1:]]
             self._try_all(board, search, others, baseline)
             first = on_providers(self._first_phase(profile), providers)
@@ -343,6 +365,7 @@ class Search:
             if outcome.status == ACCEPTED:
                 self._measure(board, model, outcome, runtime=candidate.runtime)
                 self._judge_speed(outcome, baseline, device.name)
+                self._judge_placement(outcome)
         except DeviceError:
             raise  # the device is gone (or lacks a provider asked for): reported, other devices go on
         except EdgekitError as exc:
@@ -448,6 +471,9 @@ class Search:
         outcome.energy_mj = result.energy.mj_per_inference if result.energy is not None else None
         outcome.budget_verdict = result.budget.verdict
         outcome.run_id = result.run_id
+        placement = result.runtime.placement if result.runtime is not None else None
+        fraction = placement.accelerated_fraction if placement is not None else None
+        outcome.accelerated_fraction = float(fraction) if fraction is not None else None
 
     def _bench_options(self, runtime: RuntimeSettings) -> BenchOptions:
         """The search's bench options with the candidate's runtime settings over them (its
@@ -458,6 +484,19 @@ class Search:
         if runtime.provider is not None:
             bench = dataclasses.replace(bench, accelerators=AcceleratorRequest(providers=(runtime.provider,)))
         return bench
+
+    @staticmethod
+    def _judge_placement(outcome: Outcome) -> None:
+        """Rejected (kept off the front and the pick) when the accelerator it was asked to run on
+        ran none of its nodes: it was a CPU run under an accelerator's name. The CPU provider's
+        own candidates, and runs with no placement recorded, are left as judged."""
+        provider = outcome.provider
+        if provider in (None, "cpu") or outcome.accelerated_fraction != 0:
+            return
+        outcome.status = REJECTED
+        outcome.reason = (
+            f"{provider} ran none of its nodes (a CPU run under {provider}'s name): off the front"
+        )
 
     def _judge_speed(self, outcome: Outcome, baseline: Outcome, device_name: str) -> None:
         if outcome.latency_p50_ms and baseline.latency_p50_ms:
@@ -635,10 +674,13 @@ def optimize(
     if options.providers:  # before any work: providers are onnxruntime's
         tflite = [board.name for board in devices if board.profile.facts.runtime == "tflite"]
         if tflite:
+            verb = "runs" if len(tflite) == 1 else "run"
             raise UsageError(
-                f"--provider: {', '.join(tflite)} run(s) TFLite models (profile facts.runtime), "
+                f"--provider: {', '.join(tflite)} {verb} TFLite models (profile facts.runtime), "
                 "which take delegates, not onnxruntime providers"
             )
+    options.validate()
+    options.check_pairing()  # before any work: a recipe that would not be tried says why
     search = Search(options, store, on_event)
     reports = [search.run_device(device) for device in devices]
     return search, reports

@@ -17,7 +17,7 @@ STATE_SCHEMA = 1
 # statuses
 BASELINE = "baseline"  # the float model itself, the reference
 ACCEPTED = "accepted"  # within the accuracy tolerance and not slower than float on the device
-REJECTED = "rejected"  # measured, and out: accuracy or speed (the reason says which)
+REJECTED = "rejected"  # measured, and out: accuracy, speed or its provider ran nothing (the reason says)
 FAILED = "failed"  # could not be made or run (the reason says why); not retried on resume
 FINAL = (BASELINE, ACCEPTED, REJECTED, FAILED)
 
@@ -40,6 +40,9 @@ class Outcome:
     run_id: str | None = None
     seconds: float = 0.0
     provider: str | None = None  # the onnxruntime provider asked for (optimize --provider), else None
+    # Fraction 0-1 of the graph's nodes a provider other than the CPU ran (the bench result's
+    # runtime.placement.accelerated_fraction); None: no placement recorded
+    accelerated_fraction: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -15,6 +15,7 @@ from edgekit.data import demo_model_path
 from tests.cli_run import run_cli
 
 pytestmark = pytest.mark.integration
+HAS_GGML = importlib.util.find_spec("onnxruntime_ggml") is not None
 
 
 def write_plan(tmp_path: Path, plan_keys: str, models: str) -> Path:
@@ -100,3 +101,26 @@ def test_a_provider_refusing_its_model_fails_only_its_cell(tmp_path: Path) -> No
     assert local["failed"] is False and len(local["runs"]) == 1
     [error] = local["errors"]
     assert "ProviderFailed" in error["error"] and error["exit"] == "device"
+
+
+@pytest.mark.skipif(not HAS_GGML, reason="onnxruntime-ggml not installed (scripts/test)")
+def test_the_table_and_history_say_which_providers_ran_each_cell(tmp_path: Path) -> None:
+    model = demo_model_path()
+    plan = write_plan(
+        tmp_path,
+        "",
+        f'[[model]]\npath = "{model}"\nproviders = ["cpu"]\n'
+        f'[[model]]\npath = "{model}"\nproviders = ["ggml"]\n',  # ggml takes none of its nodes
+    )
+    store = tmp_path / "results.sqlite"
+    proc = run_cli("fleet", "run", str(plan), "--store", str(store), home=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if "demo_digits.onnx" in line]
+    cells = [[cell.strip() for cell in row.split("│")[1:-1]] for row in rows]
+    header = next(line for line in proc.stdout.splitlines() if "device" in line)
+    assert "providers" in header
+    # the two rows of the same model differ by what was asked for and what ran
+    assert [c[3] for c in cells] == ["cpu", "ggml → cpu"], proc.stdout
+    history = run_cli("history", "--store", str(store), home=tmp_path)
+    assert history.returncode == 0, history.stderr
+    assert "providers" in history.stdout and "ggml → cpu" in history.stdout

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.core.errors import UsageError
+from edgekit.compress import parse_recipe
+from edgekit.core.errors import EdgekitWarning, UsageError
 from edgekit.data import demo_calib_set_path, demo_model_path, demo_test_set_path
 from edgekit.optimize.search import OptimizeOptions, optimize
-from edgekit.optimize.state import BASELINE
+from edgekit.optimize.state import BASELINE, REJECTED
 from edgekit.transport.board import board_for
 from edgekit.transport.devices import Device
 from edgekit.transport.local import LocalTransport
@@ -50,16 +51,50 @@ def test_candidates_are_recipes_on_the_providers_that_take_them(tmp_path: Path) 
     float_ = next(c for c in local["candidates"] if c["name"] == "float")
     assert float_["status"] == BASELINE
     assert all(c["latency_p50_ms"] for c in local["candidates"])  # each measured with its provider
-    assert set(local["front"]) <= set(providers) and local["chosen"] in providers
+    # ggml takes none of this model's nodes: its candidates are CPU runs, shown as such (0%) and
+    # kept off the front and the pick
+    fractions = {c["name"]: c["accelerated_fraction"] for c in local["candidates"]}
+    assert fractions["float@provider=ggml"] == 0 and fractions["fp16@provider=ggml"] == 0
+    on_ggml = [c for c in local["candidates"] if c["provider"] == "ggml"]
+    assert all(c["status"] == REJECTED and "ggml ran none of its nodes" in c["reason"] for c in on_ggml)
+    assert set(local["front"]) <= set(providers) - {c["name"] for c in on_ggml}
+    assert local["chosen"] in providers and providers[local["chosen"]] == "cpu"
+    assert "note: float@provider=ggml, fp16@provider=ggml: the provider asked for ran none" in stderr
 
 
-def test_a_provider_the_device_lacks_is_exit_3_before_any_candidate(tmp_path: Path) -> None:
+@pytest.mark.skipif(not HAS_GGML, reason="onnxruntime-ggml not installed (scripts/test)")
+def test_a_recipe_no_provider_takes_is_said_and_alone_is_exit_2_before_any_work(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    code, _, stderr = _optimize(tmp_path, out, "--provider", "ggml", "--recipe", "int8-dynamic")
+    assert code == 2, stderr
+    [line] = stderr.strip().splitlines()
+    assert line.startswith("edgekit: error: --recipe int8-dynamic: no --provider of ggml takes")
+    assert "runs on cpu only" in line and not out.exists()  # before any work
+    options = OptimizeOptions(
+        model=demo_model_path(),
+        eval=demo_test_set_path(),
+        out_dir=out,
+        recipes=(parse_recipe("int8-dynamic"), parse_recipe("int8-static"), parse_recipe("fp16")),
+        providers=("ggml",),
+    )
+    with pytest.warns(EdgekitWarning) as warned:
+        options.check_pairing()  # fp16 is left: the others each say why they are not tried
+    assert [str(w.message).split(":")[0] for w in warned] == ["--recipe int8-dynamic", "--recipe int8-static"]
+    assert "int8 QDQ graph runs as int8 on cpu, openvino, qnn, tensorrt, xnnpack only" in str(
+        warned[1].message
+    )
+
+
+def test_a_provider_the_device_lacks_is_exit_3_before_the_float_model_runs(tmp_path: Path) -> None:
     out = tmp_path / "out"
     code, report, stderr = _optimize(tmp_path, out, "--provider", "cpu", "--provider", "cuda")
     assert code == 3, stderr
+    last = stderr.strip().splitlines()[-1]  # a failing exit ends with its one error line
+    assert last.startswith("edgekit: error: local: device 'local': provider check failed: ProviderMissing")
+    assert stderr.count("edgekit: error:") == 1
     local = report["devices"]["local"]
     assert "ProviderMissing" in local["error"] and "onnxruntime-gpu" in local["error"]
-    assert [c["name"] for c in local["candidates"]] == ["float"]  # the cpu reference only
+    assert local["candidates"] == []  # found missing before even the float model ran
     assert not (out / "candidates").exists()  # nothing compressed
 
 
@@ -72,6 +107,6 @@ def test_providers_for_a_board_that_runs_tflite_are_exit_2_before_any_work(tmp_p
         out_dir=tmp_path / "out",
         providers=("cpu",),
     )
-    with pytest.raises(UsageError, match=r"zero run\(s\) TFLite models"):
+    with pytest.raises(UsageError, match=r"zero runs TFLite models \(profile"):
         optimize(options, [board_for(zero)])
     assert not (tmp_path / "out").exists()

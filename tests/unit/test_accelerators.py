@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from edgekit.cli.output import engine_cache_line, placement_line, result_table
+from edgekit.cli.output import engine_cache_line, placement_line, providers_cell, result_table
 from edgekit.core.accelerators import AcceleratorRequest, accelerator_params
 from edgekit.core.errors import ConfigError, DeviceError, UsageError
 from edgekit.core.profiles import (
@@ -263,6 +263,7 @@ def test_partial_placement_is_kept_shown_and_budgeted(tmp_path: Path) -> None:
     assert (check.value, check.verdict) == (0.9, "fail")  # 0.9 < 0.95
     assert result.budget.verdict == "fail"
     assert placement_line(runtime) == "placement: ggml 9/10 nodes (90%), CPU: Hardmax"
+    assert providers_cell(runtime) == "ggml,cpu → ggml 9/10, cpu 1/10"  # fleet and history tables
     assert result.fingerprint is not None
     assert result.fingerprint.providers_used == ["CPUExecutionProvider", "ggml"]
     assert result.fingerprint.accelerated_fraction == 0.9
@@ -332,6 +333,7 @@ def test_tflite_delegate_reply(tmp_path: Path) -> None:
     assert placement_line(runtime) == (
         "placement: xnnpack 7/8 nodes (88%), CPU: CUMSUM (the interpreter's default delegate)"
     )
+    assert providers_cell(runtime) == "default → xnnpack"
     # XNNPACK by default is what every TFLite run had: not recorded (older series continue)
     assert result.fingerprint is not None and result.fingerprint.delegate is None
 
