@@ -106,6 +106,7 @@ def test_bench_runs_until_runs_and_min_seconds(agent: AgentProcess, mlp_model: P
         "providers": ["CPUExecutionProvider"],
         "requested_providers": ["cpu"],
         "provider_options": {},
+        "ignored_provider_options": {},
         "provider_versions": {"onnxruntime": result["runtime"]["version"]},
         "chosen_by": "default",
         "placement": result["runtime"]["placement"],
