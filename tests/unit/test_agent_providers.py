@@ -132,8 +132,8 @@ def test_nothing_reaches_stdout_while_a_session_is_created(capture: bool) -> Non
     """onnxruntime print()s "EP Error" and plugins log on fd 1; the bench child's stdout is JSON lines."""
     code = (
         "import os, sys\n"
-        "from edgekit_agent.runtimes.onnx import _session_fds\n"
-        f"with _session_fds({capture}) as log:\n"
+        "from edgekit_agent.runtimes.onnx import session_fds\n"
+        f"with session_fds({capture}) as log:\n"
         "    print('python print'); os.write(1, b'fd one\\n'); os.write(2, b'[W:onnxruntime:, x] kept\\n')\n"
         "print('after', log)\n"
     )

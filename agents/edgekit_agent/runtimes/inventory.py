@@ -14,13 +14,13 @@ import ctypes.util
 from typing import Any, Dict, List, Optional
 
 from edgekit_agent.failure import AgentFailure, first_line
-from edgekit_agent.runtimes.onnx import _session_fds
+from edgekit_agent.runtimes.onnx import session_fds
 from edgekit_agent.runtimes.providers import PROVIDERS, resolve_one
 from edgekit_agent.runtimes.tflite import (
     EDGETPU_INSTALL,
     GPU_INSTALL,
     GPU_LIBRARY,
-    _interpreter_module,
+    interpreter_module,
     edgetpu_library,
 )
 
@@ -96,7 +96,7 @@ def tflite_delegates() -> List[Dict[str, Any]]:
     library and Coral's libedgetpu (found with ctypes.util.find_library): {"kind": "delegate",
     "name", "status", "detail", "library", "install"}."""
     try:
-        module, version = _interpreter_module()
+        module, version = interpreter_module()
     except AgentFailure as failure:
         return [
             _entry("delegate", name, "missing", failure.message, library, TFLITE_INSTALL)
@@ -119,5 +119,5 @@ def tflite_delegates() -> List[Dict[str, Any]]:
 def accelerators() -> List[Dict[str, Any]]:
     """onnx_providers() then tflite_delegates(); never raises. While the runtimes and plugin
     libraries load, fd 1 points at fd 2: what they print cannot reach the agent's JSON-lines stdout."""
-    with _session_fds(False):
+    with session_fds(False):
         return onnx_providers() + tflite_delegates()

@@ -151,7 +151,7 @@ def placement_from_log(text: str) -> Optional[Dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def _session_fds(capture_stderr: bool) -> Iterator[List[bytes]]:
+def session_fds(capture_stderr: bool) -> Iterator[List[bytes]]:
     """While the session is created: fd 1 -> fd 2 (stdout is the bench child's JSON channel) and,
     with capture_stderr, fd 2 -> a temporary file whose bytes are appended to the yielded list.
     The captured warning and error lines (with [W:...] or [E:...]) go on to the real stderr."""
@@ -219,7 +219,7 @@ def refused(ort: Any, path: str, resolved: List[Resolved], exc: BaseException) -
         try:
             options = ort.SessionOptions()
             options.log_severity_level = 3
-            with _session_fds(False):
+            with session_fds(False):
                 ort.InferenceSession(path, options, providers=[CPU_EP])
         except Exception:
             pass  # broken on the CPU too: the model's fault
@@ -295,7 +295,7 @@ class OnnxRuntimeModel:
         else:
             kwargs["providers"] = [(r.provider.ep_name, applied[r.provider.name]) for r in resolved]
         try:
-            with warnings.catch_warnings(record=True) as caught, _session_fds(not recorded) as log:
+            with warnings.catch_warnings(record=True) as caught, session_fds(not recorded) as log:
                 warnings.simplefilter("always")
                 started = time.perf_counter_ns()
                 self.session = ort.InferenceSession(path, options, **kwargs)

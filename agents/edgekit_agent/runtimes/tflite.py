@@ -134,7 +134,7 @@ def tflite_placement(ops: List[Dict[str, Any]], delegate_label: str) -> Dict[str
     }
 
 
-def _interpreter_module() -> Tuple[Any, str]:
+def interpreter_module() -> Tuple[Any, str]:
     try:
         import ai_edge_litert.interpreter as module  # successor of tflite-runtime
 
@@ -170,7 +170,7 @@ class TFLiteModel:
                 "not to %r" % requested,
                 param="delegate_options",
             )
-        module, version = _interpreter_module()
+        module, version = interpreter_module()
         kwargs: Dict[str, Any] = {"model_path": path, "num_threads": threads or None}
         label = "xnnpack"
         if requested not in BUILTIN_DELEGATES:
