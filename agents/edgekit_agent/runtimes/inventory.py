@@ -20,8 +20,8 @@ from edgekit_agent.runtimes.tflite import (
     EDGETPU_INSTALL,
     GPU_INSTALL,
     GPU_LIBRARY,
-    interpreter_module,
     edgetpu_library,
+    interpreter_module,
 )
 
 ORT_INSTALL = "pip install onnxruntime"
