@@ -250,7 +250,7 @@ def _chosen_by(runtime: Runtime) -> str:
     delegate = runtime.delegate
     if runtime.chosen_by == "profile":
         return " (the profile's [accelerators])"
-    if delegate is not None and delegate.default_applied:
+    if delegate is not None and delegate.default_applied and delegate.requested in (None, "default"):
         return " (the interpreter's default delegate)"
     return ""
 

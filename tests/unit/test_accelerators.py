@@ -334,6 +334,13 @@ def test_tflite_delegate_reply(tmp_path: Path) -> None:
         "placement: xnnpack 7/8 nodes (88%), CPU: CUMSUM (the interpreter's default delegate)"
     )
     assert providers_cell(runtime) == "default → xnnpack"
+    explicit = runtime.model_copy(
+        update={
+            "delegate": runtime.delegate.model_copy(update={"requested": "xnnpack"}),
+            "chosen_by": "explicit",
+        }
+    )
+    assert placement_line(explicit) == "placement: xnnpack 7/8 nodes (88%), CPU: CUMSUM"
     # XNNPACK by default is what every TFLite run had: not recorded (older series continue)
     assert result.fingerprint is not None and result.fingerprint.delegate is None
 
