@@ -37,11 +37,23 @@ def load_onnx(path: Path) -> onnx.ModelProto:
     if model.ir_version <= 0 or not model.graph.node:
         raise ModelError(f"{path}: not an ONNX model (no graph found)", path=str(path))
     try:
-        onnx.checker.check_model(str(path))
+        # onnx's checker takes a path only as UTF-8 text (a file name that is not UTF-8 is a
+        # TypeError in its C++ binding): such a model is checked in memory (its external data
+        # files are then not checked for existence; reading them later reports a missing one)
+        onnx.checker.check_model(str(path) if _utf8(str(path)) else model)
     except (onnx.checker.ValidationError, ValueError) as exc:  # ValueError: a name not UTF-8
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid"
         raise ModelError(f"{path}: invalid ONNX model: {first_line}", path=str(path)) from None
     return model
+
+
+def _utf8(text: str) -> bool:
+    """Whether `text` encodes as UTF-8 (a file name read with surrogateescape may not)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # protobuf cannot serialise a message of 2 GiB or more; a model nearer than this margin to it is

@@ -50,6 +50,17 @@ def test_onnx_names_not_utf8(mlp_bytes: bytes) -> None:
     count_case("test_found", "onnx not utf-8")
 
 
+def test_model_file_name_not_utf8(mlp_bytes: bytes) -> None:
+    """Found: a valid model whose file name is not UTF-8 (latin-1 bytes) -> exit 70: onnx's
+    checker binding takes no such path (TypeError). The host checks it in memory; on `local` the
+    runtime opens the file itself and cannot either: exit 2 saying to rename it."""
+    with workspace() as ws:
+        model = ws.write(os.fsdecode(b"latin1-\xe9t\xe9 \xff.onnx"), mlp_bytes)
+        proc = run_cli(ws, ["bench", str(model), *TINY_BENCH])
+        assert proc.returncode == 2 and "names are UTF-8; rename the file" in proc.stderr, proc.stderr
+    count_case("test_found", "model file name not utf-8")
+
+
 @pytest.mark.parametrize(
     ("member", "why"),
     [("notes.txt", "member 'notes.txt' is not an .npy array"), ("labels.npy", "not a readable .npz file")],

@@ -104,3 +104,15 @@ def test_corrupt_models(tmp_path: Path, mlp_model: Path) -> None:
     for path in (truncated, text, empty):
         with pytest.raises(ModelError, match=str(path.name)):
             load_onnx(path)
+
+
+def test_a_model_whose_file_name_is_not_utf8_is_checked_in_memory(tmp_path: Path, mlp_model: Path) -> None:
+    import os
+
+    latin1 = tmp_path / os.fsdecode(b"mod\xe8le.onnx")  # onnx's checker binding takes no such path
+    latin1.write_bytes(mlp_model.read_bytes())
+    assert load_onnx(latin1).graph.node
+    broken = tmp_path / os.fsdecode(b"cass\xe9.onnx")
+    broken.write_bytes(mlp_model.read_bytes().replace(b"Gemm", b"Gxmm", 1))
+    with pytest.raises(ModelError, match="invalid ONNX model"):
+        load_onnx(broken)

@@ -67,6 +67,15 @@ def open_model(
     workdir: the agent's workdir (onnxruntime: the TensorRT engine cache goes under it)."""
     if not os.path.isfile(path):
         raise AgentFailure("ArtifactNotFound", "no such artifact on the device: %s" % path, path=path)
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:  # onnxruntime's and TFLite's bindings take UTF-8 paths only
+        raise AgentFailure(
+            "ModelLoadError",
+            "%s: the runtimes open only files whose names are UTF-8; rename the file"
+            % path.encode("utf-8", "backslashreplace").decode("ascii", "replace"),
+            path=path.encode("utf-8", "backslashreplace").decode("utf-8"),
+        ) from None
     if runtime == "onnxruntime":
         try:
             import onnxruntime  # noqa: F401
