@@ -150,7 +150,8 @@ EdgeBench = Callable[..., dict[str, Any]]
 # Fixture keywords for accelerators, as on the command line (edgekit.core.accelerators):
 # providers=["tensorrt", "cuda"], provider_options=["trt_fp16_enable=True"] or, as in a profile's
 # table, {"tensorrt": {"trt_fp16_enable": "True"}} ({"key": "value"} applies to the first provider),
-# delegate="none", delegate_options=["num_threads=2"] or {"num_threads": "2"} (a string is one item).
+# delegate="edgetpu", delegate_options=["device=usb:0"] or {"device": "usb:0"} (an external
+# delegate's options; a string is one item).
 ACCELERATOR_KWARGS = ("providers", "provider_options", "delegate", "delegate_options", "fresh_engine")
 
 

@@ -57,10 +57,16 @@ def is_delegate_path(delegate: str) -> bool:
     return "/" in delegate or delegate.endswith(".so") or ".so." in delegate
 
 
+# a real option of each flag, for its usage message (num_threads is no option of either)
+_EXAMPLE = {"--provider-option": "trt_fp16_enable=True", "--delegate-option": "device=usb:0"}
+
+
 def _key_value(item: str, flag: str) -> tuple[str, str]:
     key, sep, value = item.partition("=")
     if not sep or not key.strip():
-        raise UsageError(f"{flag} {item!r}: expected KEY=VALUE, e.g. {flag} num_threads=2")
+        raise UsageError(
+            f"{flag} {item!r}: expected KEY=VALUE, e.g. {flag} {_EXAMPLE.get(flag, 'key=value')}"
+        )
     return key.strip(), value.strip()
 
 

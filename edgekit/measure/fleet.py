@@ -26,8 +26,8 @@ Accelerators (docs/accelerators.md), the same settings as `edgekit bench`'s flag
     providers = ["cuda", "cpu"]       # --provider, in order (chosen_by "explicit")
     [plan.provider_options.cuda]      # --provider-option cuda.KEY=VALUE
     device_id = "0"
-    delegate = "xnnpack"              # --delegate (TFLite cells)
-    delegate_options = { num_threads = "2" }
+    delegate = "edgetpu"              # --delegate (TFLite cells)
+    delegate_options = { device = "usb:0" }   # an external delegate's options only
     fresh_engine = true               # --fresh-engine
 
 Providers apply to the ONNX cells, the delegate to the TFLite cells (a recipe may turn one into
