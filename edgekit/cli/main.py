@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import signal
 import sys
+import threading
 import traceback
 import warnings
+from typing import NoReturn
 
 import typer
 
@@ -98,6 +102,27 @@ def _on_sigint(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _exit_interrupted() -> NoReturn:
+    """Exit 130 after an interruption, whatever CPython's own Ctrl-C flag says.
+
+    A KeyboardInterrupt that leaves an `exec()` of a string sets CPython's "unhandled Ctrl-C" flag
+    even when it is caught later (Python/pythonrun.c, run_eval_code_obj), and an interpreter that
+    runs a module (`python -m edgekit.cli.main`) checks that flag after a normal SystemExit and
+    kills itself with SIGINT: a subprocess caller sees -2, not the documented 130. dataclasses and
+    namedtuple build their methods with exec(), often inside a lazy import (torch's, in
+    `compress`), so a Ctrl-C landing there did this. Every `finally` has run by now; this does the
+    rest of a normal exit (wait for non-daemon threads; atexit handlers, which include tempfile's
+    and weakref.finalize's clean-ups; flush) and leaves with os._exit(130)."""
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more reaches it
+            stream.flush()
+    os._exit(EXIT_INTERRUPTED)
+
+
 def run() -> None:
     warnings.showwarning = _show_warning
     warnings.simplefilter("default", EdgekitWarning)  # each distinct warning once per place
@@ -110,7 +135,7 @@ def run() -> None:
         sys.exit(code if isinstance(code, int) else 0)
     except CancelledError:
         stderr.print("edgekit: interrupted", markup=False)
-        sys.exit(EXIT_INTERRUPTED)
+        _exit_interrupted()
     except EdgekitError as exc:
         stderr.print(f"edgekit: error: {exc.message}", markup=False)
         sys.exit(exc.exit_code)
@@ -120,12 +145,12 @@ def run() -> None:
         if os.environ.get("EDGEKIT_DEBUG"):
             traceback.print_exc()
         stderr.print("edgekit: aborted", markup=False)
-        sys.exit(130)
+        _exit_interrupted()
     except KeyboardInterrupt:
         if os.environ.get("EDGEKIT_DEBUG"):
             traceback.print_exc()
         stderr.print("edgekit: interrupted", markup=False)
-        sys.exit(EXIT_INTERRUPTED)
+        _exit_interrupted()
     except Exception as exc:  # the boundary: a bug must not become a traceback for the user
         usage = _usage_message(exc)
         if usage is not None:

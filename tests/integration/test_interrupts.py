@@ -174,6 +174,33 @@ def test_an_interrupted_compress_leaves_no_half_artifact(tmp_path: Path) -> None
     assert [path.name for path in scratch.iterdir() if path.name != ".ses"] == []
 
 
+# A Ctrl-C that lands inside an exec() of a string (dataclasses, namedtuple: here during torch's
+# lazy import in `compress`) makes CPython believe the KeyboardInterrupt went unhandled, and under
+# `python -m` a plain sys.exit(130) then ended as a SIGINT death (-2). A command added to the real
+# app makes that landing place certain: the real SIGINT, the real handler, the real exit path.
+EXEC_INTERRUPT = """
+import sys
+from edgekit.cli import main
+
+@main.app.command("exec-interrupt")
+def exec_interrupt() -> None:
+    exec("import os, signal\\nos.kill(os.getpid(), signal.SIGINT)\\nwhile True: pass")
+
+sys.argv = ["edgekit", "exec-interrupt"]
+main.run()
+"""
+
+
+def test_a_ctrl_c_inside_an_exec_still_exits_130(tmp_path: Path) -> None:
+    (tmp_path / "exec_interrupt.py").write_text(EXEC_INTERRUPT)
+    done = subprocess.run(
+        [sys.executable, "-m", "exec_interrupt"], capture_output=True, text=True, timeout=60,
+        cwd=tmp_path, env={**os.environ, "EDGEKIT_HOME": str(tmp_path)}, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 130, (done.returncode, done.stderr)
+    assert done.stderr.splitlines()[-1:] == ["edgekit: interrupted"], done.stderr
+
+
 def test_an_interrupted_fleet_stops_its_benches_and_resumes(tmp_path: Path) -> None:
     store = tmp_path / "results.sqlite"
 
