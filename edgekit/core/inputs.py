@@ -105,14 +105,16 @@ def parse_shape_options(items: Sequence[str], input_names: Sequence[str]) -> dic
 
 
 def _check_against_model(info: TensorInfo, shape: Sequence[int], what: str, *, first_axis: int) -> None:
-    """A user-given shape must have the model's rank and its fixed dimensions (from first_axis on)."""
+    """A user-given shape must have the model's rank and its fixed dimensions (from first_axis on).
+    A declared dimension of 0 or less (-1: what some exporters, paddle2onnx among them, write for
+    "any") is open, as in `_resolve_one`."""
     if len(shape) != len(info.dims):
         raise InputSpecError(
             f"{what} has rank {len(shape)}, the model expects rank {len(info.dims)} {_show(info.dims)}",
             input=info.name,
         )
     for axis, (declared, size) in enumerate(zip(info.dims, shape, strict=True)):
-        if axis >= first_axis and isinstance(declared, int) and declared != size:
+        if axis >= first_axis and isinstance(declared, int) and declared > 0 and declared != size:
             raise InputSpecError(
                 f"{what}: dimension {axis} is {size}, the model fixes it at {declared}", input=info.name
             )

@@ -30,6 +30,29 @@ def test_shape_option_fills_symbolic_and_checks_fixed() -> None:
         resolve_input_spec([FIXED], parse_shape_options(["x=1x3x224"], ["x"]))
 
 
+def test_a_dimension_declared_minus_one_is_open(tmp_path: Path) -> None:
+    """paddle2onnx writes -1 (dim_value) for "any", as in PP-OCR's classifier: [-1, 3, 48, -1]."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [-1, 3, 48, -1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [-1, 3, 48, -1])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "minus_one", [x], [y])
+    path = tmp_path / "minus_one.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    (info,) = graph_inputs(load_onnx(path))
+    assert info.dims == (-1, 3, 48, -1)
+    with pytest.raises(InputSpecError, match=r"leaves open \(3:-1\); give them with --shape x=1x3x48xN"):
+        resolve_input_spec([info], {})
+    spec = resolve_input_spec([info], parse_shape_options(["x=2x3x48x192"], ["x"]))
+    assert spec["x"]["shape"] == [2, 3, 48, 192]
+    with pytest.raises(InputSpecError, match="dimension 2 is 32, the model fixes it at 48"):
+        resolve_input_spec([info], parse_shape_options(["x=1x3x32x192"], ["x"]))
+    inputs = tmp_path / "inputs.npz"
+    np.savez(inputs, x=np.zeros((1, 3, 48, 100), np.float32))
+    check_inputs_file(inputs, [info])
+
+
 @pytest.mark.parametrize(
     ("items", "message"),
     [
