@@ -20,7 +20,7 @@ import numpy as np
 
 from edgekit.core.errors import InputSpecError
 from edgekit.core.inputs import check_npz_arrays, feed_files, read_feed, read_npz
-from edgekit.core.onnx_model import TensorInfo
+from edgekit.core.onnx_model import TensorInfo, is_fixed
 
 LABELS = "labels"  # the same name as edgekit.core.inputs.LABELS
 MAX_BATCH = 32
@@ -186,7 +186,7 @@ def random_dataset(model_inputs: Sequence[TensorInfo], rows: int, seed: int) -> 
     rng = np.random.default_rng(seed)
     inputs: dict[str, np.ndarray] = {}
     for info in model_inputs:
-        shape = [rows] + [d if isinstance(d, int) and d > 0 else 1 for d in info.dims[1:]]
+        shape = [rows] + [d if is_fixed(d) else 1 for d in info.dims[1:]]
         dtype = np.dtype(info.dtype)
         inputs[info.name] = (
             rng.standard_normal(shape).astype(dtype) if dtype.kind == "f" else np.ones(shape, dtype)

@@ -27,7 +27,7 @@ from onnx import numpy_helper
 
 from edgekit.compress.graph import op_counts, topological_sort, walk_graphs
 from edgekit.core.errors import ModelError, UsageError
-from edgekit.core.onnx_model import TensorInfo, graph_inputs
+from edgekit.core.onnx_model import TensorInfo, graph_inputs, is_fixed
 
 OPTION = "--fix-input"
 
@@ -49,7 +49,7 @@ def parse_fix_inputs(texts: Sequence[str]) -> dict[str, str]:
 
 def _fixed_dims(info: TensorInfo) -> list[int] | None:
     """The input's shape when every dimension is a fixed positive number, else None."""
-    dims = [d if isinstance(d, int) and d > 0 else None for d in info.dims]
+    dims = [d if is_fixed(d) else None for d in info.dims]
     return None if None in dims else [int(d) for d in dims if d is not None]
 
 
@@ -86,7 +86,7 @@ def parse_value(name: str, text: str, info: TensorInfo) -> np.ndarray:
     if fixed is not None and value.size == int(np.prod(fixed, dtype=np.int64)):
         return value.reshape(fixed)
     agrees = value.ndim == len(info.dims) and all(
-        not isinstance(d, int) or d <= 0 or d == size for d, size in zip(info.dims, value.shape, strict=True)
+        not is_fixed(d) or d == size for d, size in zip(info.dims, value.shape, strict=True)
     )
     if not agrees:
         expected = _shape_text(info)
@@ -95,7 +95,7 @@ def parse_value(name: str, text: str, info: TensorInfo) -> np.ndarray:
 
 
 def _shape_text(info: TensorInfo) -> str:
-    return "[" + ", ".join(str(d) if isinstance(d, int) and d > 0 else str(d or "?") for d in info.dims) + "]"
+    return "[" + ", ".join(str(d) if is_fixed(d) else str(d or "?") for d in info.dims) + "]"
 
 
 def fixed_values(model: onnx.ModelProto, texts: Mapping[str, str]) -> dict[str, np.ndarray]:

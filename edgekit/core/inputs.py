@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.core.errors import InputSpecError, UsageError, warn
-from edgekit.core.onnx_model import TensorInfo
+from edgekit.core.onnx_model import TensorInfo, is_fixed
 
 InputSpec = dict[str, dict[str, Any]]  # name -> {"shape": [...], "dtype": "float32"}
 
@@ -106,15 +106,14 @@ def parse_shape_options(items: Sequence[str], input_names: Sequence[str]) -> dic
 
 def _check_against_model(info: TensorInfo, shape: Sequence[int], what: str, *, first_axis: int) -> None:
     """A user-given shape must have the model's rank and its fixed dimensions (from first_axis on).
-    A declared dimension of 0 or less (-1: what some exporters, paddle2onnx among them, write for
-    "any") is open, as in `_resolve_one`."""
+    Only `is_fixed` dimensions are checked (-1, 0, names and unknowns are open)."""
     if len(shape) != len(info.dims):
         raise InputSpecError(
             f"{what} has rank {len(shape)}, the model expects rank {len(info.dims)} {_show(info.dims)}",
             input=info.name,
         )
     for axis, (declared, size) in enumerate(zip(info.dims, shape, strict=True)):
-        if axis >= first_axis and isinstance(declared, int) and declared > 0 and declared != size:
+        if axis >= first_axis and is_fixed(declared) and declared != size:
             raise InputSpecError(
                 f"{what}: dimension {axis} is {size}, the model fixes it at {declared}", input=info.name
             )
@@ -127,7 +126,7 @@ def _resolve_one(info: TensorInfo, given: list[int] | None) -> list[int]:
     shape: list[int] = []
     open_axes: list[str] = []
     for axis, declared in enumerate(info.dims):
-        if isinstance(declared, int) and declared > 0:
+        if is_fixed(declared):
             shape.append(declared)
         elif axis == 0:
             shape.append(1)  # batch
@@ -307,11 +306,7 @@ def check_npz_arrays(
         fed = list(shape)
         if fed:
             first = info.dims[0] if info.dims else None
-            batch = (
-                shapes[info.name][0]
-                if info.name in shapes
-                else (first if isinstance(first, int) and first > 0 else 1)
-            )
+            batch = shapes[info.name][0] if info.name in shapes else (first if is_fixed(first) else 1)
             if shape[0] < batch:
                 raise InputSpecError(
                     f"{option} {path}: array {info.name!r} has {shape[0]} rows, a batch needs {batch}",
@@ -328,7 +323,7 @@ def shapes_from_samples(path: Path, inputs: Sequence[TensorInfo]) -> tuple[str, 
     the batch (the model's fixed first dimension, else 1) then the array's other dimensions.
     Inputs the model fixes, scalars, image folders and unreadable files give nothing (the
     sample set's own checks report those)."""
-    open_inputs = [i for i in inputs if any(not isinstance(d, int) or d <= 0 for d in i.dims[1:])]
+    open_inputs = [i for i in inputs if any(not is_fixed(d) for d in i.dims[1:])]
     if not open_inputs:
         return ()
     files = feed_files(path)
@@ -346,6 +341,6 @@ def shapes_from_samples(path: Path, inputs: Sequence[TensorInfo]) -> tuple[str, 
             continue
         if not files:
             first = info.dims[0]
-            shape = [first if isinstance(first, int) and first > 0 else 1, *shape[1:]]
+            shape = [first if is_fixed(first) else 1, *shape[1:]]
         shapes.append(f"{info.name}=" + "x".join(str(d) for d in shape))
     return tuple(shapes)

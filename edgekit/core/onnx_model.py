@@ -15,6 +15,13 @@ from edgekit.core.errors import ModelError
 Dim = int | str | None  # fixed size, symbolic name, or unknown
 
 
+def is_fixed(dim: Dim) -> bool:
+    """A declared dimension the model fixes: a positive int. A symbolic name, an unknown (None)
+    and a dim_value of 0 or less (-1: what some exporters, paddle2onnx among them, write for
+    "any") are open."""
+    return isinstance(dim, int) and dim > 0
+
+
 @dataclass(frozen=True)
 class TensorInfo:
     name: str
