@@ -7,20 +7,23 @@ A/B takes to a verdict; plus (--simulate-trials) the stored-run rule on syntheti
                                           [--simulate-trials 300] [--sections stored,ab,...]
 
 Sections (every count is a flag, so a short run is possible):
-1. stored: `--pairs` pairs of back-to-back `bench` runs (edgekit.measure.bench.run_bench, the
+1. stored: `--pairs` times three back-to-back `bench` runs (edgekit.measure.bench.run_bench, the
    defaults: 2 processes of 4 rounds) of the unchanged demo model and of a small MLP
-   (edgekit.testing.models.make_mlp, 256 -> 256 -> 10, batch 32), each stored, each pair judged
-   by `edgekit compare RUN1 RUN2 --json` (in-process CLI): one run per side, so the interval
-   comes from the run-to-run noise of the series' stored history (the runs stored before it; at
-   least 8); the first pairs of each series are "insufficient-data" and counted apart.
-   Goal: flagged "regression" <= 5% of the pairs that got a verdict.
+   (edgekit.testing.models.make_mlp, 256 -> 256 -> 10, batch 32), each stored, judged by
+   `edgekit compare RUN1 latest:local:MODEL:2 --json` (in-process CLI): one baseline run against
+   two candidate runs (one candidate run never decides: edgekit.judge.regression.confirmed), so
+   the interval comes from the run-to-run noise of the series' stored history (at least 8 runs);
+   the first tries of each series are "insufficient-data" and counted apart, and so are the
+   "unconfirmed" ones (beyond the noise in one candidate run only).
+   Goal: flagged "regression" <= 5% of the tries that got a verdict.
 2. ab: `--ab-pairs` A/B runs (edgekit.measure.ab.ab_compare, `edgekit compare A B --device
    local`, its defaults: at most 20 ABBA round pairs of >= 0.2 s, 4 looks) of each model against
    itself. Goal: <= 5% flagged.
 3. power: the MLP against a copy with 10% more hidden units (282, about 10% more multiply-adds)
    by A/B, `--tries` times (goal >= 90% flagged), and against one with 50% more (384) by A/B and
    by the stored-run compare, `--heavy-tries` times each (goal 100%). Stored mode: a light run
-   and a heavy run back to back, `edgekit compare LIGHT HEAVY`; the heavy model is a new series
+   and two heavy runs back to back, `edgekit compare LIGHT latest:local:HEAVY:2`; the heavy model
+   is a new series
    (another artifact and model name), so the noise is the baseline's: the light MLP's stored
    series (section 1's runs), as `compare` always takes it from the baseline's series.
    The 10% copy by the stored mode is measured too, for information (no goal).
@@ -37,7 +40,8 @@ Sections (every count is a flag, so a short run is possible):
    dynamic) benched with `--step-batch` rows (default 37) instead of 32, as a nightly job whose
    feed grew. Latency is not proportional to rows here (onnxruntime's GEMM tiles): A/B on this
    machine measured +3.5% for 35 rows, +6% for 36, +14% for 37, +15% for 38.
-   Goal: exactly one regression in the series, at the first run after the step. Regressions
+   Goal: exactly one regression in the series, at the first run after the step (confirmed by
+   the second: no run is flagged alone, edgekit.report.data). Regressions
    `report` lists in the demo model's series (section 1's runs, unchanged) are false alarms of
    the history gate and are counted too.
 5. timing: time to a verdict of A/B: round pairs used, seconds of timed rounds and wall seconds
@@ -46,49 +50,38 @@ Sections (every count is a flag, so a short run is possible):
 6. simulate: the stored-run rule (edgekit.judge.regression.judge_runs with run_noise) on
    synthetic runs (edgekit.testing.latencies.synthetic_latencies_ms: log-normal body, AR(1)
    drift, 1% outliers, a per-run offset): each run's p50 one observation, the noise from 20
-   earlier runs of the baseline's series; per run-to-run variation and runs per side, the share
-   of `--simulate-trials` trials flagging a 5% slowdown and an identical model.
+   earlier runs of the baseline's series; per run-to-run variation and runs per side (1 vs 2,
+   3 vs 3), the share of `--simulate-trials` trials flagging a 5% slowdown and an identical model.
 
 Runs go through the real agent on the device `local`. EDGEKIT_HOME (store, locks) and the
 models are in a temporary directory that is removed at exit; nothing else is written. Prints
 one line per measurement as it goes, then a markdown table of all figures with the command line.
 No pass/fail: the figures are ratios measured in one run on a shared machine.
 
-Full-size false alarms and power (2026-11-30, `local`, nothing else running; 23.3 min):
+Stored, history and simulated figures after the "no single candidate run decides" rule
+(2026-12-01, `local`, while another session ran tests on the machine; 9.7 min):
 
-    PYTHONPATH=. python3 benchmarks/gate.py --pairs 40 --ab-pairs 40 --tries 20 --heavy-tries 5 \
-        --sections stored,ab,power
-
-stored compare 1 run per side: demo 0/36 and MLP 0/36 flagged (4 of 40 pairs each
-insufficient-data, history < 8 runs); A/B vs itself: demo 0/40, MLP 0/40; A/B catches +10%
-hidden units 20/20 (median +10.9%) and +50% 5/5 (+41.8%); stored compare catches +50% 5/5
-(+42.2%) and +10% 5/5 (+11.3%).
-
-Last run of every section (2026-11-30, `local`: this 2-core shared machine while another
-engineer ran a test suite on it, the "noisy shared machine" condition; 15.1 min):
-
-    PYTHONPATH=. python3 benchmarks/gate.py --pairs 20 --ab-pairs 20 --tries 20 --heavy-tries 3 \
-        --step-runs 5 --timing 3 --simulate-trials 300
+    PYTHONPATH=. python3 benchmarks/gate.py --pairs 15 --tries 5 --heavy-tries 3 --history 30 \
+        --step-runs 5 --simulate-trials 300 --sections stored,power,history,simulate
 
 | figure | goal | measured |
 |---|---|---|
-| stored compare, demo vs itself, 1 run/side | <= 5% | 0/16 flagged (4 of 20 insufficient-data) |
-| stored compare, MLP vs itself, 1 run/side | <= 5% | 0/16 flagged (4 of 20 insufficient-data) |
-| A/B, demo vs itself | <= 5% | 0/20 flagged |
-| A/B, MLP vs itself | <= 5% | 0/20 flagged |
-| A/B, MLP +10% hidden units | >= 90% | 20/20 flagged (median +11.0%) |
-| A/B, MLP +50% hidden units | 100% | 3/3 (+42.1%) |
-| stored compare, MLP +50% / +10% | 100% / info | 3/3 (+41.0%) / 3/3 (+10.9%) |
-| report: 46 MLP runs + 5 after a +14% step (37 rows) | 1, at the step | 1, at the step (z +52.3) |
-| report: 40 unchanged demo runs | 0 | 0 |
-| A/B time to verdict, demo / MLP | - | 10 pairs, 4.0 s timed, 4.6 s wall |
-| A/B time to verdict, ~20 ms MLP vs +10% | - | 10 pairs, 4.1 s timed, 5.4 s wall (3/3 flagged) |
-| simulated 0.5% run-to-run, 1 / 3 runs per side | >= 95% / <= 5% | 99.0% / 100%; 0.0% / 0.0% |
-| simulated 1.0% run-to-run, 1 / 3 runs per side | >= 95% / <= 5% | 76.3% / 99.3%; 1.7% / 0.3% |
-| simulated 2.0% run-to-run, 1 / 3 runs per side | >= 95% / <= 5% | 26.7% / 67.3%; 2.7% / 4.0% |
+| stored, demo vs itself, 1 vs 2 runs | <= 5% | 0/12 flagged (3 of 15 insufficient-data, 0 unconfirmed) |
+| stored, MLP vs itself, 1 vs 2 runs | <= 5% | 0/12 flagged (3 of 15 insufficient-data, 0 unconfirmed) |
+| A/B, MLP +10% / +50% hidden units | >= 90% / 100% | 5/5 (+10.9%) / 3/3 (+41.9%) |
+| stored compare (1 vs 2 runs), MLP +50% / +10% | 100% / info | 3/3 (+41.9%) / 3/3 (+11.4%) |
+| report: 51 MLP runs + 5 after a +14% step (37 rows) | 1, at the step | 1, at the step (z +26.3, confirmed) |
+| report: 45 unchanged demo runs | 0 | 0 |
+| simulated 0.5% run-to-run, 1 vs 2 / 3 vs 3 runs | >= 95% / <= 5% | 98.7% / 100%; 0.0% / 0.0% |
+| simulated 1.0% run-to-run, 1 vs 2 / 3 vs 3 runs | >= 95% / <= 5% | 63.7% / 96.3%; 0.3% / 0.0% |
+| simulated 2.0% run-to-run, 1 vs 2 / 3 vs 3 runs | >= 95% / <= 5% | 17.3% / 44.0%; 0.7% / 0.7% |
 
-An earlier run at the same size with `--step-batch 35` (a +3.5% step): `report` flagged
-that step once, at the step (z +6.3); every other figure met its goal again.
+Before that rule (one run per side; 2026-11-30): the A/B figures, unaffected by it, were demo and
+MLP vs themselves 0/40 each (`--pairs 40 --ab-pairs 40 --tries 20 --heavy-tries 5 --sections
+stored,ab,power`, 23.3 min, nothing else running), A/B +10% hidden units 20/20 (median +10.9%),
++50% 5/5 (+41.8%), and A/B time to a verdict 10 round pairs, 4.0 s timed, 4.6 s wall (demo / MLP)
+and 4.1 s timed, 5.4 s wall (a ~20 ms MLP vs +10%; `--timing 3`). An earlier run with
+`--step-batch 35` (a +3.5% step): `report` flagged that step once, at the step (z +6.3).
 """
 
 from __future__ import annotations
@@ -129,6 +122,7 @@ class Bench:
     store: str
     models: dict[str, Path] = field(default_factory=dict)
     runs: dict[str, list[str]] = field(default_factory=dict)  # model key -> stored run ids
+    names: dict[str, str] = field(default_factory=dict)  # model key -> the stored model name
     ab_times: dict[str, list[tuple[int, float, float]]] = field(default_factory=dict)
     figures: list[Figure] = field(default_factory=list)
 
@@ -165,14 +159,25 @@ def bench(state: Bench, key: str, batch: int = BATCH) -> str:
     finally:
         store.close()
     state.runs.setdefault(key, []).append(run_id)
+    state.names[key] = result.model.name
     return run_id
 
 
+def two_more(state: Bench, key: str) -> str:
+    """Two more `bench` runs of model `key`, back to back: `latest:local:MODEL:2`, the candidate
+    side (one candidate run never decides: edgekit.judge.regression.confirmed)."""
+    bench(state, key)
+    bench(state, key)
+    return f"latest:local:{state.names[key]}:2"
+
+
 def stored_verdict(state: Bench, baseline: str, candidate: str) -> tuple[str, float | None]:
-    """`edgekit compare BASELINE CANDIDATE`: the latency verdict and change."""
+    """`edgekit compare BASELINE CANDIDATE`: the latency verdict ("unconfirmed" for an
+    insufficient-data verdict that one candidate run decided) and change."""
     _, out = cli("compare", baseline, candidate, "--store", state.store)
     metric = next(m for m in out["comparison"]["metrics"] if m["metric"] == "latency_p50_ms")
-    return metric["verdict"], metric["change"]
+    unconfirmed = metric["verdict"] == "insufficient-data" and "not confirmed" in metric["reason"]
+    return ("unconfirmed" if unconfirmed else metric["verdict"]), metric["change"]
 
 
 def ab(state: Bench, baseline: str, candidate: str, args: argparse.Namespace) -> tuple[str, float | None]:
@@ -204,16 +209,17 @@ def section_stored(state: Bench, args: argparse.Namespace) -> None:
     verdicts: dict[str, list[str]] = {"demo": [], "mlp": []}
     for index in range(args.pairs):
         for key in verdicts:
-            first, second = bench(state, key), bench(state, key)
-            verdict, change = stored_verdict(state, first, second)
+            first = bench(state, key)
+            verdict, change = stored_verdict(state, first, two_more(state, key))
             verdicts[key].append(verdict)
-            log(f"stored {key} pair {index + 1}: {verdict} ({(change or 0):+.1%})")
+            log(f"stored {key} 1 vs 2 runs, {index + 1}: {verdict} ({(change or 0):+.1%})")
     for key, seen in verdicts.items():
         judged = [v for v in seen if v != "insufficient-data"]
         state.figures.append(Figure(
-            "1 stored", f"false alarms, {key} vs itself, 1 run per side", "<= 5%",
+            "1 stored", f"false alarms, {key} vs itself, 1 vs 2 runs", "<= 5%",
             share(judged) if judged else "—",
-            f"{len(seen) - len(judged)} of {len(seen)} pairs insufficient-data (history < 8 runs)",
+            f"{len(seen) - len(judged)} of {len(seen)} insufficient-data (history < 8 runs); "
+            f"{seen.count('unconfirmed')} beyond the noise in one candidate run only (unconfirmed)",
         ))  # fmt: skip
 
 
@@ -242,11 +248,11 @@ def section_power(state: Bench, args: argparse.Namespace) -> None:
     for heavy, goal in (("mlp50", "100%"), ("mlp10", "(info)")):
         outcomes = []
         for _ in range(args.heavy_tries):
-            light, candidate = bench(state, "mlp"), bench(state, heavy)
-            outcomes.append(stored_verdict(state, light, candidate))
+            light = bench(state, "mlp")
+            outcomes.append(stored_verdict(state, light, two_more(state, heavy)))
         log(f"stored mlp vs {heavy}: {[v for v, _ in outcomes]}")
         state.figures.append(Figure(
-            "3 power", f"stored compare catches {heavy[3:]}% more hidden units", goal,
+            "3 power", f"stored compare (1 vs 2 runs) catches {heavy[3:]}% more hidden units", goal,
             share([v for v, _ in outcomes]),
             f"{_changes([c for _, c in outcomes])}; noise from the light MLP's stored series",
         ))  # fmt: skip
@@ -289,7 +295,8 @@ def section_timing(state: Bench, args: argparse.Namespace) -> None:
 
 def flagged_share(slowdown: float, trials: int, run_sigma: float, runs_per_side: int, seed: int) -> float:
     """Synthetic: the share of trials in which judge_runs flags `slowdown` (a fraction), each run's
-    p50 one observation, the noise from 20 earlier runs of the baseline's series."""
+    p50 one observation, the noise from 20 earlier runs of the baseline's series; `runs_per_side`
+    baseline runs and at least 2 candidate runs (one never decides)."""
     from edgekit.judge.regression import judge_runs, run_noise
     from edgekit.testing.latencies import synthetic_latencies_ms
 
@@ -304,7 +311,7 @@ def flagged_share(slowdown: float, trials: int, run_sigma: float, runs_per_side:
     hits = 0
     for _ in range(trials):
         noise = run_noise(p50s(20, 0.0))
-        baseline, candidate = p50s(runs_per_side, 0.0), p50s(runs_per_side, slowdown)
+        baseline, candidate = p50s(runs_per_side, 0.0), p50s(max(2, runs_per_side), slowdown)
         hits += judge_runs("latency_p50_ms", baseline, candidate, noise=noise).verdict == "regression"
     return hits / trials
 
@@ -317,7 +324,7 @@ def section_simulate(state: Bench, args: argparse.Namespace) -> None:
             detect = flagged_share(DEFAULT_THRESHOLD, args.simulate_trials, run_sigma, runs, args.seed)
             false = flagged_share(0.0, args.simulate_trials, run_sigma, runs, args.seed + 1)
             state.figures.append(Figure(
-                "6 simulated", f"{run_sigma:.1%} run-to-run, {runs} run(s)/side, 20-run history",
+                "6 simulated", f"{run_sigma:.1%} run-to-run, {runs} vs {max(2, runs)} runs, 20-run history",
                 ">= 95% / <= 5%", f"detects 5%: {detect:.1%}; false alarms {false:.1%}",
                 f"{args.simulate_trials} trials",
             ))  # fmt: skip

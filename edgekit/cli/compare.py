@@ -147,11 +147,14 @@ def series_history(store: ResultsStore | None, result: Result, limit: int = HIST
 def _judged_in_history(
     store: ResultsStore | None, result: Result, thresholds: dict[str, float]
 ) -> HistoryEntry:
-    """The run judged against the runs of its series stored before it (the report's gate)."""
-    earlier = [
-        r for r in series_history(store, result) if r.created < result.created and r.run_id != result.run_id
-    ]
-    return histories([*earlier[-4 * HISTORY_WINDOW :], result], thresholds)[0].entries[-1]
+    """The run judged against the runs of its series stored before it (the report's gate), and
+    confirmed or cleared by the series' next stored run when there is one (a run beyond the limit
+    alone is "insufficient-data": edgekit.report.data)."""
+    others = [r for r in series_history(store, result) if r.run_id != result.run_id]
+    earlier = [r for r in others if r.created < result.created]
+    later = [r for r in others if r.created >= result.created][:1]
+    (history,) = histories([*earlier[-4 * HISTORY_WINDOW :], result, *later], thresholds)
+    return next(e for e in history.entries if e.result is result)
 
 
 def _compare_on_device(

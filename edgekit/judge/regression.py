@@ -22,7 +22,10 @@ A metric regresses when the interval lies wholly above zero AND the estimate rea
 boundary: `threshold` (default 5%) is the smallest slowdown the gate must catch, and the boundary
 is half of it (2.5%) - the point that balances missing a threshold-sized slowdown against
 flagging a change of zero. So verdict and interval never disagree: no regression is reported
-while its interval includes zero. The mirror image is an improvement. Memory and sizes, near
+while its interval includes zero. The mirror image is an improvement. No single candidate run
+decides either (`confirmed`): the verdict must hold with the candidate run most in its favour left
+out, so one candidate run alone is at most "insufficient-data" - run-to-run noise on a shared
+machine is heavy-tailed, and one run in a slow moment looks like a step. Memory and sizes, near
 deterministic per run, are judged by the threshold alone (`judge_scalar`). Runs whose fingerprints
 differ or that throttled are "not comparable" rather than silently compared (edgekit.judge.compare).
 """
@@ -30,7 +33,7 @@ differ or that throttled are "not comparable" rather than silently compared (edg
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -225,6 +228,7 @@ def judge_runs(
     noise: RunNoise | None = None,
     alpha: float = ALPHA,
     unit: str = "runs",
+    confirm: bool = True,
 ) -> MetricVerdict:
     """Verdict for a latency with one observation per run (each run's p50, ms, > 0), lower is
     better. Works on log values: change = exp(HL shift) - 1, interval from inverting
@@ -232,7 +236,59 @@ def judge_runs(
     (t: Student's 1 - alpha/2 quantile, degrees of freedom of sigma) around the HL shift; without
     a measured noise "insufficient-data" (see the module doc). The verdict's baseline and
     candidate are the sides' medians (ms).
+
+    With `confirm` (runs; not for observations inside one run), no single candidate run decides: a
+    regression or improvement must also hold with the candidate run most in its favour left out
+    (`confirmed`), so one candidate run alone is never more than "insufficient-data". Run-to-run
+    noise on a shared machine is heavy-tailed: a run that lands in a slow moment of the machine
+    (measured in CI: one run +37% among runs 0.8% apart) is as far out as a real step, and only
+    another run can tell them apart.
     """
+    first = _judge_runs_once(metric, baseline, candidate, threshold, noise, alpha, unit)
+    if not confirm or first.verdict not in ("regression", "improvement"):
+        return first
+    return confirmed(first, baseline, candidate, threshold, noise, alpha, unit)
+
+
+def confirmed(
+    verdict: MetricVerdict,
+    baseline: ArrayLike,
+    candidate: ArrayLike,
+    threshold: float,
+    noise: RunNoise | None,
+    alpha: float = ALPHA,
+    unit: str = "runs",
+) -> MetricVerdict:
+    """`verdict` (a regression or an improvement of `candidate` over `baseline`, per-run p50s, ms)
+    if it still holds with the candidate run most in its favour left out (the slowest for a
+    regression, the fastest for an improvement), else the same numbers as "insufficient-data"
+    with the reason: one candidate run cannot confirm, or the verdict rests on one run."""
+    cand = np.asarray(candidate, dtype=np.float64)
+    if cand.size < 2:
+        reason = (
+            f"{verdict.reason}, not confirmed: one candidate run cannot tell a changed model from "
+            "a slow moment of the machine; confirm with a second run"
+        )
+        return replace(verdict, verdict="insufficient-data", reason=reason)
+    index = int(np.argmax(cand) if verdict.verdict == "regression" else np.argmin(cand))
+    again = _judge_runs_once(verdict.metric, baseline, np.delete(cand, index), threshold, noise, alpha, unit)
+    if again.verdict == verdict.verdict:
+        return verdict
+    without = f"{again.change:+.1%}" if again.change is not None else "no change shown"
+    rests = f"it rests on one of {cand.size} candidate {unit} (without it {without})"
+    reason = f"{verdict.reason}, not confirmed: {rests}"
+    return replace(verdict, verdict="insufficient-data", reason=reason)
+
+
+def _judge_runs_once(
+    metric: str,
+    baseline: ArrayLike,
+    candidate: ArrayLike,
+    threshold: float,
+    noise: RunNoise | None,
+    alpha: float,
+    unit: str,
+) -> MetricVerdict:
     base = np.asarray(baseline, dtype=np.float64)
     cand = np.asarray(candidate, dtype=np.float64)
     if base.size == 0 or cand.size == 0 or np.any(base <= 0) or np.any(cand <= 0):
@@ -290,7 +346,7 @@ def judge_samples(
     same rule as `judge_runs` (HL change, inverted Mann-Whitney interval) without a noise
     fallback. `seed` is accepted for callers of the former bootstrap and unused."""
     del seed
-    return judge_runs(metric, baseline, candidate, threshold, None, alpha, unit="observations")
+    return judge_runs(metric, baseline, candidate, threshold, None, alpha, unit="observations", confirm=False)
 
 
 def judge_scalar(

@@ -118,7 +118,11 @@ def latest_per_cell(results: Sequence[Result]) -> list[Result]:
 # SDs from the window's median AND its change reaches the effect boundary (half the threshold).
 # A run beyond the limit starts a possible step; later runs beyond half the limit on the same side
 # continue it (never flagged again), and CHANGE_POINT_RUNS such runs in a row are a step: the
-# window restarts at the first of them, so the step is flagged once, where it happened.
+# window restarts at the first of them, so the step is flagged once, where it happened. No run
+# is flagged alone: the first run beyond the limit is "insufficient-data" (not confirmed) until the
+# series' next run continues the step (then the first run is flagged, "confirmed by run Y") or
+# comes back within the noise (then it was a lone outlier: "unchanged"). Run-to-run noise on a
+# shared machine is heavy-tailed: one run in a slow moment looks like a step.
 HISTORY_WINDOW = 20
 HISTORY_MIN = MIN_NOISE_RUNS
 Z_LIMIT = 4.5
@@ -156,6 +160,29 @@ class _Series:
     streak: list[int] = field(default_factory=list)  # indexes of runs beyond the limit in a row
     streak_side: int = 0
     streak_change: float = 0.0
+    pending: _Pending | None = None  # a flag that waits for the next run to confirm it
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A run beyond the limit, entered as not confirmed: `entries[index]`, to become `verdict`
+    with `reason` when the next run of its series continues the step."""
+
+    entries: list[HistoryEntry]
+    index: int
+    verdict: str
+    reason: str
+
+    def confirm(self, by: Result) -> None:
+        entry = self.entries[self.index]
+        reason = f"{self.reason}; confirmed by run {(by.run_id or '?')[:12]}"
+        self.entries[self.index] = replace(entry, verdict=self.verdict, reason=reason)
+
+    def clear(self, by: Result) -> None:
+        entry = self.entries[self.index]
+        back = f"the next run, {(by.run_id or '?')[:12]}, was back within the noise"
+        reason = f"a lone outlier, {self.reason}; {back}"
+        self.entries[self.index] = replace(entry, verdict="unchanged", reason=reason)
 
 
 def histories(results: Sequence[Result], thresholds: dict[str, float] | None = None) -> list[History]:
@@ -175,13 +202,19 @@ def histories(results: Sequence[Result], thresholds: dict[str, float] | None = N
         key = (device_of(result), model_of(result))
         history = grouped.setdefault(key, History(*key))
         previous = history.entries[-1].result if history.entries else None
-        history.entries.append(_judge(previous, result, series, threshold))
+        history.entries.append(_judge(previous, result, series, threshold, history.entries))
     return [grouped[key] for key in sorted(grouped)]
 
 
 def _judge(
-    previous: Result | None, result: Result, all_series: dict[SeriesKey, _Series], threshold: float
+    previous: Result | None,
+    result: Result,
+    all_series: dict[SeriesKey, _Series],
+    threshold: float,
+    entries: list[HistoryEntry],
 ) -> HistoryEntry:
+    """Judge `result` against its series; `entries` is the list its entry will be appended to
+    (a flag that waits for confirmation is later replaced there)."""
     if result.fingerprint is None:
         return HistoryEntry(result, "not-comparable", "the run has no fingerprint", _id(previous))
     reasons = comparability([result], [], set())
@@ -192,7 +225,7 @@ def _judge(
     p50 = result.latency_ms.p50
     if p50 is None or p50 <= 0:
         return HistoryEntry(result, "insufficient-data", "the run has no p50", _id(before))
-    entry = _against_window(result, p50, state, threshold)
+    entry = _against_window(result, p50, state, threshold, entries)
     state.runs.append(result)
     if before is None:
         if previous is None:
@@ -214,8 +247,11 @@ def _comparable(result: Result) -> dict[str, object]:
     return result.fingerprint.comparable() if result.fingerprint is not None else {}
 
 
-def _against_window(result: Result, p50: float, state: _Series, threshold: float) -> HistoryEntry:
-    """Judge one run against its series' window and update the window state (the step logic)."""
+def _against_window(
+    result: Result, p50: float, state: _Series, threshold: float, entries: list[HistoryEntry]
+) -> HistoryEntry:
+    """Judge one run against its series' window and update the window state (the step logic and
+    the confirmation of a flag by the next run)."""
     index = len(state.runs)
     before = _id(state.runs[-1]) if state.runs else None
     window = state.runs[max(state.start, index - HISTORY_WINDOW) : index]
@@ -238,10 +274,15 @@ def _against_window(result: Result, p50: float, state: _Series, threshold: float
     # Hysteresis: a run continues a step when it sits beyond half the limit on the step's side,
     # so a step whose later runs straddle the limit is not flagged again.
     continues = state.streak and z * state.streak_side > Z_LIMIT / 2
+    pending, state.pending = state.pending, None
+    if pending is not None and not continues:
+        pending.clear(result)
     if side == 0 and not continues:
         state.streak, state.streak_side = [], 0
         return HistoryEntry(result, "unchanged", f"{change:+.1%} {where}", before, change, len(window))
     if continues:
+        if pending is not None:
+            pending.confirm(result)
         first = state.runs[state.streak[0]]
         state.streak.append(index)
         if len(state.streak) >= CHANGE_POINT_RUNS:  # a step: the window restarts where it happened
@@ -261,7 +302,13 @@ def _against_window(result: Result, p50: float, state: _Series, threshold: float
         verdict, what = "improvement", f"latency_p50_ms: {-change:.1%} faster {where}, {since}"
     else:
         verdict, what = "unchanged", f"{change:+.1%} {where}: beyond the noise, below ±{boundary:.1%}"
-    return HistoryEntry(result, verdict, what, before, change, len(window))
+        return HistoryEntry(result, verdict, what, before, change, len(window))
+    state.pending = _Pending(entries, len(entries), verdict, what)
+    unconfirmed = (
+        f"{what}; not confirmed: one run cannot tell a step from a slow moment of the machine, "
+        "the series' next run confirms or clears it"
+    )
+    return HistoryEntry(result, "insufficient-data", unconfirmed, before, change, len(window))
 
 
 @dataclass(frozen=True)

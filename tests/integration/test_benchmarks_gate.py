@@ -28,4 +28,4 @@ def test_gate_benchmark_prints_its_table() -> None:
     assert rows[0].startswith("| section | figure | goal | measured |")
     sections = {row.split("|")[1].strip() for row in rows[2:]}
     assert sections == {"1 stored", "4 history", "6 simulated"}, proc.stdout
-    assert "pairs insufficient-data" in proc.stdout  # 1 pair: no history to judge it with
+    assert "1 of 1 insufficient-data (history < 8 runs)" in proc.stdout  # 1 pair: no history yet

@@ -93,7 +93,11 @@ def test_verdicts() -> None:
     assert "need 8 comparable runs of this series, have 3" in thin.reason
     history = run_noise(10 * np.exp(0.01 * np.random.default_rng(3).standard_normal(20)))
     assert history.sigma is not None and 0.005 < history.sigma < 0.02
-    assert judge_runs("p50", [10.0], [13.0], noise=history).verdict == "regression"
+    alone = judge_runs("p50", [10.0], [13.0], noise=history)  # one candidate run never decides
+    assert alone.verdict == "insufficient-data" and "not confirmed" in alone.reason
+    assert alone.change == pytest.approx(0.3) and alone.ci95 is not None and alone.ci95[0] > 0
+    assert judge_runs("p50", [10.0], [13.0, 12.9], noise=history).verdict == "regression"
+    assert judge_runs("p50", [13.0], [10.0, 10.1], noise=history).verdict == "improvement"
     assert judge_runs("p50", [10.0], [10.1], noise=history).verdict == "unchanged"
     assert judge_scalar("peak_rss_bytes", 100.0, 110.0).verdict == "regression"
     assert judge_scalar("peak_rss_bytes", 100.0, 103.0).verdict == "unchanged"
@@ -150,18 +154,37 @@ def gate_rate(slowdown: float, m: int, n: int, history: int, trials: int, run_si
     return flagged / trials
 
 
-@pytest.mark.parametrize(("m", "n", "history"), [(1, 1, 30), (2, 2, 12), (6, 6, 0)])
+def test_one_outlying_candidate_run_is_not_a_regression() -> None:
+    """Measured in CI: one run +37% among runs 0.8% apart (a slow moment of a shared machine). A
+    regression must hold without the candidate run most in its favour."""
+    history = run_noise(10 * np.exp(0.008 * np.random.default_rng(4).standard_normal(9)))
+    outlier = judge_runs("p50", [10.0], [10.05, 13.7], noise=history)
+    assert outlier.verdict == "insufficient-data" and outlier.change is not None and outlier.change > 0.1
+    assert "rests on one of 2 candidate runs (without it +0.5%)" in outlier.reason
+    base = [10.0, 10.1, 9.9, 10.05, 9.95, 10.02]
+    pooled = judge_runs("p50", base, [10.0, 10.06, 9.97, 13.7, 13.9, 14.1])  # half of them slow
+    assert pooled.verdict != "regression"
+    real = judge_runs("p50", base, [v * 1.3 for v in base])
+    assert real.verdict == "regression" and real.change == pytest.approx(0.3)
+    faster = judge_runs("p50", [10.0], [10.04, 7.0], noise=history)  # one fast run: no improvement
+    assert faster.verdict == "insufficient-data" and "rests on one of 2" in faster.reason
+
+
+@pytest.mark.parametrize(("m", "n", "history"), [(1, 1, 30), (1, 2, 30), (2, 3, 12), (6, 6, 0)])
 def test_run_level_gate_false_alarms_and_power(m: int, n: int, history: int) -> None:
     """2% run-to-run variation (about what back-to-back runs of a small model show on a quiet
     machine): unchanged runs are flagged in well under 5% of trials (expected about 1-2%, the
-    gate's one-sided 2.5% less what the effect boundary removes); a 10% step is caught."""
+    gate's one-sided 2.5% less what the effect boundary removes); a 10% step is caught, except by
+    one candidate run, which never decides alone."""
     false_alarms = gate_rate(0.0, m, n, history, trials=200)
     detection = gate_rate(0.10, m, n, history, trials=100)
     print(
         f"\n{m} vs {n} runs, history {history}: false alarms {false_alarms:.1%}, 10% caught {detection:.0%}"
     )
     assert false_alarms <= 0.05
-    assert detection >= (0.6 if m == 1 else 0.8)
+    assert detection >= (0.0 if n == 1 else 0.6 if m == 1 else 0.8)
+    if n == 1:
+        assert false_alarms == 0.0 and detection == 0.0
 
 
 def test_one_run_per_side_without_history_is_never_a_regression() -> None:
